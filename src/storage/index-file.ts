@@ -1,0 +1,98 @@
+import fs from 'node:fs';
+
+/**
+ * A file of fixed-size entries mirrored in memory, appended as the log grows. Indexes are never
+ * fsynced: recovery rebuilds them from the log, which is the only source of truth.
+ */
+export class IndexFile {
+  private entries: Buffer;
+  private entryCount = 0;
+  private fd: number | null = null;
+
+  private constructor(
+    readonly path: string,
+    readonly entryBytes: number,
+    contents: Buffer,
+  ) {
+    this.entryCount = Math.floor(contents.length / entryBytes);
+    this.entries = Buffer.alloc(Math.max(contents.length, entryBytes * 64));
+    contents.copy(this.entries, 0, 0, this.entryCount * entryBytes);
+  }
+
+  /** Opens the file, creating it if absent; a trailing partial entry is dropped. */
+  static open(path: string, entryBytes: number): IndexFile {
+    let contents: Buffer;
+    try {
+      contents = fs.readFileSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      contents = Buffer.alloc(0);
+    }
+    const index = new IndexFile(path, entryBytes, contents);
+    if (contents.length !== index.entryCount * entryBytes) index.truncate(index.entryCount);
+    return index;
+  }
+
+  get count(): number {
+    return this.entryCount;
+  }
+
+  /** The in-memory entries; valid until the next append. */
+  get view(): Buffer {
+    return this.entries;
+  }
+
+  /** Reserves the next entry and returns its position in `view`; call `commit()` after writing it. */
+  reserve(): number {
+    const needed = (this.entryCount + 1) * this.entryBytes;
+    if (needed > this.entries.length) {
+      const grown = Buffer.alloc(this.entries.length * 2);
+      this.entries.copy(grown);
+      this.entries = grown;
+    }
+    return this.entryCount * this.entryBytes;
+  }
+
+  commit(): void {
+    const position = this.entryCount * this.entryBytes;
+    this.fd ??= fs.openSync(this.path, 'a+');
+    fs.writeSync(this.fd, this.entries, position, this.entryBytes, position);
+    this.entryCount++;
+  }
+
+  /** Keeps the first `count` entries. */
+  truncate(count: number): void {
+    this.entryCount = Math.min(count, this.entryCount);
+    this.closeFile();
+    fs.writeFileSync(this.path, this.entries.subarray(0, this.entryCount * this.entryBytes));
+  }
+
+  /** Finds the last entry whose key (read by `keyAt`) is at most `target`, or -1. */
+  floorEntry(target: number, keyAt: (position: number) => number): number {
+    let low = 0;
+    let high = this.entryCount - 1;
+    let found = -1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      if (keyAt(middle * this.entryBytes) <= target) {
+        found = middle;
+        low = middle + 1;
+      } else high = middle - 1;
+    }
+    return found;
+  }
+
+  close(): void {
+    this.closeFile();
+  }
+
+  delete(): void {
+    this.closeFile();
+    fs.rmSync(this.path, { force: true });
+  }
+
+  private closeFile(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}

@@ -1,0 +1,12 @@
+export { PartitionLog, type LogConfig, type RecoveryReport } from './partition-log.js';
+export { OffsetOutOfRangeError } from './errors.js';
+export {
+  RecordBatchBuilder,
+  forEachRecord,
+  readBatchInfo,
+  BATCH_HEADER_BYTES,
+  type BatchInfo,
+  type RecordHeaders,
+  type StoredRecord,
+} from './record-batch.js';
+export { TopicCatalog, type TopicDefinition } from './topic-catalog.js';

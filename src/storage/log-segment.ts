@@ -1,0 +1,278 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { OffsetIndex } from './offset-index.js';
+import {
+  BATCH_HEADER_BYTES,
+  claimedBatchSize,
+  isBatchValid,
+  readBatchInfo,
+  type BatchInfo,
+} from './record-batch.js';
+import { TimeIndex } from './time-index.js';
+
+const SCAN_CHUNK_BYTES = 1024 * 1024;
+
+export function segmentBaseName(baseOffset: number): string {
+  return String(baseOffset).padStart(20, '0');
+}
+
+export interface ScanResult {
+  /** Position after the last intact batch. */
+  validBytes: number;
+  nextOffset: number;
+  maxTimestamp: number;
+}
+
+/**
+ * One log file of a partition and its two indexes, as Kafka's LogSegment: the file is named by
+ * the offset of its first record and only ever appended to (or truncated by recovery).
+ */
+export class LogSegment {
+  nextOffset: number;
+  maxTimestamp = -1;
+  /** When the segment got its first batch: the clock for age-based rolls. */
+  createdAt: number;
+  /** When a batch was last appended: the clock for time-based retention. */
+  lastAppendAt: number;
+  private bytesSinceIndexEntry = 0;
+
+  private constructor(
+    readonly directory: string,
+    readonly baseOffset: number,
+    private readonly fd: number,
+    public size: number,
+    private readonly offsetIndex: OffsetIndex,
+    private readonly timeIndex: TimeIndex,
+    private readonly indexIntervalBytes: number,
+  ) {
+    this.nextOffset = baseOffset;
+    this.createdAt = Date.now();
+    this.lastAppendAt = this.createdAt;
+  }
+
+  static create(directory: string, baseOffset: number, indexIntervalBytes: number): LogSegment {
+    const base = path.join(directory, segmentBaseName(baseOffset));
+    const fd = fs.openSync(`${base}.log`, 'w+');
+    fs.rmSync(`${base}.index`, { force: true });
+    fs.rmSync(`${base}.timeindex`, { force: true });
+    return new LogSegment(
+      directory,
+      baseOffset,
+      fd,
+      0,
+      OffsetIndex.open(`${base}.index`, baseOffset),
+      TimeIndex.open(`${base}.timeindex`, baseOffset),
+      indexIntervalBytes,
+    );
+  }
+
+  /**
+   * Opens an existing segment. With `fullRecovery` every batch is checked and the indexes are
+   * rebuilt; otherwise only the part past the last index entry is read. Either way a torn or
+   * corrupt tail is cut off; the number of bytes cut is returned beside the segment.
+   */
+  static open(
+    directory: string,
+    baseOffset: number,
+    indexIntervalBytes: number,
+    fullRecovery: boolean,
+  ): { segment: LogSegment; truncatedBytes: number } {
+    const base = path.join(directory, segmentBaseName(baseOffset));
+    const fd = fs.openSync(`${base}.log`, 'r+');
+    const stat = fs.fstatSync(fd);
+    const segment = new LogSegment(
+      directory,
+      baseOffset,
+      fd,
+      stat.size,
+      OffsetIndex.open(`${base}.index`, baseOffset),
+      TimeIndex.open(`${base}.timeindex`, baseOffset),
+      indexIntervalBytes,
+    );
+    segment.createdAt = stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.mtimeMs;
+    segment.lastAppendAt = stat.mtimeMs;
+    const truncatedBytes = segment.recover(fullRecovery || !segment.indexesAreSane());
+    return { segment, truncatedBytes };
+  }
+
+  private indexesAreSane(): boolean {
+    return this.offsetIndex.isSane(this.size) && this.timeIndex.isSane();
+  }
+
+  private recover(rebuildIndexes: boolean): number {
+    let from: { offset: number; position: number };
+    if (rebuildIndexes) {
+      this.offsetIndex.reset();
+      this.timeIndex.reset();
+      from = { offset: this.baseOffset, position: 0 };
+    } else {
+      from = this.offsetIndex.lookup(Number.MAX_SAFE_INTEGER);
+      this.maxTimestamp = this.timeIndex.lastTimestamp;
+    }
+    this.nextOffset = from.offset;
+    this.bytesSinceIndexEntry = 0;
+    const result = this.scan(from.position, from.offset, (info, position) => {
+      if (rebuildIndexes) this.indexBatch(info, position);
+      else {
+        this.bytesSinceIndexEntry += info.size;
+        this.timeIndex.maybeAppend(info.maxTimestamp, info.baseOffset + info.recordCount - 1);
+      }
+    });
+    this.nextOffset = result.nextOffset;
+    if (result.maxTimestamp > this.maxTimestamp) this.maxTimestamp = result.maxTimestamp;
+    const truncated = this.size - result.validBytes;
+    if (truncated === 0) return 0;
+    this.truncateTo(result.validBytes);
+    // The time index may name offsets that were just cut off: rebuild both from what is left.
+    return rebuildIndexes ? truncated : truncated + this.recover(true);
+  }
+
+  /**
+   * Walks the batches from `position` (where a batch with `expectedOffset` should start) to the end
+   * of the file, stopping at the first batch that is incomplete, fails its CRC or breaks the
+   * sequence of offsets.
+   */
+  private scan(
+    position: number,
+    expectedOffset: number,
+    visit: (info: BatchInfo, position: number) => void,
+  ): ScanResult {
+    let chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
+    let chunkStart = position;
+    let chunkLength = 0;
+    let nextOffset = expectedOffset;
+    let maxTimestamp = -1;
+    let at = position;
+    for (;;) {
+      if (at + BATCH_HEADER_BYTES > this.size) break;
+      if (at + BATCH_HEADER_BYTES > chunkStart + chunkLength) {
+        chunkStart = at;
+        chunkLength = fs.readSync(this.fd, chunk, 0, chunk.length, at);
+        if (chunkLength < BATCH_HEADER_BYTES) break;
+      }
+      const size = claimedBatchSize(chunk, at - chunkStart);
+      if (size < 0 || at + size > this.size) break;
+      if (at + size > chunkStart + chunkLength) {
+        if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
+        chunkStart = at;
+        chunkLength = fs.readSync(this.fd, chunk, 0, chunk.length, at);
+        if (chunkLength < size) break;
+      }
+      const local = at - chunkStart;
+      const info = readBatchInfo(chunk, local);
+      if (info.baseOffset !== nextOffset || !isBatchValid(chunk, local, size)) break;
+      visit(info, at);
+      nextOffset = info.baseOffset + info.recordCount;
+      if (info.maxTimestamp > maxTimestamp) maxTimestamp = info.maxTimestamp;
+      at += size;
+    }
+    return { validBytes: at, nextOffset, maxTimestamp };
+  }
+
+  /** Appends one stamped batch; the caller has checked it fits the segment. */
+  append(batch: Buffer, info: BatchInfo, now: number): void {
+    const position = this.size;
+    try {
+      fs.writeSync(this.fd, batch, 0, batch.length, position);
+    } catch (error) {
+      // A failed write (a full disk) may have left part of the batch behind: cut it off.
+      fs.ftruncateSync(this.fd, position);
+      throw error;
+    }
+    if (position === 0) this.createdAt = now;
+    this.size += batch.length;
+    this.lastAppendAt = now;
+    this.indexBatch(info, position);
+  }
+
+  /** Releases what only appends need, once the segment is no longer the active one. */
+  seal(): void {
+    this.offsetIndex.close();
+    this.timeIndex.close();
+  }
+
+  private indexBatch(info: BatchInfo, position: number): void {
+    if (this.bytesSinceIndexEntry >= this.indexIntervalBytes) {
+      this.offsetIndex.append(info.baseOffset, position);
+      this.bytesSinceIndexEntry = 0;
+    }
+    this.bytesSinceIndexEntry += info.size;
+    const lastOffset = info.baseOffset + info.recordCount - 1;
+    this.timeIndex.maybeAppend(info.maxTimestamp, lastOffset);
+    this.nextOffset = lastOffset + 1;
+    if (info.maxTimestamp > this.maxTimestamp) this.maxTimestamp = info.maxTimestamp;
+  }
+
+  /** The position of the batch holding `offset`, or of the first batch after it; `size` if none. */
+  positionOf(offset: number): number {
+    if (offset <= this.baseOffset) return 0;
+    const start = this.offsetIndex.lookup(offset);
+    const header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
+    let position = start.position;
+    while (position + BATCH_HEADER_BYTES <= this.size) {
+      fs.readSync(this.fd, header, 0, BATCH_HEADER_BYTES, position);
+      const info = readBatchInfo(header);
+      if (info.baseOffset + info.recordCount > offset) return position;
+      position += info.size;
+    }
+    return this.size;
+  }
+
+  /** The offset from which to scan for the first record with a timestamp >= `timestamp`. */
+  timestampScanStart(timestamp: number): number {
+    return this.timeIndex.scanStart(timestamp);
+  }
+
+  /**
+   * Reads whole batches from `position`, about `maxBytes` of them but always at least one, and
+   * none that starts at or after `endPosition`. The buffer owns its memory, so it can be
+   * transferred to another thread.
+   */
+  read(position: number, maxBytes: number, endPosition = this.size): Buffer {
+    const available = Math.min(endPosition, this.size) - position;
+    if (available < BATCH_HEADER_BYTES) return Buffer.alloc(0);
+    let length = Math.min(available, Math.max(maxBytes, BATCH_HEADER_BYTES));
+    let data = Buffer.allocUnsafeSlow(length);
+    fs.readSync(this.fd, data, 0, length, position);
+    const first = claimedBatchSize(data, 0);
+    if (first > length && first <= available) {
+      length = first;
+      data = Buffer.allocUnsafeSlow(length);
+      fs.readSync(this.fd, data, 0, length, position);
+    }
+    let end = 0;
+    while (end + BATCH_HEADER_BYTES <= length) {
+      const size = claimedBatchSize(data, end);
+      if (size < 0 || end + size > length) break;
+      end += size;
+    }
+    return data.subarray(0, end);
+  }
+
+  truncateTo(bytes: number): void {
+    fs.ftruncateSync(this.fd, bytes);
+    this.size = bytes;
+    this.offsetIndex.truncateToPosition(bytes);
+  }
+
+  flush(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.fd, (error) => (error ? reject(error) : resolve())));
+  }
+
+  flushSync(): void {
+    fs.fdatasyncSync(this.fd);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+    this.offsetIndex.close();
+    this.timeIndex.close();
+  }
+
+  delete(): void {
+    this.close();
+    fs.rmSync(path.join(this.directory, `${segmentBaseName(this.baseOffset)}.log`), { force: true });
+    this.offsetIndex.delete();
+    this.timeIndex.delete();
+  }
+}
