@@ -1,0 +1,282 @@
+import path from 'node:path';
+import murmurhash3 from 'murmurhash3js';
+import type { RillConfig } from '../config/index.js';
+import type { Logger } from '../logging/index.js';
+import { BATCH_HEADER_BYTES, RecordBatchBuilder, TopicCatalog, type RecordHeaders, type TopicDefinition } from '../storage/index.js';
+import type { FromWorker, PartitionOffsets } from './messages.js';
+import { RetriableBrokerError, WorkerSupervisor } from './supervisor.js';
+
+export interface Topic {
+  readonly name: string;
+  readonly partitions: number;
+  /** Global partition ids, by partition number. */
+  readonly partitionIds: readonly number[];
+}
+
+export interface AppendFailure {
+  message: string;
+  /** True when the same publish may succeed if sent again (a worker restarted). */
+  retriable: boolean;
+}
+
+/** What became of the records one producer-facing batch carried, in publish order. */
+export interface AppendOutcome<T> {
+  topic: Topic;
+  partition: number;
+  /** Offset of tickets[0]; the others follow densely. -1 on failure. */
+  baseOffset: number;
+  tickets: T[];
+  failure: AppendFailure | null;
+}
+
+export interface ReadResult extends PartitionOffsets {
+  /** Whole record batches (the first may start before the offset asked for), or null if none. */
+  batches: Buffer | null;
+  error?: string;
+}
+
+interface PartitionSlot {
+  topic: Topic;
+  partition: number;
+  worker: number;
+  builder: RecordBatchBuilder | null;
+  tickets: unknown[];
+  lastBatchBytes: number;
+  watchers: Set<(logEndOffset: number) => void>;
+}
+
+interface InflightEntry {
+  slot: PartitionSlot;
+  tickets: unknown[];
+  bytes: number;
+}
+
+const MIN_BATCH_CAPACITY = 4 * 1024;
+
+/**
+ * The gateway thread's face of the broker cluster. It owns the topic catalog, collects the
+ * records published in one event-loop turn into one batch per partition, and sends each worker
+ * a single message per turn carrying all of its batches, transferred rather than copied.
+ */
+export class Broker<T> {
+  private readonly topics = new Map<string, Topic>();
+  private readonly slots: PartitionSlot[] = [];
+  private readonly dirty: PartitionSlot[] = [];
+  private flushScheduled = false;
+  private inflight = 0;
+  private readonly catalog: TopicCatalog;
+  private readonly supervisor: WorkerSupervisor;
+  private readonly lowWaterListeners = new Set<() => void>();
+
+  private constructor(
+    private readonly config: RillConfig,
+    private readonly logger: Logger,
+    private readonly onOutcome: (outcome: AppendOutcome<T>) => void,
+  ) {
+    this.catalog = new TopicCatalog(path.resolve(config.storage.dataDir));
+    this.supervisor = new WorkerSupervisor(
+      { storage: config.storage, logLevel: config.log.level },
+      config.brokers.workers,
+      logger,
+    );
+    this.supervisor.on('worker-restarted', (index: number) => this.logger.info({ worker: index }, 'broker worker recovered its partitions'));
+  }
+
+  static start<T>(config: RillConfig, logger: Logger, onOutcome: (outcome: AppendOutcome<T>) => void): Broker<T> {
+    const broker = new Broker<T>(config, logger, onOutcome);
+    broker.supervisor.start();
+    for (const definition of broker.catalog.load()) broker.register(definition);
+    for (const { name, partitions } of config.topics.definitions) {
+      const existing = broker.topics.get(name);
+      if (existing === undefined) broker.createTopic(name, partitions);
+      else if (existing.partitions !== partitions) {
+        logger.warn({ topic: name, configured: partitions, existing: existing.partitions }, 'topic exists with another partition count; keeping the existing one');
+      }
+    }
+    return broker;
+  }
+
+  get workerCount(): number {
+    return this.supervisor.workerCount;
+  }
+
+  /** Bytes published but not yet acknowledged by storage. */
+  get inflightBytes(): number {
+    return this.inflight;
+  }
+
+  topic(name: string): Topic | undefined {
+    return this.topics.get(name);
+  }
+
+  listTopics(): Topic[] {
+    return [...this.topics.values()];
+  }
+
+  createTopic(name: string, partitions: number): Topic {
+    const existing = this.topics.get(name);
+    if (existing !== undefined) return existing;
+    const definition: TopicDefinition = { name, partitions, createdAt: Date.now() };
+    this.catalog.save(definition);
+    const topic = this.register(definition);
+    this.logger.info({ topic: name, partitions }, 'topic created');
+    return topic;
+  }
+
+  private register(definition: TopicDefinition): Topic {
+    const partitionIds: number[] = [];
+    const topic: Topic = { name: definition.name, partitions: definition.partitions, partitionIds };
+    const topicHash = murmurhash3.x86.hash32(definition.name);
+    const byWorker = new Map<number, Array<{ id: number; topic: string; partition: number; directory: string }>>();
+    for (let partition = 0; partition < definition.partitions; partition++) {
+      const id = this.slots.length;
+      const worker = (topicHash + partition) % this.supervisor.workerCount;
+      partitionIds.push(id);
+      this.slots.push({ topic, partition, worker, builder: null, tickets: [], lastBatchBytes: 0, watchers: new Set() });
+      const list = byWorker.get(worker) ?? [];
+      list.push({ id, topic: definition.name, partition, directory: this.catalog.partitionDirectory(definition.name, partition) });
+      byWorker.set(worker, list);
+    }
+    for (const [worker, assignments] of byWorker) this.supervisor.open(worker, assignments);
+    this.topics.set(definition.name, topic);
+    return topic;
+  }
+
+  /** Queues one record; it is sent to its worker at the end of this event-loop turn. */
+  append(
+    topic: Topic,
+    partition: number,
+    timestamp: number,
+    key: string | null,
+    messageId: string | null,
+    headers: RecordHeaders | null,
+    value: Buffer,
+    ticket: T,
+  ): void {
+    const slot = this.slots[topic.partitionIds[partition]];
+    if (slot.builder === null) {
+      slot.builder = new RecordBatchBuilder(Math.max(MIN_BATCH_CAPACITY, slot.lastBatchBytes + (slot.lastBatchBytes >> 2)));
+      this.dirty.push(slot);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    }
+    const before = slot.builder.byteLength;
+    slot.builder.append(timestamp, key, messageId, headers, value);
+    this.inflight += slot.builder.byteLength - before;
+    slot.tickets.push(ticket);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const perWorker = new Map<number, PartitionSlot[]>();
+    for (const slot of this.dirty) {
+      const list = perWorker.get(slot.worker);
+      if (list === undefined) perWorker.set(slot.worker, [slot]);
+      else list.push(slot);
+    }
+    this.dirty.length = 0;
+    for (const [worker, slots] of perWorker) {
+      const partitionIds: number[] = [];
+      const batches: Uint8Array[] = [];
+      const transfer: ArrayBuffer[] = [];
+      const entries: InflightEntry[] = [];
+      for (const slot of slots) {
+        const batch = slot.builder!.finish();
+        slot.lastBatchBytes = batch.length;
+        slot.builder = null;
+        partitionIds.push(slot.topic.partitionIds[slot.partition]);
+        batches.push(batch);
+        transfer.push(batch.buffer as ArrayBuffer);
+        entries.push({ slot, tickets: slot.tickets, bytes: batch.length - BATCH_HEADER_BYTES });
+        slot.tickets = [];
+      }
+      const requestId = this.supervisor.newRequestId();
+      this.supervisor
+        .request<Extract<FromWorker, { type: 'appended' }>>(worker, { type: 'append', requestId, partitionIds, batches }, transfer)
+        .then(
+          (reply) => this.settle(entries, reply.baseOffsets, reply.errors, false),
+          (error: Error) => this.settle(entries, null, null, error instanceof RetriableBrokerError ? error.message : `broker error: ${error.message}`),
+        );
+    }
+  };
+
+  private settle(entries: InflightEntry[], baseOffsets: number[] | null, errors: Array<string | null> | null, failure: string | false): void {
+    const wasHigh = this.inflight > this.config.limits.maxInflightBytes / 2;
+    for (let i = 0; i < entries.length; i++) {
+      const { slot, tickets, bytes } = entries[i];
+      this.inflight -= bytes;
+      const error = failure !== false ? failure : errors![i];
+      const baseOffset = error === null ? baseOffsets![i] : -1;
+      this.onOutcome({
+        topic: slot.topic,
+        partition: slot.partition,
+        baseOffset,
+        tickets: tickets as T[],
+        failure: error === null ? null : { message: error, retriable: failure !== false },
+      });
+      if (error === null && slot.watchers.size > 0) {
+        const end = baseOffset + tickets.length;
+        for (const watcher of slot.watchers) watcher(end);
+      }
+    }
+    if (wasHigh && this.inflight <= this.config.limits.maxInflightBytes / 2) {
+      for (const listener of this.lowWaterListeners) listener();
+    }
+  }
+
+  /** Whether producers should be paused until `onInflightLow` fires. */
+  get overloaded(): boolean {
+    return this.inflight > this.config.limits.maxInflightBytes;
+  }
+
+  onInflightLow(listener: () => void): void {
+    this.lowWaterListeners.add(listener);
+  }
+
+  /** Calls `listener` with the new readable end each time a partition gets new stored records. */
+  watch(topic: Topic, partition: number, listener: (logEndOffset: number) => void): () => void {
+    const slot = this.slots[topic.partitionIds[partition]];
+    slot.watchers.add(listener);
+    return () => slot.watchers.delete(listener);
+  }
+
+  async read(topic: Topic, partition: number, offset: number, maxBytes: number): Promise<ReadResult> {
+    const id = topic.partitionIds[partition];
+    const reply = await this.supervisor.request<Extract<FromWorker, { type: 'read-result' }>>(this.slots[id].worker, {
+      type: 'read',
+      requestId: this.supervisor.newRequestId(),
+      partitionId: id,
+      offset,
+      maxBytes,
+    });
+    const batches = reply.data === null ? null : Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
+    return { batches, logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, error: reply.error };
+  }
+
+  async offsets(topic: Topic, partition: number, timestamp?: number): Promise<PartitionOffsets> {
+    const id = topic.partitionIds[partition];
+    const reply = await this.supervisor.request<Extract<FromWorker, { type: 'offsets-result' }>>(this.slots[id].worker, {
+      type: 'offsets',
+      requestId: this.supervisor.newRequestId(),
+      partitionId: id,
+      timestamp,
+    });
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return { logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, offsetForTimestamp: reply.offsetForTimestamp };
+  }
+
+  killWorker(index: number): Promise<void> {
+    return this.supervisor.killWorker(index);
+  }
+
+  workerOf(topic: Topic, partition: number): number {
+    return this.slots[topic.partitionIds[partition]].worker;
+  }
+
+  async close(): Promise<void> {
+    if (this.flushScheduled) this.flush();
+    await this.supervisor.close();
+  }
+}

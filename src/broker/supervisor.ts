@@ -1,0 +1,143 @@
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../logging/index.js';
+import type { FromWorker, PartitionAssignment, ToWorker, WorkerInit } from './messages.js';
+
+/** Thrown to callers whose request was in flight to a worker that died: safe to retry. */
+export class RetriableBrokerError extends Error {
+  readonly retriable = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'RetriableBrokerError';
+  }
+}
+
+type Reply = Exclude<FromWorker, { type: 'fatal' }>;
+
+interface Pending {
+  resolve: (reply: Reply) => void;
+  reject: (error: Error) => void;
+}
+
+interface WorkerSlot {
+  index: number;
+  worker: Worker;
+  pending: Map<number, Pending>;
+  restarts: number;
+  stopping: boolean;
+}
+
+function workerEntry(): { url: URL; workerData: (init: WorkerInit) => object } {
+  if (import.meta.url.endsWith('.ts')) {
+    const entry = new URL('./worker.ts', import.meta.url).href;
+    return {
+      url: new URL('./dev-worker-loader.mjs', import.meta.url),
+      workerData: (init) => ({ ...init, entry }),
+    };
+  }
+  return { url: new URL('./worker.js', import.meta.url), workerData: (init) => init };
+}
+
+/**
+ * Starts the broker workers and keeps them running: a worker that dies is restarted and reopens
+ * its partitions from disk, and every request that was in flight to it fails with a retriable
+ * error (never a silent drop, never an acknowledgment for data that was not stored).
+ */
+export class WorkerSupervisor extends EventEmitter {
+  private readonly slots: WorkerSlot[] = [];
+  private readonly assignments: PartitionAssignment[][];
+  private nextRequestId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly init: Omit<WorkerInit, 'workerIndex'>,
+    readonly workerCount: number,
+    private readonly logger: Logger,
+  ) {
+    super();
+    this.assignments = Array.from({ length: workerCount }, () => []);
+  }
+
+  start(): void {
+    for (let index = 0; index < this.workerCount; index++) {
+      this.slots.push(this.spawn(index, 0));
+    }
+  }
+
+  /** Hands partitions to a worker; they are reopened after any restart. */
+  open(workerIndex: number, partitions: PartitionAssignment[]): void {
+    this.assignments[workerIndex].push(...partitions);
+    this.slots[workerIndex].worker.postMessage({ type: 'open', partitions } satisfies ToWorker);
+  }
+
+  /** Sends a request and resolves with the worker's reply. */
+  request<T extends Reply>(workerIndex: number, message: ToWorker, transfer: ArrayBuffer[] = []): Promise<T> {
+    const slot = this.slots[workerIndex];
+    if (this.closed) return Promise.reject(new RetriableBrokerError('the broker is shutting down'));
+    return new Promise<T>((resolve, reject) => {
+      slot.pending.set((message as { requestId: number }).requestId, {
+        resolve: resolve as (reply: Reply) => void,
+        reject,
+      });
+      slot.worker.postMessage(message, transfer);
+    });
+  }
+
+  newRequestId(): number {
+    return this.nextRequestId++;
+  }
+
+  /** Ends a worker abruptly, as a crash would (used by tests and chaos drills). */
+  async killWorker(workerIndex: number): Promise<void> {
+    await this.slots[workerIndex].worker.terminate();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const closing = this.slots.map((slot) => {
+      slot.stopping = true;
+      return this.request(slot.index, { type: 'close', requestId: this.newRequestId() })
+        .catch(() => undefined)
+        .then(() => slot.worker.terminate());
+    });
+    this.closed = true;
+    await Promise.all(closing);
+  }
+
+  private spawn(index: number, restarts: number): WorkerSlot {
+    const entry = workerEntry();
+    const init: WorkerInit = { ...this.init, workerIndex: index };
+    const worker = new Worker(entry.url, { workerData: entry.workerData(init), name: `rill-broker-${index}` });
+    const slot: WorkerSlot = { index, worker, pending: new Map(), restarts, stopping: false };
+    if (this.assignments[index]?.length) {
+      worker.postMessage({ type: 'open', partitions: this.assignments[index] } satisfies ToWorker);
+    }
+    worker.on('message', (message: FromWorker) => {
+      if (message.type === 'fatal') {
+        this.logger.error({ worker: index, message: message.message }, 'broker worker reported a fatal error');
+        return;
+      }
+      const pending = slot.pending.get(message.requestId);
+      if (pending === undefined) return;
+      slot.pending.delete(message.requestId);
+      pending.resolve(message);
+    });
+    worker.on('error', (error) => {
+      this.logger.error({ worker: index, err: error }, 'broker worker crashed');
+    });
+    worker.on('exit', (code) => this.onExit(slot, code));
+    return slot;
+  }
+
+  private onExit(slot: WorkerSlot, code: number): void {
+    const failure = new RetriableBrokerError(`broker worker ${slot.index} stopped before answering; retry`);
+    for (const pending of slot.pending.values()) pending.reject(failure);
+    slot.pending.clear();
+    if (slot.stopping || this.closed) return;
+    this.logger.warn({ worker: slot.index, exitCode: code, restarts: slot.restarts + 1 }, 'broker worker restarted');
+    // Requests posted to the replacement queue behind its 'open' and are served once it has
+    // recovered its partitions from disk.
+    this.slots[slot.index] = this.spawn(slot.index, slot.restarts + 1);
+    this.emit('worker-restarted', slot.index);
+  }
+}

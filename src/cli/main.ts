@@ -1,0 +1,99 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config/index.js';
+import { createLogger } from '../logging/index.js';
+import { startServer } from '../server/index.js';
+import { runTail } from './tail.js';
+
+const USAGE = `Usage:
+  rill start [--config FILE] [--data-dir DIR] [--http-port N] [--stomp-port N] [--host HOST]
+             [--workers N] [--log-level LEVEL]
+      Runs the broker. Flags override the config file (default: config/default.json).
+      A port of 0 picks a free port; the chosen ports are logged.
+
+  rill tail <topic> [--url ws://127.0.0.1:8080/stomp] [--from earliest|latest|offset:N|timestamp:MS]
+            [--partition P] [--no-follow] [--json]
+      Prints what a topic holds, one message a line. --no-follow exits at the end of the log.
+`;
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'tail':
+      return runTail(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`rill: unknown command "${command}"\n\n${USAGE}`);
+      return 1;
+  }
+}
+
+async function start(argv: string[]): Promise<number> {
+  let overrides: ConfigOverrides;
+  let configFile: string | undefined;
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'http-port': { type: 'string' },
+        'stomp-port': { type: 'string' },
+        host: { type: 'string' },
+        workers: { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+      strict: true,
+    });
+    configFile = values.config;
+    overrides = {
+      dataDir: values['data-dir'],
+      httpPort: numberFlag(values['http-port'], '--http-port'),
+      stompPort: numberFlag(values['stomp-port'], '--stomp-port'),
+      host: values.host,
+      workers: numberFlag(values.workers, '--workers'),
+      logLevel: values['log-level'],
+    };
+  } catch (error) {
+    process.stderr.write(`rill start: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig(configFile, overrides);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`rill: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger(config.log.level, { component: 'rill' });
+  const server = await startServer(config, logger);
+  logger.info({ httpPort: server.httpPort, stompPort: server.stompPort }, 'ready');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'shutting down');
+      server.close().then(resolve, (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+function numberFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new Error(`${name} takes a whole number, not "${value}"`);
+  return Number(value);
+}

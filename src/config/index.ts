@@ -1,0 +1,11 @@
+export {
+  configSchema,
+  topicName,
+  TOPIC_NAME_PATTERN,
+  defaultWorkerCount,
+  type RillConfig,
+  type RillConfigInput,
+  type StompConfig,
+  type StorageConfig,
+} from './schema.js';
+export { loadConfig, parseConfig, resolveDataDir, ConfigError, DEFAULT_CONFIG_FILE, type ConfigOverrides } from './load.js';

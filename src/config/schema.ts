@@ -1,0 +1,128 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+const DAY_MS = 24 * 3600 * 1000;
+
+const port = z.number().int().min(0).max(65535);
+const milliseconds = z.number().int().min(0);
+/** A limit where -1 means "none". */
+const limitOrNone = z.number().int().min(-1);
+
+export const TOPIC_NAME_PATTERN = /^[A-Za-z0-9._-]{1,249}$/;
+
+export const topicName = z
+  .string()
+  .regex(TOPIC_NAME_PATTERN, 'a topic name is 1 to 249 of the characters A-Z a-z 0-9 . _ -')
+  .refine((name) => name !== '.' && name !== '..', 'a topic name cannot be "." or ".."');
+
+const server = z
+  .object({
+    host: z.string().min(1).default('0.0.0.0'),
+    httpPort: port.default(8080),
+    stompPort: port.default(61613),
+    maxConnections: z.number().int().min(1).default(10_000),
+    websocketPaths: z.array(z.string().startsWith('/')).min(1).default(['/stomp', '/producer']),
+  })
+  .strict();
+
+const stomp = z
+  .object({
+    maxFrameBytes: z.number().int().min(1024).max(64 * MiB).default(MiB),
+    maxHeaders: z.number().int().min(4).max(10_000).default(64),
+    maxHeaderBytes: z.number().int().min(64).max(MiB).default(8 * 1024),
+    heartbeat: z
+      .object({
+        /** The server can send heart-beats this often (0: never). */
+        sendMs: milliseconds.default(10_000),
+        /** The server wants the client's heart-beats this often (0: never). */
+        receiveMs: milliseconds.default(10_000),
+        /** A client silent for longer than its interval times this is disconnected. */
+        grace: z.number().min(1).max(10).default(1.5),
+      })
+      .strict()
+      .prefault({}),
+    connectTimeoutMs: z.number().int().min(100).default(10_000),
+    /** Unacknowledged MESSAGE frames a subscription may have in flight (client ack modes). */
+    prefetch: z.number().int().min(1).max(1_000_000).default(1000),
+    maxTransactionFrames: z.number().int().min(1).default(10_000),
+  })
+  .strict();
+
+const storage = z
+  .object({
+    dataDir: z.string().min(1).default('./data'),
+    segmentBytes: z.number().int().min(1024).max(1024 * MiB).default(64 * MiB),
+    segmentMs: z.number().int().min(1000).default(7 * DAY_MS),
+    indexIntervalBytes: z.number().int().min(64).default(4096),
+    durability: z
+      .object({
+        /**
+         * fsync: acknowledge after fsync, with group commit (the default).
+         * interval: acknowledge after the write; fsync every intervalMs.
+         * os: acknowledge after the write; the OS flushes when it likes.
+         */
+        mode: z.enum(['fsync', 'interval', 'os']).default('fsync'),
+        intervalMs: z.number().int().min(1).default(1000),
+      })
+      .strict()
+      .prefault({}),
+    retention: z
+      .object({
+        ms: limitOrNone.default(7 * DAY_MS),
+        bytes: limitOrNone.default(-1),
+        checkIntervalMs: z.number().int().min(100).default(5 * 60_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+const topics = z
+  .object({
+    autoCreate: z.boolean().default(true),
+    defaultPartitions: z.number().int().min(1).max(10_000).default(4),
+    definitions: z
+      .array(z.object({ name: topicName, partitions: z.number().int().min(1).max(10_000) }).strict())
+      .default([]),
+  })
+  .strict();
+
+const brokers = z
+  .object({
+    /** Broker worker threads; default: one per CPU core. */
+    workers: z.number().int().min(1).max(256).optional(),
+  })
+  .strict();
+
+const limits = z
+  .object({
+    /** Bytes of published data waiting for storage before the server stops reading from producers. */
+    maxInflightBytes: z.number().int().min(MiB).default(64 * MiB),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: server.prefault({}),
+    stomp: stomp.prefault({}),
+    brokers: brokers.prefault({}),
+    storage: storage.prefault({}),
+    topics: topics.prefault({}),
+    limits: limits.prefault({}),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type RillConfigInput = z.input<typeof configSchema>;
+type ParsedConfig = z.output<typeof configSchema>;
+export type RillConfig = Omit<ParsedConfig, 'brokers'> & { brokers: { workers: number } };
+export type StompConfig = RillConfig['stomp'];
+export type StorageConfig = RillConfig['storage'];
+
+export function defaultWorkerCount(): number {
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}

@@ -1,0 +1,40 @@
+import type { EscapeMode, Frame } from '../../protocol/stomp/index.js';
+import type { StompSession } from '../session.js';
+
+const SUPPORTED_VERSIONS: EscapeMode[] = ['1.2', '1.1', '1.0'];
+
+/** CONNECT and STOMP: negotiates the version and the heart-beats, then answers CONNECTED. */
+export function handleConnect(session: StompSession, frame: Frame): void {
+  if (session.state === 'connected') {
+    session.fail('already connected: CONNECT may only be the first frame', frame.headers.receipt);
+    return;
+  }
+  const offered = (frame.headers['accept-version'] ?? '1.0').split(',').map((v) => v.trim());
+  const version = SUPPORTED_VERSIONS.find((v) => offered.includes(v));
+  if (version === undefined) {
+    session.fail(
+      `no common STOMP version: this server speaks 1.0, 1.1 and 1.2, the client offered ${offered.join(',')}`,
+      frame.headers.receipt,
+      'Supported protocol versions are 1.0 1.1 1.2',
+      { version: '1.0,1.1,1.2' },
+    );
+    return;
+  }
+  const heartBeat = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(frame.headers['heart-beat'] ?? '0,0');
+  if (heartBeat === null) {
+    session.fail(`invalid heart-beat header "${frame.headers['heart-beat']}": expected two numbers, "cx,cy"`);
+    return;
+  }
+  const clientSends = Number(heartBeat[1]);
+  const clientWants = Number(heartBeat[2]);
+  const { sendMs, receiveMs } = session.context.config.stomp.heartbeat;
+  const outgoing = sendMs > 0 && clientWants > 0 ? Math.max(sendMs, clientWants) : 0;
+  const incoming = clientSends > 0 && receiveMs > 0 ? Math.max(clientSends, receiveMs) : 0;
+  session.sendFrame('CONNECTED', {
+    version,
+    server: session.context.serverName,
+    session: session.id,
+    'heart-beat': `${sendMs},${receiveMs}`,
+  });
+  session.connected(version, outgoing, incoming);
+}

@@ -1,0 +1,30 @@
+export type AckMode = 'auto' | 'client' | 'client-individual';
+
+export const ACK_MODES: ReadonlySet<string> = new Set(['auto', 'client', 'client-individual']);
+
+/** A SUBSCRIBE's server side: it delivers MESSAGE frames and takes their ACKs and NACKs. */
+export interface Subscription {
+  readonly id: string;
+  /** Session-local number, the prefix of every `ack` header this subscription hands out. */
+  readonly number: number;
+  readonly ackMode: AckMode;
+  /** Delivery may go on: the socket drained or credit came back. */
+  resume(): void;
+  /**
+   * Settles the delivery with sequence number `sequence` (and, in `client` mode, every earlier
+   * one). Returns false if the subscription never handed out that number.
+   */
+  settle(sequence: number, accepted: boolean): boolean;
+  close(): void;
+}
+
+/** Builds and reads the `ack` header values: `<subscription number>.<delivery sequence>`. */
+export function ackHeader(subscription: number, sequence: number): string {
+  return `${subscription}.${sequence}`;
+}
+
+export function parseAckHeader(value: string): { subscription: number; sequence: number } | null {
+  const match = /^(\d+)\.(\d+)$/.exec(value);
+  if (match === null) return null;
+  return { subscription: Number(match[1]), sequence: Number(match[2]) };
+}

@@ -1,0 +1,103 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { Broker } from '../broker/index.js';
+import type { RillConfig } from '../config/index.js';
+import { Gateway, settleOutcome, type PublishTicket } from '../gateway/index.js';
+import { createLogger, type Logger } from '../logging/index.js';
+import { handleHttpRequest } from './http-api.js';
+
+export const SERVER_NAME = 'rill/0.1.0';
+const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+
+export interface RillServer {
+  readonly httpPort: number;
+  readonly stompPort: number;
+  readonly broker: Broker<PublishTicket>;
+  readonly gateway: Gateway;
+  /** Stops accepting, lets stored-but-unanswered publishes finish, closes sessions and the broker. */
+  close(): Promise<void>;
+}
+
+/** Starts the broker workers, the HTTP/WebSocket listener and the TCP STOMP listener. */
+export async function startServer(config: RillConfig, logger: Logger = createLogger(config.log.level)): Promise<RillServer> {
+  const broker = Broker.start<PublishTicket>(config, logger, settleOutcome);
+  const gateway = new Gateway(config, broker, logger, SERVER_NAME);
+  const paths = new Set(config.server.websocketPaths);
+
+  const webSockets = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    // Leave room above the STOMP frame limit so that the codec, not ws, reports oversized frames.
+    maxPayload: config.stomp.maxFrameBytes * 2 + 64 * 1024,
+    handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+  });
+  const httpServer = http.createServer((request, response) => {
+    handleHttpRequest(broker, request, response).catch((error: Error) => {
+      if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ error: error.message }));
+    });
+  });
+  httpServer.on('upgrade', (request, socket: net.Socket, head) => {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    if (!paths.has(path)) {
+      socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    webSockets.handleUpgrade(request, socket, head, (webSocket) => gateway.acceptWebSocket(webSocket, socket));
+  });
+  const tcpServer = net.createServer((socket) => gateway.acceptTcp(socket));
+
+  await Promise.all([
+    listen(httpServer, config.server.httpPort, config.server.host),
+    listen(tcpServer, config.server.stompPort, config.server.host),
+  ]);
+  const httpPort = (httpServer.address() as AddressInfo).port;
+  const stompPort = (tcpServer.address() as AddressInfo).port;
+  logger.info(
+    { httpPort, stompPort, host: config.server.host, websocketPaths: [...paths], workers: broker.workerCount, dataDir: config.storage.dataDir, durability: config.storage.durability.mode },
+    'listening',
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    httpPort,
+    stompPort,
+    broker,
+    gateway,
+    close: () => {
+      closing ??= (async () => {
+        const stopped = Promise.all([closeServer(httpServer), closeServer(tcpServer)]);
+        await waitUntil(() => broker.inflightBytes === 0, 5000);
+        gateway.closeAll();
+        await waitUntil(() => gateway.sessions.size === 0, 1000);
+        gateway.destroyAll();
+        webSockets.close();
+        await stopped;
+        await broker.close();
+        logger.info('stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}

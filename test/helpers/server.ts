@@ -1,0 +1,39 @@
+import { afterEach } from 'vitest';
+import { parseConfig, type RillConfigInput } from '../../src/config/index.js';
+import { createLogger } from '../../src/logging/index.js';
+import { startServer, type RillServer } from '../../src/server/index.js';
+import { useTempDirs } from './temp-dir.js';
+
+export interface TestServer extends RillServer {
+  dataDir: string;
+  wsUrl: string;
+}
+
+type Overrides = { [K in keyof RillConfigInput]?: Partial<NonNullable<RillConfigInput[K]>> };
+
+/** Starts servers on ephemeral 127.0.0.1 ports over temporary data directories; all are closed after each test. */
+export function useServers(): {
+  start: (overrides?: Overrides, dataDir?: string) => Promise<TestServer>;
+  tempDir: () => string;
+} {
+  const tempDir = useTempDirs();
+  const running: RillServer[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((server) => server.close()));
+  });
+  return {
+    tempDir,
+    start: async (overrides = {}, dataDir = tempDir()) => {
+      const config = parseConfig({
+        ...overrides,
+        server: { host: '127.0.0.1', httpPort: 0, stompPort: 0, ...overrides.server },
+        storage: { dataDir, ...overrides.storage },
+        brokers: { workers: 2, ...overrides.brokers },
+        log: { level: (process.env.RILL_TEST_LOG_LEVEL ?? 'silent') as 'silent' },
+      });
+      const server = await startServer(config, createLogger(config.log.level));
+      running.push(server);
+      return Object.assign(server, { dataDir, wsUrl: `ws://127.0.0.1:${server.httpPort}/stomp` });
+    },
+  };
+}
