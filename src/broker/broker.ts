@@ -267,6 +267,11 @@ export class Broker<T> {
     return { logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, offsetForTimestamp: reply.offsetForTimestamp };
   }
 
+  /** Requests in flight to a worker (for diagnostics and tests). */
+  pendingRequests(worker: number): number {
+    return this.supervisor.pendingRequests(worker);
+  }
+
   killWorker(index: number): Promise<void> {
     return this.supervisor.killWorker(index);
   }

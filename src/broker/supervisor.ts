@@ -87,6 +87,11 @@ export class WorkerSupervisor extends EventEmitter {
     return this.nextRequestId++;
   }
 
+  /** Requests sent to a worker and not yet answered. */
+  pendingRequests(workerIndex: number): number {
+    return this.slots[workerIndex].pending.size;
+  }
+
   /** Ends a worker abruptly, as a crash would (used by tests and chaos drills). */
   async killWorker(workerIndex: number): Promise<void> {
     await this.slots[workerIndex].worker.terminate();
