@@ -1,0 +1,219 @@
+// `npm run bench`: drives a real Rill server (the built dist/, default durability) over WebSocket
+// and writes the figures, with the machine, into BENCHMARKS.md. A bare STOMP-counting server runs
+// in the same session as the ceiling, because absolute figures drift on a shared machine.
+//   node scripts/bench.mjs [--quick] [--skip-fill]
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const quick = process.argv.includes('--quick');
+const skipFill = process.argv.includes('--skip-fill');
+const scale = quick ? 0.2 : 1;
+const log = (text) => process.stdout.write(`[bench] ${text}\n`);
+
+function spawnNode(args, options = {}) {
+  return spawn(process.execPath, args, { cwd: root, stdio: ['pipe', 'pipe', 'inherit'], ...options });
+}
+
+function lines(child, onLine) {
+  let buffered = '';
+  child.stdout.on('data', (chunk) => {
+    buffered += chunk;
+    let newline;
+    while ((newline = buffered.indexOf('\n')) !== -1) {
+      onLine(buffered.slice(0, newline));
+      buffered = buffered.slice(newline + 1);
+    }
+  });
+}
+
+async function startRill(dataDir, extra = []) {
+  const child = spawnNode(['bin/rill.js', 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0', ...extra]);
+  const ready = await new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`rill exited with ${code}`)));
+    lines(child, (line) => {
+      try {
+        const entry = JSON.parse(line);
+        if (entry.msg === 'ready') resolve(entry);
+        else if (entry.level >= 40) process.stderr.write(line + '\n');
+      } catch {}
+    });
+  });
+  return { child, url: `ws://127.0.0.1:${ready.httpPort}/stomp`, httpPort: ready.httpPort };
+}
+
+async function startBare() {
+  const child = spawnNode(['scripts/bare-stomp-server.mjs', '0']);
+  const { port } = await new Promise((resolve) => lines(child, (line) => resolve(JSON.parse(line))));
+  return { child, url: `ws://127.0.0.1:${port}/stomp` };
+}
+
+async function stop(child) {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+function rssMiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
+}
+
+async function produce(url, topic, producers, perProducer, size) {
+  const children = [];
+  const results = [];
+  for (let i = 0; i < producers; i++) {
+    const child = spawnNode(['scripts/bench-producer.mjs', url, topic, String(perProducer), String(size), '100', '50', `p${i}`]);
+    children.push(child);
+  }
+  await Promise.all(children.map((child) => new Promise((resolve) => lines(child, (line) => (line === 'ready' ? resolve() : results.push(JSON.parse(line)))))));
+  const started = performance.now();
+  const done = Promise.all(children.map((child) => new Promise((resolve) => child.once('exit', resolve))));
+  for (const child of children) child.stdin.write('go\n');
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  const messages = results.reduce((sum, r) => sum + r.messages, 0);
+  const bytes = results.reduce((sum, r) => sum + r.bytes, 0);
+  return { messages, seconds, rate: messages / seconds, mbps: bytes / seconds / 1e6 };
+}
+
+/** Publishes at a fixed rate and times each message from SEND to its acknowledgment. */
+async function latency(url, topic, rate, seconds) {
+  const socket = new WebSocket(url, ['v12.stomp']);
+  await new Promise((resolve) => socket.once('open', resolve));
+  socket.send('CONNECT\naccept-version:1.2\nhost:bench\n\n\0');
+  socket.send(`SUBSCRIBE\nid:acks\ndestination:/topic/acknowledgment/${topic}\nreceipt:sub\n\n\0`);
+  const sentAt = new Map();
+  const samples = [];
+  socket.on('message', (data) => {
+    const now = performance.now();
+    const text = data.toString();
+    if (!text.startsWith('MESSAGE')) return;
+    const id = /"messageID":"([^"]+)"/.exec(text)[1];
+    samples.push(now - sentAt.get(id));
+    sentAt.delete(id);
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const total = rate * seconds;
+  const perTick = rate / 1000;
+  let sent = 0;
+  const begin = performance.now();
+  await new Promise((resolve) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - begin) / 1000) * rate) + perTick);
+      while (sent < due) {
+        const id = `lat-${sent}`;
+        const body = `{"messageID":"${id}","key":"k-${sent % 100}","message":"${'x'.repeat(40)}","timestamp":${Date.now()}}`;
+        sentAt.set(id, performance.now());
+        socket.send(`SEND\ndestination:/producer/publish/${topic}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`);
+        sent++;
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const deadline = performance.now() + 5000;
+  while (samples.length < total && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  socket.close();
+  samples.sort((a, b) => a - b);
+  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
+  return { count: samples.length, p50: at(0.5), p99: at(0.99), max: samples[samples.length - 1] };
+}
+
+function directoryBytes(dir) {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    total += entry.isDirectory() ? directoryBytes(full) : fs.statSync(full).size;
+  }
+  return total;
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
+}
+
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+
+async function main() {
+  const results = { machine: machine(), date: new Date().toISOString(), runs: [] };
+  log(`machine: ${results.machine}`);
+
+  log('bare STOMP-counting ws server (the ceiling), 4 producers x 100 B ...');
+  const bare = await startBare();
+  const ceiling = await produce(bare.url, 'bench', 4, Math.round(250_000 * scale), 100);
+  await stop(bare.child);
+  log(`  ceiling: ${fmt(ceiling.rate)} msgs/s`);
+
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-bench-'));
+  const rill = await startRill(dataDir);
+  const cases = [
+    { name: '4 producers x 100 B', producers: 4, count: 250_000, size: 100, target: 145_000 },
+    { name: '1 producer x 100 B', producers: 1, count: 500_000, size: 100, target: 100_000 },
+    { name: '4 producers x 1 KiB', producers: 4, count: 100_000, size: 1024, target: 90_000 },
+  ];
+  // A short warm-up so the JIT and the page cache are in the same state for every case.
+  await produce(rill.url, 'warmup', 2, Math.round(50_000 * scale), 100);
+  for (const c of cases) {
+    log(`rill, ${c.name} (receipt every 100, fsync durability) ...`);
+    const result = await produce(rill.url, `bench-${c.size}-${c.producers}`, c.producers, Math.round(c.count * scale), c.size);
+    const rss = rssMiB(rill.child.pid);
+    results.runs.push({ ...c, ...result, rss });
+    log(`  ${fmt(result.rate)} msgs/s, ${result.mbps.toFixed(1)} MB/s, server RSS ${rss.toFixed(0)} MiB`);
+  }
+
+  log('publish-to-acknowledgment latency at 10,000 msgs/s for 5 s ...');
+  const lat = await latency(rill.url, 'latency', 10_000, quick ? 2 : 5);
+  log(`  p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms (${lat.count} samples)`);
+
+  let fill = null;
+  if (!skipFill) {
+    const goal = (quick ? 0.25 : 2) * 2 ** 30;
+    log(`filling the log to ${(goal / 2 ** 30).toFixed(2)} GiB with 1 KiB messages ...`);
+    while (directoryBytes(dataDir) < goal) await produce(rill.url, 'fill', 4, 50_000, 1024);
+    fill = { bytes: directoryBytes(dataDir), rss: rssMiB(rill.child.pid) };
+    log(`  ${(fill.bytes / 2 ** 30).toFixed(2)} GiB on disk, server RSS ${fill.rss.toFixed(0)} MiB`);
+  }
+  await stop(rill.child);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+
+  const rows = results.runs
+    .map((r) => `| ${r.name} | ${fmt(r.rate)} | ${r.mbps.toFixed(1)} | ${(r.rate / ceiling.rate * 100).toFixed(0)} % | ≥ ${fmt(r.target)} | ${r.rate >= r.target ? 'met' : 'not met'} | ${r.rss.toFixed(0)} |`)
+    .join('\n');
+  const markdown = `# Benchmarks
+
+Produced by \`npm run bench\`${quick ? ' --quick' : ''} on ${results.date.slice(0, 10)}.
+
+Machine: ${results.machine}.
+
+The server is the built package with its defaults (fsync durability with group commit, one broker worker per core, 4 partitions per topic); producers are separate processes speaking STOMP over WebSocket, each with a receipt every 100 messages and at most 50 receipts outstanding. The bare server parses the same frames with Rill's codec and answers receipts, storing nothing: it is the ceiling on this machine in this run.
+
+## Publishing throughput
+
+| case | msgs/s | MB/s | of bare server | target | | server RSS MiB |
+|---|---:|---:|---:|---:|---|---:|
+| bare ws server, 4 producers x 100 B | ${fmt(ceiling.rate)} | ${ceiling.mbps.toFixed(1)} | 100 % | | | |
+${rows}
+
+## Publish-to-acknowledgment latency
+
+At 10,000 msgs/s from one producer subscribed to \`/topic/acknowledgment/<topic>\`, fsync durability: p50 **${lat.p50.toFixed(2)} ms**, p99 **${lat.p99.toFixed(2)} ms** (target ≤ 5 ms: ${lat.p99 <= 5 ? 'met' : 'not met'}), max ${lat.max.toFixed(2)} ms over ${lat.count} messages.
+
+## Memory with a large log
+
+${fill === null ? 'Skipped (--skip-fill).' : `Server RSS with ${(fill.bytes / 2 ** 30).toFixed(2)} GiB of log on disk: **${fill.rss.toFixed(0)} MiB** (target ≤ 300 MB: ${fill.rss * 1.048576 <= 300 ? 'met' : 'not met'}).`}
+`;
+  fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), markdown);
+  log('wrote BENCHMARKS.md');
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
