@@ -52,6 +52,8 @@ interface InflightEntry {
 }
 
 const MIN_BATCH_CAPACITY = 4 * 1024;
+/** Batch buffers kept for reuse once workers hand them back. */
+const MAX_POOLED_BUFFERS = 64;
 
 /**
  * The gateway thread's face of the broker cluster. It owns the topic catalog, collects the
@@ -67,6 +69,7 @@ export class Broker<T> {
   private readonly catalog: TopicCatalog;
   private readonly supervisor: WorkerSupervisor;
   private readonly lowWaterListeners = new Set<() => void>();
+  private readonly bufferPool: ArrayBuffer[] = [];
 
   private constructor(
     private readonly config: RillConfig,
@@ -155,7 +158,7 @@ export class Broker<T> {
   ): void {
     const slot = this.slots[topic.partitionIds[partition]];
     if (slot.builder === null) {
-      slot.builder = new RecordBatchBuilder(Math.max(MIN_BATCH_CAPACITY, slot.lastBatchBytes + (slot.lastBatchBytes >> 2)));
+      slot.builder = new RecordBatchBuilder(Math.max(MIN_BATCH_CAPACITY, slot.lastBatchBytes + (slot.lastBatchBytes >> 2)), this.bufferPool.pop());
       this.dirty.push(slot);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -196,7 +199,10 @@ export class Broker<T> {
       this.supervisor
         .request<Extract<FromWorker, { type: 'appended' }>>(worker, { type: 'append', requestId, partitionIds, batches }, transfer)
         .then(
-          (reply) => this.settle(entries, reply.baseOffsets, reply.errors, false),
+          (reply) => {
+            for (const buffer of reply.buffers) if (this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(buffer);
+            this.settle(entries, reply.baseOffsets, reply.errors, false);
+          },
           (error: Error) => this.settle(entries, null, null, error instanceof RetriableBrokerError ? error.message : `broker error: ${error.message}`),
         );
     }

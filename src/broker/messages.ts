@@ -35,7 +35,14 @@ export interface PartitionOffsets {
 }
 
 export type FromWorker =
-  | { type: 'appended'; requestId: number; baseOffsets: number[]; errors: Array<string | null> }
+  | {
+      type: 'appended';
+      requestId: number;
+      baseOffsets: number[];
+      errors: Array<string | null>;
+      /** The batches' memory, handed back once written so the gateway can build in it again. */
+      buffers: ArrayBuffer[];
+    }
   | {
       type: 'read-result';
       requestId: number;

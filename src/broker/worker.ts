@@ -35,6 +35,7 @@ interface PendingAppend {
   requestId: number;
   baseOffsets: number[];
   errors: Array<string | null>;
+  buffers: ArrayBuffer[];
 }
 
 /** Appends written but not yet covered by an fsync (fsync policy only). */
@@ -84,13 +85,18 @@ function append(message: Extract<ToWorker, { type: 'append' }>): void {
       errors.push(`storage error: ${(error as Error).message}`);
     }
   }
-  const pending = { requestId: message.requestId, baseOffsets, errors };
+  const buffers = message.batches.map((batch) => batch.buffer as ArrayBuffer);
+  const pending: PendingAppend = { requestId: message.requestId, baseOffsets, errors, buffers };
   if (policy === 'fsync') {
     waitingForSync.push(pending);
     scheduleSync();
   } else {
-    send({ type: 'appended', ...pending });
+    reply(pending);
   }
+}
+
+function reply(pending: PendingAppend): void {
+  send({ type: 'appended', ...pending }, pending.buffers);
 }
 
 function scheduleSync(): void {
@@ -121,7 +127,7 @@ async function groupCommit(): Promise<void> {
       pending.errors = pending.errors.map(() => `fsync failed: ${failure!.message}`);
       pending.baseOffsets = pending.baseOffsets.map(() => -1);
     }
-    send({ type: 'appended', ...pending });
+    reply(pending);
   }
   syncRunning = false;
   if (waitingForSync.length > 0) scheduleSync();

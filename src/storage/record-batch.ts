@@ -59,8 +59,10 @@ export class RecordBatchBuilder {
   private firstTimestamp = 0;
   private maxTimestamp = 0;
 
-  constructor(initialCapacity = 16 * 1024) {
-    this.buffer = Buffer.from(new ArrayBuffer(Math.max(initialCapacity, BATCH_HEADER_BYTES)));
+  /** Builds into `reuse` when it is large enough (a buffer a worker handed back), else a new one. */
+  constructor(initialCapacity = 16 * 1024, reuse?: ArrayBuffer) {
+    const capacity = Math.max(initialCapacity, BATCH_HEADER_BYTES);
+    this.buffer = Buffer.from(reuse !== undefined && reuse.byteLength >= capacity ? reuse : new ArrayBuffer(capacity));
   }
 
   get recordCount(): number {

@@ -23,6 +23,16 @@ const NUL = 0;
 const COLON = 58;
 
 const INCOMPLETE = -1;
+const UPPER_A = 65;
+const UPPER_Z = 90;
+
+/**
+ * Header maps are objects whose prototype chain holds nothing, so a client header named
+ * `constructor` or `__proto__` is an ordinary entry; unlike Object.create(null), instances made
+ * with `new` stay in V8's fast mode, which matters for a map made per frame.
+ */
+const HeaderMap = function HeaderMap() {} as unknown as new () => FrameHeaders;
+HeaderMap.prototype = Object.create(null);
 
 /**
  * An incremental STOMP frame parser: feed it bytes as they arrive, in pieces of any size, and it
@@ -100,14 +110,15 @@ export class FrameParser {
 
     let lineEnd = data.indexOf(LF, pos);
     if (lineEnd === -1) return this.incompleteHeader(data, start, frameStart, pos);
-    const command = readLine(data, pos, lineEnd);
-    if (lineEnd - pos > maxHeaderBytes) throw new StompProtocolError('command line too long');
-    if (!/^[A-Z]+$/.test(command)) {
-      throw new StompProtocolError(`malformed frame: "${command.slice(0, 40)}" is not a command`);
+    const commandEnd = lineEnd > pos && data[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
+    if (commandEnd - pos > maxHeaderBytes) throw new StompProtocolError('command line too long');
+    if (!isCommand(data, pos, commandEnd)) {
+      throw new StompProtocolError(`malformed frame: "${readLine(data, pos, lineEnd).slice(0, 40)}" is not a command`);
     }
+    const command = data.toString('latin1', pos, commandEnd);
     pos = lineEnd + 1;
     const mode: EscapeMode = isUnescapedCommand(command) ? '1.0' : this.escapeMode;
-    const headers: FrameHeaders = Object.create(null);
+    const headers = new HeaderMap();
     let headerCount = 0;
     for (;;) {
       lineEnd = data.indexOf(LF, pos);
@@ -130,7 +141,7 @@ export class FrameParser {
         );
       }
       const name = unescapeHeader(data.toString('utf8', pos, colon), mode);
-      if (!(name in headers)) headers[name] = unescapeHeader(readLine(data, colon + 1, lineEnd), mode);
+      if (headers[name] === undefined) headers[name] = unescapeHeader(readLine(data, colon + 1, lineEnd), mode);
       pos = lineEnd + 1;
     }
 
@@ -138,10 +149,8 @@ export class FrameParser {
     const declared = headers['content-length'];
     let bodyEnd: number;
     if (declared !== undefined) {
-      if (!/^\d{1,10}$/.test(declared)) {
-        throw new StompProtocolError(`invalid content-length "${declared}"`, headers.receipt);
-      }
-      const bodyLength = Number(declared);
+      const bodyLength = parseLength(declared);
+      if (bodyLength < 0) throw new StompProtocolError(`invalid content-length "${declared}"`, headers.receipt);
       if (bodyStart - frameStart + bodyLength + 1 > maxFrameBytes) {
         throw new StompProtocolError(
           `frame of ${bodyStart - frameStart + bodyLength + 1} bytes exceeds the limit of ${maxFrameBytes}`,
@@ -194,4 +203,25 @@ export class FrameParser {
 function readLine(data: Buffer, start: number, lineEnd: number): string {
   const end = lineEnd > start && data[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
   return data.toString('utf8', start, end);
+}
+
+function isCommand(data: Buffer, start: number, end: number): boolean {
+  if (end === start) return false;
+  for (let i = start; i < end; i++) {
+    const byte = data[i];
+    if (byte < UPPER_A || byte > UPPER_Z) return false;
+  }
+  return true;
+}
+
+/** A content-length value: 1 to 10 decimal digits; -1 for anything else. */
+function parseLength(text: string): number {
+  if (text.length === 0 || text.length > 10) return -1;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
 }
