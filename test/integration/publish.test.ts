@@ -131,3 +131,24 @@ describe('publishing over WebSocket with @stomp/stompjs', () => {
     await client.deactivate();
   });
 });
+
+describe('durability policies', () => {
+  const servers = useServers();
+
+  for (const mode of ['fsync', 'interval', 'os'] as const) {
+    it(`stores and acknowledges under the ${mode} policy, and keeps the data across a restart`, async () => {
+      const dataDir = servers.tempDir();
+      const first = await servers.start({ storage: { durability: { mode, intervalMs: 50 } }, topics: { defaultPartitions: 2 } }, dataDir);
+      const client = await connectStompJs(first.wsUrl);
+      const acks = collect(client, '/topic/acknowledgment/policy');
+      for (let i = 0; i < 50; i++) client.publish({ destination: '/producer/publish/policy', body: canonical(`p${i}`, `k${i}`, i) });
+      await waitFor(() => acks.length === 50 || undefined);
+      await client.deactivate();
+      await first.close();
+      const second = await servers.start({ storage: { durability: { mode } } }, dataDir);
+      const topic = second.broker.topic('policy')!;
+      const ends = await Promise.all([0, 1].map((p) => second.broker.offsets(topic, p)));
+      expect(ends[0].logEndOffset + ends[1].logEndOffset).toBe(50);
+    });
+  }
+});
