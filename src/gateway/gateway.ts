@@ -14,7 +14,9 @@ import { TcpTransport, WebSocketTransport, type Transport, type TransportEvents 
 export class Gateway {
   readonly sessions = new Set<StompSession>();
   private readonly context: GatewayContext;
-  private readingPaused = false;
+  private paused = false;
+  /** How many times reading was paused because storage fell behind (for monitoring and tests). */
+  pauses = 0;
 
   constructor(
     private readonly config: RillConfig,
@@ -47,7 +49,7 @@ export class Gateway {
     return {
       onData: (chunk: Buffer) => {
         session.onData(chunk);
-        if (!this.readingPaused && this.broker.overloaded) this.pauseReading();
+        if (!this.paused && this.broker.overloaded) this.pauseReading();
       },
       onDrain: () => session.onDrain(),
       onClose: () => session.onClose(),
@@ -64,20 +66,29 @@ export class Gateway {
       return;
     }
     this.sessions.add(session);
-    if (this.readingPaused) transport.pauseReading();
+    if (this.paused) this.pauseSession(session);
   }
 
   private pauseReading(): void {
-    this.readingPaused = true;
+    this.paused = true;
+    this.pauses++;
     this.logger.warn({ inflightBytes: this.broker.inflightBytes }, 'storage is behind: pausing reads from clients');
-    for (const session of this.sessions) session.transport.pauseReading();
+    for (const session of this.sessions) this.pauseSession(session);
+  }
+
+  private pauseSession(session: StompSession): void {
+    session.readingPaused = true;
+    session.transport.pauseReading();
   }
 
   private resumeReading(): void {
-    if (!this.readingPaused) return;
-    this.readingPaused = false;
+    if (!this.paused) return;
+    this.paused = false;
     this.logger.info({ inflightBytes: this.broker.inflightBytes }, 'storage caught up: resuming reads from clients');
-    for (const session of this.sessions) session.transport.resumeReading();
+    for (const session of this.sessions) {
+      session.readingPaused = false;
+      session.transport.resumeReading();
+    }
   }
 
   /** Closes every session's connection. */

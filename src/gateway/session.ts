@@ -71,6 +71,8 @@ export class StompSession implements TransportEvents {
   private messageCounter = 0;
   private subscriptionCounter = 0;
   private receivedSinceCheck = true;
+  /** Set while the gateway has stopped reading from this connection (backpressure): not silence. */
+  readingPaused = false;
   private sentSinceBeat = false;
   private timers: NodeJS.Timeout[] = [];
 
@@ -157,7 +159,7 @@ export class StompSession implements TransportEvents {
       const limit = Math.ceil(incomingMs * this.context.config.stomp.heartbeat.grace);
       this.receivedSinceCheck = true;
       const timer = setInterval(() => {
-        if (!this.receivedSinceCheck) {
+        if (!this.receivedSinceCheck && !this.readingPaused) {
           this.logger.info({ session: this.id, remote: this.transport.remoteAddress, silentForMs: limit }, 'client missed its heart-beats; disconnecting');
           this.transport.destroy();
           this.onClose();
@@ -174,12 +176,6 @@ export class StompSession implements TransportEvents {
     if (this.state === 'closed') return;
     this.sentSinceBeat = true;
     this.transport.send(encodeFrame(command, headers, body, this.version));
-  }
-
-  sendRaw(bytes: Buffer): void {
-    if (this.state === 'closed') return;
-    this.sentSinceBeat = true;
-    this.transport.send(bytes);
   }
 
   sendReceipt(receipt: string | undefined | null): void {

@@ -25,8 +25,9 @@ export function handleConnect(session: StompSession, frame: Frame): void {
     session.fail(`invalid heart-beat header "${frame.headers['heart-beat']}": expected two numbers, "cx,cy"`);
     return;
   }
-  const clientSends = Number(heartBeat[1]);
-  const clientWants = Number(heartBeat[2]);
+  // Heart-beats arrived with STOMP 1.1; a 1.0 session has none.
+  const clientSends = version === '1.0' ? 0 : Number(heartBeat[1]);
+  const clientWants = version === '1.0' ? 0 : Number(heartBeat[2]);
   const { sendMs, receiveMs } = session.context.config.stomp.heartbeat;
   const outgoing = sendMs > 0 && clientWants > 0 ? Math.max(sendMs, clientWants) : 0;
   const incoming = clientSends > 0 && receiveMs > 0 ? Math.max(clientSends, receiveMs) : 0;
