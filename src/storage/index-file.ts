@@ -96,3 +96,23 @@ export class IndexFile {
     this.fd = null;
   }
 }
+
+/** What the offset and time indexes share: one IndexFile of a segment, relative to its base offset. */
+export abstract class SegmentIndex {
+  protected constructor(
+    protected readonly file: IndexFile,
+    readonly baseOffset: number,
+  ) {}
+
+  reset(): void {
+    this.file.truncate(0);
+  }
+
+  close(): void {
+    this.file.close();
+  }
+
+  delete(): void {
+    this.file.delete();
+  }
+}

@@ -1,14 +1,9 @@
-import { IndexFile } from './index-file.js';
+import { IndexFile, SegmentIndex } from './index-file.js';
 
 const ENTRY_BYTES = 8;
 
 /** Kafka's sparse offset index: (offset relative to the segment base, byte position) pairs. */
-export class OffsetIndex {
-  private constructor(
-    private readonly file: IndexFile,
-    readonly baseOffset: number,
-  ) {}
-
+export class OffsetIndex extends SegmentIndex {
   static open(path: string, baseOffset: number): OffsetIndex {
     return new OffsetIndex(IndexFile.open(path, ENTRY_BYTES), baseOffset);
   }
@@ -53,17 +48,5 @@ export class OffsetIndex {
     const view = this.file.view;
     const keep = this.file.floorEntry(position - 1, (at) => view.readInt32LE(at + 4)) + 1;
     if (keep < this.file.count) this.file.truncate(keep);
-  }
-
-  reset(): void {
-    this.file.truncate(0);
-  }
-
-  close(): void {
-    this.file.close();
-  }
-
-  delete(): void {
-    this.file.delete();
   }
 }

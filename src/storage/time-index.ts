@@ -1,5 +1,5 @@
 import { readInt64, writeInt64 } from './int64.js';
-import { IndexFile } from './index-file.js';
+import { IndexFile, SegmentIndex } from './index-file.js';
 
 const ENTRY_BYTES = 12;
 
@@ -8,12 +8,7 @@ const ENTRY_BYTES = 12;
  * that reached it). Timestamps in entries only increase, so every record up to an entry's offset
  * has a timestamp at most the entry's.
  */
-export class TimeIndex {
-  private constructor(
-    private readonly file: IndexFile,
-    readonly baseOffset: number,
-  ) {}
-
+export class TimeIndex extends SegmentIndex {
   static open(path: string, baseOffset: number): TimeIndex {
     return new TimeIndex(IndexFile.open(path, ENTRY_BYTES), baseOffset);
   }
@@ -48,17 +43,5 @@ export class TimeIndex {
       last = timestamp;
     }
     return true;
-  }
-
-  reset(): void {
-    this.file.truncate(0);
-  }
-
-  close(): void {
-    this.file.close();
-  }
-
-  delete(): void {
-    this.file.delete();
   }
 }

@@ -3,10 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import { canonical, connectStompJs, publishWithReceipt } from '../helpers/clients.js';
-import { exited, startChildServer } from '../helpers/child-server.js';
+import { exited, useChildServers } from '../helpers/child-server.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
@@ -21,15 +20,11 @@ function rill(args: string[]): Promise<{ stdout: string; stderr: string; code: n
 
 describe('rill command', () => {
   const tempDir = useTempDirs();
-  const children: ChildProcess[] = [];
-  afterEach(() => {
-    for (const child of children.splice(0)) child.kill('SIGKILL');
-  });
+  const startChild = useChildServers();
 
   it('starts with flags over the config, tails a topic, and shuts down cleanly on SIGTERM', async () => {
     const dataDir = tempDir();
-    const server = await startChildServer(dataDir);
-    children.push(server.process);
+    const server = await startChild(dataDir);
     const listening = server.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'listening');
     expect(listening).toMatchObject({ dataDir, workers: 2, durability: 'fsync' });
     expect(server.httpPort).toBeGreaterThan(0);
@@ -76,8 +71,7 @@ describe('rill command', () => {
   });
 
   it('tail reports a missing topic', async () => {
-    const server = await startChildServer(tempDir());
-    children.push(server.process);
+    const server = await startChild(tempDir());
     const result = await rill(['tail', 'nothing-here', '--url', `ws://127.0.0.1:${server.httpPort}/stomp`, '--no-follow']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/topic "nothing-here" does not exist/);

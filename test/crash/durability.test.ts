@@ -1,8 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import { forEachRecord } from '../../src/broker/index.js';
 import { canonical, RawStompClient, waitFor } from '../helpers/clients.js';
-import { exited, startChildServer } from '../helpers/child-server.js';
+import { exited, useChildServers } from '../helpers/child-server.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 
 interface Ack {
@@ -48,15 +47,11 @@ function expectAckedStoredOnce(acks: Ack[], stored: Map<string, Array<{ partitio
 
 describe('crash safety', () => {
   const servers = useServers();
-  const children: ChildProcess[] = [];
-  afterEach(() => {
-    for (const child of children.splice(0)) child.kill('SIGKILL');
-  });
+  const startChild = useChildServers();
 
   it('keeps every acknowledged message, exactly once at its offset, across kill -9 under load', async () => {
     const dataDir = servers.tempDir();
-    const child = await startChildServer(dataDir);
-    children.push(child.process);
+    const child = await startChild(dataDir);
     const producer = await RawStompClient.session(child.stompPort);
     producer.send('SUBSCRIBE', { id: 'acks', destination: '/topic/acknowledgment/crash', receipt: 'subscribed' });
     await producer.next('RECEIPT');

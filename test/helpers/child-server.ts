@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 const ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 
@@ -8,6 +9,19 @@ export interface ChildServer {
   httpPort: number;
   stompPort: number;
   logs: string[];
+}
+
+/** Starts child servers that are killed after each test. */
+export function useChildServers(): (dataDir: string, extraArgs?: string[]) => Promise<ChildServer> {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+  });
+  return async (dataDir, extraArgs) => {
+    const server = await startChildServer(dataDir, extraArgs);
+    children.push(server.process);
+    return server;
+  };
 }
 
 /** Runs `rill start` as a child process (from source, through tsx) and waits for its ready line. */
