@@ -35,6 +35,14 @@ export interface ReadResult extends PartitionOffsets {
   error?: string;
 }
 
+/**
+ * A ticket for records the broker's own clients append (committed offsets, dead letters): it
+ * settles itself, and the gateway's outcome handler passes it by.
+ */
+export class CallbackTicket {
+  constructor(readonly settle: (offset: number, failure: AppendFailure | null) => void) {}
+}
+
 interface PartitionSlot {
   topic: Topic;
   partition: number;
@@ -215,12 +223,17 @@ export class Broker<T> {
       this.inflight -= bytes;
       const error = failure !== false ? failure : errors![i];
       const baseOffset = error === null ? baseOffsets![i] : -1;
+      const appendFailure = error === null ? null : { message: error, retriable: failure !== false };
+      for (let t = 0; t < tickets.length; t++) {
+        const ticket = tickets[t];
+        if (ticket instanceof CallbackTicket) ticket.settle(appendFailure === null ? baseOffset + t : -1, appendFailure);
+      }
       this.onOutcome({
         topic: slot.topic,
         partition: slot.partition,
         baseOffset,
         tickets: tickets as T[],
-        failure: error === null ? null : { message: error, retriable: failure !== false },
+        failure: appendFailure,
       });
       if (error === null && slot.watchers.size > 0) {
         const end = baseOffset + tickets.length;
@@ -230,6 +243,14 @@ export class Broker<T> {
     if (wasHigh && this.inflight <= this.config.limits.maxInflightBytes / 2) {
       for (const listener of this.lowWaterListeners) listener();
     }
+  }
+
+  /** Appends one record for the broker's own use; resolves to its offset once stored. */
+  appendAndWait(topic: Topic, partition: number, timestamp: number, key: string | null, messageId: string | null, headers: RecordHeaders | null, value: Buffer): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const ticket = new CallbackTicket((offset, failure) => (failure === null ? resolve(offset) : reject(new Error(failure.message))));
+      this.append(topic, partition, timestamp, key, messageId, headers, value, ticket as T);
+    });
   }
 
   /** Whether producers should be paused until `onInflightLow` fires. */

@@ -14,7 +14,8 @@ export const TOPIC_NAME_PATTERN = /^[A-Za-z0-9._-]{1,249}$/;
 export const topicName = z
   .string()
   .regex(TOPIC_NAME_PATTERN, 'a topic name is 1 to 249 of the characters A-Z a-z 0-9 . _ -')
-  .refine((name) => name !== '.' && name !== '..', 'a topic name cannot be "." or ".."');
+  .refine((name) => name !== '.' && name !== '..', 'a topic name cannot be "." or ".."')
+  .refine((name) => !name.startsWith('__'), 'topic names starting with __ are reserved for Rill');
 
 const server = z
   .object({
@@ -95,6 +96,23 @@ const brokers = z
   })
   .strict();
 
+const coordinator = z
+  .object({
+    /** A member not heard from for this long loses its partitions (the seed's 30 s). */
+    sessionTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+    assignor: z.enum(['range', 'roundrobin', 'sticky']).default('range'),
+    /** Where a group starts in a partition it has no committed offset for. */
+    resetPolicy: z.enum(['earliest', 'latest']).default('earliest'),
+    /** Commit positions on pull this often; 0: only explicit commits (at-least-once). */
+    autoCommitIntervalMs: z.number().int().min(0).default(0),
+    /** Deliveries of one message to push subscribers before it is dead-lettered. */
+    maxDeliveries: z.number().int().min(1).max(1000).default(5),
+    deadLetterSuffix: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/).default('.DLQ'),
+    /** Remove a dynamic member as soon as its connection drops, instead of at session timeout. */
+    removeOnDisconnect: z.boolean().default(false),
+  })
+  .strict();
+
 const limits = z
   .object({
     /** Bytes of published data waiting for storage before the server stops reading from producers. */
@@ -109,6 +127,7 @@ export const configSchema = z
     brokers: brokers.prefault({}),
     storage: storage.prefault({}),
     topics: topics.prefault({}),
+    coordinator: coordinator.prefault({}),
     limits: limits.prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { RillConfig } from '../config/index.js';
 import { RoundRobin, type Broker } from '../broker/index.js';
+import type { GroupCoordinator } from '../coordinator/index.js';
 import type { Logger } from '../logging/index.js';
 import { encodeFrame } from '../protocol/stomp/index.js';
 import { StompSession, type GatewayContext, type PublishTicket } from './session.js';
@@ -21,12 +22,14 @@ export class Gateway {
   constructor(
     private readonly config: RillConfig,
     readonly broker: Broker<PublishTicket>,
+    coordinator: GroupCoordinator,
     private readonly logger: Logger,
     serverName: string,
   ) {
     this.context = {
       config,
       broker,
+      coordinator,
       roundRobin: new RoundRobin(),
       logger,
       serverName,

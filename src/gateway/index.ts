@@ -3,3 +3,4 @@ export { settleOutcome } from './publish-outcome.js';
 export { PublishTicket, StompSession } from './session.js';
 export { parseDestination, acknowledgmentDestination, topicDestination, type Destination } from './destinations.js';
 export { canonicalMessageSchema, type CanonicalMessage } from './publish-request.js';
+export { handleHttpRequest, type HttpContext } from './http/router.js';

@@ -1,15 +1,17 @@
 import type { AppendOutcome } from '../broker/index.js';
-import type { PublishTicket } from './session.js';
+import { PublishTicket } from './session.js';
 
 /**
  * Tells each producer what became of its messages once storage has answered: an acknowledgment
  * on its acknowledgment subscription, the RECEIPT it asked for, or, for a failure it has no
  * other way to hear of, an ERROR frame.
  */
-export function settleOutcome(outcome: AppendOutcome<PublishTicket>): void {
+export function settleOutcome(outcome: AppendOutcome<unknown>): void {
   const { tickets, topic, partition, baseOffset, failure } = outcome;
   for (let i = 0; i < tickets.length; i++) {
     const ticket = tickets[i];
+    // The broker's own appends (offsets, dead letters) settle themselves.
+    if (!(ticket instanceof PublishTicket)) continue;
     const session = ticket.session;
     if (session.state === 'connected') {
       const acknowledgments = session.acknowledgmentSubscriptions.size === 0 ? undefined : session.acknowledgmentSubscriptions.get(topic.name);

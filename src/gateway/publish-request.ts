@@ -109,7 +109,7 @@ function startsWithBrace(body: Buffer): boolean {
 }
 
 function resolveTopic(context: PublishContext, name: string, messageId: string): Topic {
-  const existing = context.broker.topic(name);
+  const existing = name.startsWith('__') ? undefined : context.broker.topic(name);
   if (existing !== undefined) return existing;
   const valid = topicName.safeParse(name);
   if (!valid.success) throw new PublishError(`invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0].message}`, messageId);

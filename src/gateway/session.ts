@@ -1,5 +1,6 @@
 import type { RillConfig } from '../config/index.js';
 import type { Broker, RoundRobin } from '../broker/index.js';
+import type { GroupCoordinator } from '../coordinator/index.js';
 import type { Logger } from '../logging/index.js';
 import {
   encodeFrame,
@@ -18,6 +19,7 @@ import type { Transport, TransportEvents } from './transport.js';
 export interface GatewayContext {
   config: RillConfig;
   broker: Broker<PublishTicket>;
+  coordinator: GroupCoordinator;
   roundRobin: RoundRobin;
   logger: Logger;
   serverName: string;

@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { Broker } from '../broker/index.js';
 import type { RillConfig } from '../config/index.js';
-import { Gateway, settleOutcome, type PublishTicket } from '../gateway/index.js';
+import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
+import { Gateway, handleHttpRequest, settleOutcome, type PublishTicket } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
-import { handleHttpRequest } from './http-api.js';
 
 export const SERVER_NAME = 'rill/0.1.0';
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
@@ -16,6 +16,7 @@ export interface RillServer {
   readonly stompPort: number;
   readonly broker: Broker<PublishTicket>;
   readonly gateway: Gateway;
+  readonly coordinator: GroupCoordinator;
   /** Stops accepting, lets stored-but-unanswered publishes finish, closes sessions and the broker. */
   close(): Promise<void>;
 }
@@ -23,7 +24,27 @@ export interface RillServer {
 /** Starts the broker workers, the HTTP/WebSocket listener and the TCP STOMP listener. */
 export async function startServer(config: RillConfig, logger: Logger = createLogger(config.log.level)): Promise<RillServer> {
   const broker = Broker.start<PublishTicket>(config, logger, settleOutcome);
-  const gateway = new Gateway(config, broker, logger, SERVER_NAME);
+  const { coordinator: settings, topics } = config;
+  const coordinator = new GroupCoordinator(
+    broker,
+    new OffsetStore(brokerOffsetLog(broker)),
+    {
+      defaults: {
+        assignor: settings.assignor,
+        sessionTimeoutMs: settings.sessionTimeoutMs,
+        resetPolicy: settings.resetPolicy,
+        autoCommitIntervalMs: settings.autoCommitIntervalMs,
+        maxDeliveries: settings.maxDeliveries,
+        deadLetterSuffix: settings.deadLetterSuffix,
+      },
+      removeOnDisconnect: settings.removeOnDisconnect,
+      autoCreateTopics: topics.autoCreate,
+      defaultPartitions: topics.defaultPartitions,
+    },
+    logger,
+  );
+  await coordinator.start();
+  const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME);
   const paths = new Set(config.server.websocketPaths);
 
   const webSockets = new WebSocketServer({
@@ -34,7 +55,7 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
     handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
   const httpServer = http.createServer((request, response) => {
-    handleHttpRequest(broker, request, response).catch((error: Error) => {
+    handleHttpRequest({ broker, coordinator }, request, response).catch((error: Error) => {
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json' });
       response.end(JSON.stringify({ error: error.message }));
     });
@@ -66,12 +87,14 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
     stompPort,
     broker,
     gateway,
+    coordinator,
     close: () => {
       closing ??= (async () => {
         const stopped = Promise.all([closeServer(httpServer), closeServer(tcpServer)]);
         await waitUntil(() => broker.inflightBytes === 0, 5000);
         gateway.closeAll();
         await waitUntil(() => gateway.sessions.size === 0, 1000);
+        coordinator.stop();
         gateway.destroyAll();
         webSockets.close();
         await stopped;

@@ -1,0 +1,113 @@
+import { isUtf8 } from 'node:buffer';
+import { z } from 'zod';
+import type { GroupCoordinator, PulledRecord, SeekTarget } from './coordinator.js';
+
+/*
+ * Every consumer-group request, once: its zod schema and what it does. The HTTP API and the STOMP
+ * request destinations both call these, so the two can never drift apart.
+ */
+
+const name = z.string().min(1).max(249);
+const settings = {
+  assignor: z.enum(['range', 'roundrobin', 'sticky']).optional(),
+  sessionTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+  resetPolicy: z.enum(['earliest', 'latest']).optional(),
+  autoCommitIntervalMs: z.number().int().min(0).optional(),
+  maxDeliveries: z.number().int().min(1).max(1000).optional(),
+};
+const topicPartition = { topic: name, partition: z.number().int().min(0) };
+const seekTarget = z.discriminatedUnion('to', [
+  z.object({ to: z.literal('earliest') }),
+  z.object({ to: z.literal('latest') }),
+  z.object({ to: z.literal('offset'), offset: z.number().int().min(0) }),
+  z.object({ to: z.literal('timestamp'), timestamp: z.number().min(0) }),
+]);
+
+export interface WireRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string | null;
+  messageId: string | null;
+  timestamp: number;
+  headers: Record<string, string>;
+  value: string;
+  valueEncoding: 'utf8' | 'base64';
+}
+
+export function toWire(record: PulledRecord): WireRecord {
+  const text = isUtf8(record.value);
+  return {
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset,
+    key: record.key,
+    messageId: record.messageId,
+    timestamp: record.timestamp,
+    headers: Object.fromEntries(record.headers),
+    value: record.value.toString(text ? 'utf8' : 'base64'),
+    valueEncoding: text ? 'utf8' : 'base64',
+  };
+}
+
+function operation<S extends z.ZodType, R>(input: S, run: (coordinator: GroupCoordinator, request: z.output<S>) => Promise<R> | R) {
+  return { input, run };
+}
+
+export const operations = {
+  'create-group': operation(z.object({ group: name, ...settings }).strict(), async (c, { group, ...rest }) => {
+    const created = await c.createGroup(group, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)));
+    return { group: created.name, generation: created.generation, settings: created.settings };
+  }),
+  'list-groups': operation(z.object({}).strict(), (c) => ({
+    groups: c.listGroups().map((g) => ({ group: g.name, generation: g.generation, members: g.members.size })),
+  })),
+  'describe-group': operation(z.object({ group: name }).strict(), (c, { group }) => c.describe(group)),
+  lag: operation(z.object({ group: name }).strict(), async (c, { group }) => ({ group, partitions: await c.lag(group) })),
+  'reset-offsets': operation(z.object({ group: name, topic: name.optional(), target: seekTarget }).strict(), async (c, { group, topic, target }) => ({
+    group,
+    offsets: await c.resetOffsets(group, target as SeekTarget, topic),
+  })),
+  join: operation(
+    z.object({ group: name, member: name, instanceId: name.optional(), topics: z.array(name).optional() }).strict(),
+    (c, { group, member, instanceId, topics }) => c.join(group, member, { instanceId, topics }),
+  ),
+  subscribe: operation(z.object({ member: name, topics: z.array(name).min(1) }).strict(), (c, { member, topics }) => c.subscribe(member, topics)),
+  heartbeat: operation(z.object({ member: name }).strict(), (c, { member }) => c.heartbeat(member)),
+  leave: operation(z.object({ member: name }).strict(), (c, { member }) => {
+    c.leave(member);
+    return { member, left: true };
+  }),
+  pull: operation(
+    z
+      .object({
+        member: name,
+        generation: z.number().int().min(0).optional(),
+        maxMessages: z.number().int().min(1).max(100_000).optional(),
+        maxBytes: z.number().int().min(1).max(64 * 1024 * 1024).optional(),
+        maxWaitMs: z.number().int().min(0).max(60_000).optional(),
+      })
+      .strict(),
+    async (c, { member, ...options }) => {
+      const result = await c.pull(member, options);
+      return { ...result, records: result.records.map(toWire) };
+    },
+  ),
+  commit: operation(
+    z
+      .object({
+        member: name,
+        generation: z.number().int().min(0).optional(),
+        offsets: z.array(z.object({ ...topicPartition, offset: z.number().int().min(0) }).strict()).min(1),
+      })
+      .strict(),
+    (c, { member, offsets, generation }) => c.commit(member, offsets, generation),
+  ),
+  seek: operation(z.object({ member: name, ...topicPartition, target: seekTarget }).strict(), async (c, { member, topic, partition, target }) => ({
+    topic,
+    partition,
+    position: await c.seek(member, { topic, partition }, target as SeekTarget),
+  })),
+};
+
+export type OperationName = keyof typeof operations;

@@ -1,0 +1,126 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { Broker } from '../../broker/index.js';
+import { CoordinatorError, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
+import { HttpError } from './http-error.js';
+import { seedRoutes } from './seed-routes.js';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface HttpContext {
+  broker: Pick<Broker<unknown>, 'topic' | 'listTopics' | 'offsets'>;
+  coordinator: GroupCoordinator;
+}
+
+export type Params = Record<string, string>;
+export type RouteHandler = (context: HttpContext, params: Params, body: unknown) => Promise<unknown> | unknown;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  names: string[];
+  handler: RouteHandler;
+}
+
+const routes: Route[] = [];
+
+export function route(method: string, path: string, handler: RouteHandler): void {
+  const names: string[] = [];
+  const pattern = new RegExp(`^${path.replace(/:(\w+)/g, (_, n: string) => (names.push(n), '([^/]+)'))}$`);
+  routes.push({ method, pattern, names, handler });
+}
+
+/** Runs a consumer-group operation with the body's fields, the path's taking precedence. */
+export function runOperation(name: OperationName, context: HttpContext, input: unknown): Promise<unknown> {
+  const operation = operations[name];
+  const parsed = operation.input.safeParse(input);
+  if (!parsed.success) throw new HttpError(400, 'invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+  return Promise.resolve((operation.run as (c: GroupCoordinator, r: unknown) => unknown)(context.coordinator, parsed.data));
+}
+
+const withPath = (name: OperationName): RouteHandler => (context, params, body) => runOperation(name, context, { ...(body as object), ...params });
+
+route('GET', '/health', () => ({ status: 'ok' }));
+route('GET', '/v1/topics', ({ broker }) => ({
+  topics: broker.listTopics().filter((t) => !t.name.startsWith('__')).map((t) => ({ name: t.name, partitions: t.partitions })),
+}));
+route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
+  const topic = broker.topic(name);
+  if (topic === undefined) throw new HttpError(404, 'unknown-topic', `no topic "${name}"`);
+  const partitions = await Promise.all(
+    topic.partitionIds.map(async (_, partition) => {
+      const { logStartOffset, logEndOffset } = await broker.offsets(topic, partition);
+      return { partition, logStartOffset, logEndOffset };
+    }),
+  );
+  return { name: topic.name, partitions };
+});
+route('GET', '/v1/groups', (context) => runOperation('list-groups', context, {}));
+route('POST', '/v1/groups', withPath('create-group'));
+route('GET', '/v1/groups/:group', withPath('describe-group'));
+route('GET', '/v1/groups/:group/lag', withPath('lag'));
+route('POST', '/v1/groups/:group/offsets/reset', withPath('reset-offsets'));
+route('POST', '/v1/groups/:group/members', withPath('join'));
+for (const [path, operation] of [
+  ['subscription', 'subscribe'],
+  ['heartbeat', 'heartbeat'],
+  ['pull', 'pull'],
+  ['commit', 'commit'],
+  ['seek', 'seek'],
+] as const) {
+  route('POST', `/v1/groups/:group/members/:member/${path}`, memberOperation(operation));
+}
+route('DELETE', '/v1/groups/:group/members/:member', memberOperation('leave'));
+seedRoutes(route);
+
+/** A member's operation, checking that the member belongs to the group in the path. */
+function memberOperation(name: OperationName): RouteHandler {
+  return (context, { group, member }, body) => {
+    const described = context.coordinator.group(group);
+    if (!described.members.has(member)) throw new CoordinatorError('unknown-member', `no consumer "${member}" in group "${group}"`);
+    return runOperation(name, context, { ...(body as object), member });
+  };
+}
+
+export async function handleHttpRequest(context: HttpContext, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const path = url.pathname.replace(/\/+$/, '') || '/';
+  try {
+    const candidates = routes.filter((r) => r.pattern.test(path));
+    if (candidates.length === 0) throw new HttpError(404, 'not-found', `nothing at ${path}`);
+    const matched = candidates.find((r) => r.method === request.method || (r.method === 'GET' && request.method === 'HEAD'));
+    if (matched === undefined) throw new HttpError(405, 'method-not-allowed', `${request.method} is not supported at ${path}; use ${candidates.map((r) => r.method).join(' or ')}`);
+    const values = matched.pattern.exec(path)!.slice(1).map(decodeURIComponent);
+    const params = Object.fromEntries(matched.names.map((n, i) => [n, values[i]]));
+    const body = request.method === 'POST' || request.method === 'PUT' || request.method === 'DELETE' ? await readJson(request) : {};
+    send(response, 200, await matched.handler(context, params, body));
+  } catch (error) {
+    if (error instanceof HttpError) send(response, error.status, { error: { code: error.code, message: error.message } });
+    else if (error instanceof CoordinatorError) send(response, error.httpStatus, { error: { code: error.code, message: error.message } });
+    else send(response, 500, { error: { code: 'internal', message: (error as Error).message } });
+  }
+}
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'too-large', `request body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  try {
+    const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('expected a JSON object');
+    return value;
+  } catch (error) {
+    throw new HttpError(400, 'invalid-json', `request body is not a JSON object: ${(error as Error).message}`);
+  }
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.end(text);
+}

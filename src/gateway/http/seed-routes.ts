@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import type { GroupCoordinator } from '../../coordinator/index.js';
+import { HttpError } from './http-error.js';
+import type { RouteHandler } from './router.js';
+
+/*
+ * The consumer endpoints of the seed system, with exactly the request shapes its consumer script
+ * sends (snake_case, a topic_list that may be a single topic, a poll that hands out one message
+ * and an acknowledgement by messageId). The /v1 API offers the same with batches and offsets.
+ */
+
+const consumerName = z.string().min(1).max(249);
+const schemas = {
+  addGroup: z.object({ consumer_group_name: z.string().min(1).max(249) }),
+  register: z.object({ consumer_group_name: z.string().min(1).max(249), consumer_name: consumerName }),
+  subscribe: z.object({ consumer_name: consumerName, topic_list: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) }),
+  consumer: z.object({ consumer_name: consumerName }),
+  acknowledge: z.object({ consumer_name: consumerName, message_id: z.union([z.string(), z.number().transform(String)]) }),
+};
+
+function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+  const result = schema.safeParse(body);
+  if (!result.success) throw new HttpError(400, 'invalid-request', z.prettifyError(result.error).replace(/\n/g, ' '));
+  return result.data;
+}
+
+/** The seed's poll answer: the message's own fields at the top, as its producers sent them. */
+function seedMessage(record: { topic: string; partition: number; offset: number; key: string | null; messageId: string | null; timestamp: number; value: Buffer }): object {
+  const text = record.value.toString('utf8');
+  let message: unknown = text;
+  try {
+    const parsed = JSON.parse(text) as { message?: unknown };
+    if (parsed !== null && typeof parsed === 'object' && 'message' in parsed) message = parsed.message;
+  } catch {
+    // a raw body: hand it over as text
+  }
+  return {
+    messageId: record.messageId,
+    key: record.key,
+    message,
+    timestamp: record.timestamp,
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset,
+  };
+}
+
+export function seedRoutes(route: (method: string, path: string, handler: RouteHandler) => void): void {
+  const coordinatorOf = (context: { coordinator: GroupCoordinator }) => context.coordinator;
+  route('POST', '/consumer-group/add', async (context, _params, body) => {
+    const { consumer_group_name } = parse(schemas.addGroup, body);
+    const group = await coordinatorOf(context).createGroup(consumer_group_name);
+    return { consumer_group_name: group.name, generation: group.generation };
+  });
+  route('POST', '/consumer/register-consumer', async (context, _params, body) => {
+    const { consumer_group_name, consumer_name } = parse(schemas.register, body);
+    return coordinatorOf(context).join(consumer_group_name, consumer_name);
+  });
+  route('POST', '/consumer/subscribe-topic', (context, _params, body) => {
+    const { consumer_name, topic_list } = parse(schemas.subscribe, body);
+    const added = (Array.isArray(topic_list) ? topic_list : topic_list.split(',')).map((t) => t.trim()).filter(Boolean);
+    const member = coordinatorOf(context).member(consumer_name);
+    // The seed adds topics one call at a time; the /v1 API replaces the whole subscription.
+    return coordinatorOf(context).subscribe(consumer_name, [...new Set([...member.topics, ...added])]);
+  });
+  route('POST', '/consumer/heartbeat', (context, _params, body) => {
+    const { consumer_name } = parse(schemas.consumer, body);
+    return coordinatorOf(context).heartbeat(consumer_name);
+  });
+  route('POST', '/consumer/poll', async (context, _params, body) => {
+    const { consumer_name } = parse(schemas.consumer, body);
+    const coordinator = coordinatorOf(context);
+    const { records } = await coordinator.pull(consumer_name, { maxMessages: 1 });
+    if (records.length === 0) return { messageId: null };
+    const [record] = records;
+    const messageId = record.messageId ?? `${record.topic}-${record.partition}-${record.offset}`;
+    coordinator.member(consumer_name).remember(messageId, { topic: record.topic, partition: record.partition, offset: record.offset });
+    return { ...seedMessage(record), messageId };
+  });
+  route('POST', '/consumer/acknowledgement', async (context, _params, body) => {
+    const { consumer_name, message_id } = parse(schemas.acknowledge, body);
+    const ref = await coordinatorOf(context).acknowledge(consumer_name, message_id);
+    return { acknowledged: true, messageId: message_id, ...ref };
+  });
+  route('POST', '/consumer/leave', (context, _params, body) => {
+    const { consumer_name } = parse(schemas.consumer, body);
+    coordinatorOf(context).leave(consumer_name);
+    return { consumer_name, left: true };
+  });
+}
