@@ -86,11 +86,11 @@ export class GroupCoordinator {
     if (existing !== undefined && Object.keys(settings).length === 0) return existing;
     const group = existing ?? new ConsumerGroup(name, { ...this.options.defaults });
     group.settings = { ...group.settings, ...settings };
+    // Registered before the write, so that concurrent joins find this group, not a second one.
+    this.groups.set(name, group);
     await this.store.saveGroup(name, group.settings);
-    if (existing === undefined) {
-      this.groups.set(name, group);
-      this.logger.info({ group: name, ...group.settings }, 'consumer group created');
-    } else if (settings.assignor !== undefined) this.rebalance(group, 'settings changed');
+    if (existing === undefined) this.logger.info({ group: name, ...group.settings }, 'consumer group created');
+    else if (settings.assignor !== undefined) this.rebalance(group, 'settings changed');
     return group;
   }
 
@@ -234,6 +234,14 @@ export class GroupCoordinator {
   }
 
   // ---- reading ----
+
+  /** Where a member starts in a partition it was just given: the committed offset, else the reset policy. */
+  async startPosition(member: Member, tp: TopicPartition): Promise<number> {
+    member.positions.delete(tpKey(tp));
+    const topic = this.broker.topic(tp.topic);
+    if (topic === undefined) throw new CoordinatorError('unknown-topic', `no topic "${tp.topic}"`);
+    return this.position(member, tp, topic);
+  }
 
   /** The next offset a member reads in a partition: its position, else the committed offset, else the reset policy. */
   private async position(member: Member, tp: TopicPartition, topic: Topic): Promise<number> {
@@ -422,9 +430,9 @@ export class GroupCoordinator {
     };
   }
 
-  /** Publishes a record to a topic on the coordinator's behalf (dead letters). */
+  /** Publishes a record to a topic on the coordinator's behalf (dead letters); the topic is created if need be. */
   async publish(topicName: string, key: string | null, messageId: string | null, headers: RecordHeaders, value: Buffer): Promise<TopicPartition & { offset: number }> {
-    const topic = this.requireTopic(topicName);
+    const topic = this.broker.topic(topicName) ?? this.broker.createTopic(topicName, this.options.defaultPartitions);
     const partition = key === null ? 0 : partitionForKey(key, topic.partitions);
     const offset = await this.broker.appendAndWait(topic, partition, Date.now(), key, messageId, headers, value);
     return { topic: topicName, partition, offset };

@@ -13,6 +13,7 @@ import {
 } from '../protocol/stomp/index.js';
 import { COMMAND_HANDLERS } from './commands/index.js';
 import type { AcknowledgmentSubscription } from './subscriptions/acknowledgments.js';
+import type { ReplySubscription } from './subscriptions/replies.js';
 import type { Subscription } from './subscriptions/subscription.js';
 import type { Transport, TransportEvents } from './transport.js';
 
@@ -65,6 +66,10 @@ export class StompSession implements TransportEvents {
   readonly transactions = new Map<string, Frame[]>();
   /** This session's subscriptions to its own publish acknowledgments, by topic. */
   readonly acknowledgmentSubscriptions = new Map<string, AcknowledgmentSubscription>();
+  /** Reply subscriptions by destination (`/user/...`). */
+  readonly replySubscriptions = new Map<string, ReplySubscription>();
+  /** Group members registered over this connection, each with what to do when it closes. */
+  readonly members = new Map<string, () => void>();
   /** Publishes handed to the broker and not yet answered. */
   inflightPublishes = 0;
   /** Set by DISCONNECT: the receipt to send once every publish is answered. */
@@ -122,8 +127,16 @@ export class StompSession implements TransportEvents {
     if (this.state === 'closed') return;
     this.state = 'closed';
     for (const timer of this.timers) clearTimeout(timer);
-    for (const subscription of this.subscriptions.values()) subscription.close();
+    // After DISCONNECT the members leave cleanly; a dropped connection leaves them to time out.
+    const clean = this.disconnectReceipt !== undefined;
+    for (const subscription of this.subscriptions.values()) subscription.close(clean);
     this.subscriptions.clear();
+    for (const [name, release] of this.members) {
+      if (clean) this.context.coordinator.leave(name);
+      else release();
+    }
+    this.members.clear();
+    this.replySubscriptions.clear();
     this.subscriptionsByNumber.clear();
     this.acknowledgmentSubscriptions.clear();
     this.transactions.clear();

@@ -1,6 +1,7 @@
 import type { Frame } from '../../protocol/stomp/index.js';
 import { parseDestination } from '../destinations.js';
 import { preparePublish, PublishError, type PublishRequest } from '../publish-request.js';
+import { handleRequest } from './request.js';
 import { PublishTicket, type ReceiptCountdown, type StompSession } from '../session.js';
 
 /** SEND: publishes at once, or holds the frame when it belongs to a transaction. */
@@ -21,6 +22,11 @@ export function handleSend(session: StompSession, frame: Frame): void {
     session.sendReceipt(frame.headers.receipt);
     return;
   }
+  const target = frame.headers.destination === undefined ? null : parseDestination(frame.headers.destination);
+  if (target?.kind === 'request') {
+    handleRequest(session, frame, target.operation);
+    return;
+  }
   let request: PublishRequest;
   try {
     request = prepareSend(session, frame);
@@ -37,7 +43,7 @@ export function prepareSend(session: StompSession, frame: Frame): PublishRequest
   const destination = frame.headers.destination;
   if (destination === undefined) throw new PublishError('SEND needs a destination header', null);
   const parsed = parseDestination(destination);
-  if (parsed === null || parsed.kind === 'acknowledgments') {
+  if (parsed === null || (parsed.kind !== 'publish' && parsed.kind !== 'topic')) {
     throw new PublishError(`cannot publish to "${destination}": publish to /producer/publish/<topic> or /topic/<topic>`, null);
   }
   return preparePublish(session.context, parsed.topic, frame.headers, frame.body, () => session.nextMessageId());
@@ -64,7 +70,8 @@ export function publish(session: StompSession, request: PublishRequest, receipt:
  */
 function rejectSend(session: StompSession, frame: Frame, error: PublishError): void {
   const parsed = frame.headers.destination === undefined ? null : parseDestination(frame.headers.destination);
-  const acknowledgments = parsed === null ? undefined : session.acknowledgmentSubscriptions.get(parsed.topic);
+  const topic = parsed?.kind === 'publish' || parsed?.kind === 'topic' ? parsed.topic : undefined;
+  const acknowledgments = topic === undefined ? undefined : session.acknowledgmentSubscriptions.get(topic);
   if (acknowledgments !== undefined) {
     acknowledgments.failed(error.messageId, null, error.message, false);
     session.sendReceipt(frame.headers.receipt);

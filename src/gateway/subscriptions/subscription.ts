@@ -15,7 +15,8 @@ export interface Subscription {
    * one). Returns false if the subscription never handed out that number.
    */
   settle(sequence: number, accepted: boolean): boolean;
-  close(): void;
+  /** `clean`: the client ended it (UNSUBSCRIBE, DISCONNECT) rather than the connection dropping. */
+  close(clean?: boolean): void;
 }
 
 /** Builds and reads the `ack` header values: `<subscription number>.<delivery sequence>`. */

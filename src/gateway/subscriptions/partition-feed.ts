@@ -1,0 +1,153 @@
+import { forEachRecord, type StoredRecord, type Topic } from '../../broker/index.js';
+import type { HeaderInput } from '../../protocol/stomp/index.js';
+import type { StompSession } from '../session.js';
+import { ackHeader, type AckMode, type Subscription } from './subscription.js';
+
+/** Stop writing to a socket that already holds this much unsent data. */
+const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
+const FETCH_BYTES = 256 * 1024;
+const RETRY_MS = 200;
+
+export interface Cursor {
+  partition: number;
+  /** The next offset to fetch. */
+  next: number;
+  /** The readable end last seen. */
+  end: number;
+  /** Fetched records not yet delivered (redeliveries are put back in front). */
+  queue: StoredRecord[];
+  /** Index of the next record to deliver in `queue`. */
+  queued: number;
+  fetching: boolean;
+  removed: boolean;
+  unwatch: () => void;
+}
+
+const RESERVED_HEADERS = new Set(['subscription', 'message-id', 'destination', 'ack', 'topic', 'partition', 'offset', 'key', 'timestamp', 'content-length', 'redelivered', 'delivery-count']);
+
+/**
+ * What every subscription that streams a topic's partitions shares: per partition a cursor that
+ * fetches from the broker as a Kafka consumer does (never more than one fetch in memory), delivery
+ * only while the socket is not backed up and, in the client ack modes, while fewer than `prefetch`
+ * messages are unacknowledged.
+ */
+export abstract class PartitionFeed implements Subscription {
+  protected readonly cursors = new Map<number, Cursor>();
+  protected closed = false;
+  protected sequence = 0;
+
+  constructor(
+    protected readonly session: StompSession,
+    readonly id: string,
+    readonly number: number,
+    readonly ackMode: AckMode,
+    protected readonly topic: Topic,
+    protected readonly prefetch: number,
+    private readonly destination: string,
+  ) {}
+
+  /** Messages delivered and not yet settled. */
+  protected abstract unsettled(): number;
+
+  /** Bookkeeping after a delivery; `sequence` is 0 in auto ack mode. */
+  protected abstract delivered(cursor: Cursor, record: StoredRecord, sequence: number): void;
+
+  abstract settle(sequence: number, accepted: boolean): boolean;
+
+  protected addPartition(partition: number, next: number, end: number): void {
+    const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {} };
+    cursor.unwatch = this.session.broker.watch(this.topic, partition, (newEnd) => {
+      if (newEnd > cursor.end) cursor.end = newEnd;
+      this.pump(cursor);
+    });
+    this.cursors.set(partition, cursor);
+  }
+
+  protected removePartition(partition: number): void {
+    const cursor = this.cursors.get(partition);
+    if (cursor === undefined) return;
+    cursor.removed = true;
+    cursor.unwatch();
+    cursor.queue = [];
+    this.cursors.delete(partition);
+  }
+
+  resume(): void {
+    for (const cursor of this.cursors.values()) this.pump(cursor);
+  }
+
+  protected hasCredit(): boolean {
+    if (this.closed || this.session.state !== 'connected') return false;
+    if (this.session.transport.bufferedBytes > SOCKET_HIGH_WATER_BYTES) return false;
+    return this.ackMode === 'auto' || this.unsettled() < this.prefetch;
+  }
+
+  protected pump(cursor: Cursor): void {
+    while (cursor.queued < cursor.queue.length && this.hasCredit()) this.deliver(cursor, cursor.queue[cursor.queued++]);
+    if (cursor.queued < cursor.queue.length) return;
+    cursor.queue = [];
+    cursor.queued = 0;
+    if (cursor.fetching || cursor.removed || !this.hasCredit() || cursor.next >= cursor.end) return;
+    cursor.fetching = true;
+    this.session.broker.read(this.topic, cursor.partition, cursor.next, FETCH_BYTES).then(
+      (result) => {
+        cursor.fetching = false;
+        if (this.closed || cursor.removed) return;
+        if (result.error === 'offset-out-of-range') {
+          // Retention removed what this cursor was about to read: go on from the oldest kept.
+          cursor.next = cursor.next < result.logStartOffset ? result.logStartOffset : result.logEndOffset;
+        } else if (result.error !== undefined) {
+          this.retryLater(cursor);
+          return;
+        }
+        if (result.logEndOffset > cursor.end) cursor.end = result.logEndOffset;
+        if (result.batches !== null) {
+          forEachRecord(result.batches, cursor.next, (record) => cursor.queue.push(record));
+          if (cursor.queue.length > 0) cursor.next = cursor.queue[cursor.queue.length - 1].offset + 1;
+        }
+        this.pump(cursor);
+      },
+      () => {
+        cursor.fetching = false;
+        this.retryLater(cursor);
+      },
+    );
+  }
+
+  /** Puts a record back in front of its partition's queue, to be delivered again. */
+  protected redeliver(cursor: Cursor, record: StoredRecord): void {
+    cursor.queue.splice(cursor.queued, 0, record);
+  }
+
+  private retryLater(cursor: Cursor): void {
+    setTimeout(() => this.pump(cursor), RETRY_MS).unref();
+  }
+
+  protected deliver(cursor: Cursor, record: StoredRecord, extra?: HeaderInput): void {
+    const headers: HeaderInput = {};
+    for (const [name, value] of record.headers) {
+      if (!RESERVED_HEADERS.has(name)) headers[name] = value;
+    }
+    headers.subscription = this.id;
+    headers['message-id'] = record.messageId ?? `${this.topic.name}-${cursor.partition}-${record.offset}`;
+    headers.destination = this.destination;
+    headers.topic = this.topic.name;
+    headers.partition = cursor.partition;
+    headers.offset = record.offset;
+    if (record.key !== null) headers.key = record.key;
+    headers.timestamp = record.timestamp;
+    if (extra !== undefined) Object.assign(headers, extra);
+    let sequence = 0;
+    if (this.ackMode !== 'auto') {
+      sequence = ++this.sequence;
+      headers.ack = ackHeader(this.number, sequence);
+    }
+    this.delivered(cursor, record, sequence);
+    this.session.sendFrame('MESSAGE', headers, record.value);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const partition of [...this.cursors.keys()]) this.removePartition(partition);
+  }
+}
