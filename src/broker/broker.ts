@@ -13,6 +13,8 @@ export interface Topic {
   readonly partitionIds: readonly number[];
 }
 
+type MutableTopic = { name: string; partitions: number; partitionIds: number[] };
+
 export interface AppendFailure {
   message: string;
   /** True when the same publish may succeed if sent again (a worker restarted). */
@@ -78,6 +80,7 @@ export class Broker<T> {
   private readonly supervisor: WorkerSupervisor;
   private readonly lowWaterListeners = new Set<() => void>();
   private readonly bufferPool: ArrayBuffer[] = [];
+  private readonly growthListeners = new Set<(topic: string) => void>();
 
   private constructor(
     private readonly config: RillConfig,
@@ -100,8 +103,9 @@ export class Broker<T> {
     for (const { name, partitions } of config.topics.definitions) {
       const existing = broker.topics.get(name);
       if (existing === undefined) broker.createTopic(name, partitions);
-      else if (existing.partitions !== partitions) {
-        logger.warn({ topic: name, configured: partitions, existing: existing.partitions }, 'topic exists with another partition count; keeping the existing one');
+      else if (existing.partitions < partitions) broker.addPartitions(name, partitions);
+      else if (existing.partitions > partitions) {
+        logger.warn({ topic: name, configured: partitions, existing: existing.partitions }, 'topic has more partitions than configured; partitions are never removed');
       }
     }
     return broker;
@@ -135,22 +139,49 @@ export class Broker<T> {
   }
 
   private register(definition: TopicDefinition): Topic {
-    const partitionIds: number[] = [];
-    const topic: Topic = { name: definition.name, partitions: definition.partitions, partitionIds };
-    const topicHash = murmurhash3.x86.hash32(definition.name);
+    const topic: MutableTopic = { name: definition.name, partitions: 0, partitionIds: [] };
+    this.openPartitions(topic, definition.partitions);
+    this.topics.set(definition.name, topic);
+    return topic;
+  }
+
+  /** Opens partitions `topic.partitions` .. `count - 1` on their workers. */
+  private openPartitions(topic: MutableTopic, count: number): void {
+    const topicHash = murmurhash3.x86.hash32(topic.name) >>> 0;
     const byWorker = new Map<number, Array<{ id: number; topic: string; partition: number; directory: string }>>();
-    for (let partition = 0; partition < definition.partitions; partition++) {
+    for (let partition = topic.partitions; partition < count; partition++) {
       const id = this.slots.length;
       const worker = (topicHash + partition) % this.supervisor.workerCount;
-      partitionIds.push(id);
+      topic.partitionIds.push(id);
       this.slots.push({ topic, partition, worker, builder: null, tickets: [], lastBatchBytes: 0, watchers: new Set() });
       const list = byWorker.get(worker) ?? [];
-      list.push({ id, topic: definition.name, partition, directory: this.catalog.partitionDirectory(definition.name, partition) });
+      list.push({ id, topic: topic.name, partition, directory: this.catalog.partitionDirectory(topic.name, partition) });
       byWorker.set(worker, list);
     }
     for (const [worker, assignments] of byWorker) this.supervisor.open(worker, assignments);
-    this.topics.set(definition.name, topic);
+    topic.partitions = count;
+  }
+
+  /**
+   * Grows a topic to `count` partitions (partitions are never removed). As in Kafka, keys then map
+   * to partitions anew: per-key order holds within each partition count.
+   */
+  addPartitions(name: string, count: number): Topic {
+    const topic = this.topics.get(name) as MutableTopic | undefined;
+    if (topic === undefined) throw new Error(`no topic "${name}"`);
+    if (count <= topic.partitions) throw new Error(`topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
+    const before = topic.partitions;
+    this.openPartitions(topic, count);
+    const definition = this.catalog.load().find((d) => d.name === name);
+    this.catalog.save({ name, partitions: count, createdAt: definition?.createdAt ?? Date.now() });
+    this.logger.info({ topic: name, from: before, to: count }, 'topic partitions added');
+    for (const listener of this.growthListeners) listener(name);
     return topic;
+  }
+
+  /** Calls `listener` with a topic's name whenever it gains partitions. */
+  onPartitionsAdded(listener: (topic: string) => void): void {
+    this.growthListeners.add(listener);
   }
 
   /** Queues one record; it is sent to its worker at the end of this event-loop turn. */

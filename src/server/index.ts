@@ -44,6 +44,7 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
     logger,
   );
   await coordinator.start();
+  broker.onPartitionsAdded((topic) => coordinator.partitionsAdded(topic));
   const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME);
   const paths = new Set(config.server.websocketPaths);
 

@@ -186,4 +186,38 @@ describe('consumer groups over HTTP', () => {
     const next = (await call(base, 'POST', '/v1/groups/g/members/second/pull', { maxMessages: 100 })).body;
     expect(next.records.map((r: { offset: number }) => r.offset)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
   });
+
+  it('rebalances when a topic gains partitions, and keeps the new count across restarts', async () => {
+    const dataDir = servers.tempDir();
+    const server = await servers.start({ topics: { definitions: [{ name: 'grow', partitions: 2 }] } }, dataDir);
+    const base = httpBase(server.httpPort);
+    await call(base, 'POST', '/v1/groups/g/members', { group: 'g', member: 'only', topics: ['grow'] });
+    const before = (await call(base, 'POST', '/v1/groups/g/members/only/heartbeat', {})).body;
+    expect(before.assignment).toHaveLength(2);
+    expect((await call(base, 'POST', '/v1/topics/grow/partitions', { partitions: 1 })).status).toBe(400);
+    expect((await call(base, 'POST', '/v1/topics/nope/partitions', { partitions: 5 })).status).toBe(404);
+    expect((await call(base, 'POST', '/v1/topics/grow/partitions', { partitions: 5 })).body).toEqual({ name: 'grow', partitions: 5 });
+    const after = (await call(base, 'POST', '/v1/groups/g/members/only/heartbeat', {})).body;
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.assignment).toHaveLength(5);
+    await publish(server, 'grow', numbered('g', 50, 50));
+    const ends = (await call(base, 'GET', '/v1/topics/grow')).body.partitions;
+    expect(ends.filter((p: { logEndOffset: number }) => p.logEndOffset > 0).length).toBeGreaterThan(2);
+    await server.close();
+    const again = await servers.start({}, dataDir);
+    expect(again.broker.topic('grow')?.partitions).toBe(5);
+  });
+
+  it('commits positions automatically when the group has an auto-commit interval', async () => {
+    const server = await servers.start({ topics: { definitions: [{ name: 'auto', partitions: 1 }] } });
+    const base = httpBase(server.httpPort);
+    await call(base, 'POST', '/v1/groups', { group: 'ac', autoCommitIntervalMs: 1 });
+    await call(base, 'POST', '/v1/groups/ac/members', { member: 'auto-1', topics: ['auto'] });
+    await publish(server, 'auto', numbered('x', 5));
+    expect((await call(base, 'POST', '/v1/groups/ac/members/auto-1/pull', { maxMessages: 3 })).body.records).toHaveLength(3);
+    await new Promise((r) => setTimeout(r, 5));
+    await call(base, 'POST', '/v1/groups/ac/members/auto-1/pull', { maxMessages: 1 });
+    // The second pull committed what the first handed out (at-most-once for anything not yet processed).
+    expect(server.coordinator.store.committed('ac', { topic: 'auto', partition: 0 })).toBe(3);
+  });
 });

@@ -122,6 +122,20 @@ describe('consumer groups over STOMP: push subscriptions', () => {
     await survivor.deactivate();
   });
 
+  it('removes a dropped member at once when removeOnDisconnect is set', async () => {
+    const server = await servers.start({ coordinator: { removeOnDisconnect: true, sessionTimeoutMs: 60_000 }, topics: { definitions: [{ name: 'rd', partitions: 2 }] } });
+    const stays = await connectStompJs(server.wsUrl);
+    stays.subscribe('/group/quick/rd', () => {}, { 'consumer-name': 'stays' });
+    const goes = await RawStompClient.session(server.stompPort);
+    goes.send('SUBSCRIBE', { id: 'x', destination: '/group/quick/rd', 'consumer-name': 'goes', receipt: 'in' });
+    await goes.next('RECEIPT');
+    expect(members(server, 'quick').length).toBe(2);
+    goes.socket.destroy();
+    await waitFor(() => members(server, 'quick').length === 1 || undefined, 1000, 'the member to be removed');
+    expect(members(server, 'quick')[0].assignment).toHaveLength(2);
+    await stays.deactivate();
+  });
+
   it('keeps per-key order through a rebalance', async () => {
     const server = await servers.start({ topics: { definitions: [{ name: 'ordered', partitions: 4 }] } });
     const processed: Array<{ key: string; n: number }> = [];

@@ -8,7 +8,7 @@ import { seedRoutes } from './seed-routes.js';
 const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface HttpContext {
-  broker: Pick<Broker<unknown>, 'topic' | 'listTopics' | 'offsets'>;
+  broker: Pick<Broker<unknown>, 'topic' | 'listTopics' | 'offsets' | 'addPartitions'>;
   coordinator: GroupCoordinator;
 }
 
@@ -54,6 +54,18 @@ route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
     }),
   );
   return { name: topic.name, partitions };
+});
+const growTopic = z.object({ partitions: z.number().int().min(1).max(10_000) }).strict();
+route('POST', '/v1/topics/:topic/partitions', ({ broker }, { topic: name }, body) => {
+  const topic = broker.topic(name);
+  if (topic === undefined || name.startsWith('__')) throw new HttpError(404, 'unknown-topic', `no topic "${name}"`);
+  const parsed = growTopic.safeParse(body);
+  if (!parsed.success) throw new HttpError(400, 'invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+  if (parsed.data.partitions <= topic.partitions) {
+    throw new HttpError(400, 'invalid-request', `topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
+  }
+  const grown = broker.addPartitions(name, parsed.data.partitions);
+  return { name: grown.name, partitions: grown.partitions };
 });
 route('GET', '/v1/groups', (context) => runOperation('list-groups', context, {}));
 route('POST', '/v1/groups', withPath('create-group'));
