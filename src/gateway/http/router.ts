@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Broker } from '../../broker/index.js';
@@ -94,9 +95,26 @@ function memberOperation(name: OperationName): RouteHandler {
   };
 }
 
+/** The browser example and the STOMP client it loads, the only files served. */
+const STATIC_FILES: Record<string, { file: URL; type: string }> = {
+  '/examples': { file: new URL('../../../examples/browser/index.html', import.meta.url), type: 'text/html; charset=utf-8' },
+  '/examples/stomp.umd.min.js': { file: new URL('../bundles/stomp.umd.min.js', import.meta.resolve('@stomp/stompjs')), type: 'text/javascript' },
+};
+
 export async function handleHttpRequest(context: HttpContext, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const url = new URL(request.url ?? '/', 'http://localhost');
   const path = url.pathname.replace(/\/+$/, '') || '/';
+  const staticFile = request.method === 'GET' ? STATIC_FILES[path] : undefined;
+  if (staticFile !== undefined) {
+    try {
+      const content = await readFile(staticFile.file);
+      response.writeHead(200, { 'content-type': staticFile.type, 'content-length': content.length });
+      response.end(content);
+    } catch {
+      send(response, 404, { error: { code: 'not-found', message: `${path} is not available in this installation` } });
+    }
+    return;
+  }
   try {
     const candidates = routes.filter((r) => r.pattern.test(path));
     if (candidates.length === 0) throw new HttpError(404, 'not-found', `nothing at ${path}`);

@@ -1,0 +1,43 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/clients.js';
+import { useServers } from '../helpers/server.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function run(script: string, args: string[]): { child: ChildProcess; output: string[] } {
+  const output: string[] = [];
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  return { child, output };
+}
+
+describe('examples', () => {
+  const servers = useServers();
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+  });
+
+  it('the producer and the consumer run with one command each, as the seed scripts do', async () => {
+    const server = await servers.start({ topics: { definitions: [{ name: 'demo', partitions: 2 }] } });
+    const consumer = run('examples/consumer.ts', ['c-1', 'demo-group', 'demo', '0.05', `http://127.0.0.1:${server.httpPort}`]);
+    const producer = run('examples/producer.ts', ['demo', '0.05', `ws://127.0.0.1:${server.httpPort}/stomp`]);
+    children.push(consumer.child, producer.child);
+    await waitFor(() => producer.output.join('').includes('"status":"ACK"') || undefined, 15_000, 'the producer to be acknowledged');
+    await waitFor(() => consumer.output.join('').includes('received') || undefined, 15_000, 'the consumer to receive');
+    expect(consumer.output.join('')).toMatch(/"messageId":"[0-9a-f-]{36}"/);
+  });
+
+  it('serves the browser page and its STOMP client', async () => {
+    const server = await servers.start();
+    const page = await fetch(`http://127.0.0.1:${server.httpPort}/examples/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/producer/publish/');
+    const script = await fetch(`http://127.0.0.1:${server.httpPort}/examples/stomp.umd.min.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toBe('text/javascript');
+  });
+});
