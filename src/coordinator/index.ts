@@ -3,4 +3,4 @@ export { CoordinatorError, type CoordinatorErrorCode } from './errors.js';
 export { OffsetStore, brokerOffsetLog, OFFSETS_TOPIC, type OffsetLog } from './offset-store.js';
 export { assign, tpKey, type AssignorName, type TopicPartition, type Assignment } from './assignors.js';
 export { Member, ConsumerGroup, type GroupSettings, type AssignmentListener } from './group.js';
-export { operations, type OperationName } from './operations.js';
+export { operations, answers, type OperationName } from './operations.js';

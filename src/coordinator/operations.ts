@@ -111,3 +111,51 @@ export const operations = {
 };
 
 export type OperationName = keyof typeof operations;
+
+/* The answers, as zod schemas: the documented contract, checked by the tests against real answers. */
+const tp = z.object({ topic: z.string(), partition: z.number().int() });
+const memberView = z.object({ group: z.string(), member: z.string(), generation: z.number().int(), assignment: z.array(tp) });
+const committedEntry = tp.extend({ offset: z.number().int() });
+const groupSettings = z.object({
+  assignor: z.enum(['range', 'roundrobin', 'sticky']),
+  sessionTimeoutMs: z.number(),
+  resetPolicy: z.enum(['earliest', 'latest']),
+  autoCommitIntervalMs: z.number(),
+  maxDeliveries: z.number(),
+  deadLetterSuffix: z.string(),
+});
+
+export const answers = {
+  error: z.object({ error: z.object({ code: z.string(), message: z.string() }) }),
+  'create-group': z.object({ group: z.string(), generation: z.number().int(), settings: groupSettings }),
+  'list-groups': z.object({ groups: z.array(z.object({ group: z.string(), generation: z.number().int(), members: z.number().int() })) }),
+  'describe-group': z.object({
+    group: z.string(),
+    generation: z.number().int(),
+    settings: groupSettings,
+    members: z.array(memberView.extend({ topics: z.array(z.string()), instanceId: z.string().nullable() })),
+  }),
+  lag: z.object({ group: z.string(), partitions: z.array(committedEntry.extend({ logEndOffset: z.number().int(), lag: z.number().int() })) }),
+  'reset-offsets': z.object({ group: z.string(), offsets: z.array(committedEntry) }),
+  join: memberView,
+  subscribe: memberView,
+  heartbeat: memberView,
+  leave: z.object({ member: z.string(), left: z.literal(true) }),
+  pull: memberView.extend({
+    records: z.array(
+      z.object({
+        topic: z.string(),
+        partition: z.number().int(),
+        offset: z.number().int(),
+        key: z.string().nullable(),
+        messageId: z.string().nullable(),
+        timestamp: z.number(),
+        headers: z.record(z.string(), z.string()),
+        value: z.string(),
+        valueEncoding: z.enum(['utf8', 'base64']),
+      }),
+    ),
+  }),
+  commit: memberView,
+  seek: z.object({ topic: z.string(), partition: z.number().int(), position: z.number().int() }),
+} satisfies Record<OperationName | 'error', z.ZodType>;
