@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { bareDeliveries, endToEnd, fanOut, pullDrain, pushDrain, rebalanceTimes } from './bench-consumers.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const quick = process.argv.includes('--quick');
@@ -149,8 +150,11 @@ async function main() {
   log('bare STOMP-counting ws server (the ceiling), 4 producers x 100 B ...');
   const bare = await startBare();
   const ceiling = await produce(bare.url, 'bench', 4, Math.round(250_000 * scale), 100);
-  await stop(bare.child);
   log(`  ceiling: ${fmt(ceiling.rate)} msgs/s`);
+  log('bare server streaming prebuilt 100 B MESSAGE frames to one subscriber (the delivery ceiling) ...');
+  const deliveryCeiling = await bareDeliveries(bare.url, Math.round(1_000_000 * scale));
+  await stop(bare.child);
+  log(`  ceiling: ${fmt(deliveryCeiling.rate)} msgs/s`);
 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-bench-'));
   const rill = await startRill(dataDir);
@@ -175,6 +179,29 @@ async function main() {
   }
 
 
+  const backlog = Math.round(1_000_000 * scale);
+  const consumers = [];
+  const consumerCase = async (name, target, run, unit = 'msgs/s') => {
+    log(`${name} ...`);
+    const result = await run();
+    consumers.push({ name, target, unit, ...result });
+    log(`  ${fmt(result.rate)} ${unit} (${fmt(result.messages ?? result.deliveries)} in ${result.seconds.toFixed(2)} s)`);
+  };
+  await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 1 (HTTP, batches of 10,000, commit per batch)`, 250_000, () => pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-1', 1, backlog));
+  await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 4`, 250_000, () => pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-4', 4, backlog));
+  await consumerCase(`drain ${fmt(backlog)} x 100 B pushed to one STOMP subscriber (/group, ack:client every 1,000)`, 120_000, () => pushDrain(rill.url, 'bench-100-4', 'push-1', backlog));
+  const fanTopicSize = Math.round(500_000 * scale);
+  await consumerCase(`fan-out: 4 live tails reading ${fmt(fanTopicSize)} x 100 B each`, 150_000, () => fanOut(rill.url, 'bench-100-1', 4, fanTopicSize), 'deliveries/s');
+
+  log('end-to-end latency, producer to group push subscriber, at 10,000 msgs/s for 5 s ...');
+  const e2e = await endToEnd(rill.url, 'e2e', 10_000, quick ? 2 : 6);
+  log(`  p50 ${e2e.p50.toFixed(2)} ms, p99 ${e2e.p99.toFixed(2)} ms, p99.9 ${e2e.p999.toFixed(2)} ms (${e2e.count} samples)`);
+
+  const sessionTimeoutMs = 3000;
+  log(`time to a new assignment after a clean leave and after a death (session timeout ${sessionTimeoutMs} ms) ...`);
+  const rebalance = await rebalanceTimes(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', sessionTimeoutMs);
+  log(`  leave: ${rebalance.leave.toFixed(0)} ms, death: ${rebalance.death.toFixed(0)} ms`);
+
   let fill = null;
   if (!skipFill) {
     const goal = (quick ? 0.25 : 2) * 2 ** 30;
@@ -182,6 +209,12 @@ async function main() {
     while (directoryBytes(dataDir) < goal) await produce(rill.url, 'fill', 4, 50_000, 1024);
     fill = { bytes: directoryBytes(dataDir), rss: rssMiB(rill.child.pid) };
     log(`  ${(fill.bytes / 2 ** 30).toFixed(2)} GiB on disk, server RSS ${fill.rss.toFixed(0)} MiB`);
+    log('drain rate with a small and with a large backlog (1 KiB messages, pull, group of 1) ...');
+    await produce(rill.url, 'small-backlog', 1, 10_000, 1024);
+    const http = `http://127.0.0.1:${rill.httpPort}`;
+    fill.small = await pullDrain(http, 'small-backlog', 'drain-small', 1, 10_000);
+    fill.large = await pullDrain(http, 'fill', 'drain-large', 1, 100_000);
+    log(`  10 MB backlog: ${fmt(fill.small.rate)} msgs/s; ${(fill.bytes / 2 ** 30).toFixed(1)} GiB backlog: ${fmt(fill.large.rate)} msgs/s`);
   }
   await stop(rill.child);
   fs.rmSync(dataDir, { recursive: true, force: true });
@@ -208,9 +241,26 @@ ${rows}
 
 At 10,000 msgs/s from one producer subscribed to \`/topic/acknowledgment/<topic>\`, fsync durability, measured on the quiet server before the throughput runs, after one second of warm-up: p50 **${lat.p50.toFixed(2)} ms**, p99 **${lat.p99.toFixed(2)} ms** (target ≤ 5 ms: ${lat.p99 <= 5 ? 'met' : 'not met'}), max ${lat.max.toFixed(2)} ms over ${lat.count} messages.
 
+## Consuming
+
+Consumer groups read the backlog left by the publishing runs above; deliveries are 100-byte
+messages unless said otherwise. Bare server delivery ceiling (prebuilt MESSAGE frames streamed to one
+WebSocket subscriber): **${fmt(deliveryCeiling.rate)} msgs/s**.
+
+| case | rate | of the delivery ceiling | target | |
+|---|---:|---:|---:|---|
+${consumers.map((c) => `| ${c.name} | ${fmt(c.rate)} ${c.unit} | ${(c.rate / deliveryCeiling.rate * 100).toFixed(0)} % | ≥ ${fmt(c.target)} | ${c.rate >= c.target ? 'met' : 'not met'} |`).join('\n')}
+
+End-to-end latency, producer to a group push subscriber at 10,000 msgs/s (fsync durability
+included), after one second of warm-up: p50 **${e2e.p50.toFixed(2)} ms**, p99 **${e2e.p99.toFixed(2)} ms** (target ≤ 5 ms: ${e2e.p99 <= 5 ? 'met' : 'not met'}), p99.9 ${e2e.p999.toFixed(2)} ms over ${e2e.count} messages.
+
+New assignment after a clean leave: **${rebalance.leave.toFixed(0)} ms** (target ≤ 1 s: ${rebalance.leave <= 1000 ? 'met' : 'not met'}); after a member's death, with a ${sessionTimeoutMs} ms session timeout: **${rebalance.death.toFixed(0)} ms** (target ≤ timeout + 1 s: ${rebalance.death <= sessionTimeoutMs + 1000 ? 'met' : 'not met'}).
+
 ## Memory with a large log
 
-${fill === null ? 'Skipped (--skip-fill).' : `Server RSS with ${(fill.bytes / 2 ** 30).toFixed(2)} GiB of log on disk: **${fill.rss.toFixed(0)} MiB** (target ≤ 300 MB: ${fill.rss * 1.048576 <= 300 ? 'met' : 'not met'}).`}
+${fill === null ? 'Skipped (--skip-fill).' : `Server RSS with ${(fill.bytes / 2 ** 30).toFixed(2)} GiB of log on disk: **${fill.rss.toFixed(0)} MiB** (target ≤ 300 MB: ${fill.rss * 1.048576 <= 300 ? 'met' : 'not met'}).
+
+Drain rate by pull (1 KiB messages, group of 1): ${fmt(fill.small.rate)} msgs/s from a 10 MB topic, ${fmt(fill.large.rate)} msgs/s over the first 100,000 messages of the ${(fill.bytes / 2 ** 30).toFixed(1)} GiB log.`}
 `;
   fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), markdown);
   log('wrote BENCHMARKS.md');
