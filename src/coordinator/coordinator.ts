@@ -277,25 +277,35 @@ export class GroupCoordinator {
     }
   }
 
+  /** Reads every assigned partition at once, each with its share of the byte budget, and merges. */
   private async fetch(member: Member, maxMessages: number, maxBytes: number): Promise<PulledRecord[]> {
-    const records: PulledRecord[] = [];
     const assignment = member.assignment;
+    if (assignment.length === 0) return [];
     const generation = member.group.generation;
+    const share = Math.max(64 * 1024, Math.min(READ_BYTES, Math.ceil(maxBytes / assignment.length)));
+    const first = member.nextPartition % assignment.length;
+    member.nextPartition = (first + 1) % assignment.length;
+    const ordered = [...assignment.slice(first), ...assignment.slice(0, first)];
+    const reads = await Promise.all(
+      ordered.map(async (tp) => {
+        const topic = this.broker.topic(tp.topic);
+        if (topic === undefined) return null;
+        const position = await this.position(member, tp, topic);
+        return { tp, position, result: await this.broker.read(topic, tp.partition, position, share) };
+      }),
+    );
+    if (generation !== member.group.generation) return [];
+    const records: PulledRecord[] = [];
     let bytes = 0;
-    for (let k = 0; k < assignment.length && records.length < maxMessages && bytes < maxBytes; k++) {
-      const tp = assignment[(member.nextPartition + k) % assignment.length];
-      const topic = this.broker.topic(tp.topic);
-      if (topic === undefined) continue;
-      const position = await this.position(member, tp, topic);
-      const result = await this.broker.read(topic, tp.partition, position, Math.max(64 * 1024, Math.min(READ_BYTES, maxBytes - bytes)));
-      if (generation !== member.group.generation) return [];
+    for (const read of reads) {
+      if (read === null) continue;
+      const { tp, position, result } = read;
       if (result.error === 'offset-out-of-range') {
-        member.positions.delete(tpKey(tp));
         const reset = member.group.settings.resetPolicy === 'earliest' ? result.logStartOffset : result.logEndOffset;
         member.positions.set(tpKey(tp), Math.max(reset, result.logStartOffset));
         continue;
       }
-      if (result.batches === null) continue;
+      if (result.batches === null || records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) continue;
       let next = position;
       forEachRecord(result.batches, position, (record) => {
         if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) return;
@@ -305,7 +315,6 @@ export class GroupCoordinator {
       });
       member.positions.set(tpKey(tp), next);
     }
-    if (assignment.length > 0) member.nextPartition = (member.nextPartition + 1) % assignment.length;
     return records;
   }
 

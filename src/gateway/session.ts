@@ -193,6 +193,13 @@ export class StompSession implements TransportEvents {
     this.transport.send(encodeFrame(command, headers, body, this.version));
   }
 
+  /** Sends a frame already encoded for this session's version. */
+  sendBytes(frame: Buffer): void {
+    if (this.state === 'closed') return;
+    this.sentSinceBeat = true;
+    this.transport.send(frame);
+  }
+
   sendReceipt(receipt: string | undefined | null): void {
     if (receipt !== undefined && receipt !== null) this.sendFrame('RECEIPT', { 'receipt-id': receipt });
   }

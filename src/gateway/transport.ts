@@ -14,6 +14,9 @@ export interface Transport {
   readonly bufferedBytes: number;
   pauseReading(): void;
   resumeReading(): void;
+  /** Holds writes until uncork(), so that a burst of frames leaves in one system call. */
+  cork(): void;
+  uncork(): void;
   /** Closes once queued bytes are written. */
   end(): void;
   /** Closes at once. */
@@ -32,7 +35,7 @@ export class WebSocketTransport implements Transport {
 
   constructor(
     private readonly socket: WebSocket,
-    rawSocket: Socket,
+    private readonly rawSocket: Socket,
     events: TransportEvents,
   ) {
     this.remoteAddress = `${rawSocket.remoteAddress}:${rawSocket.remotePort}`;
@@ -56,6 +59,14 @@ export class WebSocketTransport implements Transport {
 
   pauseReading(): void {
     this.socket.pause();
+  }
+
+  cork(): void {
+    this.rawSocket.cork();
+  }
+
+  uncork(): void {
+    this.rawSocket.uncork();
   }
 
   resumeReading(): void {
@@ -97,6 +108,14 @@ export class TcpTransport implements Transport {
 
   pauseReading(): void {
     this.socket.pause();
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
   }
 
   resumeReading(): void {

@@ -1,5 +1,5 @@
 import { forEachRecord, type StoredRecord, type Topic } from '../../broker/index.js';
-import type { HeaderInput } from '../../protocol/stomp/index.js';
+import { encodeRawFrame, escapeHeader, type EscapeMode, type HeaderInput } from '../../protocol/stomp/index.js';
 import type { StompSession } from '../session.js';
 import { ackHeader, type AckMode, type Subscription } from './subscription.js';
 
@@ -35,6 +35,9 @@ export abstract class PartitionFeed implements Subscription {
   protected readonly cursors = new Map<number, Cursor>();
   protected closed = false;
   protected sequence = 0;
+  /** The header lines every MESSAGE of this subscription starts with, escaped once. */
+  private readonly prefix: string;
+  private readonly mode: EscapeMode;
 
   constructor(
     protected readonly session: StompSession,
@@ -43,8 +46,12 @@ export abstract class PartitionFeed implements Subscription {
     readonly ackMode: AckMode,
     protected readonly topic: Topic,
     protected readonly prefetch: number,
-    private readonly destination: string,
-  ) {}
+    destination: string,
+  ) {
+    this.mode = session.version;
+    const line = (name: string, value: string): string => `${name}:${escapeHeader(value, this.mode)}\n`;
+    this.prefix = `MESSAGE\n${line('subscription', id)}${line('destination', destination)}${line('topic', topic.name)}`;
+  }
 
   /** Messages delivered and not yet settled. */
   protected abstract unsettled(): number;
@@ -83,7 +90,12 @@ export abstract class PartitionFeed implements Subscription {
   }
 
   protected pump(cursor: Cursor): void {
-    while (cursor.queued < cursor.queue.length && this.hasCredit()) this.deliver(cursor, cursor.queue[cursor.queued++]);
+    if (cursor.queued < cursor.queue.length && this.hasCredit()) {
+      const transport = this.session.transport;
+      transport.cork();
+      while (cursor.queued < cursor.queue.length && this.hasCredit()) this.deliver(cursor, cursor.queue[cursor.queued++]);
+      transport.uncork();
+    }
     if (cursor.queued < cursor.queue.length) return;
     cursor.queue = [];
     cursor.queued = 0;
@@ -124,26 +136,23 @@ export abstract class PartitionFeed implements Subscription {
   }
 
   protected deliver(cursor: Cursor, record: StoredRecord, extra?: HeaderInput): void {
-    const headers: HeaderInput = {};
-    for (const [name, value] of record.headers) {
-      if (!RESERVED_HEADERS.has(name)) headers[name] = value;
-    }
-    headers.subscription = this.id;
-    headers['message-id'] = record.messageId ?? `${this.topic.name}-${cursor.partition}-${record.offset}`;
-    headers.destination = this.destination;
-    headers.topic = this.topic.name;
-    headers.partition = cursor.partition;
-    headers.offset = record.offset;
-    if (record.key !== null) headers.key = record.key;
-    headers.timestamp = record.timestamp;
-    if (extra !== undefined) Object.assign(headers, extra);
+    const mode = this.mode;
+    const messageId = record.messageId ?? `${this.topic.name}-${cursor.partition}-${record.offset}`;
+    let head = `${this.prefix}message-id:${escapeHeader(messageId, mode)}\npartition:${cursor.partition}\noffset:${record.offset}\n`;
+    if (record.key !== null) head += `key:${escapeHeader(record.key, mode)}\n`;
+    head += `timestamp:${record.timestamp}\n`;
+    if (extra !== undefined) for (const name in extra) head += `${name}:${String(extra[name])}\n`;
     let sequence = 0;
     if (this.ackMode !== 'auto') {
       sequence = ++this.sequence;
-      headers.ack = ackHeader(this.number, sequence);
+      head += `ack:${ackHeader(this.number, sequence)}\n`;
     }
+    for (const [name, value] of record.headers) {
+      if (!RESERVED_HEADERS.has(name)) head += `${escapeHeader(name, mode)}:${escapeHeader(value, mode)}\n`;
+    }
+    head += `content-length:${record.value.length}\n\n`;
     this.delivered(cursor, record, sequence);
-    this.session.sendFrame('MESSAGE', headers, record.value);
+    this.session.sendBytes(encodeRawFrame(head, record.value));
   }
 
   close(): void {

@@ -1,5 +1,5 @@
 export { FrameParser, DEFAULT_PARSER_LIMITS, type ParserLimits } from './parser.js';
-export { encodeFrame, type HeaderInput } from './serializer.js';
+export { encodeFrame, encodeRawFrame, type HeaderInput } from './serializer.js';
 export { escapeHeader, unescapeHeader } from './escape.js';
 export { StompProtocolError } from './errors.js';
 export {

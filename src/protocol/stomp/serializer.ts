@@ -35,3 +35,17 @@ export function encodeFrame(
   frame[headLength + bodyLength] = 0;
   return frame;
 }
+
+/**
+ * Serializes a frame whose command and header lines the caller has already written (escaped) in
+ * `head`, ending with the blank line: the fast path for MESSAGE frames whose fixed lines are
+ * prepared once per subscription.
+ */
+export function encodeRawFrame(head: string, body: Buffer): Buffer {
+  const headLength = Buffer.byteLength(head);
+  const frame = Buffer.allocUnsafe(headLength + body.length + 1);
+  frame.write(head, 0, 'utf8');
+  body.copy(frame, headLength);
+  frame[headLength + body.length] = 0;
+  return frame;
+}
