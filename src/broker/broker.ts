@@ -2,7 +2,7 @@ import path from 'node:path';
 import murmurhash3 from 'murmurhash3js';
 import type { RillConfig } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
-import { BATCH_HEADER_BYTES, RecordBatchBuilder, TopicCatalog, type RecordHeaders, type TopicDefinition } from '../storage/index.js';
+import { BATCH_HEADER_BYTES, readBatchInfo, RecordBatchBuilder, TopicCatalog, type RecordHeaders, type TopicDefinition } from '../storage/index.js';
 import type { FromWorker, PartitionOffsets } from './messages.js';
 import { RetriableBrokerError, WorkerSupervisor } from './supervisor.js';
 
@@ -52,8 +52,14 @@ interface PartitionSlot {
   builder: RecordBatchBuilder | null;
   tickets: unknown[];
   lastBatchBytes: number;
-  watchers: Set<(logEndOffset: number) => void>;
+  watchers: Set<PartitionWatcher>;
 }
+
+/**
+ * Told of each batch stored in a partition: the new readable end and, to spare caught-up readers a
+ * fetch, the stored batch itself (its first record at `baseOffset`).
+ */
+export type PartitionWatcher = (logEndOffset: number, batch: Buffer | null, baseOffset: number) => void;
 
 interface InflightEntry {
   slot: PartitionSlot;
@@ -238,16 +244,19 @@ export class Broker<T> {
       this.supervisor
         .request<Extract<FromWorker, { type: 'appended' }>>(worker, { type: 'append', requestId, partitionIds, batches }, transfer)
         .then(
-          (reply) => {
-            for (const buffer of reply.buffers) if (this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(buffer);
-            this.settle(entries, reply.baseOffsets, reply.errors, false);
-          },
+          (reply) => this.settle(entries, reply.baseOffsets, reply.errors, false, reply.buffers),
           (error: Error) => this.settle(entries, null, null, error instanceof RetriableBrokerError ? error.message : `broker error: ${error.message}`),
         );
     }
   };
 
-  private settle(entries: InflightEntry[], baseOffsets: number[] | null, errors: Array<string | null> | null, failure: string | false): void {
+  private settle(
+    entries: InflightEntry[],
+    baseOffsets: number[] | null,
+    errors: Array<string | null> | null,
+    failure: string | false,
+    buffers: ArrayBuffer[] = [],
+  ): void {
     const wasHigh = this.inflight > this.config.limits.maxInflightBytes / 2;
     for (let i = 0; i < entries.length; i++) {
       const { slot, tickets, bytes } = entries[i];
@@ -266,10 +275,13 @@ export class Broker<T> {
         tickets: tickets as T[],
         failure: appendFailure,
       });
+      const returned = buffers[i];
       if (error === null && slot.watchers.size > 0) {
+        // The stored batch goes to the watchers (and is not reused: they may hold its records).
+        const batch = returned === undefined ? null : Buffer.from(returned, 0, readBatchInfo(Buffer.from(returned)).size);
         const end = baseOffset + tickets.length;
-        for (const watcher of slot.watchers) watcher(end);
-      }
+        for (const watcher of slot.watchers) watcher(end, batch, baseOffset);
+      } else if (returned !== undefined && this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(returned);
     }
     if (wasHigh && this.inflight <= this.config.limits.maxInflightBytes / 2) {
       for (const listener of this.lowWaterListeners) listener();
@@ -294,7 +306,7 @@ export class Broker<T> {
   }
 
   /** Calls `listener` with the new readable end each time a partition gets new stored records. */
-  watch(topic: Topic, partition: number, listener: (logEndOffset: number) => void): () => void {
+  watch(topic: Topic, partition: number, listener: PartitionWatcher): () => void {
     const slot = this.slots[topic.partitionIds[partition]];
     slot.watchers.add(listener);
     return () => slot.watchers.delete(listener);

@@ -63,7 +63,14 @@ export abstract class PartitionFeed implements Subscription {
 
   protected addPartition(partition: number, next: number, end: number): void {
     const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {} };
-    cursor.unwatch = this.session.broker.watch(this.topic, partition, (newEnd) => {
+    cursor.unwatch = this.session.broker.watch(this.topic, partition, (newEnd, batch, baseOffset) => {
+      // A caught-up cursor takes the stored batch as it is, without a fetch from the worker.
+      if (batch !== null && baseOffset === cursor.next && !cursor.fetching && cursor.queued >= cursor.queue.length) {
+        cursor.queue = [];
+        cursor.queued = 0;
+        forEachRecord(batch, baseOffset, (record) => cursor.queue.push(record));
+        cursor.next = newEnd;
+      }
       if (newEnd > cursor.end) cursor.end = newEnd;
       this.pump(cursor);
     });
