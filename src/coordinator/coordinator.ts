@@ -166,6 +166,11 @@ export class GroupCoordinator {
     return member;
   }
 
+  /** Whether a live connection holds the member named so (a push subscription, a STOMP join). */
+  isBound(name: string): boolean {
+    return this.members.get(name)?.bound === true;
+  }
+
   heartbeat(memberName: string): MemberView {
     return this.view(this.member(memberName));
   }

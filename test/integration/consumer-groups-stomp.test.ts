@@ -122,6 +122,20 @@ describe('consumer groups over STOMP: push subscriptions', () => {
     await survivor.deactivate();
   });
 
+  it('refuses a second live subscription under the same consumer-name, and a bad group name', async () => {
+    const server = await servers.start({ topics: { definitions: [{ name: 'one', partitions: 1 }] } });
+    const first = await RawStompClient.session(server.stompPort);
+    first.send('SUBSCRIBE', { id: 'a', destination: '/group/g/one', 'consumer-name': 'same', receipt: 'in' });
+    await first.next('RECEIPT');
+    const second = await RawStompClient.session(server.stompPort);
+    second.send('SUBSCRIBE', { id: 'b', destination: '/group/g/one', 'consumer-name': 'same' });
+    expect((await second.next('ERROR')).headers.message).toMatch(/consumer "same" is already consuming on a live connection/);
+    const badGroup = await RawStompClient.session(server.stompPort);
+    badGroup.send('SUBSCRIBE', { id: 'c', destination: '/group/bad group!/one' });
+    expect((await badGroup.next('ERROR')).headers.message).toMatch(/cannot join group "bad group!": invalid group name/);
+    first.close();
+  });
+
   it('removes a dropped member at once when removeOnDisconnect is set', async () => {
     const server = await servers.start({ coordinator: { removeOnDisconnect: true, sessionTimeoutMs: 60_000 }, topics: { definitions: [{ name: 'rd', partitions: 2 }] } });
     const stays = await connectStompJs(server.wsUrl);

@@ -96,6 +96,10 @@ function subscribeToGroup(
 ): void {
   const memberName = headers['consumer-name'] ?? `${session.id}-${id}`;
   const coordinator = session.context.coordinator;
+  if (coordinator.isBound(memberName)) {
+    session.fail(`consumer "${memberName}" is already consuming on a live connection; give this subscription another consumer-name`, headers.receipt);
+    return;
+  }
   coordinator.join(group, memberName, { instanceId: headers['instance-id'], topics: [topic.name] }).then(
     () => {
       if (session.state !== 'connected') {
