@@ -62,8 +62,7 @@ describe('crash safety', () => {
     await waitFor(() => acknowledgments(producer).length >= 3000 || undefined, 20_000, '3000 acknowledgments');
     clearInterval(pump);
     // A last burst, so that the kill surely lands with publishes in flight.
-    for (let i = 0; i < 5000; i++, sent++) producer.send('SEND', { destination: '/producer/publish/crash' }, canonical(`m-${sent}`, `key-${sent % 17}`, 'x'.repeat(100)));
-    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 20_000; i++, sent++) producer.send('SEND', { destination: '/producer/publish/crash' }, canonical(`m-${sent}`, `key-${sent % 17}`, 'x'.repeat(100)));
     child.process.kill('SIGKILL');
     await exited(child.process);
     const acks = acknowledgments(producer);
