@@ -179,6 +179,14 @@ async function main() {
   }
 
 
+  let fill = null;
+  if (!skipFill) {
+    const goal = (quick ? 0.25 : 2) * 2 ** 30;
+    log(`filling the log to ${(goal / 2 ** 30).toFixed(2)} GiB with 1 KiB messages ...`);
+    while (directoryBytes(dataDir) < goal) await produce(rill.url, 'fill', 4, 50_000, 1024);
+    fill = { bytes: directoryBytes(dataDir), rss: rssMiB(rill.child.pid) };
+    log(`  ${(fill.bytes / 2 ** 30).toFixed(2)} GiB on disk, server RSS ${fill.rss.toFixed(0)} MiB`);
+  }
   const backlog = Math.round(1_000_000 * scale);
   const consumers = [];
   const consumerCase = async (name, target, run, unit = 'msgs/s') => {
@@ -202,13 +210,7 @@ async function main() {
   const rebalance = await rebalanceTimes(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', sessionTimeoutMs);
   log(`  leave: ${rebalance.leave.toFixed(0)} ms, death: ${rebalance.death.toFixed(0)} ms`);
 
-  let fill = null;
-  if (!skipFill) {
-    const goal = (quick ? 0.25 : 2) * 2 ** 30;
-    log(`filling the log to ${(goal / 2 ** 30).toFixed(2)} GiB with 1 KiB messages ...`);
-    while (directoryBytes(dataDir) < goal) await produce(rill.url, 'fill', 4, 50_000, 1024);
-    fill = { bytes: directoryBytes(dataDir), rss: rssMiB(rill.child.pid) };
-    log(`  ${(fill.bytes / 2 ** 30).toFixed(2)} GiB on disk, server RSS ${fill.rss.toFixed(0)} MiB`);
+  if (fill !== null) {
     log('drain rate with a small and with a large backlog (1 KiB messages, pull, group of 1) ...');
     await produce(rill.url, 'small-backlog', 1, 10_000, 1024);
     const http = `http://127.0.0.1:${rill.httpPort}`;
@@ -216,6 +218,8 @@ async function main() {
     fill.large = await pullDrain(http, 'fill', 'drain-large', 1, 100_000);
     log(`  10 MB backlog: ${fmt(fill.small.rate)} msgs/s; ${(fill.bytes / 2 ** 30).toFixed(1)} GiB backlog: ${fmt(fill.large.rate)} msgs/s`);
   }
+  const finalRss = rssMiB(rill.child.pid);
+  log(`server RSS at the end of the run: ${finalRss.toFixed(0)} MiB`);
   await stop(rill.child);
   fs.rmSync(dataDir, { recursive: true, force: true });
 
@@ -259,6 +263,8 @@ New assignment after a clean leave: **${rebalance.leave.toFixed(0)} ms** (target
 ## Memory with a large log
 
 ${fill === null ? 'Skipped (--skip-fill).' : `Server RSS with ${(fill.bytes / 2 ** 30).toFixed(2)} GiB of log on disk: **${fill.rss.toFixed(0)} MiB** (target ≤ 300 MB: ${fill.rss * 1.048576 <= 300 ? 'met' : 'not met'}).
+
+At the end of the whole run, after the consumer cases: ${finalRss.toFixed(0)} MiB.
 
 Drain rate by pull (1 KiB messages, group of 1): ${fmt(fill.small.rate)} msgs/s from a 10 MB topic, ${fmt(fill.large.rate)} msgs/s over the first 100,000 messages of the ${(fill.bytes / 2 ** 30).toFixed(1)} GiB log.`}
 `;

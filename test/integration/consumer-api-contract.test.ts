@@ -34,3 +34,17 @@ describe('consumer API answers match their schemas', () => {
     await check('reset-offsets', 'POST', '/v1/groups/c/offsets/reset', { target: { to: 'earliest' } });
   });
 });
+
+describe('operator endpoints', () => {
+  const servers = useServers();
+
+  it('reports health and process stats', async () => {
+    const server = await servers.start();
+    const base = httpBase(server.httpPort);
+    expect((await call(base, 'GET', '/health')).body).toEqual({ status: 'ok' });
+    const stats = (await call(base, 'GET', '/v1/stats')).body;
+    expect(stats.memory.rss).toBeGreaterThan(0);
+    expect(stats.inflightBytes).toBe(0);
+    expect((await call(base, 'GET', '/nothing/here')).status).toBe(404);
+  });
+});

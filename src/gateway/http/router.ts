@@ -9,7 +9,7 @@ import { seedRoutes } from './seed-routes.js';
 const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface HttpContext {
-  broker: Pick<Broker<unknown>, 'topic' | 'listTopics' | 'offsets' | 'addPartitions'>;
+  broker: Pick<Broker<unknown>, 'topic' | 'listTopics' | 'offsets' | 'addPartitions' | 'inflightBytes'>;
   coordinator: GroupCoordinator;
 }
 
@@ -42,6 +42,15 @@ export function runOperation(name: OperationName, context: HttpContext, input: u
 const withPath = (name: OperationName): RouteHandler => (context, params, body) => runOperation(name, context, { ...(body as object), ...params });
 
 route('GET', '/health', () => ({ status: 'ok' }));
+route('GET', '/v1/stats', ({ broker }) => {
+  const memory = process.memoryUsage();
+  return {
+    uptimeSeconds: Math.round(process.uptime()),
+    memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers },
+    inflightBytes: broker.inflightBytes,
+    topics: broker.listTopics().filter((t) => !t.name.startsWith('__')).length,
+  };
+});
 route('GET', '/v1/topics', ({ broker }) => ({
   topics: broker.listTopics().filter((t) => !t.name.startsWith('__')).map((t) => ({ name: t.name, partitions: t.partitions })),
 }));
