@@ -163,13 +163,17 @@ async function main() {
     { name: '1 producer x 100 B', producers: 1, count: 500_000, size: 100, target: 100_000 },
     { name: '4 producers x 1 KiB', producers: 4, count: 100_000, size: 1024, target: 90_000 },
   ];
-  // Latency first, on a quiet server: the throughput runs leave the kernel writing back
+  // A short warm-up, so that the JIT is in the same state for every case.
+  await produce(rill.url, 'warmup', 2, Math.round(50_000 * scale), 100);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  // Latencies first, on a quiet server: the throughput runs leave the kernel writing back
   // gigabytes of dirty pages, which every fsync then waits behind.
   log('publish-to-acknowledgment latency at 10,000 msgs/s for 5 s (after 1 s of warm-up) ...');
   const lat = await latency(rill.url, 'latency', 10_000, quick ? 2 : 5);
   log(`  p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms (${lat.count} samples)`);
-  // A short warm-up so the JIT is in the same state for every throughput case.
-  await produce(rill.url, 'warmup', 2, Math.round(50_000 * scale), 100);
+  log('end-to-end latency, producer to group push subscriber, at 10,000 msgs/s for 5 s ...');
+  const e2e = await endToEnd(rill.url, 'e2e', 10_000, quick ? 2 : 6);
+  log(`  p50 ${e2e.p50.toFixed(2)} ms, p99 ${e2e.p99.toFixed(2)} ms, p99.9 ${e2e.p999.toFixed(2)} ms (${e2e.count} samples)`);
   for (const c of cases) {
     log(`rill, ${c.name} (receipt every 100, fsync durability) ...`);
     const result = await produce(rill.url, `bench-${c.size}-${c.producers}`, c.producers, Math.round(c.count * scale), c.size);
@@ -200,10 +204,6 @@ async function main() {
   await consumerCase(`drain ${fmt(backlog)} x 100 B pushed to one STOMP subscriber (/group, ack:client every 1,000)`, 120_000, () => pushDrain(rill.url, 'bench-100-4', 'push-1', backlog));
   const fanTopicSize = Math.round(500_000 * scale);
   await consumerCase(`fan-out: 4 live tails reading ${fmt(fanTopicSize)} x 100 B each`, 150_000, () => fanOut(rill.url, 'bench-100-1', 4, fanTopicSize), 'deliveries/s');
-
-  log('end-to-end latency, producer to group push subscriber, at 10,000 msgs/s for 5 s ...');
-  const e2e = await endToEnd(rill.url, 'e2e', 10_000, quick ? 2 : 6);
-  log(`  p50 ${e2e.p50.toFixed(2)} ms, p99 ${e2e.p99.toFixed(2)} ms, p99.9 ${e2e.p999.toFixed(2)} ms (${e2e.count} samples)`);
 
   const sessionTimeoutMs = 3000;
   log(`time to a new assignment after a clean leave and after a death (session timeout ${sessionTimeoutMs} ms) ...`);
@@ -256,7 +256,7 @@ WebSocket subscriber): **${fmt(deliveryCeiling.rate)} msgs/s**.
 ${consumers.map((c) => `| ${c.name} | ${fmt(c.rate)} ${c.unit} | ${(c.rate / deliveryCeiling.rate * 100).toFixed(0)} % | ≥ ${fmt(c.target)} | ${c.rate >= c.target ? 'met' : 'not met'} |`).join('\n')}
 
 End-to-end latency, producer to a group push subscriber at 10,000 msgs/s (fsync durability
-included), after one second of warm-up: p50 **${e2e.p50.toFixed(2)} ms**, p99 **${e2e.p99.toFixed(2)} ms** (target ≤ 5 ms: ${e2e.p99 <= 5 ? 'met' : 'not met'}), p99.9 ${e2e.p999.toFixed(2)} ms over ${e2e.count} messages.
+included), measured on the quiet server before the throughput runs, after one second of warm-up: p50 **${e2e.p50.toFixed(2)} ms**, p99 **${e2e.p99.toFixed(2)} ms** (target ≤ 5 ms: ${e2e.p99 <= 5 ? 'met' : 'not met'}), p99.9 ${e2e.p999.toFixed(2)} ms over ${e2e.count} messages.
 
 New assignment after a clean leave: **${rebalance.leave.toFixed(0)} ms** (target ≤ 1 s: ${rebalance.leave <= 1000 ? 'met' : 'not met'}); after a member's death, with a ${sessionTimeoutMs} ms session timeout: **${rebalance.death.toFixed(0)} ms** (target ≤ timeout + 1 s: ${rebalance.death <= sessionTimeoutMs + 1000 ? 'met' : 'not met'}).
 

@@ -44,6 +44,8 @@ export type SeekTarget = { to: 'earliest' } | { to: 'latest' } | { to: 'offset';
 type LogAccess = Pick<Broker<unknown>, 'topic' | 'createTopic' | 'read' | 'offsets' | 'watch' | 'appendAndWait'>;
 
 const READ_BYTES = 1024 * 1024;
+/** Far shorter than any sensible retention of the internal topic. */
+const CHECKPOINT_INTERVAL_MS = 3600_000;
 const EXPIRY_CHECK_MS = 200;
 const MEMBER_NAME = /^[^\s/]{1,249}$/;
 
@@ -57,6 +59,7 @@ export class GroupCoordinator {
   /** Members by name: names are unique across groups, as the seed's API names members alone. */
   private readonly members = new Map<string, Member>();
   private expiryTimer: NodeJS.Timeout | null = null;
+  private checkpointTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly broker: LogAccess,
@@ -72,10 +75,15 @@ export class GroupCoordinator {
     }
     this.expiryTimer = setInterval(() => this.expireMembers(), EXPIRY_CHECK_MS);
     this.expiryTimer.unref();
+    this.checkpointTimer = setInterval(() => {
+      this.store.checkpoint().catch((error: unknown) => this.logger.error({ err: error }, 'offsets checkpoint failed'));
+    }, CHECKPOINT_INTERVAL_MS);
+    this.checkpointTimer.unref();
   }
 
   stop(): void {
     if (this.expiryTimer !== null) clearInterval(this.expiryTimer);
+    if (this.checkpointTimer !== null) clearInterval(this.checkpointTimer);
   }
 
   // ---- groups ----

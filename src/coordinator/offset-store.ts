@@ -67,6 +67,18 @@ export class OffsetStore {
     return this.groups;
   }
 
+  /**
+   * Writes every live entry again. The internal topic is subject to time retention like any other,
+   * so a periodic checkpoint keeps the offsets of idle partitions from ageing out with their segment.
+   */
+  async checkpoint(): Promise<number> {
+    const writes: Array<Promise<void>> = [];
+    for (const [key, offset] of this.offsets) writes.push(this.log.write(key, JSON.stringify({ offset, committedAt: Date.now() })));
+    for (const [group, settings] of this.groups) writes.push(this.log.write(`${GROUP_PREFIX}${group}`, settings));
+    await Promise.all(writes);
+    return writes.length;
+  }
+
   async saveGroup(group: string, settings: object): Promise<void> {
     const value = JSON.stringify(settings);
     await this.log.write(`${GROUP_PREFIX}${group}`, value);
