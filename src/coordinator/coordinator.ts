@@ -321,10 +321,11 @@ export class GroupCoordinator {
       if (result.batches === null || records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) continue;
       let next = position;
       forEachRecord(result.batches, position, (record) => {
-        if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) return;
+        if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) return false;
         records.push({ topic: tp.topic, partition: tp.partition, ...record });
         bytes += record.value.length;
         next = record.offset + 1;
+        return true;
       });
       member.positions.set(tpKey(tp), next);
     }

@@ -44,7 +44,7 @@ export function toWire(record: PulledRecord): WireRecord {
     key: record.key,
     messageId: record.messageId,
     timestamp: record.timestamp,
-    headers: Object.fromEntries(record.headers),
+    headers: record.headers.length === 0 ? {} : Object.fromEntries(record.headers),
     value: record.value.toString(text ? 'utf8' : 'base64'),
     valueEncoding: text ? 'utf8' : 'base64',
   };

@@ -181,11 +181,14 @@ export function isBatchValid(buffer: Buffer, position: number, size: number): bo
   return crc32c(buffer.subarray(position + OFFSET_OF_MAGIC, position + size)) === crc;
 }
 
-/** Calls `visit` for every record at or after `fromOffset` in a buffer of whole batches. */
+/**
+ * Calls `visit` for every record at or after `fromOffset` in a buffer of whole batches, until it
+ * returns false.
+ */
 export function forEachRecord(
   batches: Buffer,
   fromOffset: number,
-  visit: (record: StoredRecord) => void,
+  visit: (record: StoredRecord) => boolean | void,
 ): void {
   let position = 0;
   while (position + BATCH_HEADER_BYTES <= batches.length) {
@@ -197,7 +200,7 @@ export function forEachRecord(
       const length = batches.readInt32LE(p);
       const next = p + 4 + length;
       const offset = info.baseOffset + i;
-      if (offset >= fromOffset) visit(decodeRecord(batches, p + 4, offset));
+      if (offset >= fromOffset && visit(decodeRecord(batches, p + 4, offset)) === false) return;
       p = next;
     }
     position = end;

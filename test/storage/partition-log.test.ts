@@ -34,7 +34,7 @@ function readAll(log: PartitionLog, from = log.logStartOffset): StoredRecord[] {
   while (offset < log.logEndOffset) {
     const data = log.read(offset, 1000);
     if (data.length === 0) break;
-    forEachRecord(data, offset, (r) => records.push({ ...r, value: Buffer.from(r.value) }));
+    forEachRecord(data, offset, (r) => void records.push({ ...r, value: Buffer.from(r.value) }));
     offset = records[records.length - 1].offset + 1;
   }
   return records;
@@ -79,17 +79,28 @@ describe('PartitionLog', () => {
     expect(readAll(log, 137).map((r) => r.offset)).toEqual(Array.from({ length: 63 }, (_, i) => 137 + i));
     const one = log.read(50, 1);
     let count = 0;
-    forEachRecord(one, 0, () => count++);
+    forEachRecord(one, 0, () => void count++);
     expect(count).toBe(2);
     expect(log.read(log.logEndOffset, 100).length).toBe(0);
     expect(() => log.read(201, 100)).toThrow(OffsetOutOfRangeError);
+  });
+
+  it('stops decoding when the visitor says so', () => {
+    const { log } = PartitionLog.open(tempDir(), config);
+    log.append(batch(['a', 'b', 'c', 'd']));
+    const seen: string[] = [];
+    forEachRecord(log.read(0, 10_000), 1, (r) => {
+      seen.push(r.value.toString());
+      return seen.length < 2;
+    });
+    expect(seen).toEqual(['b', 'c']);
   });
 
   it('stops reads at an end offset', () => {
     const { log } = PartitionLog.open(tempDir(), config);
     for (let i = 0; i < 10; i++) log.append(batch([`${i}`]));
     const records: number[] = [];
-    forEachRecord(log.read(0, 10_000, 4), 0, (r) => records.push(r.offset));
+    forEachRecord(log.read(0, 10_000, 4), 0, (r) => void records.push(r.offset));
     expect(records).toEqual([0, 1, 2, 3]);
   });
 

@@ -68,7 +68,7 @@ export abstract class PartitionFeed implements Subscription {
       if (batch !== null && baseOffset === cursor.next && !cursor.fetching && cursor.queued >= cursor.queue.length) {
         cursor.queue = [];
         cursor.queued = 0;
-        forEachRecord(batch, baseOffset, (record) => cursor.queue.push(record));
+        forEachRecord(batch, baseOffset, (record) => void cursor.queue.push(record));
         cursor.next = newEnd;
       }
       if (newEnd > cursor.end) cursor.end = newEnd;
@@ -121,7 +121,7 @@ export abstract class PartitionFeed implements Subscription {
         }
         if (result.logEndOffset > cursor.end) cursor.end = result.logEndOffset;
         if (result.batches !== null) {
-          forEachRecord(result.batches, cursor.next, (record) => cursor.queue.push(record));
+          forEachRecord(result.batches, cursor.next, (record) => void cursor.queue.push(record));
           if (cursor.queue.length > 0) cursor.next = cursor.queue[cursor.queue.length - 1].offset + 1;
         }
         this.pump(cursor);
