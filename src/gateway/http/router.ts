@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { Broker } from '../../broker/index.js';
+import { RetriableBrokerError, type Broker } from '../../broker/index.js';
 import { CoordinatorError, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
 import { HttpError } from './http-error.js';
 import { seedRoutes } from './seed-routes.js';
@@ -136,6 +136,7 @@ export async function handleHttpRequest(context: HttpContext, request: IncomingM
   } catch (error) {
     if (error instanceof HttpError) send(response, error.status, { error: { code: error.code, message: error.message } });
     else if (error instanceof CoordinatorError) send(response, error.httpStatus, { error: { code: error.code, message: error.message } });
+    else if (error instanceof RetriableBrokerError) send(response, 503, { error: { code: 'unavailable', message: error.message } });
     else send(response, 500, { error: { code: 'internal', message: (error as Error).message } });
   }
 }
