@@ -112,7 +112,13 @@ export class WorkerSupervisor extends EventEmitter {
   private spawn(index: number, restarts: number): WorkerSlot {
     const entry = workerEntry();
     const init: WorkerInit = { ...this.init, workerIndex: index };
-    const worker = new Worker(entry.url, { workerData: entry.workerData(init), name: `rill-broker-${index}` });
+    const worker = new Worker(entry.url, {
+      workerData: entry.workerData(init),
+      name: `rill-broker-${index}`,
+      // A worker makes little JS garbage (its data lives in transferred buffers): a small young
+      // generation keeps each thread's resident memory small.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
     const slot: WorkerSlot = { index, worker, pending: new Map(), restarts, stopping: false };
     if (this.assignments[index]?.length) {
       worker.postMessage({ type: 'open', partitions: this.assignments[index] } satisfies ToWorker);
