@@ -23,17 +23,12 @@ const seekTarget = z.discriminatedUnion('to', [
   z.object({ to: z.literal('timestamp'), timestamp: z.number().min(0) }),
 ]);
 
-export interface WireRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: string | null;
-  messageId: string | null;
-  timestamp: number;
+/** A pulled record as JSON: the value as text when it is UTF-8, else base64. */
+export type WireRecord = Omit<PulledRecord, 'headers' | 'value'> & {
   headers: Record<string, string>;
   value: string;
   valueEncoding: 'utf8' | 'base64';
-}
+};
 
 export function toWire(record: PulledRecord): WireRecord {
   const text = isUtf8(record.value);
