@@ -242,7 +242,7 @@ The server is the built package with its defaults (fsync durability with group c
 
 Everything runs on one 2-core machine: server, producers, consumers and the bare server share the
 cores, so figures move from run to run (over this session's runs the bare ceiling ranged from
-195,000 to 340,000 msgs/s, and the publish-to-acknowledgment p99 at 10,000 msgs/s from 2.5 ms to
+195,000 to 350,000 msgs/s, and the publish-to-acknowledgment p99 at 10,000 msgs/s from 2.5 ms to
 21 ms with p50 steady near 1 ms). The latency tails come in bursts: a second with a few hundred
 messages over 5 ms between seconds with none, i.e. single stalls of 10 to 20 ms (fsync behind the
 file system's journal, or a GC pause on the gateway thread); they are not spread over all
