@@ -1,6 +1,5 @@
-import path from 'node:path';
 import murmurhash3 from 'murmurhash3js';
-import type { RillConfig } from '../config/index.js';
+import { resolveDataDir, type RillConfig } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import { BATCH_HEADER_BYTES, readBatchInfo, RecordBatchBuilder, TopicCatalog, type RecordHeaders, type TopicDefinition } from '../storage/index.js';
 import type { FromWorker, PartitionOffsets } from './messages.js';
@@ -13,7 +12,7 @@ export interface Topic {
   readonly partitionIds: readonly number[];
 }
 
-type MutableTopic = { name: string; partitions: number; partitionIds: number[] };
+type MutableTopic = { name: string; partitions: number; partitionIds: number[]; createdAt: number };
 
 export interface AppendFailure {
   message: string;
@@ -93,7 +92,7 @@ export class Broker<T> {
     private readonly logger: Logger,
     private readonly onOutcome: (outcome: AppendOutcome<T>) => void,
   ) {
-    this.catalog = new TopicCatalog(path.resolve(config.storage.dataDir));
+    this.catalog = new TopicCatalog(resolveDataDir(config));
     this.supervisor = new WorkerSupervisor(
       { storage: config.storage, logLevel: config.log.level },
       config.brokers.workers,
@@ -145,7 +144,7 @@ export class Broker<T> {
   }
 
   private register(definition: TopicDefinition): Topic {
-    const topic: MutableTopic = { name: definition.name, partitions: 0, partitionIds: [] };
+    const topic: MutableTopic = { name: definition.name, partitions: 0, partitionIds: [], createdAt: definition.createdAt };
     this.openPartitions(topic, definition.partitions);
     this.topics.set(definition.name, topic);
     return topic;
@@ -178,8 +177,7 @@ export class Broker<T> {
     if (count <= topic.partitions) throw new Error(`topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
     const before = topic.partitions;
     this.openPartitions(topic, count);
-    const definition = this.catalog.load().find((d) => d.name === name);
-    this.catalog.save({ name, partitions: count, createdAt: definition?.createdAt ?? Date.now() });
+    this.catalog.save({ name, partitions: count, createdAt: topic.createdAt });
     this.logger.info({ topic: name, from: before, to: count }, 'topic partitions added');
     for (const listener of this.growthListeners) listener(name);
     return topic;
@@ -344,10 +342,6 @@ export class Broker<T> {
 
   killWorker(index: number): Promise<void> {
     return this.supervisor.killWorker(index);
-  }
-
-  workerOf(topic: Topic, partition: number): number {
-    return this.slots[topic.partitionIds[partition]].worker;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { StoredRecord, Topic } from '../../broker/index.js';
-import { tpKey, type Member, type TopicPartition } from '../../coordinator/index.js';
+import type { Member, TopicPartition } from '../../coordinator/index.js';
 import type { HeaderInput } from '../../protocol/stomp/index.js';
 import { groupDestination } from '../destinations.js';
 import type { StompSession } from '../session.js';
@@ -156,8 +156,8 @@ export class GroupPush extends PartitionFeed {
     setImmediate(() => {
       this.commitScheduled = false;
       const offsets = [...this.toCommit].flatMap((p) => {
-        const unacked = this.pending.get(p);
-        const lowest = unacked === undefined || unacked.size === 0 ? undefined : Math.min(...unacked.keys());
+        // Offsets enter in delivery order and a redelivery keeps its place: the first is the lowest.
+        const lowest = this.pending.get(p)?.keys().next().value;
         const offset = lowest ?? this.positions.get(p);
         return offset === undefined ? [] : [{ topic: this.topic.name, partition: p, offset }];
       });
@@ -177,9 +177,5 @@ export class GroupPush extends PartitionFeed {
     this.member.listeners.delete(this.onAssignment);
     if (clean) this.session.context.coordinator.leave(this.member.name);
     else this.session.context.coordinator.connectionLost(this.member);
-  }
-
-  static partitionKey(tp: TopicPartition): string {
-    return tpKey(tp);
   }
 }

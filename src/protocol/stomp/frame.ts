@@ -14,22 +14,6 @@ export interface Frame {
  */
 export type EscapeMode = '1.0' | '1.1' | '1.2';
 
-export const CLIENT_COMMANDS = new Set([
-  'CONNECT',
-  'STOMP',
-  'SEND',
-  'SUBSCRIBE',
-  'UNSUBSCRIBE',
-  'ACK',
-  'NACK',
-  'BEGIN',
-  'COMMIT',
-  'ABORT',
-  'DISCONNECT',
-]);
-
-export const SERVER_COMMANDS = new Set(['CONNECTED', 'MESSAGE', 'RECEIPT', 'ERROR']);
-
 /** Frames whose headers are sent and read without escaping (STOMP 1.2, "Value Encoding"). */
 export function isUnescapedCommand(command: string): boolean {
   return command === 'CONNECT' || command === 'CONNECTED' || command === 'STOMP';

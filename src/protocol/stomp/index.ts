@@ -3,8 +3,6 @@ export { encodeFrame, encodeRawFrame, type HeaderInput } from './serializer.js';
 export { escapeHeader, unescapeHeader } from './escape.js';
 export { StompProtocolError } from './errors.js';
 export {
-  CLIENT_COMMANDS,
-  SERVER_COMMANDS,
   HEARTBEAT_EOL,
   isUnescapedCommand,
   type EscapeMode,
