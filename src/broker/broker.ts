@@ -3,7 +3,8 @@ import { resolveDataDir, type RillConfig } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import { BATCH_HEADER_BYTES, readBatchInfo, RecordBatchBuilder, TopicCatalog, type RecordHeaders, type TopicDefinition } from '../storage/index.js';
 import type { FromWorker, PartitionOffsets } from './messages.js';
-import { RetriableBrokerError, WorkerSupervisor } from './supervisor.js';
+import { WorkerSupervisor } from './supervisor.js';
+import { RillError } from '../errors/index.js';
 
 export interface Topic {
   readonly name: string;
@@ -243,7 +244,7 @@ export class Broker<T> {
         .request<Extract<FromWorker, { type: 'appended' }>>(worker, { type: 'append', requestId, partitionIds, batches }, transfer)
         .then(
           (reply) => this.settle(entries, reply.baseOffsets, reply.errors, false, reply.buffers),
-          (error: Error) => this.settle(entries, null, null, error instanceof RetriableBrokerError ? error.message : `broker error: ${error.message}`),
+          (error: Error) => this.settle(entries, null, null, error instanceof RillError && error.retriable ? error.message : `broker error: ${error.message}`),
         );
     }
   };

@@ -1,5 +1,4 @@
 export { Broker, CallbackTicket, type Topic, type AppendOutcome, type AppendFailure, type ReadResult } from './broker.js';
-export { RetriableBrokerError } from './supervisor.js';
 export { hashKey, partitionForKey, RoundRobin } from './partitioner.js';
 export type { PartitionOffsets } from './messages.js';
 export {

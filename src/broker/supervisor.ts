@@ -1,16 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import type { FromWorker, PartitionAssignment, ToWorker, WorkerInit } from './messages.js';
 
-/** Thrown to callers whose request was in flight to a worker that died: safe to retry. */
-export class RetriableBrokerError extends Error {
-  readonly retriable = true;
-  constructor(message: string) {
-    super(message);
-    this.name = 'RetriableBrokerError';
-  }
-}
 
 type Reply = Exclude<FromWorker, { type: 'fatal' }>;
 
@@ -73,7 +66,7 @@ export class WorkerSupervisor extends EventEmitter {
   /** Sends a request and resolves with the worker's reply. */
   request<T extends Reply>(workerIndex: number, message: ToWorker, transfer: ArrayBuffer[] = []): Promise<T> {
     const slot = this.slots[workerIndex];
-    if (this.closed) return Promise.reject(new RetriableBrokerError('the broker is shutting down'));
+    if (this.closed) return Promise.reject(new RillError('unavailable', 'the broker is shutting down'));
     return new Promise<T>((resolve, reject) => {
       slot.pending.set((message as { requestId: number }).requestId, {
         resolve: resolve as (reply: Reply) => void,
@@ -141,7 +134,7 @@ export class WorkerSupervisor extends EventEmitter {
   }
 
   private onExit(slot: WorkerSlot, code: number): void {
-    const failure = new RetriableBrokerError(`broker worker ${slot.index} stopped before answering; retry`);
+    const failure = new RillError('unavailable', `broker worker ${slot.index} stopped before answering; retry`);
     for (const pending of slot.pending.values()) pending.reject(failure);
     slot.pending.clear();
     if (slot.stopping || this.closed) return;

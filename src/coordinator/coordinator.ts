@@ -2,7 +2,7 @@ import { forEachRecord, partitionForKey, type Broker, type RecordHeaders, type T
 import { TOPIC_NAME_PATTERN } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import { assign, tpKey, type Assignment, type TopicPartition } from './assignors.js';
-import { CoordinatorError } from './errors.js';
+import { RillError } from '../errors/index.js';
 import { ConsumerGroup, Member, type CommittedRecordRef, type GroupSettings } from './group.js';
 import type { OffsetStore } from './offset-store.js';
 
@@ -89,7 +89,7 @@ export class GroupCoordinator {
   // ---- groups ----
 
   async createGroup(name: string, settings: Partial<GroupSettings> = {}): Promise<ConsumerGroup> {
-    if (!TOPIC_NAME_PATTERN.test(name)) throw new CoordinatorError('invalid-request', `invalid group name "${name.slice(0, 300)}": 1 to 249 of A-Z a-z 0-9 . _ -`);
+    if (!TOPIC_NAME_PATTERN.test(name)) throw new RillError('invalid-request', `invalid group name "${name.slice(0, 300)}": 1 to 249 of A-Z a-z 0-9 . _ -`);
     const existing = this.groups.get(name);
     if (existing !== undefined && Object.keys(settings).length === 0) return existing;
     const group = existing ?? new ConsumerGroup(name, { ...this.options.defaults });
@@ -104,7 +104,7 @@ export class GroupCoordinator {
 
   group(name: string): ConsumerGroup {
     const group = this.groups.get(name);
-    if (group === undefined) throw new CoordinatorError('unknown-group', `no consumer group "${name}"`);
+    if (group === undefined) throw new RillError('unknown-group', `no consumer group "${name}"`);
     return group;
   }
 
@@ -119,7 +119,7 @@ export class GroupCoordinator {
    * name, or a static member under its instance id, gets its partitions back without a rebalance.
    */
   async join(groupName: string, memberName: string, options: { instanceId?: string; topics?: string[] } = {}): Promise<MemberView> {
-    if (!MEMBER_NAME.test(memberName)) throw new CoordinatorError('invalid-request', `invalid consumer name "${memberName.slice(0, 300)}"`);
+    if (!MEMBER_NAME.test(memberName)) throw new RillError('invalid-request', `invalid consumer name "${memberName.slice(0, 300)}"`);
     const group = await this.createGroup(groupName);
     let member = options.instanceId === undefined ? undefined : group.staticMember(options.instanceId);
     if (member !== undefined && member.name !== memberName) {
@@ -129,7 +129,7 @@ export class GroupCoordinator {
     }
     member ??= this.members.get(memberName);
     if (member !== undefined && member.group !== group) {
-      throw new CoordinatorError('name-taken', `consumer "${memberName}" is already a member of group "${member.group.name}"`);
+      throw new RillError('name-taken', `consumer "${memberName}" is already a member of group "${member.group.name}"`);
     }
     let changed = false;
     if (member === undefined) {
@@ -162,14 +162,14 @@ export class GroupCoordinator {
   private requireTopic(name: string): Topic {
     const existing = this.broker.topic(name);
     if (existing !== undefined) return existing;
-    if (!TOPIC_NAME_PATTERN.test(name) || name.startsWith('__')) throw new CoordinatorError('invalid-request', `invalid topic name "${name.slice(0, 300)}"`);
-    if (!this.options.autoCreateTopics) throw new CoordinatorError('unknown-topic', `topic "${name}" does not exist and auto-create is off`);
+    if (!TOPIC_NAME_PATTERN.test(name) || name.startsWith('__')) throw new RillError('invalid-request', `invalid topic name "${name.slice(0, 300)}"`);
+    if (!this.options.autoCreateTopics) throw new RillError('unknown-topic', `topic "${name}" does not exist and auto-create is off`);
     return this.broker.createTopic(name, this.options.defaultPartitions);
   }
 
   member(name: string): Member {
     const member = this.members.get(name);
-    if (member === undefined) throw new CoordinatorError('unknown-member', `no consumer "${name}" (register it first, or it was removed after its session timed out)`);
+    if (member === undefined) throw new RillError('unknown-member', `no consumer "${name}" (register it first, or it was removed after its session timed out)`);
     member.lastSeen = Date.now();
     return member;
   }
@@ -239,7 +239,7 @@ export class GroupCoordinator {
 
   private checkGeneration(member: Member, generation: number | undefined): void {
     if (generation !== undefined && generation !== member.group.generation) {
-      throw new CoordinatorError(
+      throw new RillError(
         'stale-generation',
         `generation ${generation} is stale: group "${member.group.name}" is at generation ${member.group.generation}; take the new assignment (heartbeat) and go on from there`,
       );
@@ -252,7 +252,7 @@ export class GroupCoordinator {
   async startPosition(member: Member, tp: TopicPartition): Promise<number> {
     member.positions.delete(tpKey(tp));
     const topic = this.broker.topic(tp.topic);
-    if (topic === undefined) throw new CoordinatorError('unknown-topic', `no topic "${tp.topic}"`);
+    if (topic === undefined) throw new RillError('unknown-topic', `no topic "${tp.topic}"`);
     return this.position(member, tp, topic);
   }
 
@@ -359,9 +359,9 @@ export class GroupCoordinator {
     this.checkGeneration(member, generation);
     for (const entry of offsets) {
       if (!member.owns(entry)) {
-        throw new CoordinatorError('not-owner', `consumer "${memberName}" does not own ${entry.topic}/${entry.partition} in generation ${member.group.generation}`);
+        throw new RillError('not-owner', `consumer "${memberName}" does not own ${entry.topic}/${entry.partition} in generation ${member.group.generation}`);
       }
-      if (!Number.isInteger(entry.offset) || entry.offset < 0) throw new CoordinatorError('invalid-request', `offset ${entry.offset} is not a whole number >= 0`);
+      if (!Number.isInteger(entry.offset) || entry.offset < 0) throw new RillError('invalid-request', `offset ${entry.offset} is not a whole number >= 0`);
     }
     await this.store.commit(member.group.name, offsets);
     return this.view(member);
@@ -371,7 +371,7 @@ export class GroupCoordinator {
   async acknowledge(memberName: string, messageId: string): Promise<CommittedRecordRef> {
     const member = this.member(memberName);
     const ref = member.delivered.get(messageId);
-    if (ref === undefined) throw new CoordinatorError('unknown-message', `consumer "${memberName}" has no unacknowledged message "${messageId}"`);
+    if (ref === undefined) throw new RillError('unknown-message', `consumer "${memberName}" has no unacknowledged message "${messageId}"`);
     member.delivered.delete(messageId);
     const next = { topic: ref.topic, partition: ref.partition, offset: ref.offset + 1 };
     const committed = this.store.committed(member.group.name, ref);
@@ -391,7 +391,7 @@ export class GroupCoordinator {
   /** Moves a member's position in a partition it owns. */
   async seek(memberName: string, tp: TopicPartition, target: SeekTarget): Promise<number> {
     const member = this.member(memberName);
-    if (!member.owns(tp)) throw new CoordinatorError('not-owner', `consumer "${memberName}" does not own ${tp.topic}/${tp.partition}`);
+    if (!member.owns(tp)) throw new RillError('not-owner', `consumer "${memberName}" does not own ${tp.topic}/${tp.partition}`);
     const position = await this.resolve(tp, target);
     member.positions.set(tpKey(tp), position);
     return position;
@@ -399,7 +399,7 @@ export class GroupCoordinator {
 
   private async resolve(tp: TopicPartition, target: SeekTarget): Promise<number> {
     const topic = this.requireTopic(tp.topic);
-    if (tp.partition >= topic.partitions) throw new CoordinatorError('invalid-request', `topic ${tp.topic} has no partition ${tp.partition}`);
+    if (tp.partition >= topic.partitions) throw new RillError('invalid-request', `topic ${tp.topic} has no partition ${tp.partition}`);
     const offsets = await this.broker.offsets(topic, tp.partition, target.to === 'timestamp' ? target.timestamp : undefined);
     if (target.to === 'earliest') return offsets.logStartOffset;
     if (target.to === 'latest') return offsets.logEndOffset;
@@ -410,7 +410,7 @@ export class GroupCoordinator {
   /** Sets a whole group's committed offsets (an admin operation: the group must have no members). */
   async resetOffsets(groupName: string, target: SeekTarget, topicName?: string): Promise<CommittedRecordRef[]> {
     const group = this.group(groupName);
-    if (group.members.size > 0) throw new CoordinatorError('group-not-empty', `group "${groupName}" has ${group.members.size} members; offsets can be reset only when it has none`);
+    if (group.members.size > 0) throw new RillError('group-not-empty', `group "${groupName}" has ${group.members.size} members; offsets can be reset only when it has none`);
     const topics = topicName !== undefined ? [topicName] : [...new Set(this.store.groupOffsets(groupName).map((o) => o.topic))];
     const entries: CommittedRecordRef[] = [];
     for (const name of topics) {

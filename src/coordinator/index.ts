@@ -1,5 +1,4 @@
 export { GroupCoordinator, type CoordinatorOptions, type MemberView, type PulledRecord, type PullOptions, type SeekTarget } from './coordinator.js';
-export { CoordinatorError, type CoordinatorErrorCode } from './errors.js';
 export { OffsetStore, brokerOffsetLog, OFFSETS_TOPIC, type OffsetLog } from './offset-store.js';
 export { assign, tpKey, type AssignorName, type TopicPartition, type Assignment } from './assignors.js';
 export { Member, ConsumerGroup, type GroupSettings, type AssignmentListener } from './group.js';

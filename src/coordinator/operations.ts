@@ -121,7 +121,7 @@ const groupSettings = z.object({
 });
 
 export const answers = {
-  error: z.object({ error: z.object({ code: z.string(), message: z.string() }) }),
+  error: z.object({ error: z.object({ code: z.string(), message: z.string(), retriable: z.boolean() }) }),
   'create-group': z.object({ group: z.string(), generation: z.number().int(), settings: groupSettings }),
   'list-groups': z.object({ groups: z.array(z.object({ group: z.string(), generation: z.number().int(), members: z.number().int() })) }),
   'describe-group': z.object({

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { topicName, type RillConfig } from '../config/index.js';
 import { partitionForKey, type Broker, type RecordHeaders, type RoundRobin, type Topic } from '../broker/index.js';
+import { RillError, type ErrorCode } from '../errors/index.js';
 import type { FrameHeaders } from '../protocol/stomp/index.js';
 
 /** The canonical producer body, as the seed's producers send it. */
@@ -26,14 +27,15 @@ export interface PublishRequest {
   value: Buffer;
 }
 
-export class PublishError extends Error {
+/** A SEND that cannot be published; carries the messageID when it could be read first. */
+export class PublishError extends RillError {
   constructor(
+    code: ErrorCode,
     message: string,
     /** The messageID, when it could be read before the error. */
     readonly messageId: string | null,
   ) {
-    super(message);
-    this.name = 'PublishError';
+    super(code, message);
   }
 }
 
@@ -64,12 +66,12 @@ export function preparePublish(
     try {
       parsed = JSON.parse(body.toString('utf8'));
     } catch (error) {
-      throw new PublishError(`body is not valid JSON (${(error as Error).message}); send a key header to publish a non-JSON body`, null);
+      throw new PublishError('invalid-message', `body is not valid JSON (${(error as Error).message}); send a key header to publish a non-JSON body`, null);
     }
     const result = canonicalMessageSchema.safeParse(parsed);
     if (!result.success) {
       const id = typeof (parsed as { messageID?: unknown })?.messageID === 'string' ? (parsed as { messageID: string }).messageID : null;
-      throw new PublishError(`body does not match {messageID, key, message, timestamp}: ${z.prettifyError(result.error).replace(/\n/g, ' ')}`, id);
+      throw new PublishError('invalid-message', `body does not match {messageID, key, message, timestamp}: ${z.prettifyError(result.error).replace(/\n/g, ' ')}`, id);
     }
     key = result.data.key ?? null;
     messageId = result.data.messageID ?? null;
@@ -83,7 +85,7 @@ export function preparePublish(
   if (headers.partition !== undefined) {
     partition = Number(headers.partition);
     if (!/^\d+$/.test(headers.partition) || partition >= topic.partitions) {
-      throw new PublishError(`partition header "${headers.partition}" is not a partition of topic ${topic.name} (0 to ${topic.partitions - 1})`, messageId);
+      throw new PublishError('invalid-message', `partition header "${headers.partition}" is not a partition of topic ${topic.name} (0 to ${topic.partitions - 1})`, messageId);
     }
   } else if (key !== null) {
     partition = partitionForKey(key, topic.partitions);
@@ -112,8 +114,8 @@ function resolveTopic(context: PublishContext, name: string, messageId: string):
   const existing = name.startsWith('__') ? undefined : context.broker.topic(name);
   if (existing !== undefined) return existing;
   const valid = topicName.safeParse(name);
-  if (!valid.success) throw new PublishError(`invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0].message}`, messageId);
-  if (!context.config.topics.autoCreate) throw new PublishError(`topic "${name}" does not exist and auto-create is off`, messageId);
+  if (!valid.success) throw new PublishError('invalid-destination', `invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0].message}`, messageId);
+  if (!context.config.topics.autoCreate) throw new PublishError('unknown-topic', `topic "${name}" does not exist and auto-create is off`, messageId);
   return context.broker.createTopic(name, context.config.topics.defaultPartitions);
 }
 
@@ -121,7 +123,7 @@ function parseTimestamp(input: number | string | undefined, messageId: string): 
   if (input === undefined || input === '') return Date.now();
   const value = typeof input === 'number' ? input : /^\d+(\.\d+)?$/.test(input) ? Number(input) : Date.parse(input);
   if (!Number.isFinite(value) || value < 0 || value > 8.64e15) {
-    throw new PublishError(`timestamp "${String(input)}" is neither epoch milliseconds nor a date`, messageId);
+    throw new PublishError('invalid-message', `timestamp "${String(input)}" is neither epoch milliseconds nor a date`, messageId);
   }
   return Math.trunc(value);
 }

@@ -1,4 +1,5 @@
-import { CoordinatorError, operations, type MemberView, type OperationName } from '../../coordinator/index.js';
+import { operations, type MemberView, type OperationName } from '../../coordinator/index.js';
+import { asRillError, RillError, toHttp } from '../../errors/index.js';
 import type { Frame } from '../../protocol/stomp/index.js';
 import { DEFAULT_REPLY_DESTINATION } from '../destinations.js';
 import type { StompSession } from '../session.js';
@@ -21,21 +22,25 @@ export function handleRequest(session: StompSession, frame: Frame, operation: st
     replies.send({ ...headers, status }, body);
     session.sendReceipt(frame.headers.receipt);
   };
+  const fail = (error: RillError): void => {
+    const { status, body } = toHttp(error);
+    answer(status, body);
+  };
   if (!Object.hasOwn(operations, operation)) {
-    answer(404, { error: { code: 'unknown-operation', message: `no operation "${operation}"; one of ${Object.keys(operations).join(', ')}` } });
+    fail(new RillError('unknown-operation', `no operation "${operation}"; one of ${Object.keys(operations).join(', ')}`));
     return;
   }
   let input: unknown;
   try {
     input = frame.body.length === 0 ? {} : JSON.parse(frame.body.toString('utf8'));
   } catch (error) {
-    answer(400, { error: { code: 'invalid-json', message: `request body is not JSON: ${(error as Error).message}` } });
+    fail(new RillError('invalid-json', `request body is not JSON: ${(error as Error).message}`));
     return;
   }
   const definition = operations[operation as OperationName];
   const parsed = definition.input.safeParse(input);
   if (!parsed.success) {
-    answer(400, { error: { code: 'invalid-request', message: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') } });
+    fail(new RillError('invalid-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')));
     return;
   }
   const coordinator = session.context.coordinator;
@@ -46,11 +51,9 @@ export function handleRequest(session: StompSession, frame: Frame, operation: st
       answer(200, result);
     },
     (error: Error) => {
-      if (error instanceof CoordinatorError) answer(error.httpStatus, { error: { code: error.code, message: error.message } });
-      else {
-        session.logger.error({ err: error, operation }, 'request failed');
-        answer(500, { error: { code: 'internal', message: error.message } });
-      }
+      const failure = asRillError(error);
+      if (failure.code === 'internal') session.logger.error({ err: error, operation }, 'request failed');
+      fail(failure);
     },
   );
 }

@@ -41,10 +41,10 @@ export function handleSend(session: StompSession, frame: Frame): void {
 /** Validates a SEND and works out its record; throws PublishError. */
 export function prepareSend(session: StompSession, frame: Frame): PublishRequest {
   const destination = frame.headers.destination;
-  if (destination === undefined) throw new PublishError('SEND needs a destination header', null);
+  if (destination === undefined) throw new PublishError('invalid-request', 'SEND needs a destination header', null);
   const parsed = parseDestination(destination);
   if (parsed === null || (parsed.kind !== 'publish' && parsed.kind !== 'topic')) {
-    throw new PublishError(`cannot publish to "${destination}": publish to /producer/publish/<topic> or /topic/<topic>`, null);
+    throw new PublishError('invalid-destination', `cannot publish to "${destination}": publish to /producer/publish/<topic> or /topic/<topic>`, null);
   }
   return preparePublish(session.context, parsed.topic, frame.headers, frame.body, () => session.nextMessageId());
 }

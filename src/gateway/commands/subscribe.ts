@@ -1,5 +1,5 @@
 import { topicName } from '../../config/index.js';
-import { CoordinatorError } from '../../coordinator/index.js';
+import { RillError } from '../../errors/index.js';
 import type { Topic } from '../../broker/index.js';
 import type { Frame, FrameHeaders } from '../../protocol/stomp/index.js';
 import { parseDestination } from '../destinations.js';
@@ -112,7 +112,7 @@ function subscribeToGroup(
       session.sendReceipt(headers.receipt);
     },
     (error: Error) => {
-      const reason = error instanceof CoordinatorError ? error.message : `internal error: ${error.message}`;
+      const reason = error instanceof RillError ? error.message : `internal error: ${error.message}`;
       session.fail(`cannot join group "${group}": ${reason}`, headers.receipt);
     },
   );

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { RetriableBrokerError, type Broker } from '../../broker/index.js';
-import { CoordinatorError, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
-import { HttpError } from './http-error.js';
+import type { Broker } from '../../broker/index.js';
+import { operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
+import { asRillError, RillError, toHttp } from '../../errors/index.js';
 import { seedRoutes } from './seed-routes.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -35,7 +35,7 @@ export function route(method: string, path: string, handler: RouteHandler): void
 export function runOperation(name: OperationName, context: HttpContext, input: unknown): Promise<unknown> {
   const operation = operations[name];
   const parsed = operation.input.safeParse(input);
-  if (!parsed.success) throw new HttpError(400, 'invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+  if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
   return Promise.resolve((operation.run as (c: GroupCoordinator, r: unknown) => unknown)(context.coordinator, parsed.data));
 }
 
@@ -56,7 +56,7 @@ route('GET', '/v1/topics', ({ broker }) => ({
 }));
 route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
   const topic = broker.topic(name);
-  if (topic === undefined) throw new HttpError(404, 'unknown-topic', `no topic "${name}"`);
+  if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
   const partitions = await Promise.all(
     topic.partitionIds.map(async (_, partition) => {
       const { logStartOffset, logEndOffset } = await broker.offsets(topic, partition);
@@ -68,11 +68,11 @@ route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
 const growTopic = z.object({ partitions: z.number().int().min(1).max(10_000) }).strict();
 route('POST', '/v1/topics/:topic/partitions', ({ broker }, { topic: name }, body) => {
   const topic = broker.topic(name);
-  if (topic === undefined || name.startsWith('__')) throw new HttpError(404, 'unknown-topic', `no topic "${name}"`);
+  if (topic === undefined || name.startsWith('__')) throw new RillError('unknown-topic', `no topic "${name}"`);
   const parsed = growTopic.safeParse(body);
-  if (!parsed.success) throw new HttpError(400, 'invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+  if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
   if (parsed.data.partitions <= topic.partitions) {
-    throw new HttpError(400, 'invalid-request', `topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
+    throw new RillError('invalid-request', `topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
   }
   const grown = broker.addPartitions(name, parsed.data.partitions);
   return { name: grown.name, partitions: grown.partitions };
@@ -99,7 +99,7 @@ seedRoutes(route);
 function memberOperation(name: OperationName): RouteHandler {
   return (context, { group, member }, body) => {
     const described = context.coordinator.group(group);
-    if (!described.members.has(member)) throw new CoordinatorError('unknown-member', `no consumer "${member}" in group "${group}"`);
+    if (!described.members.has(member)) throw new RillError('unknown-member', `no consumer "${member}" in group "${group}"`);
     return runOperation(name, context, { ...(body as object), member });
   };
 }
@@ -120,24 +120,23 @@ export async function handleHttpRequest(context: HttpContext, request: IncomingM
       response.writeHead(200, { 'content-type': staticFile.type, 'content-length': content.length });
       response.end(content);
     } catch {
-      send(response, 404, { error: { code: 'not-found', message: `${path} is not available in this installation` } });
+      const { status, body } = toHttp(new RillError('not-found', `${path} is not available in this installation`));
+      send(response, status, body);
     }
     return;
   }
   try {
     const candidates = routes.filter((r) => r.pattern.test(path));
-    if (candidates.length === 0) throw new HttpError(404, 'not-found', `nothing at ${path}`);
+    if (candidates.length === 0) throw new RillError('not-found', `nothing at ${path}`);
     const matched = candidates.find((r) => r.method === request.method || (r.method === 'GET' && request.method === 'HEAD'));
-    if (matched === undefined) throw new HttpError(405, 'method-not-allowed', `${request.method} is not supported at ${path}; use ${candidates.map((r) => r.method).join(' or ')}`);
+    if (matched === undefined) throw new RillError('method-not-allowed', `${request.method} is not supported at ${path}; use ${candidates.map((r) => r.method).join(' or ')}`);
     const values = matched.pattern.exec(path)!.slice(1).map(decodeURIComponent);
     const params = Object.fromEntries(matched.names.map((n, i) => [n, values[i]]));
     const body = request.method === 'POST' || request.method === 'PUT' || request.method === 'DELETE' ? await readJson(request) : {};
     send(response, 200, await matched.handler(context, params, body));
   } catch (error) {
-    if (error instanceof HttpError) send(response, error.status, { error: { code: error.code, message: error.message } });
-    else if (error instanceof CoordinatorError) send(response, error.httpStatus, { error: { code: error.code, message: error.message } });
-    else if (error instanceof RetriableBrokerError) send(response, 503, { error: { code: 'unavailable', message: error.message } });
-    else send(response, 500, { error: { code: 'internal', message: (error as Error).message } });
+    const { status, body } = toHttp(asRillError(error));
+    send(response, status, body);
   }
 }
 
@@ -146,7 +145,7 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'too-large', `request body over ${MAX_BODY_BYTES} bytes`);
+    if (size > MAX_BODY_BYTES) throw new RillError('too-large', `request body over ${MAX_BODY_BYTES} bytes`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return {};
@@ -155,7 +154,7 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('expected a JSON object');
     return value;
   } catch (error) {
-    throw new HttpError(400, 'invalid-json', `request body is not a JSON object: ${(error as Error).message}`);
+    throw new RillError('invalid-json', `request body is not a JSON object: ${(error as Error).message}`);
   }
 }
 

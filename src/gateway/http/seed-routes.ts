@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { GroupCoordinator } from '../../coordinator/index.js';
-import { HttpError } from './http-error.js';
+import { RillError } from '../../errors/index.js';
 import type { RouteHandler } from './router.js';
 
 /*
@@ -20,7 +20,7 @@ const schemas = {
 
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
   const result = schema.safeParse(body);
-  if (!result.success) throw new HttpError(400, 'invalid-request', z.prettifyError(result.error).replace(/\n/g, ' '));
+  if (!result.success) throw new RillError('invalid-request', z.prettifyError(result.error).replace(/\n/g, ' '));
   return result.data;
 }
 
