@@ -1,8 +1,5 @@
-export { Broker, CallbackTicket, type Topic, type AppendOutcome, type AppendFailure, type ReadResult } from './broker.js';
-export { hashKey, partitionForKey, RoundRobin } from './partitioner.js';
-export type { PartitionOffsets } from './messages.js';
-export {
-  forEachRecord,
-  type StoredRecord,
-  type RecordHeaders,
-} from '../storage/index.js';
+export { Broker, type AppendTicket, type PartitionWatcher, type ReadResult } from './front/broker.js';
+export { TopicRegistry, isInternal, type Topic, type TopicCreation } from './front/topic-registry.js';
+export { hashKey, partitionForKey, RoundRobin } from './front/partitioner.js';
+export type { PartitionOffsets, WorkerFailure } from './protocol.js';
+export { forEachRecord, type StoredRecord, type RecordHeaders } from '../storage/index.js';

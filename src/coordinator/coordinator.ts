@@ -41,7 +41,7 @@ export interface PullOptions {
 
 export type SeekTarget = { to: 'earliest' } | { to: 'latest' } | { to: 'offset'; offset: number } | { to: 'timestamp'; timestamp: number };
 
-type LogAccess = Pick<Broker<unknown>, 'topic' | 'createTopic' | 'read' | 'offsets' | 'watch' | 'appendAndWait'>;
+type LogAccess = Pick<Broker, 'topic' | 'createTopic' | 'read' | 'offsets' | 'watch' | 'appendAndWait'>;
 
 const READ_BYTES = 1024 * 1024;
 /** Far shorter than any sensible retention of the internal topic. */
@@ -313,7 +313,7 @@ export class GroupCoordinator {
     for (const read of reads) {
       if (read === null) continue;
       const { tp, position, result } = read;
-      if (result.error === 'offset-out-of-range') {
+      if (result.failure?.code === 'offset-out-of-range') {
         const reset = member.group.settings.resetPolicy === 'earliest' ? result.logStartOffset : result.logEndOffset;
         member.positions.set(tpKey(tp), Math.max(reset, result.logStartOffset));
         continue;

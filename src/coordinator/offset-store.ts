@@ -89,7 +89,7 @@ export class OffsetStore {
 export const OFFSETS_TOPIC = '__consumer_offsets';
 
 /** The offsets log kept in the internal topic, written through the broker like any record. */
-export function brokerOffsetLog(broker: Pick<Broker<unknown>, 'topic' | 'createTopic' | 'read' | 'offsets' | 'appendAndWait'>): OffsetLog {
+export function brokerOffsetLog(broker: Pick<Broker, 'topic' | 'createTopic' | 'read' | 'offsets' | 'appendAndWait'>): OffsetLog {
   const topic = broker.topic(OFFSETS_TOPIC) ?? broker.createTopic(OFFSETS_TOPIC, 1);
   return {
     async write(key, value) {

@@ -5,7 +5,7 @@ import { RoundRobin, type Broker } from '../broker/index.js';
 import type { GroupCoordinator } from '../coordinator/index.js';
 import type { Logger } from '../logging/index.js';
 import { encodeFrame } from '../protocol/stomp/index.js';
-import { StompSession, type GatewayContext, type PublishTicket } from './session.js';
+import { StompSession, type GatewayContext } from './session.js';
 import { TcpTransport, WebSocketTransport, type Transport, type TransportEvents } from './transport.js';
 
 /**
@@ -21,7 +21,7 @@ export class Gateway {
 
   constructor(
     private readonly config: RillConfig,
-    readonly broker: Broker<PublishTicket>,
+    readonly broker: Broker,
     coordinator: GroupCoordinator,
     private readonly logger: Logger,
     serverName: string,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { topicName, type RillConfig } from '../config/index.js';
+import type { RillConfig } from '../config/index.js';
 import { partitionForKey, type Broker, type RecordHeaders, type RoundRobin, type Topic } from '../broker/index.js';
 import { RillError, type ErrorCode } from '../errors/index.js';
 import type { FrameHeaders } from '../protocol/stomp/index.js';
@@ -40,7 +40,7 @@ export class PublishError extends RillError {
 }
 
 export interface PublishContext {
-  broker: Pick<Broker<unknown>, 'topic' | 'createTopic'>;
+  broker: Pick<Broker, 'topics'>;
   config: RillConfig;
   roundRobin: RoundRobin;
 }
@@ -111,12 +111,12 @@ function startsWithBrace(body: Buffer): boolean {
 }
 
 function resolveTopic(context: PublishContext, name: string, messageId: string): Topic {
-  const existing = name.startsWith('__') ? undefined : context.broker.topic(name);
-  if (existing !== undefined) return existing;
-  const valid = topicName.safeParse(name);
-  if (!valid.success) throw new PublishError('invalid-destination', `invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0].message}`, messageId);
-  if (!context.config.topics.autoCreate) throw new PublishError('unknown-topic', `topic "${name}" does not exist and auto-create is off`, messageId);
-  return context.broker.createTopic(name, context.config.topics.defaultPartitions);
+  try {
+    return context.broker.topics.resolve(name, 'auto');
+  } catch (error) {
+    if (error instanceof RillError) throw new PublishError(error.code, error.message, messageId);
+    throw error;
+  }
 }
 
 function parseTimestamp(input: number | string | undefined, messageId: string): number {

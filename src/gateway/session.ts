@@ -19,32 +19,13 @@ import type { Transport, TransportEvents } from './transport.js';
 
 export interface GatewayContext {
   config: RillConfig;
-  broker: Broker<PublishTicket>;
+  broker: Broker;
   coordinator: GroupCoordinator;
   roundRobin: RoundRobin;
   logger: Logger;
   serverName: string;
   /** Called once when a session has closed. */
   onSessionClosed(session: StompSession): void;
-}
-
-/** Counts down the SENDs of one COMMIT; its RECEIPT goes out when all are stored. */
-export class ReceiptCountdown {
-  constructor(
-    public remaining: number,
-    readonly receipt: string | null,
-  ) {}
-}
-
-/** What the gateway remembers of one published message until storage answers. */
-export class PublishTicket {
-  constructor(
-    readonly session: StompSession,
-    readonly messageId: string,
-    readonly timestamp: number,
-    readonly receipt: string | null,
-    readonly countdown: ReceiptCountdown | null,
-  ) {}
 }
 
 type SessionState = 'awaiting-connect' | 'connected' | 'closing' | 'closed';
@@ -237,7 +218,7 @@ export class StompSession implements TransportEvents {
     this.transport.end();
   }
 
-  get broker(): Broker<PublishTicket> {
+  get broker(): Broker {
     return this.context.broker;
   }
 

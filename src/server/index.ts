@@ -5,7 +5,7 @@ import { WebSocketServer } from 'ws';
 import { Broker } from '../broker/index.js';
 import type { RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
-import { Gateway, handleHttpRequest, settleOutcome, type PublishTicket } from '../gateway/index.js';
+import { Gateway, handleHttpRequest } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 
 export const SERVER_NAME = 'rill/0.1.0';
@@ -14,7 +14,7 @@ const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 export interface RillServer {
   readonly httpPort: number;
   readonly stompPort: number;
-  readonly broker: Broker<PublishTicket>;
+  readonly broker: Broker;
   readonly gateway: Gateway;
   readonly coordinator: GroupCoordinator;
   /** Stops accepting, lets stored-but-unanswered publishes finish, closes sessions and the broker. */
@@ -23,7 +23,7 @@ export interface RillServer {
 
 /** Starts the broker workers, the HTTP/WebSocket listener and the TCP STOMP listener. */
 export async function startServer(config: RillConfig, logger: Logger = createLogger(config.log.level)): Promise<RillServer> {
-  const broker = Broker.start<PublishTicket>(config, logger, settleOutcome);
+  const broker = Broker.start(config, logger);
   const { coordinator: settings, topics } = config;
   const coordinator = new GroupCoordinator(
     broker,
@@ -44,7 +44,7 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
     logger,
   );
   await coordinator.start();
-  broker.onPartitionsAdded((topic) => coordinator.partitionsAdded(topic));
+  broker.topics.onPartitionsAdded((topic) => coordinator.partitionsAdded(topic));
   const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME);
   const paths = new Set(config.server.websocketPaths);
 

@@ -1,5 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
+
+/** `topic.json`, versioned as Kafka versions its records; files written before versions existed have none. */
+const topicFileSchema = z.object({
+  v: z.literal(1).optional(),
+  name: z.string().min(1),
+  partitions: z.number().int().min(1),
+  createdAt: z.number().int().min(0),
+});
+
+const TOPIC_FILE_VERSION = 1;
 
 export interface TopicDefinition {
   name: string;
@@ -19,13 +30,21 @@ export class TopicCatalog {
     fs.mkdirSync(this.root, { recursive: true });
   }
 
+  /** Every topic on disk, oldest first. A damaged `topic.json` stops the start, naming the file. */
   load(): TopicDefinition[] {
     const topics: TopicDefinition[] = [];
     for (const name of fs.readdirSync(this.root)) {
       const file = path.join(this.root, name, 'topic.json');
       if (!fs.existsSync(file)) continue;
-      const definition = JSON.parse(fs.readFileSync(file, 'utf8')) as TopicDefinition;
-      topics.push(definition);
+      let parsed;
+      try {
+        parsed = topicFileSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+      } catch (error) {
+        throw new Error(`${file} is not valid JSON (${(error as Error).message}); restore it or remove the topic's directory`);
+      }
+      if (!parsed.success) throw new Error(`${file} is not a topic definition: ${z.prettifyError(parsed.error).replace(/\n/g, ' ')}`);
+      const { name: topic, partitions, createdAt } = parsed.data;
+      topics.push({ name: topic, partitions, createdAt });
     }
     return topics.sort((a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name));
   }
@@ -38,7 +57,7 @@ export class TopicCatalog {
     const temporary = `${file}.tmp`;
     const fd = fs.openSync(temporary, 'w');
     try {
-      fs.writeSync(fd, JSON.stringify(definition, null, 2) + '\n');
+      fs.writeSync(fd, JSON.stringify({ v: TOPIC_FILE_VERSION, ...definition }, null, 2) + '\n');
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

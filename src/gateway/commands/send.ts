@@ -2,7 +2,8 @@ import type { Frame } from '../../protocol/stomp/index.js';
 import { parseDestination } from '../destinations.js';
 import { preparePublish, PublishError, type PublishRequest } from '../publish-request.js';
 import { handleRequest } from './request.js';
-import { PublishTicket, type ReceiptCountdown, type StompSession } from '../session.js';
+import { PublishTicket, type ReceiptCountdown } from '../publish-outcome.js';
+import type { StompSession } from '../session.js';
 
 /** SEND: publishes at once, or holds the frame when it belongs to a transaction. */
 export function handleSend(session: StompSession, frame: Frame): void {
@@ -59,7 +60,7 @@ export function publish(session: StompSession, request: PublishRequest, receipt:
     request.messageId,
     request.headers,
     request.value,
-    new PublishTicket(session, request.messageId, request.timestamp, receipt, countdown),
+    new PublishTicket(session, request.topic.name, request.partition, request.messageId, request.timestamp, receipt, countdown),
   );
 }
 

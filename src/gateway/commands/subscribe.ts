@@ -41,10 +41,9 @@ export function handleSubscribe(session: StompSession, frame: Frame): void {
     return;
   }
 
-  const validName = topicName.safeParse(destination.topic);
-  if (!validName.success) return session.fail(`invalid topic name "${destination.topic.slice(0, 300)}": ${validName.error.issues[0].message}`, receipt);
-
   if (destination.kind === 'acknowledgments') {
+    const validName = topicName.safeParse(destination.topic);
+    if (!validName.success) return session.fail(`invalid topic name "${destination.topic.slice(0, 300)}": ${validName.error.issues[0]?.message}`, receipt);
     const subscription = new AcknowledgmentSubscription(session, id, number, ackMode as AckMode, destination.topic);
     register(subscription);
     session.acknowledgmentSubscriptions.set(destination.topic, subscription);
@@ -52,8 +51,13 @@ export function handleSubscribe(session: StompSession, frame: Frame): void {
     return;
   }
 
-  const topic = findOrCreateTopic(session, destination.topic);
-  if (topic === undefined) return session.fail(`topic "${destination.topic}" does not exist and auto-create is off`, receipt);
+  let topic: Topic;
+  try {
+    topic = session.broker.topics.resolve(destination.topic, 'auto');
+  } catch (error) {
+    if (error instanceof RillError) return session.fail(error.message, receipt);
+    throw error;
+  }
   const prefetch = parsePrefetch(headers['prefetch-count'], session.context.config.stomp.prefetch);
   if (prefetch === null) return session.fail(`invalid prefetch-count "${headers['prefetch-count']}"`, receipt);
 
@@ -133,12 +137,6 @@ export function handleUnsubscribe(session: StompSession, frame: Frame): void {
     session.replySubscriptions.delete(subscription.destination);
   }
   session.sendReceipt(frame.headers.receipt);
-}
-
-function findOrCreateTopic(session: StompSession, name: string): Topic | undefined {
-  const existing = session.broker.topic(name);
-  if (existing !== undefined || !session.context.config.topics.autoCreate) return existing;
-  return session.broker.createTopic(name, session.context.config.topics.defaultPartitions);
 }
 
 function parsePrefetch(value: string | undefined, fallback: number): number | null {

@@ -1,6 +1,7 @@
 import type { Frame } from '../../protocol/stomp/index.js';
 import { PublishError, type PublishRequest } from '../publish-request.js';
-import { ReceiptCountdown, type StompSession } from '../session.js';
+import { ReceiptCountdown } from '../publish-outcome.js';
+import type { StompSession } from '../session.js';
 import { prepareSend, publish } from './send.js';
 
 export function handleBegin(session: StompSession, frame: Frame): void {

@@ -9,7 +9,7 @@ import { seedRoutes } from './seed-routes.js';
 const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface HttpContext {
-  broker: Pick<Broker<unknown>, 'topic' | 'listTopics' | 'offsets' | 'addPartitions' | 'inflightBytes'>;
+  broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes'>;
   coordinator: GroupCoordinator;
 }
 
@@ -48,14 +48,14 @@ route('GET', '/v1/stats', ({ broker }) => {
     uptimeSeconds: Math.round(process.uptime()),
     memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers },
     inflightBytes: broker.inflightBytes,
-    topics: broker.listTopics().filter((t) => !t.name.startsWith('__')).length,
+    topics: broker.topics.listPublic().length,
   };
 });
 route('GET', '/v1/topics', ({ broker }) => ({
-  topics: broker.listTopics().filter((t) => !t.name.startsWith('__')).map((t) => ({ name: t.name, partitions: t.partitions })),
+  topics: broker.topics.listPublic().map((t) => ({ name: t.name, partitions: t.partitions })),
 }));
 route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
-  const topic = broker.topic(name);
+  const topic = broker.topics.get(name);
   if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
   const partitions = await Promise.all(
     topic.partitionIds.map(async (_, partition) => {
@@ -67,14 +67,14 @@ route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
 });
 const growTopic = z.object({ partitions: z.number().int().min(1).max(10_000) }).strict();
 route('POST', '/v1/topics/:topic/partitions', ({ broker }, { topic: name }, body) => {
-  const topic = broker.topic(name);
+  const topic = broker.topics.get(name);
   if (topic === undefined || name.startsWith('__')) throw new RillError('unknown-topic', `no topic "${name}"`);
   const parsed = growTopic.safeParse(body);
   if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
   if (parsed.data.partitions <= topic.partitions) {
     throw new RillError('invalid-request', `topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
   }
-  const grown = broker.addPartitions(name, parsed.data.partitions);
+  const grown = broker.topics.addPartitions(name, parsed.data.partitions);
   return { name: grown.name, partitions: grown.partitions };
 });
 route('GET', '/v1/groups', (context) => runOperation('list-groups', context, {}));

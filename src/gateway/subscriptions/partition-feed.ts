@@ -112,10 +112,10 @@ export abstract class PartitionFeed implements Subscription {
       (result) => {
         cursor.fetching = false;
         if (this.closed || cursor.removed) return;
-        if (result.error === 'offset-out-of-range') {
+        if (result.failure?.code === 'offset-out-of-range') {
           // Retention removed what this cursor was about to read: go on from the oldest kept.
           cursor.next = cursor.next < result.logStartOffset ? result.logStartOffset : result.logEndOffset;
-        } else if (result.error !== undefined) {
+        } else if (result.failure !== undefined) {
           this.retryLater(cursor);
           return;
         }

@@ -1,14 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { RillError } from '../errors/index.js';
-import type { Logger } from '../logging/index.js';
-import type { FromWorker, PartitionAssignment, ToWorker, WorkerInit } from './messages.js';
-
-
-type Reply = Exclude<FromWorker, { type: 'fatal' }>;
+import { RillError } from '../../errors/index.js';
+import type { Logger } from '../../logging/index.js';
+import type { CallReply, CallRequest, FromWorker, PartitionAssignment, ReplyMessage, ToWorker, WorkerCall, WorkerInit } from '../protocol.js';
 
 interface Pending {
-  resolve: (reply: Reply) => void;
+  resolve: (reply: ReplyMessage) => void;
   reject: (error: Error) => void;
 }
 
@@ -20,21 +17,22 @@ interface WorkerSlot {
   stopping: boolean;
 }
 
+/** The worker's entry: the built file, or the TypeScript source through tsx when running from source. */
 function workerEntry(): { url: URL; workerData: (init: WorkerInit) => object } {
   if (import.meta.url.endsWith('.ts')) {
-    const entry = new URL('./worker.ts', import.meta.url).href;
+    const entry = new URL('../worker/main.ts', import.meta.url).href;
     return {
-      url: new URL('./dev-worker-loader.mjs', import.meta.url),
+      url: new URL('../worker/dev-worker-loader.mjs', import.meta.url),
       workerData: (init) => ({ ...init, entry }),
     };
   }
-  return { url: new URL('./worker.js', import.meta.url), workerData: (init) => init };
+  return { url: new URL('../worker/main.js', import.meta.url), workerData: (init) => init };
 }
 
 /**
  * Starts the broker workers and keeps them running: a worker that dies is restarted and reopens
  * its partitions from disk, and every request that was in flight to it fails with a retriable
- * error (never a silent drop, never an acknowledgment for data that was not stored).
+ * `unavailable` error (never a silent drop, never an acknowledgment for data that was not stored).
  */
 export class WorkerSupervisor extends EventEmitter {
   private readonly slots: WorkerSlot[] = [];
@@ -59,47 +57,48 @@ export class WorkerSupervisor extends EventEmitter {
 
   /** Hands partitions to a worker; they are reopened after any restart. */
   open(workerIndex: number, partitions: PartitionAssignment[]): void {
-    this.assignments[workerIndex].push(...partitions);
-    this.slots[workerIndex].worker.postMessage({ type: 'open', partitions } satisfies ToWorker);
+    this.assignments[workerIndex]!.push(...partitions);
+    this.slot(workerIndex).worker.postMessage({ type: 'open', partitions } satisfies ToWorker);
   }
 
-  /** Sends a request and resolves with the worker's reply. */
-  request<T extends Reply>(workerIndex: number, message: ToWorker, transfer: ArrayBuffer[] = []): Promise<T> {
-    const slot = this.slots[workerIndex];
+  /** Sends one request of the worker protocol and resolves with its reply. */
+  call<K extends WorkerCall>(workerIndex: number, type: K, request: CallRequest<K>, transfer: ArrayBuffer[] = []): Promise<CallReply<K>> {
     if (this.closed) return Promise.reject(new RillError('unavailable', 'the broker is shutting down'));
-    return new Promise<T>((resolve, reject) => {
-      slot.pending.set((message as { requestId: number }).requestId, {
-        resolve: resolve as (reply: Reply) => void,
-        reject,
-      });
-      slot.worker.postMessage(message, transfer);
+    const slot = this.slot(workerIndex);
+    const requestId = this.nextRequestId++;
+    return new Promise<CallReply<K>>((resolve, reject) => {
+      // The worker answers a request with a reply of the same type and id (see worker/main.ts).
+      slot.pending.set(requestId, { resolve: resolve as (reply: ReplyMessage) => void, reject });
+      slot.worker.postMessage({ ...request, type, requestId } as ToWorker, transfer);
     });
-  }
-
-  newRequestId(): number {
-    return this.nextRequestId++;
   }
 
   /** Requests sent to a worker and not yet answered. */
   pendingRequests(workerIndex: number): number {
-    return this.slots[workerIndex].pending.size;
+    return this.slot(workerIndex).pending.size;
   }
 
   /** Ends a worker abruptly, as a crash would (used by tests and chaos drills). */
   async killWorker(workerIndex: number): Promise<void> {
-    await this.slots[workerIndex].worker.terminate();
+    await this.slot(workerIndex).worker.terminate();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     const closing = this.slots.map((slot) => {
       slot.stopping = true;
-      return this.request(slot.index, { type: 'close', requestId: this.newRequestId() })
+      return this.call(slot.index, 'close', {})
         .catch(() => undefined)
         .then(() => slot.worker.terminate());
     });
     this.closed = true;
     await Promise.all(closing);
+  }
+
+  private slot(index: number): WorkerSlot {
+    const slot = this.slots[index];
+    if (slot === undefined) throw new RangeError(`no broker worker ${index}`);
+    return slot;
   }
 
   private spawn(index: number, restarts: number): WorkerSlot {
@@ -113,9 +112,8 @@ export class WorkerSupervisor extends EventEmitter {
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
     const slot: WorkerSlot = { index, worker, pending: new Map(), restarts, stopping: false };
-    if (this.assignments[index]?.length) {
-      worker.postMessage({ type: 'open', partitions: this.assignments[index] } satisfies ToWorker);
-    }
+    const owned = this.assignments[index] ?? [];
+    if (owned.length > 0) worker.postMessage({ type: 'open', partitions: owned } satisfies ToWorker);
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'fatal') {
         this.logger.error({ worker: index, message: message.message }, 'broker worker reported a fatal error');

@@ -1,0 +1,256 @@
+import { resolveDataDir, type RillConfig } from '../../config/index.js';
+import { RillError } from '../../errors/index.js';
+import type { Logger } from '../../logging/index.js';
+import { BATCH_HEADER_BYTES, readBatchInfo, RecordBatchBuilder, TopicCatalog, type RecordHeaders } from '../../storage/index.js';
+import type { PartitionAssignment, PartitionOffsets, WorkerFailure } from '../protocol.js';
+import { TopicRegistry, type PartitionPlacement, type Topic } from './topic-registry.js';
+import { WorkerSupervisor } from './worker-supervisor.js';
+
+/**
+ * Whoever appended a record, told once what became of it: its offset, or why it was not stored
+ * (`unavailable` when sending it again may succeed, `storage-error` otherwise).
+ */
+export interface AppendTicket {
+  settle(offset: number, failure: RillError | null): void;
+}
+
+export interface ReadResult extends PartitionOffsets {
+  /** Whole record batches (the first may start before the offset asked for), or null if none. */
+  batches: Buffer | null;
+  failure?: WorkerFailure;
+}
+
+/**
+ * Told of each batch stored in a partition: the new readable end and, to spare caught-up readers a
+ * fetch, the stored batch itself (its first record at `baseOffset`).
+ */
+export type PartitionWatcher = (logEndOffset: number, batch: Buffer | null, baseOffset: number) => void;
+
+interface PartitionSlot {
+  topic: Topic;
+  partition: number;
+  worker: number;
+  builder: RecordBatchBuilder | null;
+  tickets: AppendTicket[];
+  lastBatchBytes: number;
+  watchers: Set<PartitionWatcher>;
+}
+
+interface InflightEntry {
+  slot: PartitionSlot;
+  tickets: AppendTicket[];
+  bytes: number;
+}
+
+const MIN_BATCH_CAPACITY = 4 * 1024;
+/** Batch buffers kept for reuse once workers hand them back. */
+const MAX_POOLED_BUFFERS = 64;
+
+/**
+ * The gateway thread's face of the broker workers. It collects the records published in one
+ * event-loop turn into one batch per partition, sends each worker a single message per turn
+ * carrying all of its batches (transferred, not copied), and tells each ticket what became of its
+ * record. Reads go to the partition's worker; watchers hear of every stored batch.
+ */
+export class Broker implements PartitionPlacement {
+  readonly topics: TopicRegistry;
+  private readonly slots: PartitionSlot[] = [];
+  private readonly dirty: PartitionSlot[] = [];
+  private flushScheduled = false;
+  private inflight = 0;
+  private readonly supervisor: WorkerSupervisor;
+  private readonly lowWaterListeners = new Set<() => void>();
+  private readonly bufferPool: ArrayBuffer[] = [];
+
+  private constructor(
+    private readonly config: RillConfig,
+    logger: Logger,
+  ) {
+    const catalog = new TopicCatalog(resolveDataDir(config));
+    this.supervisor = new WorkerSupervisor({ storage: config.storage, logLevel: config.log.level }, config.brokers.workers, logger);
+    this.supervisor.on('worker-restarted', (index: number) => logger.info({ worker: index }, 'broker worker recovered its partitions'));
+    this.topics = new TopicRegistry(catalog, config.topics, this, logger);
+    this.supervisor.start();
+    this.topics.load(catalog.load());
+    for (const { name, partitions } of config.topics.definitions) {
+      const existing = this.topics.get(name);
+      if (existing === undefined) this.topics.create(name, partitions);
+      else if (existing.partitions < partitions) this.topics.addPartitions(name, partitions);
+      else if (existing.partitions > partitions) {
+        logger.warn({ topic: name, configured: partitions, existing: existing.partitions }, 'topic has more partitions than configured; partitions are never removed');
+      }
+    }
+  }
+
+  static start(config: RillConfig, logger: Logger): Broker {
+    return new Broker(config, logger);
+  }
+
+  /** Transitional: the coordinator's reads of the registry, until it takes the registry itself. */
+  topic(name: string): Topic | undefined {
+    return this.topics.get(name);
+  }
+
+  createTopic(name: string, partitions: number): Topic {
+    return this.topics.create(name, partitions);
+  }
+
+  get workerCount(): number {
+    return this.supervisor.workerCount;
+  }
+
+  place(topic: Topic, assignments: Map<number, PartitionAssignment[]>): void {
+    for (const [worker, list] of assignments) {
+      for (const { id, partition } of list) {
+        this.slots[id] = { topic, partition, worker, builder: null, tickets: [], lastBatchBytes: 0, watchers: new Set() };
+      }
+      this.supervisor.open(worker, list);
+    }
+  }
+
+  /** Bytes published but not yet acknowledged by storage. */
+  get inflightBytes(): number {
+    return this.inflight;
+  }
+
+  /** Whether producers should be paused until `onInflightLow` fires. */
+  get overloaded(): boolean {
+    return this.inflight > this.config.limits.maxInflightBytes;
+  }
+
+  onInflightLow(listener: () => void): void {
+    this.lowWaterListeners.add(listener);
+  }
+
+  /** Queues one record; it is sent to its worker at the end of this event-loop turn. */
+  append(
+    topic: Topic,
+    partition: number,
+    timestamp: number,
+    key: string | null,
+    messageId: string | null,
+    headers: RecordHeaders | null,
+    value: Buffer,
+    ticket: AppendTicket,
+  ): void {
+    const slot = this.slot(topic, partition);
+    if (slot.builder === null) {
+      slot.builder = new RecordBatchBuilder(Math.max(MIN_BATCH_CAPACITY, slot.lastBatchBytes + (slot.lastBatchBytes >> 2)), this.bufferPool.pop());
+      this.dirty.push(slot);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    }
+    const before = slot.builder.byteLength;
+    slot.builder.append(timestamp, key, messageId, headers, value);
+    this.inflight += slot.builder.byteLength - before;
+    slot.tickets.push(ticket);
+  }
+
+  /** Appends one record for the broker's own use; resolves to its offset once stored. */
+  appendAndWait(topic: Topic, partition: number, timestamp: number, key: string | null, messageId: string | null, headers: RecordHeaders | null, value: Buffer): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.append(topic, partition, timestamp, key, messageId, headers, value, {
+        settle: (offset, failure) => (failure === null ? resolve(offset) : reject(failure)),
+      });
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const perWorker = new Map<number, PartitionSlot[]>();
+    for (const slot of this.dirty) {
+      const list = perWorker.get(slot.worker);
+      if (list === undefined) perWorker.set(slot.worker, [slot]);
+      else list.push(slot);
+    }
+    this.dirty.length = 0;
+    for (const [worker, slots] of perWorker) {
+      const partitionIds: number[] = [];
+      const batches: Uint8Array[] = [];
+      const transfer: ArrayBuffer[] = [];
+      const entries: InflightEntry[] = [];
+      for (const slot of slots) {
+        const batch = slot.builder!.finish();
+        slot.lastBatchBytes = batch.length;
+        slot.builder = null;
+        partitionIds.push(slot.topic.partitionIds[slot.partition]!);
+        batches.push(batch);
+        transfer.push(batch.buffer as ArrayBuffer);
+        entries.push({ slot, tickets: slot.tickets, bytes: batch.length - BATCH_HEADER_BYTES });
+        slot.tickets = [];
+      }
+      this.supervisor.call(worker, 'append', { partitionIds, batches }, transfer).then(
+        (reply) => this.settle(entries, reply.baseOffsets, reply.failures, reply.buffers),
+        (error: Error) => {
+          const failure = error instanceof RillError ? error : new RillError('storage-error', `broker error: ${error.message}`);
+          this.settle(entries, null, entries.map(() => failure), []);
+        },
+      );
+    }
+  };
+
+  private settle(entries: InflightEntry[], baseOffsets: number[] | null, failures: Array<WorkerFailure | RillError | null>, buffers: ArrayBuffer[]): void {
+    const wasHigh = this.inflight > this.config.limits.maxInflightBytes / 2;
+    for (let i = 0; i < entries.length; i++) {
+      const { slot, tickets, bytes } = entries[i]!;
+      this.inflight -= bytes;
+      const failed = failures[i] ?? null;
+      const failure = failed === null ? null : failed instanceof RillError ? failed : new RillError('storage-error', failed.message);
+      const baseOffset = failure === null ? baseOffsets![i]! : -1;
+      for (let t = 0; t < tickets.length; t++) tickets[t]!.settle(failure === null ? baseOffset + t : -1, failure);
+      const returned = buffers[i];
+      if (failure === null && slot.watchers.size > 0) {
+        // The stored batch goes to the watchers (and is not reused: they may hold its records).
+        const batch = returned === undefined ? null : Buffer.from(returned, 0, readBatchInfo(Buffer.from(returned)).size);
+        const end = baseOffset + tickets.length;
+        for (const watcher of slot.watchers) watcher(end, batch, baseOffset);
+      } else if (returned !== undefined && this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(returned);
+    }
+    if (wasHigh && this.inflight <= this.config.limits.maxInflightBytes / 2) {
+      for (const listener of this.lowWaterListeners) listener();
+    }
+  }
+
+  /** Calls `listener` with the new readable end each time a partition gets new stored records. */
+  watch(topic: Topic, partition: number, listener: PartitionWatcher): () => void {
+    const slot = this.slot(topic, partition);
+    slot.watchers.add(listener);
+    return () => slot.watchers.delete(listener);
+  }
+
+  async read(topic: Topic, partition: number, offset: number, maxBytes: number): Promise<ReadResult> {
+    const partitionId = topic.partitionIds[partition]!;
+    const reply = await this.supervisor.call(this.slot(topic, partition).worker, 'read', { partitionId, offset, maxBytes });
+    const batches = reply.data === null ? null : Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
+    return { batches, logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, failure: reply.failure };
+  }
+
+  async offsets(topic: Topic, partition: number, timestamp?: number): Promise<PartitionOffsets> {
+    const partitionId = topic.partitionIds[partition]!;
+    const reply = await this.supervisor.call(this.slot(topic, partition).worker, 'offsets', { partitionId, timestamp });
+    if (reply.failure !== undefined) throw new RillError(reply.failure.code === 'unknown-partition' ? 'unavailable' : 'storage-error', reply.failure.message);
+    return { logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, offsetForTimestamp: reply.offsetForTimestamp };
+  }
+
+  /** Requests in flight to a worker (for diagnostics and tests). */
+  pendingRequests(worker: number): number {
+    return this.supervisor.pendingRequests(worker);
+  }
+
+  killWorker(index: number): Promise<void> {
+    return this.supervisor.killWorker(index);
+  }
+
+  async close(): Promise<void> {
+    if (this.flushScheduled) this.flush();
+    await this.supervisor.close();
+  }
+
+  private slot(topic: Topic, partition: number): PartitionSlot {
+    const slot = this.slots[topic.partitionIds[partition] ?? -1];
+    if (slot === undefined) throw new RangeError(`topic ${topic.name} has no partition ${partition}`);
+    return slot;
+  }
+}

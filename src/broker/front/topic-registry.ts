@@ -1,0 +1,155 @@
+import murmurhash3 from 'murmurhash3js';
+import { topicName } from '../../config/index.js';
+import { RillError } from '../../errors/index.js';
+import type { Logger } from '../../logging/index.js';
+import type { TopicCatalog, TopicDefinition } from '../../storage/index.js';
+import type { PartitionAssignment } from '../protocol.js';
+
+export interface Topic {
+  readonly name: string;
+  readonly partitions: number;
+  /** Global partition ids, by partition number. */
+  readonly partitionIds: readonly number[];
+}
+
+interface RegisteredTopic extends Topic {
+  partitions: number;
+  partitionIds: number[];
+  readonly createdAt: number;
+}
+
+/** Where partitions go: the broker's front gives each one its batching slot and its worker. */
+export interface PartitionPlacement {
+  readonly workerCount: number;
+  /** Opens a topic's new partitions, numbered and grouped by worker. */
+  place(topic: Topic, assignments: Map<number, PartitionAssignment[]>): void;
+}
+
+export interface TopicPolicy {
+  autoCreate: boolean;
+  defaultPartitions: number;
+}
+
+/**
+ * How a caller wants a topic it names: `existing` only; `auto` created on first use when
+ * `topics.autoCreate` is on (a client publishing or subscribing); `always` created whatever the
+ * policy (dead-letter topics, which must not lose a message because auto-create is off).
+ */
+export type TopicCreation = 'existing' | 'auto' | 'always';
+
+/**
+ * Every topic, once: names are checked here, auto-creation follows one policy here, and the
+ * catalog on disk is written here. Internal topics (`__` names) are reachable only through
+ * `internal()`, never by a name a client sent.
+ */
+export class TopicRegistry {
+  private readonly topics = new Map<string, RegisteredTopic>();
+  private readonly growthListeners = new Set<(topic: string) => void>();
+  /** Global partition ids are dense, in the order partitions were opened. */
+  private nextPartitionId = 0;
+
+  constructor(
+    private readonly catalog: TopicCatalog,
+    private readonly policy: TopicPolicy,
+    private readonly placement: PartitionPlacement,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Registers the topics found on disk (at start-up). */
+  load(definitions: TopicDefinition[]): void {
+    for (const definition of definitions) this.register(definition);
+  }
+
+  get(name: string): Topic | undefined {
+    return this.topics.get(name);
+  }
+
+  list(): Topic[] {
+    return [...this.topics.values()];
+  }
+
+  /** Topics clients may see: every topic but the internal ones. */
+  listPublic(): Topic[] {
+    return this.list().filter((topic) => !isInternal(topic.name));
+  }
+
+  /**
+   * The topic a client named. Throws `invalid-destination` for a name that is not a valid topic
+   * name (internal names included) and `unknown-topic` when it does not exist and may not be made.
+   */
+  resolve(name: string, creation: TopicCreation = 'auto'): Topic {
+    const existing = isInternal(name) ? undefined : this.topics.get(name);
+    if (existing !== undefined) return existing;
+    const valid = topicName.safeParse(name);
+    if (!valid.success) throw new RillError('invalid-destination', `invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0]?.message ?? 'invalid'}`);
+    if (creation === 'existing' || (creation === 'auto' && !this.policy.autoCreate)) {
+      throw new RillError('unknown-topic', `topic "${name}" does not exist${creation === 'auto' ? ' and auto-create is off' : ''}`);
+    }
+    return this.create(name, this.policy.defaultPartitions);
+  }
+
+  /** An internal topic (`__` name), created with `partitions` when missing. */
+  internal(name: string, partitions: number): Topic {
+    if (!isInternal(name)) throw new Error(`"${name}" is not an internal topic name`);
+    return this.topics.get(name) ?? this.create(name, partitions);
+  }
+
+  /** Creates a topic (or returns it when it exists). The caller has checked the name. */
+  create(name: string, partitions: number): Topic {
+    const existing = this.topics.get(name);
+    if (existing !== undefined) return existing;
+    const definition: TopicDefinition = { name, partitions, createdAt: Date.now() };
+    this.catalog.save(definition);
+    const topic = this.register(definition);
+    this.logger.info({ topic: name, partitions }, 'topic created');
+    return topic;
+  }
+
+  /**
+   * Grows a topic to `count` partitions (partitions are never removed). As in Kafka, keys then map
+   * to partitions anew: per-key order holds within each partition count.
+   */
+  addPartitions(name: string, count: number): Topic {
+    const topic = this.topics.get(name);
+    if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
+    if (count <= topic.partitions) throw new RillError('invalid-request', `topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
+    const before = topic.partitions;
+    this.openPartitions(topic, count);
+    this.catalog.save({ name, partitions: count, createdAt: topic.createdAt });
+    this.logger.info({ topic: name, from: before, to: count }, 'topic partitions added');
+    for (const listener of this.growthListeners) listener(name);
+    return topic;
+  }
+
+  /** Calls `listener` with a topic's name whenever it gains partitions. */
+  onPartitionsAdded(listener: (topic: string) => void): void {
+    this.growthListeners.add(listener);
+  }
+
+  private register(definition: TopicDefinition): Topic {
+    const topic: RegisteredTopic = { name: definition.name, partitions: 0, partitionIds: [], createdAt: definition.createdAt };
+    this.openPartitions(topic, definition.partitions);
+    this.topics.set(definition.name, topic);
+    return topic;
+  }
+
+  /** Numbers partitions `topic.partitions .. count - 1` and places each on its worker: murmur3(topic) + partition. */
+  private openPartitions(topic: RegisteredTopic, count: number): void {
+    const topicHash = murmurhash3.x86.hash32(topic.name) >>> 0;
+    const byWorker = new Map<number, PartitionAssignment[]>();
+    for (let partition = topic.partitions; partition < count; partition++) {
+      const id = this.nextPartitionId++;
+      const worker = (topicHash + partition) % this.placement.workerCount;
+      topic.partitionIds.push(id);
+      const list = byWorker.get(worker) ?? [];
+      list.push({ id, topic: topic.name, partition, directory: this.catalog.partitionDirectory(topic.name, partition) });
+      byWorker.set(worker, list);
+    }
+    topic.partitions = count;
+    this.placement.place(topic, byWorker);
+  }
+}
+
+export function isInternal(name: string): boolean {
+  return name.startsWith('__');
+}

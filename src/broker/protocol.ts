@@ -1,0 +1,78 @@
+import type { StorageConfig } from '../config/index.js';
+
+/*
+ * The one contract between the gateway thread (broker/front) and the broker workers
+ * (broker/worker): every request a worker answers, with its payload and its reply, in one typed
+ * map. Payloads are Uint8Arrays whose ArrayBuffers are transferred, never copied; one append
+ * carries the batches of every partition the worker owns that had data in one event-loop turn.
+ * Failures cross the thread boundary as a code, never as free text to be parsed.
+ */
+
+export interface WorkerInit {
+  workerIndex: number;
+  storage: StorageConfig;
+  logLevel: string;
+}
+
+export interface PartitionAssignment {
+  /** Global partition id, the index the front uses for this partition. */
+  id: number;
+  topic: string;
+  partition: number;
+  directory: string;
+}
+
+export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error';
+
+export interface WorkerFailure {
+  code: WorkerFailureCode;
+  message: string;
+}
+
+export interface PartitionOffsets {
+  logStartOffset: number;
+  /** The end readers may see: the durable end under the fsync policy, the written end otherwise. */
+  logEndOffset: number;
+  /** With a timestamp: the first offset at or after it. */
+  offsetForTimestamp?: number;
+}
+
+/** Every request a worker answers: what the front sends, what comes back. */
+export interface WorkerCalls {
+  append: {
+    request: { partitionIds: number[]; batches: Uint8Array[] };
+    reply: {
+      /** Per batch: its base offset, or -1 with a failure at the same index. */
+      baseOffsets: number[];
+      failures: Array<WorkerFailure | null>;
+      /** The batches' memory, handed back once written so the front can build in it again. */
+      buffers: ArrayBuffer[];
+    };
+  };
+  read: {
+    request: { partitionId: number; offset: number; maxBytes: number };
+    reply: PartitionOffsets & { data: Uint8Array | null; failure?: WorkerFailure };
+  };
+  offsets: {
+    request: { partitionId: number; timestamp?: number };
+    reply: PartitionOffsets & { failure?: WorkerFailure };
+  };
+  close: {
+    request: object;
+    reply: object;
+  };
+}
+
+export type WorkerCall = keyof WorkerCalls;
+export type CallRequest<K extends WorkerCall> = WorkerCalls[K]['request'];
+export type CallReply<K extends WorkerCall> = WorkerCalls[K]['reply'];
+
+/** A request on the wire: its kind, the id its reply carries back, and its payload. */
+export type RequestMessage<K extends WorkerCall = WorkerCall> = { [C in K]: { type: C; requestId: number } & CallRequest<C> }[K];
+export type ReplyMessage<K extends WorkerCall = WorkerCall> = { [C in K]: { type: C; requestId: number } & CallReply<C> }[K];
+
+/** What the front posts to a worker: partitions to own (no reply), or a request. */
+export type ToWorker = { type: 'open'; partitions: PartitionAssignment[] } | RequestMessage;
+
+/** What a worker posts back: a reply, or a fatal error it could not attribute to a request. */
+export type FromWorker = ReplyMessage | { type: 'fatal'; message: string };

@@ -1,0 +1,97 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger } from '../../logging/index.js';
+import type { LogConfig, PartitionLog } from '../../storage/index.js';
+import type { FromWorker, ReplyMessage, RequestMessage, ToWorker, WorkerFailure, WorkerInit } from '../protocol.js';
+import { Durability } from './durability.js';
+import { OwnedPartitions } from './owned-partitions.js';
+
+/*
+ * A broker worker: owns a share of the partitions, appends the batches it is handed, makes them
+ * durable under the configured policy and answers reads. Storage calls are synchronous here on
+ * purpose: this thread does nothing else, and while an fsync runs on the thread pool, the appends
+ * that arrive meanwhile queue up for the next group commit.
+ */
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const logger = createLogger(init.logLevel, { component: 'broker-worker', worker: init.workerIndex });
+const { storage } = init;
+const durability = new Durability(storage.durability.mode, storage.durability.intervalMs, logger);
+const logConfig: LogConfig = {
+  segmentBytes: storage.segmentBytes,
+  segmentMs: storage.segmentMs,
+  indexIntervalBytes: storage.indexIntervalBytes,
+  retentionMs: storage.retention.ms,
+  retentionBytes: storage.retention.bytes,
+  flushOnRoll: durability.mode !== 'os',
+};
+// Under fsync, readers see only what is durable; otherwise what is written.
+const readableEnd = (log: PartitionLog): number => (durability.mode === 'fsync' ? log.durableEndOffset : log.logEndOffset);
+const partitions = new OwnedPartitions(logConfig, readableEnd, logger);
+
+function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+function append(request: RequestMessage<'append'>): void {
+  const baseOffsets: number[] = [];
+  const failures: Array<WorkerFailure | null> = [];
+  const now = Date.now();
+  for (let i = 0; i < request.partitionIds.length; i++) {
+    const outcome = partitions.append(request.partitionIds[i]!, request.batches[i]!, now);
+    if ('code' in outcome) {
+      baseOffsets.push(-1);
+      failures.push(outcome);
+    } else {
+      baseOffsets.push(outcome.baseOffset);
+      failures.push(null);
+      durability.written(outcome.owned);
+    }
+  }
+  const buffers = request.batches.map((batch) => batch.buffer as ArrayBuffer);
+  durability.answer({ baseOffsets, failures, buffers }, (reply) => {
+    const message: ReplyMessage<'append'> = { type: 'append', requestId: request.requestId, ...reply };
+    send(message, reply.buffers);
+  });
+}
+
+function read(request: RequestMessage<'read'>): void {
+  const reply = partitions.read(request.partitionId, request.offset, request.maxBytes);
+  const message: ReplyMessage<'read'> = { type: 'read', requestId: request.requestId, ...reply };
+  send(message, reply.data === null ? [] : [reply.data.buffer as ArrayBuffer]);
+}
+
+function offsets(request: RequestMessage<'offsets'>): void {
+  const message: ReplyMessage<'offsets'> = { type: 'offsets', requestId: request.requestId, ...partitions.offsets(request.partitionId, request.timestamp) };
+  send(message);
+}
+
+async function close(request: RequestMessage<'close'>): Promise<void> {
+  clearInterval(retentionTimer);
+  durability.stop();
+  await partitions.close();
+  send({ type: 'close', requestId: request.requestId });
+}
+
+const retentionTimer = setInterval(() => partitions.enforceRetention(Date.now()), storage.retention.checkIntervalMs);
+retentionTimer.unref();
+
+port.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'open':
+      partitions.open(message.partitions);
+      break;
+    case 'append':
+      append(message);
+      break;
+    case 'read':
+      read(message);
+      break;
+    case 'offsets':
+      offsets(message);
+      break;
+    case 'close':
+      void close(message);
+      break;
+  }
+});

@@ -1,0 +1,95 @@
+import type { Logger } from '../../logging/index.js';
+import { OffsetOutOfRangeError, PartitionLog, type LogConfig } from '../../storage/index.js';
+import type { CallReply, PartitionAssignment, WorkerFailure } from '../protocol.js';
+
+export interface OwnedPartition {
+  readonly assignment: PartitionAssignment;
+  readonly log: PartitionLog;
+}
+
+const UNKNOWN_PARTITION: WorkerFailure = { code: 'unknown-partition', message: 'partition is not open on this broker worker' };
+
+/**
+ * The partitions one worker owns, by global id: opening (with recovery), appends, reads, offsets
+ * and retention over their logs. `readableEnd` decides how far readers may see.
+ */
+export class OwnedPartitions {
+  private readonly partitions = new Map<number, OwnedPartition>();
+
+  constructor(
+    private readonly logConfig: LogConfig,
+    private readonly readableEnd: (log: PartitionLog) => number,
+    private readonly logger: Logger,
+  ) {}
+
+  open(assignments: PartitionAssignment[]): void {
+    for (const assignment of assignments) {
+      if (this.partitions.has(assignment.id)) continue;
+      const { log, recovery } = PartitionLog.open(assignment.directory, this.logConfig);
+      this.partitions.set(assignment.id, { assignment, log });
+      if (recovery.truncatedBytes > 0 || recovery.droppedSegments > 0) {
+        this.logger.warn({ topic: assignment.topic, partition: assignment.partition, ...recovery }, 'recovery truncated a damaged log tail');
+      }
+    }
+  }
+
+  get(id: number): OwnedPartition | undefined {
+    return this.partitions.get(id);
+  }
+
+  /** Appends one batch; returns its base offset or the failure. */
+  append(id: number, bytes: Uint8Array, now: number): { baseOffset: number; owned: OwnedPartition } | WorkerFailure {
+    const owned = this.partitions.get(id);
+    if (owned === undefined) return UNKNOWN_PARTITION;
+    try {
+      const info = owned.log.append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), now);
+      return { baseOffset: info.baseOffset, owned };
+    } catch (error) {
+      this.logger.error({ err: error, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'append failed');
+      return { code: 'storage-error', message: `storage error: ${(error as Error).message}` };
+    }
+  }
+
+  read(id: number, offset: number, maxBytes: number): CallReply<'read'> {
+    const owned = this.partitions.get(id);
+    if (owned === undefined) return { data: null, logStartOffset: 0, logEndOffset: 0, failure: UNKNOWN_PARTITION };
+    const { log } = owned;
+    const end = this.readableEnd(log);
+    try {
+      const bytes = offset >= end ? null : log.read(offset, maxBytes, end);
+      const data = bytes === null || bytes.length === 0 ? null : bytes;
+      return { data, logStartOffset: log.logStartOffset, logEndOffset: end };
+    } catch (error) {
+      const failure: WorkerFailure =
+        error instanceof OffsetOutOfRangeError
+          ? { code: 'offset-out-of-range', message: error.message }
+          : { code: 'storage-error', message: `storage error: ${(error as Error).message}` };
+      return { data: null, logStartOffset: log.logStartOffset, logEndOffset: end, failure };
+    }
+  }
+
+  offsets(id: number, timestamp: number | undefined): CallReply<'offsets'> {
+    const owned = this.partitions.get(id);
+    if (owned === undefined) return { logStartOffset: 0, logEndOffset: 0, failure: UNKNOWN_PARTITION };
+    const { log } = owned;
+    const end = this.readableEnd(log);
+    const result: CallReply<'offsets'> = { logStartOffset: log.logStartOffset, logEndOffset: end };
+    if (timestamp !== undefined) result.offsetForTimestamp = Math.min(log.offsetForTimestamp(timestamp), end);
+    return result;
+  }
+
+  enforceRetention(now: number): void {
+    for (const { log, assignment } of this.partitions.values()) {
+      const deleted = log.deleteExpiredSegments(now);
+      if (deleted > 0) {
+        this.logger.info({ topic: assignment.topic, partition: assignment.partition, deleted, logStartOffset: log.logStartOffset }, 'retention deleted segments');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.partitions.values()].map((owned) => owned.log.flush()));
+    for (const owned of this.partitions.values()) owned.log.close();
+    this.partitions.clear();
+  }
+}
