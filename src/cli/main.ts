@@ -1,8 +1,11 @@
 import { parseArgs } from 'node:util';
+import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig, type ConfigOverrides } from '../config/index.js';
 import { createLogger } from '../logging/index.js';
 import { startServer } from '../server/index.js';
 import { runTail } from './tail.js';
+
+const SHUTDOWN_TIMEOUT_MS = 15_000;
 
 const USAGE = `Usage:
   rill start [--config FILE] [--data-dir DIR] [--http-port N] [--stomp-port N] [--host HOST]
@@ -78,18 +81,15 @@ async function start(argv: string[]): Promise<number> {
   const logger = createLogger(config.log.level, { component: 'rill' });
   const server = await startServer(config, logger);
   logger.info({ httpPort: server.httpPort, stompPort: server.stompPort }, 'ready');
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info({ signal }, 'shutting down');
-      server.close().then(resolve, (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  // On SIGTERM, SIGINT (and the other termination signals) or an uncaught error: close, then
+  // exit (0 after a signal, 1 after an error). A second signal, or a close that takes longer than
+  // the delay, exits at once.
+  closeWithGrace({ delay: SHUTDOWN_TIMEOUT_MS, logger: { error: (message: unknown) => logger.error({ detail: message }, 'shutdown') } }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'unexpected error: shutting down');
+    else logger.info({ signal }, 'shutting down');
+    await server.close();
   });
-  return 0;
+  return new Promise<number>(() => {});
 }
 
 function numberFlag(value: string | undefined, name: string): number | undefined {

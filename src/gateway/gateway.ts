@@ -6,7 +6,7 @@ import type { GroupCoordinator } from '../coordinator/index.js';
 import type { Logger } from '../logging/index.js';
 import { encodeFrame } from '../protocol/stomp/index.js';
 import { StompSession, type GatewayContext } from './session.js';
-import { TcpTransport, WebSocketTransport, type Transport, type TransportEvents } from './transport.js';
+import { TcpTransport, WebSocketTransport, type Transport, type TransportEvents } from './transport/index.js';
 
 /**
  * Owns the STOMP sessions of both listeners: admits connections up to the configured limit and
@@ -16,6 +16,7 @@ export class Gateway {
   readonly sessions = new Set<StompSession>();
   private readonly context: GatewayContext;
   private paused = false;
+  private readonly emptyWaiters: Array<() => void> = [];
   /** How many times reading was paused because storage fell behind (for monitoring and tests). */
   pauses = 0;
 
@@ -33,7 +34,10 @@ export class Gateway {
       roundRobin: new RoundRobin(),
       logger,
       serverName,
-      onSessionClosed: (session) => this.sessions.delete(session),
+      onSessionClosed: (session) => {
+        this.sessions.delete(session);
+        if (this.sessions.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
+      },
     };
     broker.onInflightLow(() => this.resumeReading());
   }
@@ -97,6 +101,12 @@ export class Gateway {
   /** Closes every session's connection. */
   closeAll(): void {
     for (const session of this.sessions) session.transport.end();
+  }
+
+  /** Resolves once no session is open (at once if none is). */
+  whenEmpty(): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptyWaiters.push(resolve));
   }
 
   destroyAll(): void {

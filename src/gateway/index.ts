@@ -1,4 +1,5 @@
 export { Gateway } from './gateway.js';
 export { StompSession } from './session.js';
 export { parseDestination, acknowledgmentDestination, topicDestination, type Destination } from './destinations.js';
-export { handleHttpRequest, type HttpContext } from './http/router.js';
+export { httpRoutes } from './http/routes.js';
+export type { HttpContext, HttpRouter } from './http/router.js';

@@ -15,7 +15,7 @@ import { COMMAND_HANDLERS } from './commands/index.js';
 import type { AcknowledgmentSubscription } from './subscriptions/acknowledgments.js';
 import type { ReplySubscription } from './subscriptions/replies.js';
 import type { Subscription } from './subscriptions/subscription.js';
-import type { Transport, TransportEvents } from './transport.js';
+import type { Transport, TransportEvents } from './transport/index.js';
 
 export interface GatewayContext {
   config: RillConfig;

@@ -5,7 +5,7 @@ import { WebSocketServer } from 'ws';
 import { Broker } from '../broker/index.js';
 import type { RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
-import { Gateway, handleHttpRequest } from '../gateway/index.js';
+import { Gateway, httpRoutes } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 
 export const SERVER_NAME = 'rill/0.1.0';
@@ -55,12 +55,8 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
     maxPayload: config.stomp.maxFrameBytes * 2 + 64 * 1024,
     handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
-  const httpServer = http.createServer((request, response) => {
-    handleHttpRequest({ broker, coordinator }, request, response).catch((error: Error) => {
-      if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ error: error.message }));
-    });
-  });
+  const router = httpRoutes();
+  const httpServer = http.createServer((request, response) => void router.handle({ broker, coordinator }, request, response));
   httpServer.on('upgrade', (request, socket: net.Socket, head) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (!paths.has(path)) {
@@ -92,9 +88,9 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
     close: () => {
       closing ??= (async () => {
         const stopped = Promise.all([closeServer(httpServer), closeServer(tcpServer)]);
-        await waitUntil(() => broker.inflightBytes === 0, 5000);
+        await withTimeout(broker.whenIdle(), 5000);
         gateway.closeAll();
-        await waitUntil(() => gateway.sessions.size === 0, 1000);
+        await withTimeout(gateway.whenEmpty(), 1000);
         coordinator.stop();
         gateway.destroyAll();
         webSockets.close();
@@ -121,7 +117,9 @@ function closeServer(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+/** Waits for `promise`, but no longer than `timeoutMs`: shutdown goes on either way. */
+async function withTimeout(promise: Promise<void>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
 }

@@ -60,6 +60,7 @@ export class Broker implements PartitionPlacement {
   private inflight = 0;
   private readonly supervisor: WorkerSupervisor;
   private readonly lowWaterListeners = new Set<() => void>();
+  private readonly idleWaiters: Array<() => void> = [];
   private readonly bufferPool: ArrayBuffer[] = [];
 
   private constructor(
@@ -211,6 +212,13 @@ export class Broker implements PartitionPlacement {
     if (wasHigh && this.inflight <= this.config.limits.maxInflightBytes / 2) {
       for (const listener of this.lowWaterListeners) listener();
     }
+    if (this.inflight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves once every record handed to the broker has been answered (at once if none is waiting). */
+  whenIdle(): Promise<void> {
+    if (this.inflight === 0 && !this.flushScheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Calls `listener` with the new readable end each time a partition gets new stored records. */

@@ -1,0 +1,99 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
+import { RillError } from '../../errors/index.js';
+import { HttpRouter, RawAnswer, type HttpContext, type RouteHandler } from './router.js';
+import { seedRoutes } from './seed-routes.js';
+
+/** Runs a consumer-group operation with the body's fields, the path's taking precedence. */
+function runOperation(name: OperationName, context: HttpContext, input: unknown): Promise<unknown> {
+  const operation = operations[name];
+  const parsed = operation.input.safeParse(input);
+  if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+  return Promise.resolve((operation.run as (c: GroupCoordinator, r: unknown) => unknown)(context.coordinator, parsed.data));
+}
+
+const withPath =
+  (name: OperationName): RouteHandler =>
+  (context, params, body) =>
+    runOperation(name, context, { ...(body as object), ...params });
+
+/** A member's operation, checking that the member belongs to the group in the path. */
+function memberOperation(name: OperationName): RouteHandler {
+  return (context, { group, member }, body) => {
+    const described = context.coordinator.group(group!);
+    if (!described.members.has(member!)) throw new RillError('unknown-member', `no consumer "${member}" in group "${group}"`);
+    return runOperation(name, context, { ...(body as object), member });
+  };
+}
+
+const growTopic = z.object({ partitions: z.number().int().min(1).max(10_000) }).strict();
+
+/** The browser example and the STOMP client it loads, the only files served. */
+function staticFile(file: URL, contentType: string): RouteHandler {
+  return async (_context, params) => {
+    try {
+      return new RawAnswer(contentType, await readFile(file));
+    } catch {
+      throw new RillError('not-found', `${params['*'] ?? file.pathname} is not available in this installation`);
+    }
+  };
+}
+
+/** Every HTTP endpoint (docs/protocol.md lists them). */
+export function httpRoutes(): HttpRouter {
+  const router = new HttpRouter();
+  const { route } = router;
+  route('GET', '/health', () => ({ status: 'ok' }));
+  route('GET', '/v1/stats', ({ broker }) => {
+    const memory = process.memoryUsage();
+    return {
+      uptimeSeconds: Math.round(process.uptime()),
+      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers },
+      inflightBytes: broker.inflightBytes,
+      topics: broker.topics.listPublic().length,
+    };
+  });
+  route('GET', '/v1/topics', ({ broker }) => ({
+    topics: broker.topics.listPublic().map((t) => ({ name: t.name, partitions: t.partitions })),
+  }));
+  route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
+    const topic = broker.topics.get(name!);
+    if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
+    const partitions = await Promise.all(
+      topic.partitionIds.map(async (_, partition) => {
+        const { logStartOffset, logEndOffset } = await broker.offsets(topic, partition);
+        return { partition, logStartOffset, logEndOffset };
+      }),
+    );
+    return { name: topic.name, partitions };
+  });
+  route('POST', '/v1/topics/:topic/partitions', ({ broker }, { topic: name }, body) => {
+    const topic = broker.topics.get(name!);
+    if (topic === undefined || name!.startsWith('__')) throw new RillError('unknown-topic', `no topic "${name}"`);
+    const parsed = growTopic.safeParse(body);
+    if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+    const grown = broker.topics.addPartitions(topic.name, parsed.data.partitions);
+    return { name: grown.name, partitions: grown.partitions };
+  });
+  route('GET', '/v1/groups', (context) => runOperation('list-groups', context, {}));
+  route('POST', '/v1/groups', withPath('create-group'));
+  route('GET', '/v1/groups/:group', withPath('describe-group'));
+  route('GET', '/v1/groups/:group/lag', withPath('lag'));
+  route('POST', '/v1/groups/:group/offsets/reset', withPath('reset-offsets'));
+  route('POST', '/v1/groups/:group/members', withPath('join'));
+  for (const [path, operation] of [
+    ['subscription', 'subscribe'],
+    ['heartbeat', 'heartbeat'],
+    ['pull', 'pull'],
+    ['commit', 'commit'],
+    ['seek', 'seek'],
+  ] as const) {
+    route('POST', `/v1/groups/:group/members/:member/${path}`, memberOperation(operation));
+  }
+  route('DELETE', '/v1/groups/:group/members/:member', memberOperation('leave'));
+  seedRoutes(route);
+  route('GET', '/examples', staticFile(new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
+  route('GET', '/examples/stomp.umd.min.js', staticFile(new URL('../bundles/stomp.umd.min.js', import.meta.resolve('@stomp/stompjs')), 'text/javascript'));
+  return router;
+}

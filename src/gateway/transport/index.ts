@@ -1,0 +1,3 @@
+export type { Transport, TransportEvents } from './transport.js';
+export { WebSocketTransport } from './websocket-transport.js';
+export { TcpTransport } from './tcp-transport.js';

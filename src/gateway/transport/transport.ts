@@ -1,0 +1,26 @@
+/**
+ * What a STOMP session needs from a connection, whichever the wire: bytes in, frames out,
+ * backpressure both ways, and a close that lets queued frames (an ERROR above all) leave first.
+ */
+export interface Transport {
+  readonly kind: 'websocket' | 'tcp';
+  readonly remoteAddress: string;
+  send(bytes: Buffer): void;
+  /** Bytes accepted by send() that the peer has not taken yet. */
+  readonly bufferedBytes: number;
+  pauseReading(): void;
+  resumeReading(): void;
+  /** Holds writes until uncork(), so that a burst of frames leaves in one system call. */
+  cork(): void;
+  uncork(): void;
+  /** Closes once queued bytes are written. */
+  end(): void;
+  /** Closes at once. */
+  destroy(): void;
+}
+
+export interface TransportEvents {
+  onData(chunk: Buffer): void;
+  onDrain(): void;
+  onClose(): void;
+}
