@@ -12,6 +12,9 @@ export interface AssignableMember {
 
 export type Assignment = Map<string, TopicPartition[]>;
 
+/** What each member owned before: the sticky assignor keeps it where it can. */
+export type PreviousAssignment = ReadonlyMap<string, readonly TopicPartition[]>;
+
 export function tpKey(tp: TopicPartition): string {
   return `${tp.topic}\u0000${tp.partition}`;
 }
@@ -65,7 +68,7 @@ function roundRobin(members: AssignableMember[], partitions: ReadonlyMap<string,
  * still subscribed and not above its fair share, then give the rest to the least-loaded eligible
  * members. Loads end up within one of each other when members share their subscriptions.
  */
-function sticky(members: AssignableMember[], partitions: ReadonlyMap<string, number>, previous: Assignment): Assignment {
+function sticky(members: AssignableMember[], partitions: ReadonlyMap<string, number>, previous: PreviousAssignment): Assignment {
   const result = emptyAssignment(members);
   const byId = new Map(members.map((m) => [m.id, m]));
   const all: TopicPartition[] = [];
@@ -116,7 +119,7 @@ export function assign(
   assignor: AssignorName,
   members: AssignableMember[],
   partitions: ReadonlyMap<string, number>,
-  previous: Assignment,
+  previous: PreviousAssignment,
 ): Assignment {
   if (assignor === 'range') return range(members, partitions);
   if (assignor === 'roundrobin') return roundRobin(members, partitions);

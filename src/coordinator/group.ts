@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache';
+import { RillError } from '../errors/index.js';
 import type { AssignorName, TopicPartition } from './assignors.js';
 import { tpKey } from './assignors.js';
 
@@ -19,40 +21,61 @@ export type AssignmentListener = (generation: number, assignment: readonly Topic
 
 export type CommittedRecordRef = TopicPartition & { offset: number };
 
-const MAX_REMEMBERED_DELIVERIES = 10_000;
+/** What may be read of a member outside the coordinator: nothing here can change it. */
+interface MemberState {
+  readonly name: string;
+  readonly instanceId: string | null;
+  readonly topics: ReadonlySet<string>;
+  readonly assignment: readonly TopicPartition[];
+}
 
-/** One consumer in a group: what it subscribes to, what it owns, where it is. */
-export class Member {
+/** What may be read of a group outside the coordinator. */
+export interface GroupState {
+  readonly name: string;
+  readonly generation: number;
+  readonly settings: Readonly<GroupSettings>;
+  readonly members: ReadonlyMap<string, MemberState>;
+}
+
+const MAX_REMEMBERED_POLLS = 10_000;
+
+/**
+ * One consumer in a group: what it subscribes to, what it owns, where it is. The coordinator's
+ * parts share this record; nothing outside the coordinator holds one.
+ */
+export class Member implements MemberState {
   readonly topics = new Set<string>();
-  assignment: TopicPartition[] = [];
+  assignment: readonly TopicPartition[] = [];
   /** Next offset to hand out, by partition; starts at the committed offset. */
   readonly positions = new Map<string, number>();
-  lastSeen = Date.now();
-  /** True while a live connection holds the member (push subscribers): it cannot time out then. */
-  bound = false;
-  lastAutoCommit = Date.now();
+  lastSeen: number;
+  lastAutoCommit: number;
+  /** Live connections holding the member (push subscriptions, STOMP joins): while any does, it cannot time out. */
+  connections = 0;
+  /** Set once it left the group: a long poll it was waiting in returns. */
+  removed = false;
+  /** Where the next pull starts among the assigned partitions, so that none is always read last. */
   nextPartition = 0;
   /** Messages handed out by single-message polls, by messageID, for acknowledgement by id. */
-  readonly delivered = new Map<string, CommittedRecordRef>();
+  readonly polled = new LRUCache<string, CommittedRecordRef>({ max: MAX_REMEMBERED_POLLS });
   readonly listeners = new Set<AssignmentListener>();
 
   constructor(
     public name: string,
     readonly group: ConsumerGroup,
     readonly instanceId: string | null,
-  ) {}
+    now: number,
+  ) {
+    this.lastSeen = now;
+    this.lastAutoCommit = now;
+  }
 
   owns(tp: TopicPartition): boolean {
     return this.assignment.some((owned) => owned.topic === tp.topic && owned.partition === tp.partition);
   }
 
-  remember(messageId: string, ref: CommittedRecordRef): void {
-    if (this.delivered.size >= MAX_REMEMBERED_DELIVERIES) this.delivered.delete(this.delivered.keys().next().value!);
-    this.delivered.set(messageId, ref);
-  }
-
   /** Takes the new assignment: positions of partitions kept stay, the others are forgotten. */
-  assign(generation: number, assignment: TopicPartition[]): void {
+  assign(generation: number, assignment: readonly TopicPartition[]): void {
     const kept = new Set(assignment.map(tpKey));
     for (const key of this.positions.keys()) if (!kept.has(key)) this.positions.delete(key);
     this.assignment = assignment;
@@ -61,7 +84,7 @@ export class Member {
   }
 }
 
-export class ConsumerGroup {
+export class ConsumerGroup implements GroupState {
   generation = 0;
   readonly members = new Map<string, Member>();
   /** Woken on every rebalance (long polls wait on it). */
@@ -82,5 +105,15 @@ export class ConsumerGroup {
   staticMember(instanceId: string): Member | undefined {
     for (const member of this.members.values()) if (member.instanceId === instanceId) return member;
     return undefined;
+  }
+
+  /** Refuses a request made for an older generation: its assignment may have moved since. */
+  fence(generation: number | undefined): void {
+    if (generation !== undefined && generation !== this.generation) {
+      throw new RillError(
+        'stale-generation',
+        `generation ${generation} is stale: group "${this.name}" is at generation ${this.generation}; take the new assignment (heartbeat) and go on from there`,
+      );
+    }
   }
 }

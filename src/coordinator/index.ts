@@ -1,5 +1,9 @@
-export { GroupCoordinator, type CoordinatorOptions, type MemberView, type PulledRecord, type PullOptions, type SeekTarget } from './coordinator.js';
-export { OffsetStore, brokerOffsetLog, OFFSETS_TOPIC, type OffsetLog } from './offset-store.js';
-export { assign, tpKey, type AssignorName, type TopicPartition, type Assignment } from './assignors.js';
-export { Member, ConsumerGroup, type GroupSettings, type AssignmentListener } from './group.js';
+export { GroupCoordinator, type CoordinatorOptions, type MemberView } from './coordinator.js';
+export type { Clock, TimerHandle } from './clock.js';
+export type { MemberBinding } from './member-binding.js';
+export type { PushDeliveries } from './push-deliveries.js';
+export { OffsetStore, brokerOffsetLog, type OffsetLog } from './offset-store.js';
+export type { TopicPartition } from './assignors.js';
+export type { GroupSettings } from './group.js';
+export type { LogAccess } from './topics.js';
 export { operations, answers, type OperationName } from './operations.js';

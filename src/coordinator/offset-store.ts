@@ -1,5 +1,10 @@
-import { forEachRecord, type Broker } from '../broker/index.js';
+import { forEachRecord } from '../broker/index.js';
+import type { Logger } from '../logging/index.js';
 import type { TopicPartition } from './assignors.js';
+import { systemClock, type Clock } from './clock.js';
+import type { CommittedRecordRef, GroupSettings } from './group.js';
+import { committedOffsetRecord, decodeRecord, encodeRecord, groupSettingsRecord } from './stored-records.js';
+import type { LogAccess } from './topics.js';
 
 /** How committed offsets and group settings reach the disk and come back at start-up. */
 export interface OffsetLog {
@@ -7,6 +12,12 @@ export interface OffsetLog {
   write(key: string, value: string | null): Promise<void>;
   /** Calls `visit` for every entry ever written, oldest first. */
   replay(visit: (key: string, value: string | null) => void): Promise<void>;
+}
+
+export interface OffsetStoreOptions {
+  clock?: Clock;
+  /** Told of records skipped at replay because they do not match their schema. */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 const OFFSET_PREFIX = 'offset/';
@@ -22,38 +33,54 @@ function offsetKey(group: string, tp: TopicPartition): string {
  */
 export class OffsetStore {
   private readonly offsets = new Map<string, number>();
-  private readonly groups = new Map<string, string>();
+  private readonly groups = new Map<string, Partial<GroupSettings>>();
+  private readonly clock: Clock;
+  private readonly logger: Pick<Logger, 'warn'> | undefined;
 
-  constructor(private readonly log: OffsetLog) {}
+  constructor(
+    private readonly log: OffsetLog,
+    options: OffsetStoreOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger;
+  }
 
   async load(): Promise<void> {
     await this.log.replay((key, value) => {
       if (key.startsWith(OFFSET_PREFIX)) {
-        if (value === null) this.offsets.delete(key);
-        else this.offsets.set(key, (JSON.parse(value) as { offset: number }).offset);
+        if (value === null) return void this.offsets.delete(key);
+        const record = decodeRecord(committedOffsetRecord, value);
+        if ('error' in record) return this.skip(key, record.error);
+        this.offsets.set(key, record.value.offset);
       } else if (key.startsWith(GROUP_PREFIX)) {
-        if (value === null) this.groups.delete(key.slice(GROUP_PREFIX.length));
-        else this.groups.set(key.slice(GROUP_PREFIX.length), value);
+        const group = key.slice(GROUP_PREFIX.length);
+        if (value === null) return void this.groups.delete(group);
+        const record = decodeRecord(groupSettingsRecord, value);
+        if ('error' in record) return this.skip(key, record.error);
+        this.groups.set(group, record.value);
       }
     });
+  }
+
+  /** An unreadable record is left out rather than stopping the broker: the key keeps its earlier value. */
+  private skip(key: string, reason: string): void {
+    this.logger?.warn({ key, reason }, 'skipped a record of __consumer_offsets that does not match its schema');
   }
 
   committed(group: string, tp: TopicPartition): number | undefined {
     return this.offsets.get(offsetKey(group, tp));
   }
 
-  async commit(group: string, entries: Array<TopicPartition & { offset: number }>): Promise<void> {
-    const now = Date.now();
-    await Promise.all(
-      entries.map((entry) => this.log.write(offsetKey(group, entry), JSON.stringify({ offset: entry.offset, committedAt: now }))),
-    );
+  async commit(group: string, entries: CommittedRecordRef[]): Promise<void> {
+    const committedAt = this.clock.now();
+    await Promise.all(entries.map((entry) => this.log.write(offsetKey(group, entry), encodeRecord({ offset: entry.offset, committedAt }))));
     for (const entry of entries) this.offsets.set(offsetKey(group, entry), entry.offset);
   }
 
   /** Every committed offset of a group. */
-  groupOffsets(group: string): Array<TopicPartition & { offset: number }> {
+  groupOffsets(group: string): CommittedRecordRef[] {
     const prefix = `${OFFSET_PREFIX}${group}/`;
-    const result: Array<TopicPartition & { offset: number }> = [];
+    const result: CommittedRecordRef[] = [];
     for (const [key, offset] of this.offsets) {
       if (!key.startsWith(prefix)) continue;
       const rest = key.slice(prefix.length);
@@ -63,7 +90,8 @@ export class OffsetStore {
     return result;
   }
 
-  savedGroups(): Map<string, string> {
+  /** The settings each group was created or changed with, by group name. */
+  savedGroups(): ReadonlyMap<string, Partial<GroupSettings>> {
     return this.groups;
   }
 
@@ -73,28 +101,28 @@ export class OffsetStore {
    */
   async checkpoint(): Promise<number> {
     const writes: Array<Promise<void>> = [];
-    for (const [key, offset] of this.offsets) writes.push(this.log.write(key, JSON.stringify({ offset, committedAt: Date.now() })));
-    for (const [group, settings] of this.groups) writes.push(this.log.write(`${GROUP_PREFIX}${group}`, settings));
+    const committedAt = this.clock.now();
+    for (const [key, offset] of this.offsets) writes.push(this.log.write(key, encodeRecord({ offset, committedAt })));
+    for (const [group, settings] of this.groups) writes.push(this.log.write(`${GROUP_PREFIX}${group}`, encodeRecord(settings)));
     await Promise.all(writes);
     return writes.length;
   }
 
-  async saveGroup(group: string, settings: object): Promise<void> {
-    const value = JSON.stringify(settings);
-    await this.log.write(`${GROUP_PREFIX}${group}`, value);
-    this.groups.set(group, value);
+  async saveGroup(group: string, settings: Partial<GroupSettings>): Promise<void> {
+    await this.log.write(`${GROUP_PREFIX}${group}`, encodeRecord(settings));
+    this.groups.set(group, { ...settings });
   }
 }
 
-export const OFFSETS_TOPIC = '__consumer_offsets';
+const OFFSETS_TOPIC = '__consumer_offsets';
 
 /** The offsets log kept in the internal topic, written through the broker like any record. */
-export function brokerOffsetLog(broker: Pick<Broker, 'topic' | 'createTopic' | 'read' | 'offsets' | 'appendAndWait'>): OffsetLog {
+export function brokerOffsetLog(broker: Omit<LogAccess, 'watch'>, clock: Clock = systemClock): OffsetLog {
   const topic = broker.topic(OFFSETS_TOPIC) ?? broker.createTopic(OFFSETS_TOPIC, 1);
   return {
     async write(key, value) {
       // An empty value is a tombstone: every live value is JSON, never empty.
-      await broker.appendAndWait(topic, 0, Date.now(), key, null, null, Buffer.from(value ?? ''));
+      await broker.appendAndWait(topic, 0, clock.now(), key, null, null, Buffer.from(value ?? ''));
     },
     async replay(visit) {
       const { logStartOffset, logEndOffset } = await broker.offsets(topic, 0);

@@ -20,7 +20,7 @@ export const ERROR_CODES = {
   'invalid-json': { status: 400, retriable: false, meaning: 'a request body is not JSON' },
   'invalid-message': { status: 400, retriable: false, meaning: 'a published message cannot be stored as it is (body, topic name, partition, timestamp)' },
   'invalid-destination': { status: 400, retriable: false, meaning: 'a SEND or SUBSCRIBE to a destination that does not take it' },
-  'not-connected': { status: 400, retriable: false, meaning: 'a frame other than CONNECT before CONNECTED, or a second CONNECT' },
+  'unexpected-frame': { status: 400, retriable: false, meaning: 'a first frame other than CONNECT or STOMP, or a second CONNECT' },
   'unsupported-version': { status: 400, retriable: false, meaning: 'no STOMP version in common' },
   'unknown-command': { status: 400, retriable: false, meaning: 'a STOMP command that does not exist' },
   'unknown-topic': { status: 404, retriable: false, meaning: 'no such topic (and auto-create is off, or the name is reserved)' },

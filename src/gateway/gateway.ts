@@ -1,11 +1,13 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { Broker } from '../broker/index.js';
 import type { RillConfig } from '../config/index.js';
-import { RoundRobin, type Broker } from '../broker/index.js';
 import type { GroupCoordinator } from '../coordinator/index.js';
+import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
-import { encodeFrame } from '../protocol/stomp/index.js';
-import { StompSession, type GatewayContext } from './session.js';
+import { Publisher } from './publishing/index.js';
+import type { SessionServices } from './stomp/command-context.js';
+import { StompSession, type ConnectionView } from './stomp/session.js';
 import { TcpTransport, WebSocketTransport, type Transport, type TransportEvents } from './transport/index.js';
 
 /**
@@ -13,94 +15,89 @@ import { TcpTransport, WebSocketTransport, type Transport, type TransportEvents 
  * stops reading from every producer while the broker holds more unstored data than allowed.
  */
 export class Gateway {
-  readonly sessions = new Set<StompSession>();
-  private readonly context: GatewayContext;
-  private paused = false;
+  private readonly sessions = new Set<StompSession>();
+  private readonly services: SessionServices;
   private readonly emptyWaiters: Array<() => void> = [];
+  private paused = false;
   /** How many times reading was paused because storage fell behind (for monitoring and tests). */
   pauses = 0;
 
   constructor(
     private readonly config: RillConfig,
-    readonly broker: Broker,
+    private readonly broker: Broker,
     coordinator: GroupCoordinator,
     private readonly logger: Logger,
     serverName: string,
   ) {
-    this.context = {
-      config,
-      broker,
-      coordinator,
-      roundRobin: new RoundRobin(),
-      logger,
+    this.services = {
+      stomp: config.stomp,
       serverName,
-      onSessionClosed: (session) => {
-        this.sessions.delete(session);
-        if (this.sessions.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
-      },
+      publisher: new Publisher(broker),
+      topics: broker.topics,
+      log: broker,
+      coordinator,
+      logger,
     };
     broker.onInflightLow(() => this.resumeReading());
   }
 
+  /** Every open STOMP connection, as operators see it. */
+  connections(): ConnectionView[] {
+    return [...this.sessions].map((session) => session.describe());
+  }
+
   acceptWebSocket(socket: WebSocket, rawSocket: Socket): void {
-    const session = new StompSession(this.context);
-    this.admit(session, new WebSocketTransport(socket, rawSocket, this.wrap(session)));
+    this.admit((events) => new WebSocketTransport(socket, rawSocket, events));
   }
 
   acceptTcp(socket: Socket): void {
-    const session = new StompSession(this.context);
-    this.admit(session, new TcpTransport(socket, this.wrap(session)));
+    this.admit((events) => new TcpTransport(socket, events));
   }
 
-  private wrap(session: StompSession): TransportEvents {
-    return {
-      onData: (chunk: Buffer) => {
-        session.onData(chunk);
+  /** The transport needs the session's events and the session its transport: the events forward to it. */
+  private admit(connect: (events: TransportEvents) => Transport): void {
+    let session: StompSession | undefined;
+    const transport = connect({
+      onData: (chunk) => {
+        session?.onData(chunk);
         if (!this.paused && this.broker.overloaded) this.pauseReading();
       },
-      onDrain: () => session.onDrain(),
-      onClose: () => session.onClose(),
-    };
-  }
-
-  private admit(session: StompSession, transport: Transport): void {
-    session.attach(transport);
-    if (this.sessions.size >= this.config.server.maxConnections) {
-      this.logger.warn({ remote: transport.remoteAddress, limit: this.config.server.maxConnections }, 'connection refused: at the connection limit');
-      transport.send(encodeFrame('ERROR', { message: `server is at its limit of ${this.config.server.maxConnections} connections; try again later` }, 'too many connections'));
-      session.state = 'closing';
-      transport.end();
+      onDrain: () => session?.onDrain(),
+      onClose: () => session?.onClose(),
+    });
+    session = new StompSession(transport, this.services, (closed) => this.closed(closed));
+    const { maxConnections } = this.config.server;
+    if (this.sessions.size >= maxConnections) {
+      this.logger.warn({ remote: transport.remoteAddress, limit: maxConnections }, 'connection refused: at the connection limit');
+      session.refuse(new RillError('too-many-connections', `server is at its limit of ${maxConnections} connections; try again later`));
       return;
     }
     this.sessions.add(session);
-    if (this.paused) this.pauseSession(session);
+    if (this.paused) session.pauseReading();
+  }
+
+  private closed(session: StompSession): void {
+    this.sessions.delete(session);
+    if (this.sessions.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
   }
 
   private pauseReading(): void {
     this.paused = true;
     this.pauses++;
     this.logger.warn({ inflightBytes: this.broker.inflightBytes }, 'storage is behind: pausing reads from clients');
-    for (const session of this.sessions) this.pauseSession(session);
-  }
-
-  private pauseSession(session: StompSession): void {
-    session.readingPaused = true;
-    session.transport.pauseReading();
+    for (const session of this.sessions) session.pauseReading();
   }
 
   private resumeReading(): void {
     if (!this.paused) return;
     this.paused = false;
     this.logger.info({ inflightBytes: this.broker.inflightBytes }, 'storage caught up: resuming reads from clients');
-    for (const session of this.sessions) {
-      session.readingPaused = false;
-      session.transport.resumeReading();
-    }
+    for (const session of this.sessions) session.resumeReading();
   }
 
-  /** Closes every session's connection. */
+  /** Closes every session's connection once its queued frames are written. */
   closeAll(): void {
-    for (const session of this.sessions) session.transport.end();
+    for (const session of this.sessions) session.end();
   }
 
   /** Resolves once no session is open (at once if none is). */
@@ -110,6 +107,6 @@ export class Gateway {
   }
 
   destroyAll(): void {
-    for (const session of this.sessions) session.transport.destroy();
+    for (const session of this.sessions) session.destroy();
   }
 }

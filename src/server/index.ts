@@ -27,7 +27,7 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
   const { coordinator: settings, topics } = config;
   const coordinator = new GroupCoordinator(
     broker,
-    new OffsetStore(brokerOffsetLog(broker)),
+    new OffsetStore(brokerOffsetLog(broker), { logger }),
     {
       defaults: {
         assignor: settings.assignor,

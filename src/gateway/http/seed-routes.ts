@@ -59,9 +59,8 @@ export function seedRoutes(route: (method: string, path: string, handler: RouteH
   route('POST', '/consumer/subscribe-topic', (context, _params, body) => {
     const { consumer_name, topic_list } = parse(schemas.subscribe, body);
     const added = (Array.isArray(topic_list) ? topic_list : topic_list.split(',')).map((t) => t.trim()).filter(Boolean);
-    const member = coordinatorOf(context).member(consumer_name);
     // The seed adds topics one call at a time; the /v1 API replaces the whole subscription.
-    return coordinatorOf(context).subscribe(consumer_name, [...new Set([...member.topics, ...added])]);
+    return coordinatorOf(context).addTopics(consumer_name, added);
   });
   route('POST', '/consumer/heartbeat', (context, _params, body) => {
     const { consumer_name } = parse(schemas.consumer, body);
@@ -74,7 +73,7 @@ export function seedRoutes(route: (method: string, path: string, handler: RouteH
     if (records.length === 0) return { messageId: null };
     const [record] = records;
     const messageId = record.messageId ?? `${record.topic}-${record.partition}-${record.offset}`;
-    coordinator.member(consumer_name).remember(messageId, { topic: record.topic, partition: record.partition, offset: record.offset });
+    coordinator.rememberPolled(consumer_name, messageId, { topic: record.topic, partition: record.partition, offset: record.offset });
     return { ...seedMessage(record), messageId };
   });
   route('POST', '/consumer/acknowledgement', async (context, _params, body) => {

@@ -1,0 +1,256 @@
+import { TOPIC_NAME_PATTERN } from '../config/index.js';
+import { RillError } from '../errors/index.js';
+import type { Logger } from '../logging/index.js';
+import { assign, type PreviousAssignment, type TopicPartition } from './assignors.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { ConsumerGroup, Member, type AssignmentListener, type GroupSettings } from './group.js';
+import { HeldMember, type MemberBinding } from './member-binding.js';
+import type { OffsetStore } from './offset-store.js';
+import { requireTopic, type LogAccess, type TopicPolicy } from './topics.js';
+
+export interface MembershipOptions extends TopicPolicy {
+  defaults: GroupSettings;
+  /** Remove a dynamic member at once when its connection drops, rather than at session timeout. */
+  removeOnDisconnect: boolean;
+}
+
+/** A member as answered to clients: a copy, so nothing done with it reaches the coordinator. */
+export interface MemberView {
+  group: string;
+  member: string;
+  generation: number;
+  assignment: TopicPartition[];
+}
+
+/** A group as answered to clients, its members included: copies, like MemberView. */
+export interface GroupDescription {
+  group: string;
+  generation: number;
+  settings: GroupSettings;
+  members: Array<MemberView & { topics: string[]; instanceId: string | null }>;
+}
+
+const EXPIRY_CHECK_MS = 200;
+const MEMBER_NAME = /^[^\s/]{1,249}$/;
+
+/**
+ * Groups and their members: joins, subscriptions and leaves, the connections holding members,
+ * session timeouts, and the rebalance that numbers each new assignment with a generation.
+ */
+export class Membership {
+  private readonly groups = new Map<string, ConsumerGroup>();
+  /** Members by name: names are unique across groups, as the seed's API names members alone. */
+  private readonly members = new Map<string, Member>();
+  private expiryTimer: TimerHandle | null = null;
+
+  constructor(
+    private readonly log: LogAccess,
+    private readonly store: OffsetStore,
+    private readonly options: MembershipOptions,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Brings back the groups saved before a restart (their members are gone: they join again). */
+  restore(saved: ReadonlyMap<string, Partial<GroupSettings>>): void {
+    for (const [name, settings] of saved) this.groups.set(name, new ConsumerGroup(name, { ...this.options.defaults, ...settings }));
+  }
+
+  startExpiry(): void {
+    this.expiryTimer = this.clock.setInterval(() => this.expireMembers(), EXPIRY_CHECK_MS);
+  }
+
+  stop(): void {
+    if (this.expiryTimer !== null) this.clock.clearInterval(this.expiryTimer);
+    this.expiryTimer = null;
+  }
+
+  // ---- groups ----
+
+  async createGroup(name: string, settings: Partial<GroupSettings> = {}): Promise<ConsumerGroup> {
+    if (!TOPIC_NAME_PATTERN.test(name)) throw new RillError('invalid-request', `invalid group name "${name.slice(0, 300)}": 1 to 249 of A-Z a-z 0-9 . _ -`);
+    const existing = this.groups.get(name);
+    if (existing !== undefined && Object.keys(settings).length === 0) return existing;
+    const group = existing ?? new ConsumerGroup(name, { ...this.options.defaults });
+    group.settings = { ...group.settings, ...settings };
+    // Registered before the write, so that concurrent joins find this group, not a second one.
+    this.groups.set(name, group);
+    await this.store.saveGroup(name, group.settings);
+    if (existing === undefined) this.logger.info({ group: name, ...group.settings }, 'consumer group created');
+    else if (settings.assignor !== undefined) this.rebalance(group, 'settings changed');
+    return group;
+  }
+
+  group(name: string): ConsumerGroup {
+    const group = this.groups.get(name);
+    if (group === undefined) throw new RillError('unknown-group', `no consumer group "${name}"`);
+    return group;
+  }
+
+  listGroups(): ConsumerGroup[] {
+    return [...this.groups.values()];
+  }
+
+  // ---- members ----
+
+  /**
+   * Adds a member to a group (creating the group if needed). A member joining again under its
+   * name, or a static member under its instance id, gets its partitions back without a rebalance.
+   */
+  async join(groupName: string, memberName: string, options: { instanceId?: string; topics?: string[] } = {}): Promise<Member> {
+    if (!MEMBER_NAME.test(memberName)) throw new RillError('invalid-request', `invalid consumer name "${memberName.slice(0, 300)}"`);
+    const group = await this.createGroup(groupName);
+    let member = options.instanceId === undefined ? undefined : group.staticMember(options.instanceId);
+    if (member !== undefined && member.name !== memberName) {
+      this.members.delete(member.name);
+      member.name = memberName;
+      this.members.set(memberName, member);
+    }
+    member ??= this.members.get(memberName);
+    if (member !== undefined && member.group !== group) {
+      throw new RillError('name-taken', `consumer "${memberName}" is already a member of group "${member.group.name}"`);
+    }
+    let changed = false;
+    if (member === undefined) {
+      member = new Member(memberName, group, options.instanceId ?? null, this.clock.now());
+      group.members.set(memberName, member);
+      this.members.set(memberName, member);
+      changed = true;
+    }
+    member.lastSeen = this.clock.now();
+    if (options.topics !== undefined) changed = this.setTopics(member, options.topics) || changed;
+    if (changed) this.rebalance(group, `member ${memberName} joined`);
+    return member;
+  }
+
+  /** Replaces the member's subscription. */
+  subscribe(memberName: string, topics: string[]): Member {
+    const member = this.member(memberName);
+    if (this.setTopics(member, topics)) this.rebalance(member.group, `member ${memberName} subscribed to ${topics.join(',')}`);
+    return member;
+  }
+
+  private setTopics(member: Member, topics: string[]): boolean {
+    for (const topic of topics) requireTopic(this.log, this.options, topic);
+    const next = new Set(topics);
+    if (next.size === member.topics.size && [...next].every((t) => member.topics.has(t))) return false;
+    member.topics.clear();
+    for (const topic of next) member.topics.add(topic);
+    return true;
+  }
+
+  /** The member named so, which is heard from now (every request counts as a heartbeat). */
+  member(name: string): Member {
+    const member = this.members.get(name);
+    if (member === undefined) throw new RillError('unknown-member', `no consumer "${name}" (register it first, or it was removed after its session timed out)`);
+    member.lastSeen = this.clock.now();
+    return member;
+  }
+
+  /** A clean leave: the member's partitions go to the others at once. */
+  leave(memberName: string): void {
+    const member = this.members.get(memberName);
+    if (member !== undefined) this.remove(member, `member ${memberName} left`);
+  }
+
+  // ---- connections ----
+
+  /**
+   * Joins a member that a live connection will hold; refused while another connection holds the
+   * member, by its name or its instance id.
+   */
+  async connect(
+    groupName: string,
+    memberName: string,
+    options: { instanceId?: string; topics?: string[] },
+    onAssignment: AssignmentListener,
+  ): Promise<MemberBinding> {
+    this.refuseIfHeld(groupName, memberName, options.instanceId);
+    const member = await this.join(groupName, memberName, options);
+    // Another connection may have taken it while the join waited for the group's creation.
+    this.refuseIfHeld(groupName, memberName, options.instanceId);
+    return this.bind(member, onAssignment);
+  }
+
+  private refuseIfHeld(groupName: string, memberName: string, instanceId: string | undefined): void {
+    if ((this.members.get(memberName)?.connections ?? 0) > 0) {
+      throw new RillError('name-taken', `consumer "${memberName}" is already consuming on a live connection; give this subscription another consumer-name`);
+    }
+    const holder = instanceId === undefined ? undefined : this.groups.get(groupName)?.staticMember(instanceId);
+    if (holder !== undefined && holder.connections > 0) {
+      throw new RillError(
+        'name-taken',
+        `instance "${instanceId}" of group "${groupName}" is already consuming on a live connection, as consumer "${holder.name}"`,
+      );
+    }
+  }
+
+  /** Holds a member for a live connection (one joined already). */
+  bind(member: Member, onAssignment: AssignmentListener): MemberBinding {
+    return new HeldMember(member, onAssignment, (released, clean) => {
+      if (clean) this.remove(released, `member ${released.name} left`);
+      else if (released.connections === 0) this.connectionLost(released);
+    });
+  }
+
+  /** The last connection holding a member dropped: it times out, or leaves at once if so configured. */
+  private connectionLost(member: Member): void {
+    member.lastSeen = this.clock.now();
+    if (this.options.removeOnDisconnect && member.instanceId === null) this.remove(member, `member ${member.name} disconnected`);
+  }
+
+  private remove(member: Member, reason: string): void {
+    if (this.members.get(member.name) !== member) return;
+    this.members.delete(member.name);
+    member.group.members.delete(member.name);
+    member.removed = true;
+    member.assign(member.group.generation, []);
+    this.rebalance(member.group, reason);
+  }
+
+  private expireMembers(): void {
+    const now = this.clock.now();
+    for (const member of [...this.members.values()]) {
+      const { sessionTimeoutMs } = member.group.settings;
+      if (member.connections === 0 && now - member.lastSeen > sessionTimeoutMs) {
+        this.remove(member, `member ${member.name} timed out after ${sessionTimeoutMs} ms without a heartbeat`);
+      }
+    }
+  }
+
+  // ---- assignment ----
+
+  /** Topics whose partition count grew: their groups rebalance to cover the new partitions. */
+  partitionsAdded(topic: string): void {
+    for (const group of this.groups.values()) if (group.topics().has(topic)) this.rebalance(group, `topic ${topic} gained partitions`);
+  }
+
+  private rebalance(group: ConsumerGroup, reason: string): void {
+    group.generation++;
+    const partitions = new Map<string, number>();
+    for (const topic of group.topics()) partitions.set(topic, this.log.topic(topic)?.partitions ?? 0);
+    const previous: PreviousAssignment = new Map([...group.members.values()].map((m) => [m.name, m.assignment]));
+    const members = [...group.members.values()].map((m) => ({ id: m.name, topics: m.topics }));
+    const next = assign(group.settings.assignor, members, partitions, previous);
+    for (const member of group.members.values()) member.assign(group.generation, next.get(member.name) ?? []);
+    this.logger.info(
+      { group: group.name, generation: group.generation, members: group.members.size, assignor: group.settings.assignor, reason },
+      'consumer group rebalanced',
+    );
+    for (const listener of group.changeListeners) listener();
+  }
+
+  view(member: Member): MemberView {
+    return { group: member.group.name, member: member.name, generation: member.group.generation, assignment: [...member.assignment] };
+  }
+
+  describe(groupName: string): GroupDescription {
+    const group = this.group(groupName);
+    return {
+      group: group.name,
+      generation: group.generation,
+      settings: { ...group.settings },
+      members: [...group.members.values()].map((m) => ({ ...this.view(m), topics: [...m.topics], instanceId: m.instanceId })),
+    };
+  }
+}

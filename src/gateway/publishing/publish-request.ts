@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { partitionForKey, type RecordHeaders, type RoundRobin, type Topic, type TopicRegistry } from '../../broker/index.js';
+import { RillError, type ErrorCode } from '../../errors/index.js';
+import type { FrameHeaders } from '../../protocol/stomp/index.js';
+
+/** The canonical producer body, as the seed's producers send it. */
+export const canonicalMessageSchema = z.object({
+  messageID: z.union([z.string().min(1).max(1024), z.number().transform(String)]).optional(),
+  key: z.union([z.string().max(32 * 1024), z.number().transform(String), z.null()]).optional(),
+  message: z.unknown().refine((value) => value !== undefined, 'message is required'),
+  timestamp: z.union([z.number(), z.string()]).optional(),
+});
+
+export type CanonicalMessage = z.infer<typeof canonicalMessageSchema>;
+
+/** Headers that steer a SEND rather than travel with the message. */
+const CONTROL_HEADERS = new Set(['destination', 'content-length', 'receipt', 'transaction', 'partition', 'key', 'message-id', 'timestamp']);
+
+export interface PublishRequest {
+  topic: Topic;
+  partition: number;
+  key: string | null;
+  messageId: string;
+  timestamp: number;
+  headers: RecordHeaders | null;
+  value: Buffer;
+}
+
+/** A SEND that cannot be published; carries the messageID when it could be read first. */
+export class PublishError extends RillError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    /** The messageID, when it could be read before the error. */
+    readonly messageId: string | null,
+  ) {
+    super(code, message);
+  }
+}
+
+/**
+ * Turns a SEND to a topic into the record to store: validates the topic (creating it when
+ * auto-create is on), reads key, messageID and timestamp from the canonical JSON body or from
+ * headers, and picks the partition. Throws PublishError with a reason a client can act on.
+ */
+export function preparePublish(
+  topics: Pick<TopicRegistry, 'resolve'>,
+  roundRobin: RoundRobin,
+  topicText: string,
+  headers: FrameHeaders,
+  body: Buffer,
+  fallbackMessageId: () => string,
+): PublishRequest {
+  let key: string | null = headers.key ?? null;
+  let messageId: string | null = headers['message-id'] ?? null;
+  let timestampInput: number | string | undefined = headers.timestamp;
+
+  if (headers.key === undefined && headers['message-id'] === undefined && looksLikeJson(headers, body)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch (error) {
+      throw new PublishError('invalid-message', `body is not valid JSON (${(error as Error).message}); send a key header to publish a non-JSON body`, null);
+    }
+    const result = canonicalMessageSchema.safeParse(parsed);
+    if (!result.success) {
+      const id = typeof (parsed as { messageID?: unknown })?.messageID === 'string' ? (parsed as { messageID: string }).messageID : null;
+      throw new PublishError('invalid-message', `body does not match {messageID, key, message, timestamp}: ${z.prettifyError(result.error).replace(/\n/g, ' ')}`, id);
+    }
+    key = result.data.key ?? null;
+    messageId = result.data.messageID ?? null;
+    timestampInput = result.data.timestamp;
+  }
+  messageId ??= fallbackMessageId();
+
+  const topic = resolveTopic(topics, topicText, messageId);
+  const timestamp = parseTimestamp(timestampInput, messageId);
+  let partition: number;
+  if (headers.partition !== undefined) {
+    partition = Number(headers.partition);
+    if (!/^\d+$/.test(headers.partition) || partition >= topic.partitions) {
+      throw new PublishError('invalid-message', `partition header "${headers.partition}" is not a partition of topic ${topic.name} (0 to ${topic.partitions - 1})`, messageId);
+    }
+  } else if (key !== null) {
+    partition = partitionForKey(key, topic.partitions);
+  } else {
+    partition = roundRobin.next(topic.name, topic.partitions);
+  }
+  return { topic, partition, key, messageId, timestamp, headers: userHeaders(headers), value: body };
+}
+
+function looksLikeJson(headers: FrameHeaders, body: Buffer): boolean {
+  const type = headers['content-type'];
+  if (type !== undefined) return type.startsWith('application/json') || (type.startsWith('text/plain') && startsWithBrace(body));
+  return startsWithBrace(body);
+}
+
+function startsWithBrace(body: Buffer): boolean {
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i];
+    if (byte === 0x7b) return true;
+    if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) return false;
+  }
+  return false;
+}
+
+function resolveTopic(topics: Pick<TopicRegistry, 'resolve'>, name: string, messageId: string): Topic {
+  try {
+    return topics.resolve(name, 'auto');
+  } catch (error) {
+    if (error instanceof RillError) throw new PublishError(error.code, error.message, messageId);
+    throw error;
+  }
+}
+
+function parseTimestamp(input: number | string | undefined, messageId: string): number {
+  if (input === undefined || input === '') return Date.now();
+  const value = typeof input === 'number' ? input : /^\d+(\.\d+)?$/.test(input) ? Number(input) : Date.parse(input);
+  if (!Number.isFinite(value) || value < 0 || value > 8.64e15) {
+    throw new PublishError('invalid-message', `timestamp "${String(input)}" is neither epoch milliseconds nor a date`, messageId);
+  }
+  return Math.trunc(value);
+}
+
+function userHeaders(headers: FrameHeaders): RecordHeaders | null {
+  let result: Array<[string, string]> | null = null;
+  for (const name in headers) {
+    if (CONTROL_HEADERS.has(name)) continue;
+    (result ??= []).push([name, headers[name]]);
+  }
+  return result;
+}

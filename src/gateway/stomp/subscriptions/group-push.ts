@@ -1,0 +1,118 @@
+import type { StoredRecord, Topic } from '../../../broker/index.js';
+import type { GroupCoordinator, MemberBinding, PushDeliveries, TopicPartition } from '../../../coordinator/index.js';
+import type { Logger } from '../../../logging/index.js';
+import type { HeaderInput } from '../../../protocol/stomp/index.js';
+import type { PartitionReader } from '../command-context.js';
+import type { DeliveryChannel } from '../delivery-channel.js';
+import { groupDestination } from '../destinations.js';
+import { PartitionFeed, type Cursor } from './partition-feed.js';
+import type { AckMode } from './subscription.js';
+
+interface InFlight {
+  partition: number;
+  record: StoredRecord;
+}
+
+/**
+ * A SUBSCRIBE to `/group/<group>/<topic>`: the subscription holds a member of the consumer group
+ * and gets the messages of the partitions the coordinator assigns it, pushed within a credit
+ * window (`prefetch-count` unacknowledged messages). It delivers and reports ACKs and NACKs; what
+ * they mean for the group (the committed offset, redelivery, dead-lettering) is the coordinator's
+ * `PushDeliveries`.
+ */
+export class GroupPush extends PartitionFeed {
+  private readonly inFlight = new Map<number, InFlight>();
+  private readonly deliveries: PushDeliveries;
+  private assignmentVersion = 0;
+
+  constructor(
+    channel: DeliveryChannel,
+    log: PartitionReader,
+    private readonly coordinator: GroupCoordinator,
+    private readonly logger: Logger,
+    id: string,
+    number: number,
+    ackMode: AckMode,
+    topic: Topic,
+    prefetch: number,
+    private readonly binding: MemberBinding,
+  ) {
+    super(channel, log, id, number, ackMode, topic, prefetch, groupDestination(binding.group, topic.name));
+    this.deliveries = coordinator.pushDeliveries(binding, topic.name, ackMode === 'auto');
+  }
+
+  start(): void {
+    this.assigned(this.binding.assignment);
+  }
+
+  /** The member's assignment changed: drop the partitions revoked, start the new ones where the group left off. */
+  assigned(assignment: readonly TopicPartition[]): void {
+    if (this.closed) return;
+    const version = ++this.assignmentVersion;
+    const mine = new Set(assignment.filter((tp) => tp.topic === this.topic.name).map((tp) => tp.partition));
+    for (const partition of [...this.cursors.keys()]) {
+      if (mine.has(partition)) continue;
+      // Revoked: what was in flight is the next owner's now, from the last committed offset.
+      this.removePartition(partition);
+      for (const [sequence, entry] of this.inFlight) if (entry.partition === partition) this.inFlight.delete(sequence);
+      this.deliveries.partitionRevoked(partition);
+    }
+    for (const partition of mine) {
+      if (this.cursors.has(partition)) continue;
+      void this.coordinator.startPosition(this.binding.member, { topic: this.topic.name, partition }).then(
+        async (next) => {
+          if (this.closed || version !== this.assignmentVersion || this.cursors.has(partition)) return;
+          const { logEndOffset } = await this.log.offsets(this.topic, partition);
+          if (this.closed || version !== this.assignmentVersion || this.cursors.has(partition)) return;
+          this.deliveries.partitionAssigned(partition);
+          this.addPartition(partition, next, logEndOffset);
+          this.pump(this.cursors.get(partition)!);
+        },
+        (error: Error) => this.logger.warn({ err: error, group: this.binding.group, partition }, 'could not start a group partition'),
+      );
+    }
+  }
+
+  protected unsettled(): number {
+    return this.inFlight.size;
+  }
+
+  protected override deliver(cursor: Cursor, record: StoredRecord): void {
+    const count = this.deliveries.delivering(cursor.partition, record.offset);
+    const extra: HeaderInput | undefined = count > 1 ? { redelivered: 'true', 'delivery-count': count } : undefined;
+    super.deliver(cursor, record, extra);
+  }
+
+  protected delivered(cursor: Cursor, record: StoredRecord, sequence: number): void {
+    // Sequence 0: auto ack mode, nothing to settle.
+    if (sequence !== 0) this.inFlight.set(sequence, { partition: cursor.partition, record });
+    this.deliveries.delivered(cursor.partition, record.offset);
+  }
+
+  settle(sequence: number, accepted: boolean): boolean {
+    if (sequence > this.sequence) return false;
+    const settled = this.ackMode === 'client' ? [...this.inFlight.keys()].filter((s) => s <= sequence) : [sequence];
+    for (const s of settled) {
+      const entry = this.inFlight.get(s);
+      if (entry === undefined) continue; // settled already, or its partition was revoked
+      this.inFlight.delete(s);
+      if (accepted) this.deliveries.acknowledged(entry.partition, entry.record.offset);
+      else this.deliveries.rejected(entry.partition, entry.record, () => this.deliverAgain(entry));
+    }
+    this.resume();
+    return true;
+  }
+
+  private deliverAgain(entry: InFlight): void {
+    const cursor = this.cursors.get(entry.partition);
+    if (cursor !== undefined) this.redeliver(cursor, entry.record);
+  }
+
+  /** `clean`: UNSUBSCRIBE or DISCONNECT, so the member leaves at once; otherwise it may come back. */
+  override close(clean = false): void {
+    if (this.closed) return;
+    super.close();
+    this.deliveries.close();
+    this.binding.release(clean);
+  }
+}

@@ -1,0 +1,167 @@
+import { forEachRecord, type StoredRecord, type Topic } from '../../../broker/index.js';
+import { encodeRawFrame, escapeHeader, type EscapeMode, type HeaderInput } from '../../../protocol/stomp/index.js';
+import type { PartitionReader } from '../command-context.js';
+import type { DeliveryChannel } from '../delivery-channel.js';
+import { ackHeader, type AckMode, type Subscription } from './subscription.js';
+
+const FETCH_BYTES = 256 * 1024;
+const RETRY_MS = 200;
+
+export interface Cursor {
+  partition: number;
+  /** The next offset to fetch. */
+  next: number;
+  /** The readable end last seen. */
+  end: number;
+  /** Fetched records not yet delivered (redeliveries are put back in front). */
+  queue: StoredRecord[];
+  /** Index of the next record to deliver in `queue`. */
+  queued: number;
+  fetching: boolean;
+  removed: boolean;
+  unwatch: () => void;
+}
+
+const RESERVED_HEADERS = new Set(['subscription', 'message-id', 'destination', 'ack', 'topic', 'partition', 'offset', 'key', 'timestamp', 'content-length', 'redelivered', 'delivery-count']);
+
+/**
+ * What every subscription that streams a topic's partitions shares: per partition a cursor that
+ * fetches from the broker as a Kafka consumer does (never more than one fetch in memory), delivery
+ * only while the socket is not backed up and, in the client ack modes, while fewer than `prefetch`
+ * messages are unacknowledged.
+ */
+export abstract class PartitionFeed implements Subscription {
+  protected readonly cursors = new Map<number, Cursor>();
+  protected closed = false;
+  protected sequence = 0;
+  /** The header lines every MESSAGE of this subscription starts with, escaped once. */
+  private readonly prefix: string;
+  private readonly mode: EscapeMode;
+
+  constructor(
+    protected readonly channel: DeliveryChannel,
+    protected readonly log: PartitionReader,
+    readonly id: string,
+    readonly number: number,
+    readonly ackMode: AckMode,
+    protected readonly topic: Topic,
+    protected readonly prefetch: number,
+    destination: string,
+  ) {
+    this.mode = channel.version;
+    const line = (name: string, value: string): string => `${name}:${escapeHeader(value, this.mode)}\n`;
+    this.prefix = `MESSAGE\n${line('subscription', id)}${line('destination', destination)}${line('topic', topic.name)}`;
+  }
+
+  /** Messages delivered and not yet settled. */
+  protected abstract unsettled(): number;
+
+  /** Bookkeeping after a delivery; `sequence` is 0 in auto ack mode. */
+  protected abstract delivered(cursor: Cursor, record: StoredRecord, sequence: number): void;
+
+  abstract settle(sequence: number, accepted: boolean): boolean;
+
+  protected addPartition(partition: number, next: number, end: number): void {
+    const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {} };
+    cursor.unwatch = this.log.watch(this.topic, partition, (newEnd, batch, baseOffset) => {
+      // A caught-up cursor takes the stored batch as it is, without a fetch from the worker.
+      if (batch !== null && baseOffset === cursor.next && !cursor.fetching && cursor.queued >= cursor.queue.length) {
+        cursor.queue = [];
+        cursor.queued = 0;
+        forEachRecord(batch, baseOffset, (record) => void cursor.queue.push(record));
+        cursor.next = newEnd;
+      }
+      if (newEnd > cursor.end) cursor.end = newEnd;
+      this.pump(cursor);
+    });
+    this.cursors.set(partition, cursor);
+  }
+
+  protected removePartition(partition: number): void {
+    const cursor = this.cursors.get(partition);
+    if (cursor === undefined) return;
+    cursor.removed = true;
+    cursor.unwatch();
+    cursor.queue = [];
+    this.cursors.delete(partition);
+  }
+
+  resume(): void {
+    for (const cursor of this.cursors.values()) this.pump(cursor);
+  }
+
+  protected hasCredit(): boolean {
+    if (this.closed || !this.channel.writable) return false;
+    return this.ackMode === 'auto' || this.unsettled() < this.prefetch;
+  }
+
+  protected pump(cursor: Cursor): void {
+    if (cursor.queued < cursor.queue.length && this.hasCredit()) {
+      this.channel.cork();
+      while (cursor.queued < cursor.queue.length && this.hasCredit()) this.deliver(cursor, cursor.queue[cursor.queued++]!);
+      this.channel.uncork();
+    }
+    if (cursor.queued < cursor.queue.length) return;
+    cursor.queue = [];
+    cursor.queued = 0;
+    if (cursor.fetching || cursor.removed || !this.hasCredit() || cursor.next >= cursor.end) return;
+    cursor.fetching = true;
+    this.log.read(this.topic, cursor.partition, cursor.next, FETCH_BYTES).then(
+      (result) => {
+        cursor.fetching = false;
+        if (this.closed || cursor.removed) return;
+        if (result.failure?.code === 'offset-out-of-range') {
+          // Retention removed what this cursor was about to read: go on from the oldest kept.
+          cursor.next = cursor.next < result.logStartOffset ? result.logStartOffset : result.logEndOffset;
+        } else if (result.failure !== undefined) {
+          this.retryLater(cursor);
+          return;
+        }
+        if (result.logEndOffset > cursor.end) cursor.end = result.logEndOffset;
+        if (result.batches !== null) {
+          forEachRecord(result.batches, cursor.next, (record) => void cursor.queue.push(record));
+          if (cursor.queue.length > 0) cursor.next = cursor.queue[cursor.queue.length - 1]!.offset + 1;
+        }
+        this.pump(cursor);
+      },
+      () => {
+        cursor.fetching = false;
+        this.retryLater(cursor);
+      },
+    );
+  }
+
+  /** Puts a record back in front of its partition's queue, to be delivered again. */
+  protected redeliver(cursor: Cursor, record: StoredRecord): void {
+    cursor.queue.splice(cursor.queued, 0, record);
+  }
+
+  private retryLater(cursor: Cursor): void {
+    setTimeout(() => this.pump(cursor), RETRY_MS).unref();
+  }
+
+  protected deliver(cursor: Cursor, record: StoredRecord, extra?: HeaderInput): void {
+    const mode = this.mode;
+    const messageId = record.messageId ?? `${this.topic.name}-${cursor.partition}-${record.offset}`;
+    let head = `${this.prefix}message-id:${escapeHeader(messageId, mode)}\npartition:${cursor.partition}\noffset:${record.offset}\n`;
+    if (record.key !== null) head += `key:${escapeHeader(record.key, mode)}\n`;
+    head += `timestamp:${record.timestamp}\n`;
+    if (extra !== undefined) for (const name in extra) head += `${name}:${String(extra[name])}\n`;
+    let sequence = 0;
+    if (this.ackMode !== 'auto') {
+      sequence = ++this.sequence;
+      head += `ack:${ackHeader(this.number, sequence)}\n`;
+    }
+    for (const [name, value] of record.headers) {
+      if (!RESERVED_HEADERS.has(name)) head += `${escapeHeader(name, mode)}:${escapeHeader(value, mode)}\n`;
+    }
+    head += `content-length:${record.value.length}\n\n`;
+    this.delivered(cursor, record, sequence);
+    this.channel.sendBytes(encodeRawFrame(head, record.value));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const partition of [...this.cursors.keys()]) this.removePartition(partition);
+  }
+}

@@ -1,0 +1,111 @@
+import { describe, expect, it, vi } from 'vitest';
+import { OffsetStore } from '../../../src/coordinator/index.js';
+import { FakeClock, memoryOffsetLog } from './fakes.js';
+
+describe('OffsetStore', () => {
+  it('replays the last entry per key, groups and offsets alike', async () => {
+    const log = memoryOffsetLog();
+    const store = new OffsetStore(log);
+    await store.saveGroup('g', { assignor: 'range' });
+    await store.commit('g', [{ topic: 't', partition: 0, offset: 5 }]);
+    await store.commit('g', [
+      { topic: 't', partition: 0, offset: 9 },
+      { topic: 't', partition: 1, offset: 2 },
+    ]);
+    const replayed = new OffsetStore(log);
+    await replayed.load();
+    expect(replayed.committed('g', { topic: 't', partition: 0 })).toBe(9);
+    expect(replayed.groupOffsets('g')).toEqual([
+      { topic: 't', partition: 0, offset: 9 },
+      { topic: 't', partition: 1, offset: 2 },
+    ]);
+    expect(replayed.savedGroups().get('g')).toEqual({ assignor: 'range' });
+  });
+
+  it('checkpoints every live entry, so that retention of old records loses nothing', async () => {
+    const log = memoryOffsetLog();
+    const store = new OffsetStore(log);
+    await store.saveGroup('g', {});
+    await store.commit('g', [{ topic: 'idle', partition: 3, offset: 42 }]);
+    expect(await store.checkpoint()).toBe(2);
+    const afterRetention = memoryOffsetLog();
+    afterRetention.entries.push(...log.entries.slice(2));
+    const reloaded = new OffsetStore(afterRetention);
+    await reloaded.load();
+    expect(reloaded.committed('g', { topic: 'idle', partition: 3 })).toBe(42);
+    expect(reloaded.savedGroups().has('g')).toBe(true);
+  });
+
+  it('writes versioned records, stamped by its clock', async () => {
+    const log = memoryOffsetLog();
+    const clock = new FakeClock();
+    await clock.advance(1234);
+    const store = new OffsetStore(log, { clock });
+    await store.saveGroup('g', { assignor: 'sticky', maxDeliveries: 4 });
+    await store.commit('g', [{ topic: 't', partition: 0, offset: 7 }]);
+    expect(log.entries).toEqual([
+      ['group/g', JSON.stringify({ v: 1, assignor: 'sticky', maxDeliveries: 4 })],
+      ['offset/g/t/0', JSON.stringify({ v: 1, offset: 7, committedAt: 1234 })],
+    ]);
+  });
+
+  it('loads the records written before versions existed', async () => {
+    const log = memoryOffsetLog();
+    log.entries.push(
+      [
+        'group/old',
+        JSON.stringify({
+          assignor: 'roundrobin',
+          sessionTimeoutMs: 10_000,
+          resetPolicy: 'earliest',
+          autoCommitIntervalMs: 0,
+          maxDeliveries: 5,
+          deadLetterSuffix: '.dead',
+        }),
+      ],
+      ['offset/old/t/1', JSON.stringify({ offset: 12, committedAt: 1_700_000_000_000 })],
+    );
+    const store = new OffsetStore(log);
+    await store.load();
+    expect(store.committed('old', { topic: 't', partition: 1 })).toBe(12);
+    expect(store.savedGroups().get('old')).toEqual({
+      assignor: 'roundrobin',
+      sessionTimeoutMs: 10_000,
+      resetPolicy: 'earliest',
+      autoCommitIntervalMs: 0,
+      maxDeliveries: 5,
+      deadLetterSuffix: '.dead',
+    });
+  });
+
+  it('skips a record that fails its schema with a warning, keeping the value before it', async () => {
+    const log = memoryOffsetLog();
+    log.entries.push(
+      ['offset/g/t/0', JSON.stringify({ v: 1, offset: 3 })],
+      ['offset/g/t/0', JSON.stringify({ v: 1, offset: -1 })],
+      ['offset/g/t/0', '{not json'],
+      ['offset/g/t/0', JSON.stringify({ v: 99, offset: 8 })],
+      ['group/g', JSON.stringify({ v: 1, assignor: 'range' })],
+      ['group/g', JSON.stringify({ v: 1, assignor: 'fastest' })],
+      ['offset/g/t/1', JSON.stringify({ v: 1, offset: 4 })],
+    );
+    const warn = vi.fn();
+    const store = new OffsetStore(log, { logger: { warn } });
+    await store.load();
+    expect(store.committed('g', { topic: 't', partition: 0 })).toBe(3);
+    expect(store.committed('g', { topic: 't', partition: 1 })).toBe(4);
+    expect(store.savedGroups().get('g')).toEqual({ assignor: 'range' });
+    expect(warn).toHaveBeenCalledTimes(4);
+    expect(warn.mock.calls.map(([fields]) => fields.key)).toEqual(['offset/g/t/0', 'offset/g/t/0', 'offset/g/t/0', 'group/g']);
+  });
+
+  it('forgets a key at its tombstone', async () => {
+    const log = memoryOffsetLog();
+    const store = new OffsetStore(log);
+    await store.commit('g', [{ topic: 't', partition: 0, offset: 1 }]);
+    await log.write('offset/g/t/0', null);
+    const reloaded = new OffsetStore(log);
+    await reloaded.load();
+    expect(reloaded.committed('g', { topic: 't', partition: 0 })).toBeUndefined();
+  });
+});
