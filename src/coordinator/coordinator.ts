@@ -19,8 +19,6 @@ export interface CoordinatorOptions {
   defaults: GroupSettings;
   /** Remove a dynamic member at once when its connection drops, rather than at session timeout. */
   removeOnDisconnect: boolean;
-  autoCreateTopics: boolean;
-  defaultPartitions: number;
   /** Time and timers (default: the system's); tests pass a fake one. */
   clock?: Clock;
 }
@@ -54,9 +52,9 @@ export class GroupCoordinator {
   ) {
     this.clock = options.clock ?? systemClock;
     this.membership = new Membership(log, store, options, this.clock, logger);
-    this.offsets = new OffsetManager(log, store, options, this.clock);
+    this.offsets = new OffsetManager(log, store, this.clock);
     this.fetcher = new Fetcher(log, store, this.clock);
-    this.deadLetters = new DeadLetters(log, options.defaultPartitions, this.clock);
+    this.deadLetters = new DeadLetters(log, this.clock);
   }
 
   async start(): Promise<void> {

@@ -35,13 +35,13 @@ function deadLetterHeaders({ group, topic, partition, record, deliveries }: Reje
 export class DeadLetters {
   constructor(
     private readonly log: LogAccess,
-    private readonly defaultPartitions: number,
     private readonly clock: Clock,
   ) {}
 
   async send(rejection: Rejection, suffix: string): Promise<TopicPartition & { offset: number }> {
     const name = `${rejection.topic}${suffix}`;
-    const topic = this.log.topic(name) ?? this.log.createTopic(name, this.defaultPartitions);
+    // Created even when auto-create is off, so that no rejected message is lost; the name is still checked.
+    const topic = this.log.topics.resolve(name, 'always');
     const { key, messageId, value } = rejection.record;
     // Keyed records keep their key's partition, so that one key's dead letters stay in order.
     const partition = key === null ? 0 : partitionForKey(key, topic.partitions);

@@ -40,7 +40,7 @@ export class Fetcher {
   /** Where a member starts in a partition it was just given: the committed offset, else the reset policy. */
   async startPosition(member: Member, tp: TopicPartition): Promise<number> {
     member.positions.delete(tpKey(tp));
-    const topic = this.log.topic(tp.topic);
+    const topic = this.log.topics.get(tp.topic);
     if (topic === undefined) throw new RillError('unknown-topic', `no topic "${tp.topic}"`);
     return this.position(member, tp, topic);
   }
@@ -83,7 +83,7 @@ export class Fetcher {
     const ordered = [...assignment.slice(first), ...assignment.slice(0, first)];
     const reads = await Promise.all(
       ordered.map(async (tp) => {
-        const topic = this.log.topic(tp.topic);
+        const topic = this.log.topics.get(tp.topic);
         if (topic === undefined) return null;
         const position = await this.position(member, tp, topic);
         return { tp, position, result: await this.log.read(topic, tp.partition, position, share) };
@@ -128,7 +128,7 @@ export class Fetcher {
       const timer = this.clock.setTimeout(done, ms);
       member.group.changeListeners.add(done);
       for (const tp of member.assignment) {
-        const topic = this.log.topic(tp.topic);
+        const topic = this.log.topics.get(tp.topic);
         if (topic !== undefined) unwatchers.push(this.log.watch(topic, tp.partition, done));
       }
     });

@@ -6,9 +6,9 @@ import type { Clock, TimerHandle } from './clock.js';
 import { ConsumerGroup, Member, type AssignmentListener, type GroupSettings } from './group.js';
 import { HeldMember, type MemberBinding } from './member-binding.js';
 import type { OffsetStore } from './offset-store.js';
-import { requireTopic, type LogAccess, type TopicPolicy } from './topics.js';
+import { requireTopic, type LogAccess } from './topics.js';
 
-export interface MembershipOptions extends TopicPolicy {
+export interface MembershipOptions {
   defaults: GroupSettings;
   /** Remove a dynamic member at once when its connection drops, rather than at session timeout. */
   removeOnDisconnect: boolean;
@@ -131,7 +131,7 @@ export class Membership {
   }
 
   private setTopics(member: Member, topics: string[]): boolean {
-    for (const topic of topics) requireTopic(this.log, this.options, topic);
+    for (const topic of topics) requireTopic(this.log, topic);
     const next = new Set(topics);
     if (next.size === member.topics.size && [...next].every((t) => member.topics.has(t))) return false;
     member.topics.clear();
@@ -228,7 +228,7 @@ export class Membership {
   private rebalance(group: ConsumerGroup, reason: string): void {
     group.generation++;
     const partitions = new Map<string, number>();
-    for (const topic of group.topics()) partitions.set(topic, this.log.topic(topic)?.partitions ?? 0);
+    for (const topic of group.topics()) partitions.set(topic, this.log.topics.get(topic)?.partitions ?? 0);
     const previous: PreviousAssignment = new Map([...group.members.values()].map((m) => [m.name, m.assignment]));
     const members = [...group.members.values()].map((m) => ({ id: m.name, topics: m.topics }));
     const next = assign(group.settings.assignor, members, partitions, previous);

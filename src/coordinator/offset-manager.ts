@@ -3,7 +3,7 @@ import { tpKey, type TopicPartition } from './assignors.js';
 import type { Clock } from './clock.js';
 import type { CommittedRecordRef, ConsumerGroup, Member } from './group.js';
 import type { OffsetStore } from './offset-store.js';
-import { requireTopic, type LogAccess, type TopicPolicy } from './topics.js';
+import { requireTopic, type LogAccess } from './topics.js';
 
 export type SeekTarget = { to: 'earliest' } | { to: 'latest' } | { to: 'offset'; offset: number } | { to: 'timestamp'; timestamp: number };
 
@@ -17,7 +17,6 @@ export class OffsetManager {
   constructor(
     private readonly log: LogAccess,
     private readonly store: OffsetStore,
-    private readonly topics: TopicPolicy,
     private readonly clock: Clock,
   ) {}
 
@@ -70,7 +69,7 @@ export class OffsetManager {
   }
 
   private async resolve(tp: TopicPartition, target: SeekTarget): Promise<number> {
-    const topic = requireTopic(this.log, this.topics, tp.topic);
+    const topic = requireTopic(this.log, tp.topic);
     if (tp.partition >= topic.partitions) throw new RillError('invalid-request', `topic ${tp.topic} has no partition ${tp.partition}`);
     const offsets = await this.log.offsets(topic, tp.partition, target.to === 'timestamp' ? target.timestamp : undefined);
     if (target.to === 'earliest') return offsets.logStartOffset;
@@ -87,7 +86,7 @@ export class OffsetManager {
     const topics = topicName !== undefined ? [topicName] : [...new Set(this.store.groupOffsets(group.name).map((o) => o.topic))];
     const entries: CommittedRecordRef[] = [];
     for (const name of topics) {
-      const topic = requireTopic(this.log, this.topics, name);
+      const topic = requireTopic(this.log, name);
       for (let partition = 0; partition < topic.partitions; partition++) {
         entries.push({ topic: name, partition, offset: await this.resolve({ topic: name, partition }, target) });
       }
@@ -101,12 +100,12 @@ export class OffsetManager {
     const partitions = new Map<string, TopicPartition>();
     for (const entry of this.store.groupOffsets(group.name)) partitions.set(tpKey(entry), entry);
     for (const topic of group.topics()) {
-      const count = this.log.topic(topic)?.partitions ?? 0;
+      const count = this.log.topics.get(topic)?.partitions ?? 0;
       for (let partition = 0; partition < count; partition++) partitions.set(tpKey({ topic, partition }), { topic, partition });
     }
     const rows = await Promise.all(
       [...partitions.values()].map(async (tp) => {
-        const topic = this.log.topic(tp.topic);
+        const topic = this.log.topics.get(tp.topic);
         const end = topic === undefined ? 0 : (await this.log.offsets(topic, tp.partition)).logEndOffset;
         const committed = this.store.committed(group.name, tp) ?? 0;
         return { topic: tp.topic, partition: tp.partition, offset: committed, logEndOffset: end, lag: Math.max(0, end - committed) };

@@ -118,7 +118,7 @@ const OFFSETS_TOPIC = '__consumer_offsets';
 
 /** The offsets log kept in the internal topic, written through the broker like any record. */
 export function brokerOffsetLog(broker: Omit<LogAccess, 'watch'>, clock: Clock = systemClock): OffsetLog {
-  const topic = broker.topic(OFFSETS_TOPIC) ?? broker.createTopic(OFFSETS_TOPIC, 1);
+  const topic = broker.topics.internal(OFFSETS_TOPIC, 1);
   return {
     async write(key, value) {
       // An empty value is a tombstone: every live value is JSON, never empty.

@@ -24,7 +24,7 @@ export interface RillServer {
 /** Starts the broker workers, the HTTP/WebSocket listener and the TCP STOMP listener. */
 export async function startServer(config: RillConfig, logger: Logger = createLogger(config.log.level)): Promise<RillServer> {
   const broker = Broker.start(config, logger);
-  const { coordinator: settings, topics } = config;
+  const { coordinator: settings } = config;
   const coordinator = new GroupCoordinator(
     broker,
     new OffsetStore(brokerOffsetLog(broker), { logger }),
@@ -38,8 +38,6 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
         deadLetterSuffix: settings.deadLetterSuffix,
       },
       removeOnDisconnect: settings.removeOnDisconnect,
-      autoCreateTopics: topics.autoCreate,
-      defaultPartitions: topics.defaultPartitions,
     },
     logger,
   );

@@ -87,13 +87,9 @@ export class Broker implements PartitionPlacement {
     return new Broker(config, logger);
   }
 
-  /** Transitional: the coordinator's reads of the registry, until it takes the registry itself. */
+  /** A topic by name (internal ones included); `topics` has the rest of the registry. */
   topic(name: string): Topic | undefined {
     return this.topics.get(name);
-  }
-
-  createTopic(name: string, partitions: number): Topic {
-    return this.topics.create(name, partitions);
   }
 
   get workerCount(): number {

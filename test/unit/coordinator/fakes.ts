@@ -13,7 +13,7 @@ import {
 import { forEachRecord, RecordBatchBuilder } from '../../../src/storage/index.js';
 import { stampBatch } from '../../../src/storage/record-batch.js';
 
-type Topic = NonNullable<ReturnType<LogAccess['topic']>>;
+type Topic = NonNullable<ReturnType<LogAccess['topics']['get']>>;
 type ReadResult = Awaited<ReturnType<LogAccess['read']>>;
 type PartitionWatcher = Parameters<LogAccess['watch']>[2];
 
@@ -107,22 +107,29 @@ interface MemoryPartition {
 
 /** The broker's partitions in memory: real record batches, offsets stamped as the log would. */
 class MemoryLog implements LogAccess {
-  private readonly topics = new Map<string, { topic: Topic; partitions: MemoryPartition[] }>();
+  private readonly stored = new Map<string, { topic: Topic; partitions: MemoryPartition[] }>();
+
+  /** A registry that auto-creates topics with one partition, as the coordinator's tests expect. */
+  readonly topics: LogAccess['topics'] = {
+    get: (name) => this.topic(name),
+    resolve: (name) => this.topic(name) ?? this.createTopic(name, 1),
+    internal: (name, partitions) => this.topic(name) ?? this.createTopic(name, partitions),
+  };
 
   topic(name: string): Topic | undefined {
-    return this.topics.get(name)?.topic;
+    return this.stored.get(name)?.topic;
   }
 
   createTopic(name: string, partitions: number): Topic {
-    const existing = this.topics.get(name);
+    const existing = this.stored.get(name);
     if (existing !== undefined) return existing.topic;
     const topic: Topic = { name, partitions, partitionIds: Array.from({ length: partitions }, (_, p) => p) };
-    this.topics.set(name, { topic, partitions: Array.from({ length: partitions }, () => ({ batches: [], end: 0, watchers: new Set() })) });
+    this.stored.set(name, { topic, partitions: Array.from({ length: partitions }, () => ({ batches: [], end: 0, watchers: new Set() })) });
     return topic;
   }
 
   private partition(topic: Topic, partition: number): MemoryPartition {
-    const found = this.topics.get(topic.name)?.partitions[partition];
+    const found = this.stored.get(topic.name)?.partitions[partition];
     if (found === undefined) throw new Error(`no partition ${topic.name}/${partition}`);
     return found;
   }
@@ -223,7 +230,7 @@ export async function startCoordinator(settings: Partial<GroupSettings> = {}, op
   const coordinator = new GroupCoordinator(
     log,
     store,
-    { defaults: { ...DEFAULT_SETTINGS, ...settings }, removeOnDisconnect: false, autoCreateTopics: true, defaultPartitions: 1, clock, ...options },
+    { defaults: { ...DEFAULT_SETTINGS, ...settings }, removeOnDisconnect: false, clock, ...options },
     pino({ level: 'silent' }),
   );
   await coordinator.start();
