@@ -6,5 +6,14 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // On with `vitest run --coverage` (npm test). Only code that runs inside the test processes is
+    // measured: not the broker worker threads, nor servers and CLIs that tests start as child processes.
+    coverage: {
+      provider: 'v8',
+      include: ['src/**'],
+      exclude: ['src/**/dev-worker-loader.mjs'],
+      reporter: ['text-summary', 'html', 'json-summary'],
+      reportsDirectory: 'coverage',
+    },
   },
 });

@@ -1,8 +1,6 @@
 export {
-  configSchema,
   topicName,
   TOPIC_NAME_PATTERN,
-  defaultWorkerCount,
   type RillConfig,
   type RillConfigInput,
   type StompConfig,

@@ -52,7 +52,7 @@ function roundRobin(members: AssignableMember[], partitions: ReadonlyMap<string,
   for (const [topic, count] of [...partitions].sort(([a], [b]) => a.localeCompare(b))) {
     for (let partition = 0; partition < count; partition++) {
       for (let tries = 0; tries < ordered.length; tries++) {
-        const member = ordered[turn++ % ordered.length];
+        const member = ordered[turn++ % ordered.length]!;
         if (member.topics.has(topic)) {
           result.get(member.id)!.push({ topic, partition });
           break;
@@ -103,9 +103,11 @@ function sticky(members: AssignableMember[], partitions: ReadonlyMap<string, num
   // Owners kept above the floor may leave others below it: move partitions until loads differ by one at most.
   for (;;) {
     const loads = sortedMembers(members).map((m) => ({ m, list: result.get(m.id)! }));
-    const heaviest = loads.reduce((a, b) => (b.list.length > a.list.length ? b : a), loads[0]);
-    const lightest = loads.reduce((a, b) => (b.list.length < a.list.length ? b : a), loads[0]);
-    if (heaviest === undefined || heaviest.list.length - lightest.list.length <= 1) break;
+    const first = loads[0];
+    if (first === undefined) break;
+    const heaviest = loads.reduce((a, b) => (b.list.length > a.list.length ? b : a), first);
+    const lightest = loads.reduce((a, b) => (b.list.length < a.list.length ? b : a), first);
+    if (heaviest.list.length - lightest.list.length <= 1) break;
     const index = heaviest.list.findIndex((tp) => lightest.m.topics.has(tp.topic));
     if (index === -1) break;
     lightest.list.push(...heaviest.list.splice(index, 1));

@@ -24,13 +24,13 @@ const seekTarget = z.discriminatedUnion('to', [
 ]);
 
 /** A pulled record as JSON: the value as text when it is UTF-8, else base64. */
-export type WireRecord = Omit<PulledRecord, 'headers' | 'value'> & {
+type WireRecord = Omit<PulledRecord, 'headers' | 'value'> & {
   headers: Record<string, string>;
   value: string;
   valueEncoding: 'utf8' | 'base64';
 };
 
-export function toWire(record: PulledRecord): WireRecord {
+function toWire(record: PulledRecord): WireRecord {
   const text = isUtf8(record.value);
   return {
     topic: record.topic,

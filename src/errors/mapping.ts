@@ -6,7 +6,7 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string; retriable: boolean };
 }
 
-export function errorBody(error: RillError): ErrorBody {
+function errorBody(error: RillError): ErrorBody {
   return { error: { code: error.code, message: error.message, retriable: error.retriable } };
 }
 

@@ -8,7 +8,7 @@ import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/i
 import { Gateway, httpRoutes } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 
-export const SERVER_NAME = 'rill/0.1.0';
+const SERVER_NAME = 'rill/0.1.0';
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 
 export interface RillServer {

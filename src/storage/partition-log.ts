@@ -59,7 +59,7 @@ export class PartitionLog {
     const segments: LogSegment[] = [];
     const recovery: RecoveryReport = { truncatedBytes: 0, droppedSegments: 0, cleanShutdown };
     for (let i = 0; i < baseOffsets.length; i++) {
-      const baseOffset = baseOffsets[i];
+      const baseOffset = baseOffsets[i]!;
       const previous = segments[segments.length - 1];
       if (previous !== undefined && previous.nextOffset !== baseOffset) {
         // A gap means the previous segment lost its tail: what follows cannot be trusted.
@@ -81,12 +81,13 @@ export class PartitionLog {
     return { log: new PartitionLog(directory, config, segments), recovery };
   }
 
+  /** A partition log always has at least one segment: the active one. */
   private get active(): LogSegment {
-    return this.segments[this.segments.length - 1];
+    return this.segments[this.segments.length - 1]!;
   }
 
   get logStartOffset(): number {
-    return this.segments[0].baseOffset;
+    return this.segments[0]!.baseOffset;
   }
 
   /** The offset the next record will get. */
@@ -142,7 +143,7 @@ export class PartitionLog {
     let index = this.segmentIndexFor(offset);
     let from = offset;
     while (from < endOffset && index < this.segments.length) {
-      const segment = this.segments[index];
+      const segment = this.segments[index]!;
       const position = segment.positionOf(from);
       if (position < segment.size) return cutAt(segment.read(position, maxBytes), endOffset);
       from = segment.nextOffset;
@@ -184,7 +185,7 @@ export class PartitionLog {
     let deleted = 0;
     let total = this.sizeInBytes;
     while (this.segments.length > 1) {
-      const oldest = this.segments[0];
+      const oldest = this.segments[0]!;
       const expired = this.config.retentionMs >= 0 && now - oldest.lastAppendAt > this.config.retentionMs;
       const oversized = this.config.retentionBytes >= 0 && total > this.config.retentionBytes;
       if (!expired && !oversized) break;
@@ -206,7 +207,7 @@ export class PartitionLog {
     let high = this.segments.length - 1;
     while (low < high) {
       const middle = (low + high + 1) >>> 1;
-      if (this.segments[middle].baseOffset <= offset) low = middle;
+      if (this.segments[middle]!.baseOffset <= offset) low = middle;
       else high = middle - 1;
     }
     return low;

@@ -22,7 +22,7 @@ import { readInt64, writeInt64 } from './int64.js';
  * stamps the base offset and CRC before writing the bytes it was handed.
  */
 export const BATCH_HEADER_BYTES = 40;
-export const BATCH_MAGIC = 1;
+const BATCH_MAGIC = 1;
 const OFFSET_OF_LENGTH = 8;
 const OFFSET_OF_CRC = 12;
 const OFFSET_OF_MAGIC = 16;
@@ -30,7 +30,7 @@ const OFFSET_OF_COUNT = 20;
 const OFFSET_OF_FIRST_TIMESTAMP = 24;
 const OFFSET_OF_MAX_TIMESTAMP = 32;
 /** Bytes before batchLength's count starts (baseOffset and batchLength itself). */
-export const BATCH_LENGTH_PREFIX = 12;
+const BATCH_LENGTH_PREFIX = 12;
 
 export type RecordHeaders = ReadonlyArray<readonly [string, string]>;
 
@@ -98,7 +98,7 @@ export class RecordBatchBuilder {
     buffer.writeUInt16LE(headerCount, p);
     p += 2;
     for (let i = 0; i < headerCount; i++) {
-      const [name, headerValue] = headers![i];
+      const [name, headerValue] = headers![i]!;
       const nameLength = buffer.write(name, p + 2, 'utf8');
       buffer.writeUInt16LE(nameLength, p);
       p += 2 + nameLength;

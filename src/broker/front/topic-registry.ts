@@ -150,6 +150,6 @@ export class TopicRegistry {
   }
 }
 
-export function isInternal(name: string): boolean {
+function isInternal(name: string): boolean {
   return name.startsWith('__');
 }

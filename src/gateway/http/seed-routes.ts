@@ -70,8 +70,8 @@ export function seedRoutes(route: (method: string, path: string, handler: RouteH
     const { consumer_name } = parse(schemas.consumer, body);
     const coordinator = coordinatorOf(context);
     const { records } = await coordinator.pull(consumer_name, { maxMessages: 1 });
-    if (records.length === 0) return { messageId: null };
     const [record] = records;
+    if (record === undefined) return { messageId: null };
     const messageId = record.messageId ?? `${record.topic}-${record.partition}-${record.offset}`;
     coordinator.rememberPolled(consumer_name, messageId, { topic: record.topic, partition: record.partition, offset: record.offset });
     return { ...seedMessage(record), messageId };

@@ -4,14 +4,12 @@ import { RillError, type ErrorCode } from '../../errors/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 
 /** The canonical producer body, as the seed's producers send it. */
-export const canonicalMessageSchema = z.object({
+const canonicalMessageSchema = z.object({
   messageID: z.union([z.string().min(1).max(1024), z.number().transform(String)]).optional(),
   key: z.union([z.string().max(32 * 1024), z.number().transform(String), z.null()]).optional(),
   message: z.unknown().refine((value) => value !== undefined, 'message is required'),
   timestamp: z.union([z.number(), z.string()]).optional(),
 });
-
-export type CanonicalMessage = z.infer<typeof canonicalMessageSchema>;
 
 /** Headers that steer a SEND rather than travel with the message. */
 const CONTROL_HEADERS = new Set(['destination', 'content-length', 'receipt', 'transaction', 'partition', 'key', 'message-id', 'timestamp']);
@@ -124,9 +122,9 @@ function parseTimestamp(input: number | string | undefined, messageId: string): 
 
 function userHeaders(headers: FrameHeaders): RecordHeaders | null {
   let result: Array<[string, string]> | null = null;
-  for (const name in headers) {
+  for (const [name, value] of Object.entries(headers)) {
     if (CONTROL_HEADERS.has(name)) continue;
-    (result ??= []).push([name, headers[name]]);
+    (result ??= []).push([name, value]);
   }
   return result;
 }

@@ -11,7 +11,7 @@ export interface ParserLimits {
   maxHeaderBytes: number;
 }
 
-export const DEFAULT_PARSER_LIMITS: ParserLimits = {
+const DEFAULT_PARSER_LIMITS: ParserLimits = {
   maxFrameBytes: 1024 * 1024,
   maxHeaders: 64,
   maxHeaderBytes: 8 * 1024,
@@ -208,7 +208,7 @@ function readLine(data: Buffer, start: number, lineEnd: number): string {
 function isCommand(data: Buffer, start: number, end: number): boolean {
   if (end === start) return false;
   for (let i = start; i < end; i++) {
-    const byte = data[i];
+    const byte = data[i]!;
     if (byte < UPPER_A || byte > UPPER_Z) return false;
   }
   return true;

@@ -1,0 +1,21 @@
+import type { KnipConfig } from 'knip';
+
+// Unused files, exports, types and dependencies (run by `npm run knip`).
+// Also entries without being listed: bin/rill.js (package.json "bin") and vitest.config.ts (knip's vitest plugin).
+const config: KnipConfig = {
+  entry: [
+    'src/cli/entry.ts',
+    // The broker worker entry and its dev loader are started by file URL (new Worker(url)), never imported.
+    'src/broker/worker/main.ts',
+    'src/broker/worker/dev-worker-loader.mjs',
+    'scripts/*.mjs',
+    'examples/*.ts',
+    'test/**/*.test.ts',
+  ],
+  project: ['src/**/*.{ts,mts,mjs}', 'test/**/*.ts', 'scripts/**/*.mjs', 'examples/**/*.ts'],
+  // A type or interface exported and used in its own file is a documented contract (broker/protocol.ts's
+  // WorkerCalls, say), not dead code; unused values and types used nowhere are still reported.
+  ignoreExportsUsedInFile: { interface: true, type: true },
+};
+
+export default config;
