@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { failpointError, failpointsActive } from './failpoints.js';
 import { OffsetIndex } from './offset-index.js';
 import {
   BATCH_HEADER_BYTES,
@@ -12,7 +13,7 @@ import { TimeIndex } from './time-index.js';
 
 const SCAN_CHUNK_BYTES = 1024 * 1024;
 
-export function segmentBaseName(baseOffset: number): string {
+function segmentBaseName(baseOffset: number): string {
   return String(baseOffset).padStart(20, '0');
 }
 
@@ -256,10 +257,18 @@ export class LogSegment {
   }
 
   flush(): Promise<void> {
+    if (failpointsActive) {
+      const injected = failpointError('fsync', 'fdatasync');
+      if (injected !== null) return Promise.reject(injected);
+    }
     return new Promise((resolve, reject) => fs.fdatasync(this.fd, (error) => (error ? reject(error) : resolve())));
   }
 
   flushSync(): void {
+    if (failpointsActive) {
+      const injected = failpointError('fsync', 'fdatasync');
+      if (injected !== null) throw injected;
+    }
     fs.fdatasyncSync(this.fd);
   }
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/clients.js';
+import { until } from '../helpers/clients.js';
 import { useServers } from '../helpers/server.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -26,8 +26,8 @@ describe('examples', () => {
     const consumer = run('examples/consumer.ts', ['c-1', 'demo-group', 'demo', '0.05', `http://127.0.0.1:${server.httpPort}`]);
     const producer = run('examples/producer.ts', ['demo', '0.05', `ws://127.0.0.1:${server.httpPort}/stomp`]);
     children.push(consumer.child, producer.child);
-    await waitFor(() => producer.output.join('').includes('"status":"ACK"') || undefined, 15_000, 'the producer to be acknowledged');
-    await waitFor(() => consumer.output.join('').includes('received') || undefined, 15_000, 'the consumer to receive');
+    await until('the producer to be acknowledged', () => producer.output.join('').includes('"status":"ACK"'));
+    await until('the consumer to receive', () => consumer.output.join('').includes('received'));
     expect(consumer.output.join('')).toMatch(/"messageId":"[0-9a-f-]{36}"/);
   });
 

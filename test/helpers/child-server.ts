@@ -11,30 +11,43 @@ export interface ChildServer {
   logs: string[];
 }
 
+export interface ChildServerOptions {
+  /** More `rill start` flags, e.g. `--config FILE`. */
+  args?: string[];
+  /** Environment variables set for the child on top of this process's (worker threads inherit them), e.g. RILL_FAILPOINTS. */
+  env?: Record<string, string>;
+}
+
 /** Starts child servers that are killed after each test. */
-export function useChildServers(): (dataDir: string, extraArgs?: string[]) => Promise<ChildServer> {
+export function useChildServers(): (dataDir: string, options?: ChildServerOptions) => Promise<ChildServer> {
   const children: ChildProcess[] = [];
-  afterEach(() => {
-    for (const child of children.splice(0)) child.kill('SIGKILL');
+  afterEach(async () => {
+    const killed = children.splice(0);
+    for (const child of killed) child.kill('SIGKILL');
+    await Promise.all(killed.map((child) => exited(child)));
   });
-  return async (dataDir, extraArgs) => {
-    const server = await startChildServer(dataDir, extraArgs);
+  return async (dataDir, options) => {
+    const server = await startChildServer(dataDir, options);
     children.push(server.process);
     return server;
   };
 }
 
 /** Runs `rill start` as a child process (from source, through tsx) and waits for its ready line. */
-export function startChildServer(dataDir: string, extraArgs: string[] = []): Promise<ChildServer> {
+function startChildServer(dataDir: string, options: ChildServerOptions = {}): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', ENTRY, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0', '--workers', '2', ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--import', 'tsx', ENTRY, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0', '--workers', '2', ...(options.args ?? [])],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
   );
   const logs: string[] = [];
   return new Promise((resolve, reject) => {
     let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('\n')}`)), 20_000);
+    // A server that never gets ready is killed: the caller never gets hold of it to stop it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start (no "ready" log line):\n${logs.join('\n')}`));
+    }, 20_000);
     child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();

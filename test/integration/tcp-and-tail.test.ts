@@ -1,7 +1,17 @@
 import stompit from 'stompit';
 import { describe, expect, it } from 'vitest';
-import { canonical, collect, connectStompJs, publishWithReceipt, RawStompClient, waitFor } from '../helpers/clients.js';
-import { useServers } from '../helpers/server.js';
+import type { Client } from '@stomp/stompjs';
+import { canonical, collect, connectStompJs, publishWithReceipt, RawStompClient, readTopic, subscribed, until } from '../helpers/clients.js';
+import { httpBase, storedCount } from '../helpers/http.js';
+import { useServers, type TestServer } from '../helpers/server.js';
+
+/** Publishes one message from a new connection and waits for its RECEIPT. */
+async function publishOne(server: TestServer, topic: string, messageID: string, key = 'k'): Promise<void> {
+  const client = await RawStompClient.session(server.stompPort);
+  client.send('SEND', { destination: `/producer/publish/${topic}`, receipt: 'stored' }, canonical(messageID, key, messageID));
+  await client.receipt('stored');
+  client.close();
+}
 
 function connectStompit(port: number): Promise<stompit.Client> {
   return new Promise((resolve, reject) =>
@@ -26,13 +36,13 @@ describe('STOMP over TCP with stompit', () => {
       });
     }
     const bodies: string[] = [];
-    client.subscribe({ destination: '/topic/tcp', id: 'tail', ack: 'client-individual', from: 'earliest' }, (error, message) => {
+    client.subscribe({ destination: '/topic/tcp', id: 'tail', ack: 'client-individual', from: 'earliest' }, (_error, message) => {
       message.readString('utf-8', (_e, body) => {
         bodies.push(body!);
         client.ack(message);
       });
     });
-    await waitFor(() => bodies.length === 5 || undefined);
+    await until('5 messages', () => bodies.length === 5);
     expect(bodies.map((b) => JSON.parse(b).messageID)).toEqual(['tcp-0', 'tcp-1', 'tcp-2', 'tcp-3', 'tcp-4']);
     await new Promise<void>((resolve) => client.disconnect(() => resolve()));
   });
@@ -42,18 +52,22 @@ describe('transactions', () => {
   const servers = useServers();
 
   it('publishes nothing before COMMIT and everything at COMMIT', async () => {
-    const server = await servers.start();
+    // One partition: the log holds everything in the order it was stored.
+    const server = await servers.start({ topics: { definitions: [{ name: 'tx', partitions: 1 }] } });
     const producer = await connectStompJs(server.wsUrl);
     const watcher = await connectStompJs(server.wsUrl);
-    const seen = collect(watcher, '/topic/tx');
-    await waitFor(() => server.broker.topic('tx'));
+    const seen = await subscribed(watcher, '/topic/tx');
     const tx = producer.begin('tx-1');
     for (let i = 0; i < 10; i++) producer.publish({ destination: '/producer/publish/tx', body: canonical(`t${i}`, `k${i}`, i), headers: { transaction: tx.id } });
-    await new Promise((r) => setTimeout(r, 200));
-    expect(seen.length).toBe(0);
+    // The barrier: a publish outside the transaction, after its SENDs on the same connection. Had
+    // they been published at once, they would be in the log before it.
+    await publishWithReceipt(producer, '/producer/publish/tx', canonical('outside', 'k', 'x'));
+    await until('the message outside the transaction', () => seen.length >= 1);
+    expect(seen.map((m) => m.headers['message-id'])).toEqual(['outside']);
+    expect(await storedCount(httpBase(server.httpPort), 'tx')).toBe(1);
     producer.commit(tx.id);
-    await waitFor(() => seen.length === 10 || undefined);
-    expect(seen.map((m) => m.headers['message-id']).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `t${i}`).sort());
+    await until('the committed messages', () => seen.length >= 11);
+    expect(seen.map((m) => m.headers['message-id'])).toEqual(['outside', ...Array.from({ length: 10 }, (_, i) => `t${i}`)]);
     await Promise.all([producer.deactivate(), watcher.deactivate()]);
   });
 
@@ -64,14 +78,14 @@ describe('transactions', () => {
     client.send('SEND', { destination: '/producer/publish/txr', transaction: 'a' }, canonical('x1', 'k1', 1));
     client.send('SEND', { destination: '/producer/publish/txr', transaction: 'a' }, canonical('x2', 'k2', 2));
     client.send('ABORT', { transaction: 'a', receipt: 'aborted' });
-    await client.next('RECEIPT');
+    await client.receipt('aborted');
     client.send('BEGIN', { transaction: 'b' });
     for (let i = 0; i < 6; i++) client.send('SEND', { destination: '/producer/publish/txr', transaction: 'b' }, canonical(`y${i}`, `k${i}`, i));
     client.send('COMMIT', { transaction: 'b', receipt: 'committed' });
-    await waitFor(() => client.frames.find((f) => f.headers['receipt-id'] === 'committed'));
-    const topic = server.broker.topic('txr')!;
-    const ends = await Promise.all(topic.partitionIds.map((_, p) => server.broker.offsets(topic, p)));
-    expect(ends.reduce((sum, o) => sum + o.logEndOffset, 0)).toBe(6);
+    await client.receipt('committed');
+    // Read at once after the receipt: every message is stored by then; the aborted ones never are.
+    const stored = await readTopic(server, 'txr');
+    expect(stored.map((m) => m.messageId).sort()).toEqual(['y0', 'y1', 'y2', 'y3', 'y4', 'y5']);
     client.close();
   });
 
@@ -85,8 +99,9 @@ describe('transactions', () => {
     const error = await client.next('ERROR');
     expect(error.headers.message).toMatch(/transaction "c" was not committed, nothing was published/);
     expect(error.headers['receipt-id']).toBe('c1');
-    const topic = server.broker.topic('atomic')!;
-    expect((await server.broker.offsets(topic, 0)).logEndOffset).toBe(0);
+    // The barrier: a later publish to the same (one-partition) topic is the only message stored.
+    await publishOne(server, 'atomic', 'later');
+    expect((await readTopic(server, 'atomic')).map((m) => m.messageId)).toEqual(['later']);
   });
 
   it('discards an open transaction when the client disconnects', async () => {
@@ -95,10 +110,10 @@ describe('transactions', () => {
     client.send('BEGIN', { transaction: 'd' });
     client.send('SEND', { destination: '/producer/publish/gone', transaction: 'd' }, canonical('lost', 'k', 1));
     client.send('DISCONNECT', { receipt: 'bye' });
-    await client.next('RECEIPT');
+    await client.receipt('bye');
     await client.closedByServer();
-    const topic = server.broker.topic('gone')!;
-    expect((await server.broker.offsets(topic, 0)).logEndOffset).toBe(0);
+    await publishOne(server, 'gone', 'later');
+    expect((await readTopic(server, 'gone')).map((m) => m.messageId)).toEqual(['later']);
   });
 });
 
@@ -110,16 +125,25 @@ describe('DISCONNECT', () => {
     const client = await RawStompClient.session(server.stompPort);
     for (let i = 0; i < 200; i++) client.send('SEND', { destination: '/producer/publish/d' }, canonical(`m${i}`, `k${i}`, i));
     client.send('DISCONNECT', { receipt: 'done' });
-    expect((await client.next('RECEIPT')).headers['receipt-id']).toBe('done');
-    const topic = server.broker.topic('d')!;
-    const ends = await Promise.all([0, 1].map((p) => server.broker.offsets(topic, p)));
-    expect(ends[0].logEndOffset + ends[1].logEndOffset).toBe(200);
+    await client.receipt('done');
+    // Asked at once after the receipt, not waited for.
+    expect(await storedCount(httpBase(server.httpPort), 'd')).toBe(200);
     await client.closedByServer();
   });
 });
 
 describe('live tail subscriptions on /topic/<topic>', () => {
   const servers = useServers();
+
+  /**
+   * The barrier for "nothing more arrived": another subscription on the same connection, started
+   * now, reads the whole topic (auto ack, no window). A subscription that was going to send more
+   * had read the same log earlier, so it would have sent it on this connection before these.
+   */
+  async function readEverythingAgain(client: Client, topic: string, count: number): Promise<void> {
+    const again = collect(client, `/topic/${topic}`, { from: 'earliest', id: `again-${Math.random().toString(36).slice(2)}` });
+    await until(`the whole of ${topic} again`, () => again.length >= count);
+  }
 
   async function seed(url: string, topic: string, count: number): Promise<void> {
     const client = await connectStompJs(url);
@@ -129,18 +153,20 @@ describe('live tail subscriptions on /topic/<topic>', () => {
   }
 
   it('streams from now by default, to every subscriber (fan-out)', async () => {
-    const server = await servers.start({ topics: { definitions: [{ name: 'live', partitions: 2 }] } });
+    const server = await servers.start({ topics: { definitions: [{ name: 'live', partitions: 1 }] } });
     await seed(server.wsUrl, 'live', 3);
     const a = await connectStompJs(server.wsUrl);
     const b = await connectStompJs(server.wsUrl);
-    const aMessages = collect(a, '/topic/live', { receipt: 'sa' });
-    const bMessages = collect(b, '/topic/live');
-    await new Promise((r) => setTimeout(r, 200));
+    // The RECEIPT comes once the start offsets are known: from then on, what is published arrives.
+    const aMessages = await subscribed(a, '/topic/live');
+    const bMessages = await subscribed(b, '/topic/live');
     const producer = await connectStompJs(server.wsUrl);
     await publishWithReceipt(producer, '/producer/publish/live', canonical('new-1', 'x', 'fresh'));
-    await waitFor(() => aMessages.length === 1 && bMessages.length === 1);
-    expect(aMessages[0].headers['message-id']).toBe('new-1');
-    expect(bMessages[0].headers['message-id']).toBe('new-1');
+    await until('new-1 at both', () => aMessages.length >= 1 && bMessages.length >= 1);
+    // One partition: the three seeded messages would have come before new-1.
+    expect(aMessages.map((m) => m.headers['message-id'])).toEqual(['new-1']);
+    expect(bMessages.map((m) => m.headers['message-id'])).toEqual(['new-1']);
+    expect(aMessages[0]!.headers.offset).toBe('3');
     await Promise.all([a.deactivate(), b.deactivate(), producer.deactivate()]);
   });
 
@@ -151,10 +177,11 @@ describe('live tail subscriptions on /topic/<topic>', () => {
     const all = collect(client, '/topic/replay', { from: 'earliest' });
     const fromOffset = collect(client, '/topic/replay', { from: 'offset:7' });
     const fromTime = collect(client, '/topic/replay', { from: 'timestamp:1004', partition: '0' });
-    await waitFor(() => all.length === 10 && fromOffset.length === 3 && fromTime.length === 6);
+    await until('every subscription to reach the end', () => all.length >= 10 && fromOffset.length >= 3 && fromTime.length >= 6);
+    expect([all.length, fromOffset.length, fromTime.length]).toEqual([10, 3, 6]);
     expect(all.map((m) => Number(m.headers.offset))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(fromOffset.map((m) => m.headers.offset)).toEqual(['7', '8', '9']);
-    expect(fromTime[0].headers.offset).toBe('4');
+    expect(fromTime[0]!.headers.offset).toBe('4');
     await client.deactivate();
   });
 
@@ -163,14 +190,14 @@ describe('live tail subscriptions on /topic/<topic>', () => {
     await seed(server.wsUrl, 'window', 20);
     const client = await connectStompJs(server.wsUrl);
     const messages = collect(client, '/topic/window', { from: 'earliest', ack: 'client-individual', 'prefetch-count': '5' });
-    await waitFor(() => messages.length === 5 || undefined);
-    await new Promise((r) => setTimeout(r, 200));
+    await until('5 messages', () => messages.length >= 5);
+    await readEverythingAgain(client, 'window', 20);
     expect(messages.length).toBe(5);
-    messages[0].ack();
-    messages[1].ack();
-    await waitFor(() => messages.length === 7 || undefined);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(messages.length).toBe(7);
+    messages[0]!.ack();
+    messages[1]!.ack();
+    await until('7 messages', () => messages.length >= 7);
+    await readEverythingAgain(client, 'window', 20);
+    expect(messages.map((m) => Number(m.headers.offset))).toEqual([0, 1, 2, 3, 4, 5, 6]);
     await client.deactivate();
   });
 
@@ -179,35 +206,46 @@ describe('live tail subscriptions on /topic/<topic>', () => {
     await seed(server.wsUrl, 'cumulative', 12);
     const client = await connectStompJs(server.wsUrl);
     const messages = collect(client, '/topic/cumulative', { from: 'earliest', ack: 'client', 'prefetch-count': '4' });
-    await waitFor(() => messages.length === 4 || undefined);
-    messages[3].ack();
-    await waitFor(() => messages.length === 8 || undefined);
-    messages[7].nack();
-    await waitFor(() => messages.length === 12 || undefined);
+    await until('4 messages', () => messages.length >= 4);
+    await readEverythingAgain(client, 'cumulative', 12);
+    expect(messages.length).toBe(4);
+    // One ACK of the fourth covers the first three too: the window opens by four.
+    messages[3]!.ack();
+    await until('8 messages', () => messages.length >= 8);
+    await readEverythingAgain(client, 'cumulative', 12);
+    expect(messages.length).toBe(8);
+    messages[7]!.nack();
+    await until('12 messages', () => messages.length >= 12);
     expect(messages.map((m) => Number(m.headers.offset))).toEqual(Array.from({ length: 12 }, (_, i) => i));
     await client.deactivate();
   });
 
   it('stops delivering after UNSUBSCRIBE', async () => {
+    // A raw client: stompjs itself drops frames for a subscription it has unsubscribed, which
+    // would hide frames the server should not have sent.
     const server = await servers.start({ topics: { definitions: [{ name: 'unsub', partitions: 1 }] } });
-    const client = await connectStompJs(server.wsUrl);
-    const messages: string[] = [];
-    const subscription = client.subscribe('/topic/unsub', (m) => messages.push(m.body), { receipt: 'sub' });
-    await new Promise((r) => setTimeout(r, 100));
-    await publishWithReceipt(client, '/producer/publish/unsub', canonical('one', 'k', 1));
-    await waitFor(() => messages.length === 1 || undefined);
-    subscription.unsubscribe();
-    await publishWithReceipt(client, '/producer/publish/unsub', canonical('two', 'k', 2));
-    await new Promise((r) => setTimeout(r, 200));
-    expect(messages.length).toBe(1);
-    await client.deactivate();
+    const client = await RawStompClient.session(server.stompPort);
+    const delivered = (id: string) => client.all('MESSAGE').filter((f) => f.headers.subscription === id).map((f) => f.headers['message-id']);
+    client.send('SUBSCRIBE', { id: 'tail', destination: '/topic/unsub', receipt: 'sub' });
+    await client.receipt('sub');
+    await publishOne(server, 'unsub', 'one');
+    await until('"one"', () => delivered('tail').length >= 1);
+    client.send('UNSUBSCRIBE', { id: 'tail', receipt: 'unsub' });
+    await client.receipt('unsub');
+    await publishOne(server, 'unsub', 'two');
+    // The barrier: a new subscription on the same connection, after "two" was stored, reads it.
+    client.send('SUBSCRIBE', { id: 'again', destination: '/topic/unsub', from: 'earliest' });
+    await until('"two" on the new subscription', () => delivered('again').length >= 2);
+    expect(delivered('again')).toEqual(['one', 'two']);
+    expect(delivered('tail')).toEqual(['one']);
+    client.close();
   });
 
   it('sends stompjs an ERROR it can read before the WebSocket closes', async () => {
     const server = await servers.start({ stomp: { maxFrameBytes: 2048 } });
     const client = await connectStompJs(server.wsUrl);
     client.publish({ destination: '/producer/publish/t', body: 'z'.repeat(5000), headers: { key: 'k' } });
-    const error = await waitFor(() => client.errors[0]);
+    const error = await until('the ERROR', () => client.errors[0]);
     expect(error.headers.message).toMatch(/exceeds the limit of 2048/);
     await client.deactivate();
   });

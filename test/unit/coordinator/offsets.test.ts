@@ -33,7 +33,7 @@ describe('commits and offsets', () => {
     log.createTopic('t', 1);
     log.append('t', 0, { value: 'x', messageId: 'm-1' });
     await coordinator.join('g', 'seed', { topics: ['t'] });
-    const [record] = (await coordinator.pull('seed', { maxMessages: 1 })).records;
+    const record = (await coordinator.pull('seed', { maxMessages: 1 })).records[0]!;
     coordinator.rememberPolled('seed', 'm-1', { topic: record.topic, partition: record.partition, offset: record.offset });
     expect(await coordinator.acknowledge('seed', 'm-1')).toEqual({ topic: 't', partition: 0, offset: 0 });
     expect(store.committed('g', { topic: 't', partition: 0 })).toBe(1);

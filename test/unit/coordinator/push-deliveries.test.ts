@@ -72,7 +72,7 @@ describe('push delivery bookkeeping', () => {
     deliveries.acknowledged(0, 2);
     let redeliveries = 0;
     for (let attempt = 1; attempt <= 2; attempt++) {
-      deliveries.rejected(0, records[1], () => redeliveries++);
+      deliveries.rejected(0, records[1]!, () => redeliveries++);
       expect(redeliveries).toBe(attempt);
       expect(deliver(1)).toBe(attempt + 1);
     }
@@ -80,10 +80,10 @@ describe('push delivery bookkeeping', () => {
     expect(committed()).toBe(1);
     expect(log.records('jobs.DLQ', 0)).toEqual([]);
 
-    deliveries.rejected(0, records[1], () => redeliveries++);
+    deliveries.rejected(0, records[1]!, () => redeliveries++);
     await clock.flush();
     expect(redeliveries).toBe(2);
-    const [dead] = log.records('jobs.DLQ', 0);
+    const dead = log.records('jobs.DLQ', 0)[0]!;
     expect(dead).toMatchObject({ key: 'k1', messageId: 'm1' });
     expect(dead.value.toString()).toBe('body 1');
     expect(dead.headers).toEqual([
@@ -110,9 +110,9 @@ describe('push delivery bookkeeping', () => {
       ],
     });
     deliver(0);
-    deliveries.rejected(0, log.records('jobs', 0)[0], () => {});
+    deliveries.rejected(0, log.records('jobs', 0)[0]!, () => {});
     await clock.flush();
-    const [dead] = log.records('jobs.DLQ', 0);
+    const dead = log.records('jobs.DLQ', 0)[0]!;
     expect(dead.headers.filter(([name]) => name === 'x-original-topic')).toEqual([['x-original-topic', 'jobs']]);
     expect(dead.headers[0]).toEqual(['keep', 'yes']);
   });

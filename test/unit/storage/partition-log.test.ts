@@ -8,8 +8,8 @@ import {
   RecordBatchBuilder,
   type LogConfig,
   type StoredRecord,
-} from '../../src/storage/index.js';
-import { useTempDirs } from '../helpers/temp-dir.js';
+} from '../../../src/storage/index.js';
+import { useTempDirs } from '../../helpers/temp-dir.js';
 
 const config: LogConfig = {
   segmentBytes: 1024 * 1024,
@@ -35,7 +35,7 @@ function readAll(log: PartitionLog, from = log.logStartOffset): StoredRecord[] {
     const data = log.read(offset, 1000);
     if (data.length === 0) break;
     forEachRecord(data, offset, (r) => void records.push({ ...r, value: Buffer.from(r.value) }));
-    offset = records[records.length - 1].offset + 1;
+    offset = records[records.length - 1]!.offset + 1;
   }
   return records;
 }
@@ -58,7 +58,7 @@ describe('PartitionLog', () => {
       [1, 'b', 'id-b', 'k', [['h', 'b']]],
       [2, 'c', 'id-c', 'k', [['h', 'c']]],
     ]);
-    expect(records[1].timestamp).toBe(1001);
+    expect(records[1]!.timestamp).toBe(1001);
     log.close();
   });
 
@@ -67,7 +67,9 @@ describe('PartitionLog', () => {
     builder.append(5, null, null, null, Buffer.from([0, 255, 0]));
     const { log } = PartitionLog.open(tempDir(), config);
     log.append(builder.finish());
-    const [record] = readAll(log);
+    const records = readAll(log);
+    expect(records).toHaveLength(1);
+    const [record] = records as [StoredRecord];
     expect(record.key).toBeNull();
     expect(record.messageId).toBeNull();
     expect([...record.value]).toEqual([0, 255, 0]);
@@ -153,7 +155,7 @@ describe('PartitionLog', () => {
     it('truncates a torn tail and goes on from the last whole batch', () => {
       const dir = tempDir();
       fillAndCrash(dir);
-      const file = path.join(dir, segmentFiles(dir)[0]);
+      const file = path.join(dir, segmentFiles(dir)[0]!);
       const size = fs.statSync(file).size;
       fs.truncateSync(file, size - 7);
       const { log, recovery } = PartitionLog.open(dir, config);
@@ -167,11 +169,11 @@ describe('PartitionLog', () => {
     it('truncates at a corrupt batch (bad CRC)', () => {
       const dir = tempDir();
       fillAndCrash(dir);
-      const file = path.join(dir, segmentFiles(dir)[0]);
+      const file = path.join(dir, segmentFiles(dir)[0]!);
       const bytes = fs.readFileSync(file);
       const { log: before } = PartitionLog.open(dir, config);
       const position = bytes.length - before.read(30, 1).length * 5; // inside an earlier batch
-      bytes[position + 50] ^= 0xff;
+      bytes[position + 50]! ^= 0xff;
       fs.writeFileSync(file, bytes);
       fs.rmSync(path.join(dir, '.clean-shutdown'), { force: true });
       const { log, recovery } = PartitionLog.open(dir, config);
@@ -185,7 +187,7 @@ describe('PartitionLog', () => {
     it('rebuilds a damaged index', () => {
       const dir = tempDir();
       fillAndCrash(dir, 60);
-      const indexFile = path.join(dir, segmentFiles(dir)[0].replace('.log', '.index'));
+      const indexFile = path.join(dir, segmentFiles(dir)[0]!.replace('.log', '.index'));
       expect(fs.statSync(indexFile).size).toBeGreaterThan(0);
       fs.writeFileSync(indexFile, Buffer.alloc(37, 0x7f));
       const { log } = PartitionLog.open(dir, config);
@@ -199,7 +201,7 @@ describe('PartitionLog', () => {
       log.close();
       const files = segmentFiles(dir);
       expect(files.length).toBeGreaterThan(3);
-      const second = path.join(dir, files[1]);
+      const second = path.join(dir, files[1]!);
       fs.truncateSync(second, fs.statSync(second).size - 3);
       const { log: reopened, recovery } = PartitionLog.open(dir, { ...config, segmentBytes: 300 });
       expect(recovery.droppedSegments).toBe(files.length - 2);

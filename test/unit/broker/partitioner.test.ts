@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashKey, partitionForKey, RoundRobin } from '../../src/broker/index.js';
+import { hashKey, partitionForKey, RoundRobin } from '../../../src/broker/index.js';
 
 describe('partitioner', () => {
   it('is murmur3 x86 32-bit with seed 0 (published test vectors)', () => {

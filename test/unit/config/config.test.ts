@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, parseConfig } from '../../src/config/index.js';
-import { useTempDirs } from '../helpers/temp-dir.js';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, parseConfig } from '../../../src/config/index.js';
+import { useTempDirs } from '../../helpers/temp-dir.js';
 
 describe('configuration', () => {
   const tempDir = useTempDirs();

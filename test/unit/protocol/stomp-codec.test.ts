@@ -6,11 +6,16 @@ import {
   StompProtocolError,
   type Frame,
   type ParserLimits,
-} from '../../src/protocol/stomp/index.js';
+} from '../../../src/protocol/stomp/index.js';
 
+/**
+ * Parses pieces and keeps the frames exactly as the parser handed them out: bodies are not copied,
+ * so the tests see the parser's own views (and would see it if the parser reused memory that an
+ * earlier body still points into: every body is checked after every piece has been pushed).
+ */
 function parseAll(pieces: Buffer[], limits?: ParserLimits, escapeMode?: '1.0' | '1.1' | '1.2'): Frame[] {
   const frames: Frame[] = [];
-  const parser = new FrameParser((f) => frames.push({ ...f, body: Buffer.from(f.body) }), limits);
+  const parser = new FrameParser((f) => frames.push(f), limits);
   if (escapeMode) parser.escapeMode = escapeMode;
   for (const piece of pieces) parser.push(piece);
   return frames;
@@ -51,11 +56,21 @@ const frameArb = fc.record({
 });
 
 describe('STOMP frame codec', () => {
-  it('parses a simple frame and keeps its body as a view', () => {
-    const [frame] = parseAll([Buffer.from('SEND\ndestination:/queue/a\n\nhello\0')]);
-    expect(frame.command).toBe('SEND');
-    expect(frame.headers.destination).toBe('/queue/a');
-    expect(frame.body.toString()).toBe('hello');
+  it('parses a simple frame and keeps its body as a view into the pushed chunk', () => {
+    const chunk = Buffer.from('SEND\ndestination:/queue/a\n\nhello\0SEND\ncontent-length:5\n\nw\0rld\0');
+    const [first, second] = parseAll([chunk]) as [Frame, Frame];
+    expect(first.command).toBe('SEND');
+    expect(first.headers.destination).toBe('/queue/a');
+    expect(first.body.toString()).toBe('hello');
+    expect(second.body.toString('latin1')).toBe('w\0rld');
+    // Views, not copies: the same memory as the chunk, at the body's place in it.
+    for (const [frame, text] of [[first, 'hello'], [second, 'w\0rld']] as Array<[Frame, string]>) {
+      expect(frame.body.buffer).toBe(chunk.buffer);
+      expect(frame.body.byteOffset).toBe(chunk.byteOffset + chunk.indexOf(text));
+      expect(frame.body.byteLength).toBe(text.length);
+    }
+    chunk[chunk.indexOf('hello')] = 'j'.charCodeAt(0);
+    expect(first.body.toString()).toBe('jello');
   });
 
   it('round-trips any sequence of frames cut at arbitrary points', () => {
@@ -67,11 +82,12 @@ describe('STOMP frame codec', () => {
         const parsed = parseAll(cutAt(wire, cuts));
         expect(parsed).toHaveLength(frames.length);
         parsed.forEach((p, i) => {
-          const expected: Record<string, string> = { ...frames[i].headers };
-          if (frames[i].body.length > 0) expected['content-length'] = String(frames[i].body.length);
-          expect(p.command).toBe(frames[i].command);
+          const sent = frames[i]!;
+          const expected: Record<string, string> = { ...sent.headers };
+          if (sent.body.length > 0) expected['content-length'] = String(sent.body.length);
+          expect(p.command).toBe(sent.command);
           expect({ ...p.headers }).toEqual(expected);
-          expect(Buffer.compare(p.body, Buffer.from(frames[i].body))).toBe(0);
+          expect(Buffer.compare(p.body, Buffer.from(sent.body))).toBe(0);
         });
       }),
       { numRuns: 300 },
@@ -95,25 +111,25 @@ describe('STOMP frame codec', () => {
 
   it('keeps NUL bytes inside a content-length body', () => {
     const body = Buffer.from([1, 0, 2, 0, 0, 3]);
-    const [frame] = parseAll([encodeFrame('SEND', { destination: '/x' }, body)]);
+    const [frame] = parseAll([encodeFrame('SEND', { destination: '/x' }, body)]) as [Frame];
     expect([...frame.body]).toEqual([1, 0, 2, 0, 0, 3]);
   });
 
   it('lets the first of repeated headers win', () => {
-    const [frame] = parseAll([Buffer.from('MESSAGE\nfoo:first\nfoo:second\n\n\0')]);
+    const [frame] = parseAll([Buffer.from('MESSAGE\nfoo:first\nfoo:second\n\n\0')]) as [Frame];
     expect(frame.headers.foo).toBe('first');
   });
 
   it('accepts CRLF line endings', () => {
-    const [frame] = parseAll([Buffer.from('SEND\r\ndestination:/x\r\n\r\nhi\0')]);
+    const [frame] = parseAll([Buffer.from('SEND\r\ndestination:/x\r\n\r\nhi\0')]) as [Frame];
     expect(frame.headers.destination).toBe('/x');
     expect(frame.body.toString()).toBe('hi');
   });
 
   it('decodes 1.2 escapes, and does not decode them on CONNECT', () => {
-    const [send] = parseAll([Buffer.from('SEND\na\\cb:x\\ny\\\\z\\r\n\n\0')]);
+    const [send] = parseAll([Buffer.from('SEND\na\\cb:x\\ny\\\\z\\r\n\n\0')]) as [Frame];
     expect(send.headers['a:b']).toBe('x\ny\\z\r');
-    const [connect] = parseAll([Buffer.from('CONNECT\nlogin:a\\nb\n\n\0')]);
+    const [connect] = parseAll([Buffer.from('CONNECT\nlogin:a\\nb\n\n\0')]) as [Frame];
     expect(connect.headers.login).toBe('a\\nb');
   });
 
@@ -124,7 +140,7 @@ describe('STOMP frame codec', () => {
   });
 
   it('does not decode escapes in 1.0 and refuses \\r in 1.1', () => {
-    expect(parseAll([Buffer.from('SEND\na:\\n\n\n\0')], undefined, '1.0')[0].headers.a).toBe('\\n');
+    expect(parseAll([Buffer.from('SEND\na:\\n\n\n\0')], undefined, '1.0')[0]!.headers.a).toBe('\\n');
     expect(() => parseAll([Buffer.from('SEND\na:\\r\n\n\0')], undefined, '1.1')).toThrow(/undefined escape/);
   });
 

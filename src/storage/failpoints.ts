@@ -1,0 +1,61 @@
+/**
+ * Failpoints: faults that tests inject into storage, to check what the broker does when the disk
+ * misbehaves. They are set with one environment variable, read once when this module is loaded
+ * (broker worker threads inherit the environment of the process, so each reads the same value):
+ *
+ *   RILL_FAILPOINTS=<name>=<action>[,<name>=<action>...]
+ *
+ * e.g. `RILL_FAILPOINTS=fsync=error`. Whitespace around names and actions is ignored; an entry
+ * whose name is unknown is ignored (so a newer test can run against an older broker), an entry
+ * without `=` or with an unknown action for a known name is a mistake and throws at load.
+ *
+ * Failpoints:
+ * - `fsync`: every fsync (fdatasync) of a partition log segment: the group commit under the
+ *   `fsync` durability mode, the periodic flush under `interval`, the flush when a segment rolls
+ *   and on shutdown. Actions: `error`: the call fails with an I/O error (EIO) without syncing;
+ *   `off`: no fault.
+ *
+ * Unset (the normal case), the cost is one check of a constant boolean at each failpoint.
+ */
+
+export type FailpointName = 'fsync';
+type Action = 'error' | 'off';
+
+const KNOWN: Record<FailpointName, readonly Action[]> = { fsync: ['error', 'off'] };
+
+function parse(text: string | undefined): ReadonlyMap<FailpointName, Action> | null {
+  if (text === undefined || text.trim() === '') return null;
+  const parsed = new Map<FailpointName, Action>();
+  for (const entry of text.split(',')) {
+    if (entry.trim() === '') continue;
+    const equals = entry.indexOf('=');
+    if (equals === -1) throw new Error(`RILL_FAILPOINTS: "${entry}" is not <name>=<action>`);
+    const name = entry.slice(0, equals).trim();
+    const action = entry.slice(equals + 1).trim();
+    if (!Object.hasOwn(KNOWN, name)) continue;
+    const actions = KNOWN[name as FailpointName];
+    if (!actions.includes(action as Action)) {
+      throw new Error(`RILL_FAILPOINTS: failpoint ${name} takes ${actions.join(' or ')}, not "${action}"`);
+    }
+    parsed.set(name as FailpointName, action as Action);
+  }
+  return parsed.size === 0 ? null : parsed;
+}
+
+const failpoints = parse(process.env.RILL_FAILPOINTS);
+
+/** Whether any failpoint is set: test this first, so that an unset environment costs one check. */
+export const failpointsActive: boolean = failpoints !== null;
+
+/**
+ * The error the failpoint `name` injects at `syscall`, or null when it injects nothing. Call it
+ * only when `failpointsActive`.
+ */
+export function failpointError(name: FailpointName, syscall: string): NodeJS.ErrnoException | null {
+  if (failpoints?.get(name) !== 'error') return null;
+  return Object.assign(new Error(`EIO: i/o error, ${syscall} (injected by RILL_FAILPOINTS ${name}=error)`), {
+    code: 'EIO',
+    errno: -5,
+    syscall,
+  });
+}
