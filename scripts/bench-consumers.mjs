@@ -104,7 +104,7 @@ export async function fanOut(url, topic, subscribers, perSubscriber) {
     );
   }
   const started = performance.now();
-  peers.forEach((peer, i) => peer.send('SUBSCRIBE', { id: `fan-${i}`, destination: `/topic/${topic}`, from: 'earliest' }));
+  for (const [i, peer] of peers.entries()) peer.send('SUBSCRIBE', { id: `fan-${i}`, destination: `/topic/${topic}`, from: 'earliest' });
   await done;
   const seconds = (performance.now() - started) / 1000;
   for (const peer of peers) peer.close();

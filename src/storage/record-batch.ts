@@ -188,6 +188,7 @@ export function isBatchValid(buffer: Buffer, position: number, size: number): bo
 export function forEachRecord(
   batches: Buffer,
   fromOffset: number,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a visitor returns nothing to go on, or false to stop
   visit: (record: StoredRecord) => boolean | void,
 ): void {
   let position = 0;

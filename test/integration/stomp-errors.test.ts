@@ -77,9 +77,9 @@ describe('client errors', () => {
 
   it('refuses an undefined escape and a header without a colon', async () => {
     const server = await servers.start();
-    const escape = await RawStompClient.session(server.stompPort);
-    escape.write('SEND\ndestination:/topic/a\\tb\n\nx\0');
-    await expectError(escape, /undefined escape sequence/);
+    const badEscape = await RawStompClient.session(server.stompPort);
+    badEscape.write('SEND\ndestination:/topic/a\\tb\n\nx\0');
+    await expectError(badEscape, /undefined escape sequence/);
     const colon = await RawStompClient.session(server.stompPort);
     colon.write('SEND\nreceipt:r9\ndestination:/topic/a\nno-colon-here\n\nx\0');
     await expectError(colon, /no colon/, 'r9');

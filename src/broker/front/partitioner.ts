@@ -1,5 +1,6 @@
 import murmurhash3 from 'murmurhash3js';
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is every ASCII character, control characters included
 const ASCII = /^[\x00-\x7f]*$/;
 
 /**

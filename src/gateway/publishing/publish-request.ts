@@ -122,9 +122,10 @@ function parseTimestamp(input: number | string | undefined, messageId: string): 
 
 function userHeaders(headers: FrameHeaders): RecordHeaders | null {
   let result: Array<[string, string]> | null = null;
-  for (const [name, value] of Object.entries(headers)) {
+  // for...in, not Object.entries: this runs for every message, and allocates nothing for control headers.
+  for (const name in headers) {
     if (CONTROL_HEADERS.has(name)) continue;
-    (result ??= []).push([name, value]);
+    (result ??= []).push([name, headers[name]!]);
   }
   return result;
 }

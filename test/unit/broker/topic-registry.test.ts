@@ -21,7 +21,12 @@ function registry(policy = { autoCreate: true, defaultPartitions: 3 }) {
   const topics = new TopicRegistry(
     catalog,
     policy,
-    { workerCount: 2, place: (topic: Topic, assignments) => assignments.forEach((list, worker) => placed.push({ topic: topic.name, worker, ids: list.map((a) => a.id) })) },
+    {
+      workerCount: 2,
+      place: (topic: Topic, assignments) => {
+        for (const [worker, list] of assignments) placed.push({ topic: topic.name, worker, ids: list.map((a) => a.id) });
+      },
+    },
     createLogger('silent'),
   );
   return { topics, placed, catalog, dir };

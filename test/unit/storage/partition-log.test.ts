@@ -22,9 +22,7 @@ const config: LogConfig = {
 
 function batch(values: string[], timestamp = 1000, key: string | null = 'k'): Buffer {
   const builder = new RecordBatchBuilder(64);
-  values.forEach((value, i) =>
-    builder.append(timestamp + i, key, `id-${value}`, [['h', value]], Buffer.from(value)),
-  );
+  for (const [i, value] of values.entries()) builder.append(timestamp + i, key, `id-${value}`, [['h', value]], Buffer.from(value));
   return builder.finish();
 }
 
