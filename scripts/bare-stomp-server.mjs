@@ -11,7 +11,8 @@ server.on('connection', (socket) => {
   const parser = new FrameParser((frame) => {
     frames++;
     if (frame.command === 'CONNECT' || frame.command === 'STOMP') socket.send(encodeFrame('CONNECTED', { version: '1.2' }));
-    else if (frame.command === 'SUBSCRIBE' && frame.headers['x-bench-count'] !== undefined) stream(socket, frame.headers.id, Number(frame.headers['x-bench-count']));
+    else if (frame.command === 'SUBSCRIBE' && frame.headers['x-bench-count'] !== undefined)
+      stream(socket, frame.headers.id, Number(frame.headers['x-bench-count']));
     else if (frame.headers.receipt !== undefined) socket.send(encodeFrame('RECEIPT', { 'receipt-id': frame.headers.receipt }));
   });
   socket.on('message', (data) => parser.push(data));
@@ -19,7 +20,11 @@ server.on('connection', (socket) => {
 // The delivery ceiling: prebuilt 100-byte MESSAGE frames, as fast as the socket drains.
 function stream(socket, subscription, count) {
   const body = Buffer.from(`{"messageID":"b-0000000000","key":"key-000","message":"${'x'.repeat(37)}","timestamp":1700000000000}`);
-  const frame = encodeFrame('MESSAGE', { subscription, 'message-id': 'b', destination: '/topic/bare', topic: 'bare', partition: 0, offset: 0, key: 'key-000', timestamp: 1700000000000 }, body);
+  const frame = encodeFrame(
+    'MESSAGE',
+    { subscription, 'message-id': 'b', destination: '/topic/bare', topic: 'bare', partition: 0, offset: 0, key: 'key-000', timestamp: 1700000000000 },
+    body,
+  );
   let sent = 0;
   const pump = () => {
     while (sent < count && socket.bufferedAmount < 1024 * 1024) {

@@ -144,7 +144,11 @@ export async function endToEnd(url, topic, rate, seconds) {
     const tick = () => {
       const due = Math.min(total, Math.floor(((performance.now() - begin) / 1000) * rate) + rate / 1000);
       while (sent < due) {
-        producer.send('SEND', { destination: `/producer/publish/${topic}` }, `{"messageID":"e-${sent}","key":"k-${sent % 64}","message":"${'x'.repeat(30)}","sent":${performance.now()}}`);
+        producer.send(
+          'SEND',
+          { destination: `/producer/publish/${topic}` },
+          `{"messageID":"e-${sent}","key":"k-${sent % 64}","message":"${'x'.repeat(30)}","sent":${performance.now()}}`,
+        );
         sent++;
       }
       if (sent >= total) resolve();

@@ -46,7 +46,7 @@ let receipts = 0;
 let started = 0;
 
 function pump() {
-  while (sent < count && (sent - receipts * receiptEvery) < window * receiptEvery) {
+  while (sent < count && sent - receipts * receiptEvery < window * receiptEvery) {
     socket.send(frame(sent++), { binary: false });
   }
 }

@@ -182,7 +182,6 @@ async function main() {
     log(`  ${fmt(result.rate)} msgs/s, ${result.mbps.toFixed(1)} MB/s, server RSS ${rss.toFixed(0)} MiB`);
   }
 
-
   let fill = null;
   if (!skipFill) {
     const goal = (quick ? 0.25 : 2) * 2 ** 30;
@@ -199,11 +198,22 @@ async function main() {
     consumers.push({ name, target, unit, ...result });
     log(`  ${fmt(result.rate)} ${unit} (${fmt(result.messages ?? result.deliveries)} in ${result.seconds.toFixed(2)} s)`);
   };
-  await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 1 (HTTP, batches of 10,000, commit per batch)`, 250_000, () => pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-1', 1, backlog));
-  await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 4`, 250_000, () => pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-4', 4, backlog));
-  await consumerCase(`drain ${fmt(backlog)} x 100 B pushed to one STOMP subscriber (/group, ack:client every 1,000)`, 120_000, () => pushDrain(rill.url, 'bench-100-4', 'push-1', backlog));
+  await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 1 (HTTP, batches of 10,000, commit per batch)`, 250_000, () =>
+    pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-1', 1, backlog),
+  );
+  await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 4`, 250_000, () =>
+    pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-4', 4, backlog),
+  );
+  await consumerCase(`drain ${fmt(backlog)} x 100 B pushed to one STOMP subscriber (/group, ack:client every 1,000)`, 120_000, () =>
+    pushDrain(rill.url, 'bench-100-4', 'push-1', backlog),
+  );
   const fanTopicSize = Math.round(500_000 * scale);
-  await consumerCase(`fan-out: 4 live tails reading ${fmt(fanTopicSize)} x 100 B each`, 150_000, () => fanOut(rill.url, 'bench-100-1', 4, fanTopicSize), 'deliveries/s');
+  await consumerCase(
+    `fan-out: 4 live tails reading ${fmt(fanTopicSize)} x 100 B each`,
+    150_000,
+    () => fanOut(rill.url, 'bench-100-1', 4, fanTopicSize),
+    'deliveries/s',
+  );
 
   const sessionTimeoutMs = 3000;
   log(`time to a new assignment after a clean leave and after a death (session timeout ${sessionTimeoutMs} ms) ...`);
@@ -228,7 +238,10 @@ async function main() {
   fs.rmSync(dataDir, { recursive: true, force: true });
 
   const rows = results.runs
-    .map((r) => `| ${r.name} | ${fmt(r.rate)} | ${r.mbps.toFixed(1)} | ${(r.rate / ceiling.rate * 100).toFixed(0)} % | ≥ ${fmt(r.target)} | ${r.rate >= r.target ? 'met' : 'not met'} | ${r.rss.toFixed(0)} |`)
+    .map(
+      (r) =>
+        `| ${r.name} | ${fmt(r.rate)} | ${r.mbps.toFixed(1)} | ${((r.rate / ceiling.rate) * 100).toFixed(0)} % | ≥ ${fmt(r.target)} | ${r.rate >= r.target ? 'met' : 'not met'} | ${r.rss.toFixed(0)} |`,
+    )
     .join('\n');
   const markdown = `# Benchmarks
 
@@ -273,7 +286,7 @@ WebSocket subscriber): **${fmt(deliveryCeiling.rate)} msgs/s**.
 
 | case | rate | of the delivery ceiling | target | |
 |---|---:|---:|---:|---|
-${consumers.map((c) => `| ${c.name} | ${fmt(c.rate)} ${c.unit} | ${(c.rate / deliveryCeiling.rate * 100).toFixed(0)} % | ≥ ${fmt(c.target)} | ${c.rate >= c.target ? 'met' : 'not met'} |`).join('\n')}
+${consumers.map((c) => `| ${c.name} | ${fmt(c.rate)} ${c.unit} | ${((c.rate / deliveryCeiling.rate) * 100).toFixed(0)} % | ≥ ${fmt(c.target)} | ${c.rate >= c.target ? 'met' : 'not met'} |`).join('\n')}
 
 End-to-end latency, producer to a group push subscriber at 10,000 msgs/s (fsync durability
 included), measured on the quiet server before the throughput runs, after one second of warm-up: p50 **${e2e.p50.toFixed(2)} ms**, p99 **${e2e.p99.toFixed(2)} ms** (target ≤ 5 ms: ${e2e.p99 <= 5 ? 'met' : 'not met'}), p99.9 ${e2e.p999.toFixed(2)} ms over ${e2e.count} messages.
@@ -282,11 +295,15 @@ New assignment after a clean leave: **${rebalance.leave.toFixed(0)} ms** (target
 
 ## Memory with a large log
 
-${fill === null ? 'Skipped (--skip-fill).' : `Server RSS with ${(fill.bytes / 2 ** 30).toFixed(2)} GiB of log on disk: **${fill.rss.toFixed(0)} MiB** (target ≤ 300 MB: ${fill.rss * 1.048576 <= 300 ? 'met' : 'not met'}).
+${
+  fill === null
+    ? 'Skipped (--skip-fill).'
+    : `Server RSS with ${(fill.bytes / 2 ** 30).toFixed(2)} GiB of log on disk: **${fill.rss.toFixed(0)} MiB** (target ≤ 300 MB: ${fill.rss * 1.048576 <= 300 ? 'met' : 'not met'}).
 
 At the end of the whole run, after the consumer cases: ${finalRss.toFixed(0)} MiB.
 
-Drain rate by pull (1 KiB messages, group of 1): ${fmt(fill.small.rate)} msgs/s from a 10 MB topic, ${fmt(fill.large.rate)} msgs/s over the first 100,000 messages of the topic that fills the ${(fill.largeBytes / 2 ** 30).toFixed(1)} GiB log.`}
+Drain rate by pull (1 KiB messages, group of 1): ${fmt(fill.small.rate)} msgs/s from a 10 MB topic, ${fmt(fill.large.rate)} msgs/s over the first 100,000 messages of the topic that fills the ${(fill.largeBytes / 2 ** 30).toFixed(1)} GiB log.`
+}
 `;
   fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), markdown);
   log('wrote BENCHMARKS.md');

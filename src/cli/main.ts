@@ -84,11 +84,14 @@ async function start(argv: string[]): Promise<number> {
   // On SIGTERM, SIGINT (and the other termination signals) or an uncaught error: close, then
   // exit (0 after a signal, 1 after an error). A second signal, or a close that takes longer than
   // the delay, exits at once.
-  closeWithGrace({ delay: SHUTDOWN_TIMEOUT_MS, logger: { error: (message: unknown) => logger.error({ detail: message }, 'shutdown') } }, async ({ signal, err }) => {
-    if (err !== undefined) logger.error({ err }, 'unexpected error: shutting down');
-    else logger.info({ signal }, 'shutting down');
-    await server.close();
-  });
+  closeWithGrace(
+    { delay: SHUTDOWN_TIMEOUT_MS, logger: { error: (message: unknown) => logger.error({ detail: message }, 'shutdown') } },
+    async ({ signal, err }) => {
+      if (err !== undefined) logger.error({ err }, 'unexpected error: shutting down');
+      else logger.info({ signal }, 'shutting down');
+      await server.close();
+    },
+  );
   return new Promise<number>(() => {});
 }
 

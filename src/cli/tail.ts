@@ -58,15 +58,19 @@ export async function runTail(argv: string[]): Promise<number> {
     client.onConnect = () => {
       const headers: Record<string, string> = { from: values.from, ack: 'auto' };
       if (values.partition !== undefined) headers.partition = values.partition;
-      client.subscribe(`/topic/${topic}`, (message) => {
-        print(message, values.json);
-        if (remaining !== null) {
-          const partition = Number(message.headers.partition);
-          const offset = Number(message.headers.offset);
-          if (offset + 1 >= (remaining.get(partition) ?? 0)) remaining.delete(partition);
-          if (remaining.size === 0) finish(0);
-        }
-      }, headers);
+      client.subscribe(
+        `/topic/${topic}`,
+        (message) => {
+          print(message, values.json);
+          if (remaining !== null) {
+            const partition = Number(message.headers.partition);
+            const offset = Number(message.headers.offset);
+            if (offset + 1 >= (remaining.get(partition) ?? 0)) remaining.delete(partition);
+            if (remaining.size === 0) finish(0);
+          }
+        },
+        headers,
+      );
     };
     client.onStompError = (frame) => {
       process.stderr.write(`rill tail: ${frame.headers.message ?? 'error from server'}\n`);

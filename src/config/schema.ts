@@ -29,9 +29,19 @@ const server = z
 
 const stomp = z
   .object({
-    maxFrameBytes: z.number().int().min(1024).max(64 * MiB).default(MiB),
+    maxFrameBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * MiB)
+      .default(MiB),
     maxHeaders: z.number().int().min(4).max(10_000).default(64),
-    maxHeaderBytes: z.number().int().min(64).max(MiB).default(8 * 1024),
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(64)
+      .max(MiB)
+      .default(8 * 1024),
     heartbeat: z
       .object({
         /** The server can send heart-beats this often (0: never). */
@@ -53,8 +63,17 @@ const stomp = z
 const storage = z
   .object({
     dataDir: z.string().min(1).default('./data'),
-    segmentBytes: z.number().int().min(1024).max(1024 * MiB).default(64 * MiB),
-    segmentMs: z.number().int().min(1000).default(7 * DAY_MS),
+    segmentBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * MiB)
+      .default(64 * MiB),
+    segmentMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(7 * DAY_MS),
     indexIntervalBytes: z.number().int().min(64).default(4096),
     durability: z
       .object({
@@ -72,7 +91,11 @@ const storage = z
       .object({
         ms: limitOrNone.default(7 * DAY_MS),
         bytes: limitOrNone.default(-1),
-        checkIntervalMs: z.number().int().min(100).default(5 * 60_000),
+        checkIntervalMs: z
+          .number()
+          .int()
+          .min(100)
+          .default(5 * 60_000),
       })
       .strict()
       .prefault({}),
@@ -83,9 +106,7 @@ const topics = z
   .object({
     autoCreate: z.boolean().default(true),
     defaultPartitions: z.number().int().min(1).max(10_000).default(4),
-    definitions: z
-      .array(z.object({ name: topicName, partitions: z.number().int().min(1).max(10_000) }).strict())
-      .default([]),
+    definitions: z.array(z.object({ name: topicName, partitions: z.number().int().min(1).max(10_000) }).strict()).default([]),
   })
   .strict();
 
@@ -107,7 +128,10 @@ const coordinator = z
     autoCommitIntervalMs: z.number().int().min(0).default(0),
     /** Deliveries of one message to push subscribers before it is dead-lettered. */
     maxDeliveries: z.number().int().min(1).max(1000).default(5),
-    deadLetterSuffix: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/).default('.DLQ'),
+    deadLetterSuffix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,40}$/)
+      .default('.DLQ'),
     /** Remove a dynamic member as soon as its connection drops, instead of at session timeout. */
     removeOnDisconnect: z.boolean().default(false),
   })
@@ -116,7 +140,11 @@ const coordinator = z
 const limits = z
   .object({
     /** Bytes of published data waiting for storage before the server stops reading from producers. */
-    maxInflightBytes: z.number().int().min(MiB).default(64 * MiB),
+    maxInflightBytes: z
+      .number()
+      .int()
+      .min(MiB)
+      .default(64 * MiB),
   })
   .strict();
 

@@ -117,12 +117,7 @@ function sticky(members: AssignableMember[], partitions: ReadonlyMap<string, num
 }
 
 /** Splits the partitions of the members' topics between the members. */
-export function assign(
-  assignor: AssignorName,
-  members: AssignableMember[],
-  partitions: ReadonlyMap<string, number>,
-  previous: PreviousAssignment,
-): Assignment {
+export function assign(assignor: AssignorName, members: AssignableMember[], partitions: ReadonlyMap<string, number>, previous: PreviousAssignment): Assignment {
   if (assignor === 'range') return range(members, partitions);
   if (assignor === 'roundrobin') return roundRobin(members, partitions);
   return sticky(members, partitions, previous);

@@ -79,7 +79,12 @@ export const operations = {
         member: name,
         generation: z.number().int().min(0).optional(),
         maxMessages: z.number().int().min(1).max(100_000).optional(),
-        maxBytes: z.number().int().min(1).max(64 * 1024 * 1024).optional(),
+        maxBytes: z
+          .number()
+          .int()
+          .min(1)
+          .max(64 * 1024 * 1024)
+          .optional(),
         maxWaitMs: z.number().int().min(0).max(60_000).optional(),
       })
       .strict(),

@@ -33,8 +33,16 @@ export const ERROR_CODES = {
   'not-found': { status: 404, retriable: false, meaning: 'no HTTP endpoint at that path' },
   'method-not-allowed': { status: 405, retriable: false, meaning: 'an HTTP method the endpoint does not take' },
   'timeout': { status: 408, retriable: false, meaning: 'no CONNECT in time, or a client that missed its heart-beats' },
-  'name-taken': { status: 409, retriable: false, meaning: 'the name is in use: a consumer of another group, a consumer already bound to a live connection, a subscription id or transaction already open' },
-  'stale-generation': { status: 409, retriable: false, meaning: 'the request names a generation older than the group\'s: heartbeat to learn the new assignment' },
+  'name-taken': {
+    status: 409,
+    retriable: false,
+    meaning: 'the name is in use: a consumer of another group, a consumer already bound to a live connection, a subscription id or transaction already open',
+  },
+  'stale-generation': {
+    status: 409,
+    retriable: false,
+    meaning: "the request names a generation older than the group's: heartbeat to learn the new assignment",
+  },
   'not-owner': { status: 409, retriable: false, meaning: 'a commit or seek for a partition the member does not own in this generation' },
   'group-not-empty': { status: 409, retriable: false, meaning: 'offsets can be reset only while the group has no members' },
   'too-large': { status: 413, retriable: false, meaning: 'an HTTP body over 1 MiB, or a transaction over stomp.maxTransactionFrames' },

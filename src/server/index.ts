@@ -65,14 +65,19 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
   });
   const tcpServer = net.createServer((socket) => gateway.acceptTcp(socket));
 
-  await Promise.all([
-    listen(httpServer, config.server.httpPort, config.server.host),
-    listen(tcpServer, config.server.stompPort, config.server.host),
-  ]);
+  await Promise.all([listen(httpServer, config.server.httpPort, config.server.host), listen(tcpServer, config.server.stompPort, config.server.host)]);
   const httpPort = (httpServer.address() as AddressInfo).port;
   const stompPort = (tcpServer.address() as AddressInfo).port;
   logger.info(
-    { httpPort, stompPort, host: config.server.host, websocketPaths: [...paths], workers: broker.workerCount, dataDir: config.storage.dataDir, durability: config.storage.durability.mode },
+    {
+      httpPort,
+      stompPort,
+      host: config.server.host,
+      websocketPaths: [...paths],
+      workers: broker.workerCount,
+      dataDir: config.storage.dataDir,
+      durability: config.storage.durability.mode,
+    },
     'listening',
   );
 

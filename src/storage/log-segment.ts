@@ -2,13 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { failpointError, failpointsActive } from './failpoints.js';
 import { OffsetIndex } from './offset-index.js';
-import {
-  BATCH_HEADER_BYTES,
-  claimedBatchSize,
-  isBatchValid,
-  readBatchInfo,
-  type BatchInfo,
-} from './record-batch.js';
+import { BATCH_HEADER_BYTES, claimedBatchSize, isBatchValid, readBatchInfo, type BatchInfo } from './record-batch.js';
 import { TimeIndex } from './time-index.js';
 
 const SCAN_CHUNK_BYTES = 1024 * 1024;
@@ -72,12 +66,7 @@ export class LogSegment {
    * rebuilt; otherwise only the part past the last index entry is read. Either way a torn or
    * corrupt tail is cut off; the number of bytes cut is returned beside the segment.
    */
-  static open(
-    directory: string,
-    baseOffset: number,
-    indexIntervalBytes: number,
-    fullRecovery: boolean,
-  ): { segment: LogSegment; truncatedBytes: number } {
+  static open(directory: string, baseOffset: number, indexIntervalBytes: number, fullRecovery: boolean): { segment: LogSegment; truncatedBytes: number } {
     const base = path.join(directory, segmentBaseName(baseOffset));
     const fd = fs.openSync(`${base}.log`, 'r+');
     const stat = fs.fstatSync(fd);
@@ -133,11 +122,7 @@ export class LogSegment {
    * of the file, stopping at the first batch that is incomplete, fails its CRC or breaks the
    * sequence of offsets.
    */
-  private scan(
-    position: number,
-    expectedOffset: number,
-    visit: (info: BatchInfo, position: number) => void,
-  ): ScanResult {
+  private scan(position: number, expectedOffset: number, visit: (info: BatchInfo, position: number) => void): ScanResult {
     let chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
     let chunkStart = position;
     let chunkLength = 0;

@@ -68,12 +68,7 @@ export class PartitionLog {
         break;
       }
       const isLast = i === baseOffsets.length - 1;
-      const { segment, truncatedBytes } = LogSegment.open(
-        directory,
-        baseOffset,
-        config.indexIntervalBytes,
-        isLast && !cleanShutdown,
-      );
+      const { segment, truncatedBytes } = LogSegment.open(directory, baseOffset, config.indexIntervalBytes, isLast && !cleanShutdown);
       segments.push(segment);
       recovery.truncatedBytes += truncatedBytes;
     }
@@ -113,10 +108,7 @@ export class PartitionLog {
   /** Assigns offsets to a batch built by RecordBatchBuilder and writes it. */
   append(batch: Buffer, now = Date.now()): BatchInfo {
     const active = this.active;
-    if (
-      active.size > 0 &&
-      (active.size + batch.length > this.config.segmentBytes || now - active.createdAt >= this.config.segmentMs)
-    ) {
+    if (active.size > 0 && (active.size + batch.length > this.config.segmentBytes || now - active.createdAt >= this.config.segmentMs)) {
       this.roll();
     }
     stampBatch(batch, this.logEndOffset);

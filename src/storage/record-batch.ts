@@ -73,13 +73,7 @@ export class RecordBatchBuilder {
     return this.position;
   }
 
-  append(
-    timestamp: number,
-    key: string | null,
-    messageId: string | null,
-    headers: RecordHeaders | null,
-    value: Buffer,
-  ): void {
+  append(timestamp: number, key: string | null, messageId: string | null, headers: RecordHeaders | null, value: Buffer): void {
     let upperBound = 4 + 8 + 4 + 4 + 2 + 4 + value.length;
     if (key !== null) upperBound += key.length * 3;
     if (messageId !== null) upperBound += messageId.length * 3;

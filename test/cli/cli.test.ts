@@ -36,7 +36,10 @@ describe('rill command', () => {
 
     const tail = await rill(['tail', 'cli', '--url', url, '--from', 'earliest', '--no-follow', '--json']);
     expect(tail.code).toBe(0);
-    const lines = tail.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = tail.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(5);
     expect(lines.map((l) => l.messageID).sort()).toEqual(['c0', 'c1', 'c2', 'c3', 'c4']);
     const first = lines.find((l) => l.messageID === 'c0');
@@ -44,12 +47,19 @@ describe('rill command', () => {
     expect(Object.keys(first).sort()).toEqual(['key', 'message', 'messageID', 'offset', 'partition', 'timestamp', 'topic']);
 
     const one = await rill(['tail', 'cli', '--url', url, '--from', 'earliest', '--no-follow', '--json', '--partition', String(first.partition)]);
-    expect(one.stdout.trim().split('\n').every((l) => JSON.parse(l).partition === first.partition)).toBe(true);
+    expect(
+      one.stdout
+        .trim()
+        .split('\n')
+        .every((l) => JSON.parse(l).partition === first.partition),
+    ).toBe(true);
 
     server.process.kill('SIGTERM');
     expect(await exited(server.process)).toBe(0);
     expect(server.logs.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
-    const markers = fs.readdirSync(path.join(dataDir, 'topics', 'cli')).filter((d) => d !== 'topic.json')
+    const markers = fs
+      .readdirSync(path.join(dataDir, 'topics', 'cli'))
+      .filter((d) => d !== 'topic.json')
       .map((p) => fs.existsSync(path.join(dataDir, 'topics', 'cli', p, '.clean-shutdown')));
     expect(markers.every(Boolean)).toBe(true);
   });

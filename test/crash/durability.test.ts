@@ -54,7 +54,10 @@ function expectStoredExactly(acks: readonly Ack[], published: ReadonlySet<string
   expect(doubled.slice(0, 10), `${doubled.length} messages stored more than once`).toEqual([]);
 
   for (const { partition, logStartOffset, logEndOffset } of partitions) {
-    const offsets = stored.filter((m) => m.partition === partition).map((m) => m.offset).sort((a, b) => a - b);
+    const offsets = stored
+      .filter((m) => m.partition === partition)
+      .map((m) => m.offset)
+      .sort((a, b) => a - b);
     const dense = offsets.length === logEndOffset - logStartOffset && offsets.every((offset, i) => offset === logStartOffset + i);
     expect(dense, `partition ${partition}: ${offsets.length} records for offsets ${logStartOffset} to ${logEndOffset - 1}`).toBe(true);
   }
@@ -140,11 +143,15 @@ describe('crash safety', () => {
         const sentBefore = sent;
         await server.broker.killWorker(0);
         // Every message sent before the strike has its outcome: then we know whether one failed.
-        await until(`an outcome for the ${sentBefore} messages sent before strike ${strike}`, () => {
-          void acks.all;
-          for (let i = 0; i < sentBefore; i++) if (!acks.ids.has(`c-${i}`)) return false;
-          return true;
-        }, 60_000);
+        await until(
+          `an outcome for the ${sentBefore} messages sent before strike ${strike}`,
+          () => {
+            void acks.all;
+            for (let i = 0; i < sentBefore; i++) if (!acks.ids.has(`c-${i}`)) return false;
+            return true;
+          },
+          60_000,
+        );
         if (acks.all.some((a) => a.status === 'FAILED')) break;
       }
       await until('an outcome for every message', () => acks.all.length >= total, 60_000);

@@ -37,7 +37,23 @@ export function useChildServers(): (dataDir: string, options?: ChildServerOption
 function startChildServer(dataDir: string, options: ChildServerOptions = {}): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', ENTRY, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0', '--workers', '2', ...(options.args ?? [])],
+    [
+      '--import',
+      'tsx',
+      ENTRY,
+      'start',
+      '--data-dir',
+      dataDir,
+      '--host',
+      '127.0.0.1',
+      '--http-port',
+      '0',
+      '--stomp-port',
+      '0',
+      '--workers',
+      '2',
+      ...(options.args ?? []),
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
   );
   const logs: string[] = [];

@@ -90,7 +90,12 @@ export function collect(client: Client, destination: string, headers: StompHeade
 }
 
 /** Subscribes with a receipt and resolves once the server has confirmed the subscription (its RECEIPT). */
-export async function subscribeConfirmed(client: Client, destination: string, onMessage: (message: IMessage) => void, headers: StompHeaders = {}): Promise<StompSubscription> {
+export async function subscribeConfirmed(
+  client: Client,
+  destination: string,
+  onMessage: (message: IMessage) => void,
+  headers: StompHeaders = {},
+): Promise<StompSubscription> {
   const receipt = `s-${Math.random().toString(36).slice(2)}`;
   const confirmed = new Promise<void>((resolve) => client.watchForReceipt(receipt, () => resolve()));
   const subscription = client.subscribe(destination, onMessage, { ...headers, receipt });

@@ -60,6 +60,8 @@ export async function describeGroup(base: string, group: string): Promise<GroupD
 export async function committedOffset(base: string, group: string, topic: string, partition: number): Promise<number> {
   const answer = await call(base, 'GET', `/v1/groups/${encodeURIComponent(group)}/lag`);
   if (answer.status !== 200) throw new Error(`GET /v1/groups/${group}/lag answered ${answer.status}: ${JSON.stringify(answer.body)}`);
-  const row = (answer.body.partitions as Array<{ topic: string; partition: number; offset: number }>).find((p) => p.topic === topic && p.partition === partition);
+  const row = (answer.body.partitions as Array<{ topic: string; partition: number; offset: number }>).find(
+    (p) => p.topic === topic && p.partition === partition,
+  );
   return row?.offset ?? 0;
 }

@@ -49,7 +49,10 @@ describe('consumer groups over HTTP', () => {
   it('answers bad requests with a code and a message', async () => {
     const server = await servers.start();
     const base = httpBase(server.httpPort);
-    expect(await call(base, 'POST', '/consumer/register-consumer', { consumer_name: 'x' })).toMatchObject({ status: 400, body: { error: { code: 'invalid-request' } } });
+    expect(await call(base, 'POST', '/consumer/register-consumer', { consumer_name: 'x' })).toMatchObject({
+      status: 400,
+      body: { error: { code: 'invalid-request' } },
+    });
     expect(await call(base, 'POST', '/consumer/poll', { consumer_name: 'nobody' })).toMatchObject({ status: 404, body: { error: { code: 'unknown-member' } } });
     expect(await call(base, 'POST', '/consumer-group/add', { consumer_group_name: 'bad name!' })).toMatchObject({ status: 400 });
     expect(await call(base, 'GET', '/consumer/poll')).toMatchObject({ status: 405, body: { error: { code: 'method-not-allowed' } } });
@@ -58,8 +61,14 @@ describe('consumer groups over HTTP', () => {
     expect(raw.status).toBe(400);
     expect(((await raw.json()) as { error: { code: string } }).error.code).toBe('invalid-json');
     await call(base, 'POST', '/consumer/register-consumer', { consumer_group_name: 'a', consumer_name: 'dup' });
-    expect(await call(base, 'POST', '/consumer/register-consumer', { consumer_group_name: 'b', consumer_name: 'dup' })).toMatchObject({ status: 409, body: { error: { code: 'name-taken' } } });
-    expect(await call(base, 'POST', '/consumer/acknowledgement', { consumer_name: 'dup', message_id: 'never' })).toMatchObject({ status: 404, body: { error: { code: 'unknown-message' } } });
+    expect(await call(base, 'POST', '/consumer/register-consumer', { consumer_group_name: 'b', consumer_name: 'dup' })).toMatchObject({
+      status: 409,
+      body: { error: { code: 'name-taken' } },
+    });
+    expect(await call(base, 'POST', '/consumer/acknowledgement', { consumer_name: 'dup', message_id: 'never' })).toMatchObject({
+      status: 404,
+      body: { error: { code: 'unknown-message' } },
+    });
   });
 
   it('splits six partitions between three members, pulls batches, and fences stale generations and non-owners', async () => {
@@ -71,7 +80,11 @@ describe('consumer groups over HTTP', () => {
     }
     const views = await Promise.all(['m1', 'm2', 'm3'].map((m) => call(base, 'POST', `/v1/groups/g/members/${m}/heartbeat`, {})));
     const owned = views.map((v) => v.body.assignment.map((tp: { partition: number }) => tp.partition));
-    expect(owned).toEqual([[0, 1], [2, 3], [4, 5]]);
+    expect(owned).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ]);
     const generation = views[0]!.body.generation;
 
     await publish(server, 'six', numbered('m', 60, 60));
@@ -142,7 +155,10 @@ describe('consumer groups over HTTP', () => {
     expect(rejoined.body.assignment).toEqual(owned(after, 'a'));
     const back = (await describeGroup(base, 'st'))!;
     expect(back.generation).toBe(generation);
-    expect(back.members.map((m) => [m.member, m.instanceId]).sort()).toEqual([['a-restarted', 'a-instance'], ['b', 'b-instance']]);
+    expect(back.members.map((m) => [m.member, m.instanceId]).sort()).toEqual([
+      ['a-restarted', 'a-instance'],
+      ['b', 'b-instance'],
+    ]);
     expect(owned(back, 'b')).toEqual(owned(after, 'b'));
     // A member without an instance id under a new name is a new member: a rebalance.
     const dynamic = await call(base, 'POST', '/v1/groups/st/members', { member: 'b-restarted', topics: ['s'] });

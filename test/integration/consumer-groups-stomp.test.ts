@@ -79,11 +79,15 @@ describe('consumer groups over STOMP: push subscriptions', () => {
     await publish(server, 'jobs', 3);
     const client = await connectStompJs(server.wsUrl);
     const seen: IMessage[] = [];
-    client.subscribe('/group/workers/jobs', (message) => {
-      seen.push(message);
-      if (message.headers['message-id'] === 'm1') message.nack();
-      else message.ack();
-    }, { ack: 'client-individual' });
+    client.subscribe(
+      '/group/workers/jobs',
+      (message) => {
+        seen.push(message);
+        if (message.headers['message-id'] === 'm1') message.nack();
+        else message.ack();
+      },
+      { ack: 'client-individual' },
+    );
     const dead = collect(client, '/topic/jobs.DLQ', { from: 'earliest' });
     await until('the dead letter', () => dead.length >= 1);
     const attempts = seen.filter((m) => m.headers['message-id'] === 'm1');
@@ -134,7 +138,14 @@ describe('consumer groups over STOMP: push subscriptions', () => {
     const victim = await RawStompClient.session(server.stompPort);
     victim.send('SUBSCRIBE', { id: 'v', destination: '/group/crew/work', ack: 'client-individual', 'consumer-name': 'victim', receipt: 'in' });
     await victim.receipt('in');
-    await vi.waitFor(async () => expect((await members(server, 'crew')).map((m) => [m.member, m.assignment.length])).toEqual([['survivor', 1], ['victim', 1]]), WAIT);
+    await vi.waitFor(
+      async () =>
+        expect((await members(server, 'crew')).map((m) => [m.member, m.assignment.length])).toEqual([
+          ['survivor', 1],
+          ['victim', 1],
+        ]),
+      WAIT,
+    );
     await until('a message at the victim', () => victim.all('MESSAGE').length > 0);
     for (const m of got) m.ack();
     victim.socket.destroy();
@@ -161,7 +172,10 @@ describe('consumer groups over STOMP: push subscriptions', () => {
   });
 
   it('removes a dropped member at once when removeOnDisconnect is set', async () => {
-    const server = await servers.start({ coordinator: { removeOnDisconnect: true, sessionTimeoutMs: 60_000 }, topics: { definitions: [{ name: 'rd', partitions: 2 }] } });
+    const server = await servers.start({
+      coordinator: { removeOnDisconnect: true, sessionTimeoutMs: 60_000 },
+      topics: { definitions: [{ name: 'rd', partitions: 2 }] },
+    });
     const stays = await connectStompJs(server.wsUrl);
     await subscribeConfirmed(stays, '/group/quick/rd', () => {}, { 'consumer-name': 'stays' });
     const goes = await RawStompClient.session(server.stompPort);
@@ -182,11 +196,13 @@ describe('consumer groups over STOMP: push subscriptions', () => {
     // has joined: so the rebalance surely happens with messages still to flow.
     let holding = true;
     const held: IMessage[] = [];
-    const handle = (by: string) => (message: IMessage): void => {
-      processed.push({ key: message.headers.key ?? '(none)', n: JSON.parse(message.body).message, by });
-      if (holding && by === 'first') held.push(message);
-      else message.ack();
-    };
+    const handle =
+      (by: string) =>
+      (message: IMessage): void => {
+        processed.push({ key: message.headers.key ?? '(none)', n: JSON.parse(message.body).message, by });
+        if (holding && by === 'first') held.push(message);
+        else message.ack();
+      };
     const headers = { ack: 'client-individual', 'prefetch-count': '10' };
     const first = await connectStompJs(server.wsUrl);
     await subscribeConfirmed(first, '/group/ord/ordered', handle('first'), { ...headers, 'consumer-name': 'first' });
@@ -204,7 +220,10 @@ describe('consumer groups over STOMP: push subscriptions', () => {
     const after = await vi.waitFor(async () => {
       const group = (await describeGroup(base, 'ord'))!;
       expect(group.generation).toBeGreaterThan(before.generation);
-      expect(group.members.map((m) => [m.member, m.assignment.length]).sort()).toEqual([['first', 2], ['second', 2]]);
+      expect(group.members.map((m) => [m.member, m.assignment.length]).sort()).toEqual([
+        ['first', 2],
+        ['second', 2],
+      ]);
       return group;
     }, WAIT);
     // ... while messages were flowing: most of the 100 were not processed yet.
@@ -291,11 +310,25 @@ describe('consumer groups over STOMP: requests', () => {
       return { status: Number(reply.headers.status), body: JSON.parse(reply.body.toString()) };
     };
     const joined = await request('join', { group: 'rq', member: 'stomp-member', topics: ['req'] }, 'c1');
-    expect(joined).toMatchObject({ status: 200, body: { group: 'rq', member: 'stomp-member', assignment: [{ topic: 'req', partition: 0 }, { topic: 'req', partition: 1 }] } });
+    expect(joined).toMatchObject({
+      status: 200,
+      body: {
+        group: 'rq',
+        member: 'stomp-member',
+        assignment: [
+          { topic: 'req', partition: 0 },
+          { topic: 'req', partition: 1 },
+        ],
+      },
+    });
     const pulled = await request('pull', { member: 'stomp-member', generation: joined.body.generation, maxMessages: 100 }, 'c2');
     expect(pulled.status).toBe(200);
     expect(pulled.body.records.length).toBe(6);
-    const commit = await request('commit', { member: 'stomp-member', generation: joined.body.generation, offsets: [{ topic: 'req', partition: 0, offset: 1 }] }, 'c3');
+    const commit = await request(
+      'commit',
+      { member: 'stomp-member', generation: joined.body.generation, offsets: [{ topic: 'req', partition: 0, offset: 1 }] },
+      'c3',
+    );
     expect(commit.status).toBe(200);
     expect((await request('pull', { member: 'nobody' }, 'c4')).body.error.code).toBe('unknown-member');
     expect((await request('pull', { member: 'stomp-member', maxMessages: -1 }, 'c5')).status).toBe(400);

@@ -80,7 +80,16 @@ describe('publishing over WebSocket with @stomp/stompjs', () => {
     await until('3 messages', () => messages.length === 3);
     const [first, second, third] = messages as [IMessage, IMessage, IMessage];
     expect(first.body).toBe(json);
-    expect(first.headers).toMatchObject({ topic: 'raw', partition: '0', offset: '0', key: 'k1', 'message-id': 'j-1', timestamp: '1700000000000', 'x-trace': 'abc', 'content-type': 'application/json' });
+    expect(first.headers).toMatchObject({
+      topic: 'raw',
+      partition: '0',
+      offset: '0',
+      key: 'k1',
+      'message-id': 'j-1',
+      timestamp: '1700000000000',
+      'x-trace': 'abc',
+      'content-type': 'application/json',
+    });
     expect([...second.binaryBody]).toEqual([...binary]);
     expect(second.headers).toMatchObject({ offset: '1', key: 'k2', 'message-id': 'b-1' });
     expect(third.body).toBe('plain text, not JSON');

@@ -150,7 +150,11 @@ describe('client errors', () => {
     await expectError(wrongShape, /^message "bad-1" was not published: body does not match \{messageID, key, message, timestamp\}: .*→ at key$/);
     const noMessage = await RawStompClient.session(server.stompPort);
     noMessage.send('SEND', { destination: '/producer/publish/t', receipt: 'm1' }, JSON.stringify({ messageID: 'bad-2', key: 'k' }));
-    await expectError(noMessage, /^message "bad-2" was not published: body does not match \{messageID, key, message, timestamp\}: ✖ message is required\s+→ at message$/, 'm1');
+    await expectError(
+      noMessage,
+      /^message "bad-2" was not published: body does not match \{messageID, key, message, timestamp\}: ✖ message is required\s+→ at message$/,
+      'm1',
+    );
     const badTime = await RawStompClient.session(server.stompPort);
     badTime.send('SEND', { destination: '/producer/publish/t' }, JSON.stringify({ messageID: 'bad-3', key: 'k', message: 1, timestamp: 'yesterday-ish' }));
     await expectError(badTime, /^message "bad-3" was not published: timestamp "yesterday-ish" is neither epoch milliseconds nor a date$/);
@@ -226,7 +230,13 @@ describe('client errors', () => {
     const server = await servers.start({ stomp: { maxTransactionFrames: 2 } });
     const cases: Array<[Array<[string, Record<string, string>]>, RegExp]> = [
       [[['BEGIN', {}]], /BEGIN needs a transaction header/],
-      [[['BEGIN', { transaction: 'a' }], ['BEGIN', { transaction: 'a' }]], /transaction "a" is already open/],
+      [
+        [
+          ['BEGIN', { transaction: 'a' }],
+          ['BEGIN', { transaction: 'a' }],
+        ],
+        /transaction "a" is already open/,
+      ],
       [[['COMMIT', { transaction: 'zz' }]], /transaction "zz" is not open/],
       [[['ABORT', { transaction: 'zz' }]], /transaction "zz" is not open/],
       [[['SEND', { destination: '/topic/t', transaction: 'zz' }]], /transaction "zz" is not open \(BEGIN it first\)/],

@@ -58,7 +58,8 @@ describe('transactions', () => {
     const watcher = await connectStompJs(server.wsUrl);
     const seen = await subscribed(watcher, '/topic/tx');
     const tx = producer.begin('tx-1');
-    for (let i = 0; i < 10; i++) producer.publish({ destination: '/producer/publish/tx', body: canonical(`t${i}`, `k${i}`, i), headers: { transaction: tx.id } });
+    for (let i = 0; i < 10; i++)
+      producer.publish({ destination: '/producer/publish/tx', body: canonical(`t${i}`, `k${i}`, i), headers: { transaction: tx.id } });
     // The barrier: a publish outside the transaction, after its SENDs on the same connection. Had
     // they been published at once, they would be in the log before it.
     await publishWithReceipt(producer, '/producer/publish/tx', canonical('outside', 'k', 'x'));
@@ -225,7 +226,11 @@ describe('live tail subscriptions on /topic/<topic>', () => {
     // would hide frames the server should not have sent.
     const server = await servers.start({ topics: { definitions: [{ name: 'unsub', partitions: 1 }] } });
     const client = await RawStompClient.session(server.stompPort);
-    const delivered = (id: string) => client.all('MESSAGE').filter((f) => f.headers.subscription === id).map((f) => f.headers['message-id']);
+    const delivered = (id: string) =>
+      client
+        .all('MESSAGE')
+        .filter((f) => f.headers.subscription === id)
+        .map((f) => f.headers['message-id']);
     client.send('SUBSCRIBE', { id: 'tail', destination: '/topic/unsub', receipt: 'sub' });
     await client.receipt('sub');
     await publishOne(server, 'unsub', 'one');

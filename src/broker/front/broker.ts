@@ -78,7 +78,10 @@ export class Broker implements PartitionPlacement {
       if (existing === undefined) this.topics.create(name, partitions);
       else if (existing.partitions < partitions) this.topics.addPartitions(name, partitions);
       else if (existing.partitions > partitions) {
-        logger.warn({ topic: name, configured: partitions, existing: existing.partitions }, 'topic has more partitions than configured; partitions are never removed');
+        logger.warn(
+          { topic: name, configured: partitions, existing: existing.partitions },
+          'topic has more partitions than configured; partitions are never removed',
+        );
       }
     }
   }
@@ -146,7 +149,15 @@ export class Broker implements PartitionPlacement {
   }
 
   /** Appends one record for the broker's own use; resolves to its offset once stored. */
-  appendAndWait(topic: Topic, partition: number, timestamp: number, key: string | null, messageId: string | null, headers: RecordHeaders | null, value: Buffer): Promise<number> {
+  appendAndWait(
+    topic: Topic,
+    partition: number,
+    timestamp: number,
+    key: string | null,
+    messageId: string | null,
+    headers: RecordHeaders | null,
+    value: Buffer,
+  ): Promise<number> {
     return new Promise((resolve, reject) => {
       this.append(topic, partition, timestamp, key, messageId, headers, value, {
         settle: (offset, failure) => (failure === null ? resolve(offset) : reject(failure)),
@@ -182,7 +193,12 @@ export class Broker implements PartitionPlacement {
         (reply) => this.settle(entries, reply.baseOffsets, reply.failures, reply.buffers),
         (error: Error) => {
           const failure = error instanceof RillError ? error : new RillError('storage-error', `broker error: ${error.message}`);
-          this.settle(entries, null, entries.map(() => failure), []);
+          this.settle(
+            entries,
+            null,
+            entries.map(() => failure),
+            [],
+          );
         },
       );
     }

@@ -81,7 +81,8 @@ export class TopicRegistry {
     const existing = isInternal(name) ? undefined : this.topics.get(name);
     if (existing !== undefined) return existing;
     const valid = topicName.safeParse(name);
-    if (!valid.success) throw new RillError('invalid-destination', `invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0]?.message ?? 'invalid'}`);
+    if (!valid.success)
+      throw new RillError('invalid-destination', `invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0]?.message ?? 'invalid'}`);
     if (creation === 'existing' || (creation === 'auto' && !this.policy.autoCreate)) {
       throw new RillError('unknown-topic', `topic "${name}" does not exist${creation === 'auto' ? ' and auto-create is off' : ''}`);
     }

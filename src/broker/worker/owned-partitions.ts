@@ -82,7 +82,10 @@ export class OwnedPartitions {
     for (const { log, assignment } of this.partitions.values()) {
       const deleted = log.deleteExpiredSegments(now);
       if (deleted > 0) {
-        this.logger.info({ topic: assignment.topic, partition: assignment.partition, deleted, logStartOffset: log.logStartOffset }, 'retention deleted segments');
+        this.logger.info(
+          { topic: assignment.topic, partition: assignment.partition, deleted, logStartOffset: log.logStartOffset },
+          'retention deleted segments',
+        );
       }
     }
   }

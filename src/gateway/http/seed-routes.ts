@@ -25,7 +25,15 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
 }
 
 /** The seed's poll answer: the message's own fields at the top, as its producers sent them. */
-function seedMessage(record: { topic: string; partition: number; offset: number; key: string | null; messageId: string | null; timestamp: number; value: Buffer }): object {
+function seedMessage(record: {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string | null;
+  messageId: string | null;
+  timestamp: number;
+  value: Buffer;
+}): object {
   const text = record.value.toString('utf8');
   let message: unknown = text;
   try {

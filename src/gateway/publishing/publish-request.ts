@@ -63,7 +63,11 @@ export function preparePublish(
     const result = canonicalMessageSchema.safeParse(parsed);
     if (!result.success) {
       const id = typeof (parsed as { messageID?: unknown })?.messageID === 'string' ? (parsed as { messageID: string }).messageID : null;
-      throw new PublishError('invalid-message', `body does not match {messageID, key, message, timestamp}: ${z.prettifyError(result.error).replace(/\n/g, ' ')}`, id);
+      throw new PublishError(
+        'invalid-message',
+        `body does not match {messageID, key, message, timestamp}: ${z.prettifyError(result.error).replace(/\n/g, ' ')}`,
+        id,
+      );
     }
     key = result.data.key ?? null;
     messageId = result.data.messageID ?? null;
@@ -77,7 +81,11 @@ export function preparePublish(
   if (headers.partition !== undefined) {
     partition = Number(headers.partition);
     if (!/^\d+$/.test(headers.partition) || partition >= topic.partitions) {
-      throw new PublishError('invalid-message', `partition header "${headers.partition}" is not a partition of topic ${topic.name} (0 to ${topic.partitions - 1})`, messageId);
+      throw new PublishError(
+        'invalid-message',
+        `partition header "${headers.partition}" is not a partition of topic ${topic.name} (0 to ${topic.partitions - 1})`,
+        messageId,
+      );
     }
   } else if (key !== null) {
     partition = partitionForKey(key, topic.partitions);

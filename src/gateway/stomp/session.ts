@@ -171,7 +171,8 @@ export class StompSession implements TransportEvents {
       handler(this.context, frame);
     } catch (error) {
       const failure = asRillError(error);
-      if (failure.code === 'internal') this.services.logger.error({ err: error, session: this.id, command: frame.command }, 'internal error while handling a frame');
+      if (failure.code === 'internal')
+        this.services.logger.error({ err: error, session: this.id, command: frame.command }, 'internal error while handling a frame');
       this.fail(failure, frame.headers.receipt);
     }
   }
@@ -195,7 +196,10 @@ export class StompSession implements TransportEvents {
   /** Sends an ERROR frame and closes the connection once it is written. */
   private fail(error: RillError, receipt?: string | null, details?: { body?: string; headers?: HeaderInput }): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    this.services.logger.debug({ session: this.id, remote: this.transport.remoteAddress, code: error.code, reason: error.message }, 'closing session with ERROR');
+    this.services.logger.debug(
+      { session: this.id, remote: this.transport.remoteAddress, code: error.code, reason: error.message },
+      'closing session with ERROR',
+    );
     const headers: HeaderInput = { ...details?.headers, ...stompErrorHeaders(error), message: error.message.slice(0, 1000), 'content-type': 'text/plain' };
     if (receipt !== undefined && receipt !== null) headers['receipt-id'] = receipt;
     this.sendFrame('ERROR', headers, details?.body ?? error.message);

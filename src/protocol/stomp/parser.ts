@@ -135,10 +135,7 @@ export class FrameParser {
       }
       const colon = data.indexOf(COLON, pos);
       if (colon === -1 || colon >= lineEnd) {
-        throw new StompProtocolError(
-          `malformed header "${readLine(data, pos, lineEnd).slice(0, 80)}": no colon`,
-          headers.receipt,
-        );
+        throw new StompProtocolError(`malformed header "${readLine(data, pos, lineEnd).slice(0, 80)}": no colon`, headers.receipt);
       }
       const name = unescapeHeader(data.toString('utf8', pos, colon), mode);
       if (headers[name] === undefined) headers[name] = unescapeHeader(readLine(data, colon + 1, lineEnd), mode);
@@ -152,10 +149,7 @@ export class FrameParser {
       const bodyLength = parseLength(declared);
       if (bodyLength < 0) throw new StompProtocolError(`invalid content-length "${declared}"`, headers.receipt);
       if (bodyStart - frameStart + bodyLength + 1 > maxFrameBytes) {
-        throw new StompProtocolError(
-          `frame of ${bodyStart - frameStart + bodyLength + 1} bytes exceeds the limit of ${maxFrameBytes}`,
-          headers.receipt,
-        );
+        throw new StompProtocolError(`frame of ${bodyStart - frameStart + bodyLength + 1} bytes exceeds the limit of ${maxFrameBytes}`, headers.receipt);
       }
       bodyEnd = bodyStart + bodyLength;
       if (bodyEnd >= length) return this.incomplete(start, bodyEnd + 1);
@@ -193,10 +187,7 @@ export class FrameParser {
   }
 
   private frameTooLarge(size: number, receipt?: string): never {
-    throw new StompProtocolError(
-      `frame of at least ${size} bytes exceeds the limit of ${this.limits.maxFrameBytes}`,
-      receipt,
-    );
+    throw new StompProtocolError(`frame of at least ${size} bytes exceeds the limit of ${this.limits.maxFrameBytes}`, receipt);
   }
 }
 

@@ -7,12 +7,7 @@ export type HeaderInput = Record<string, string | number | undefined>;
  * Serializes one frame. `content-length` is added for any non-empty body unless the caller set
  * it, so bodies may contain NUL. Header values are escaped for `mode` (never on CONNECT/CONNECTED).
  */
-export function encodeFrame(
-  command: string,
-  headers: HeaderInput,
-  body?: Buffer | string,
-  mode: EscapeMode = '1.2',
-): Buffer {
+export function encodeFrame(command: string, headers: HeaderInput, body?: Buffer | string, mode: EscapeMode = '1.2'): Buffer {
   const bodyBytes = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
   const escapeMode: EscapeMode = isUnescapedCommand(command) ? '1.0' : mode;
   let head = command + '\n';

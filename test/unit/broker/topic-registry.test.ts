@@ -69,7 +69,10 @@ describe('TopicRegistry', () => {
   it('refuses names that are not topic names, and never hands an internal topic to a client-named lookup', () => {
     const { topics } = registry();
     for (const name of ['no spaces', '', '.', '..', 'a/b', 'x'.repeat(250), '__consumer_offsets', '__anything']) {
-      expect(codeOf(() => topics.resolve(name, 'always')), name).toBe('invalid-destination');
+      expect(
+        codeOf(() => topics.resolve(name, 'always')),
+        name,
+      ).toBe('invalid-destination');
     }
     const internal = topics.internal('__consumer_offsets', 1);
     expect(internal.partitions).toBe(1);

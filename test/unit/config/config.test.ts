@@ -25,7 +25,10 @@ describe('configuration', () => {
   it('names every invalid setting by its path', () => {
     const error = (() => {
       try {
-        parseConfig({ server: { httpPort: 70000 }, storage: { durability: { mode: 'sometimes' } }, topics: { definitions: [{ name: 'bad name', partitions: 0 }] } }, 'rill.json');
+        parseConfig(
+          { server: { httpPort: 70000 }, storage: { durability: { mode: 'sometimes' } }, topics: { definitions: [{ name: 'bad name', partitions: 0 }] } },
+          'rill.json',
+        );
       } catch (e) {
         return e as ConfigError;
       }
@@ -41,7 +44,16 @@ describe('configuration', () => {
 
   it('refuses unknown keys and duplicate topics', () => {
     expect(() => parseConfig({ server: { htpPort: 1 } })).toThrow(/htpPort/);
-    expect(() => parseConfig({ topics: { definitions: [{ name: 'a', partitions: 1 }, { name: 'a', partitions: 2 }] } })).toThrow(/topic "a" is defined twice/);
+    expect(() =>
+      parseConfig({
+        topics: {
+          definitions: [
+            { name: 'a', partitions: 1 },
+            { name: 'a', partitions: 2 },
+          ],
+        },
+      }),
+    ).toThrow(/topic "a" is defined twice/);
   });
 
   it('reports unreadable files and invalid JSON with the file name', () => {

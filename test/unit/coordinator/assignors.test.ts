@@ -25,7 +25,15 @@ describe('assignors', () => {
       { id: 'y', topics: new Set(['u']) },
     ];
     for (const name of ['range', 'roundrobin', 'sticky'] as AssignorName[]) {
-      const result = assign(name, group, new Map([['t', 2], ['u', 2]]), new Map());
+      const result = assign(
+        name,
+        group,
+        new Map([
+          ['t', 2],
+          ['u', 2],
+        ]),
+        new Map(),
+      );
       expect(result.get('x')!.every((tp) => tp.topic === 't')).toBe(true);
       expect(result.get('y')!.every((tp) => tp.topic === 'u')).toBe(true);
     }

@@ -9,7 +9,8 @@ import { handleSubscribe, handleUnsubscribe } from '../../../src/gateway/stomp/c
 import { handleAbort, handleBegin, handleCommit } from '../../../src/gateway/stomp/commands/transaction.js';
 import { FakeContext, frame } from './fake-context.js';
 
-const canonical = (messageID: string, key: string | null, message: unknown = 'hello'): string => JSON.stringify({ messageID, key, message, timestamp: 1_700_000_000_000 });
+const canonical = (messageID: string, key: string | null, message: unknown = 'hello'): string =>
+  JSON.stringify({ messageID, key, message, timestamp: 1_700_000_000_000 });
 
 /** The refusal a handler made: thrown (the session answers it with an ERROR) or passed to fail(). */
 function refusal(context: FakeContext, run: () => void): RillError | undefined {
@@ -100,8 +101,18 @@ describe('SEND', () => {
   it('answers an unpublishable SEND with an ERROR naming the message, and publishes nothing', () => {
     const cases: Array<[Record<string, string>, string, string, RegExp]> = [
       [{ destination: '/topic/orders' }, '{not json', 'invalid-message', /body is not valid JSON/],
-      [{ destination: '/topic/orders' }, JSON.stringify({ messageID: 'm-2', key: 'k' }), 'invalid-message', /message "m-2" was not published: body does not match .*message/],
-      [{ destination: '/topic/orders', partition: '9', key: 'k' }, 'raw', 'invalid-message', /partition header "9" is not a partition of topic orders \(0 to 3\)/],
+      [
+        { destination: '/topic/orders' },
+        JSON.stringify({ messageID: 'm-2', key: 'k' }),
+        'invalid-message',
+        /message "m-2" was not published: body does not match .*message/,
+      ],
+      [
+        { destination: '/topic/orders', partition: '9', key: 'k' },
+        'raw',
+        'invalid-message',
+        /partition header "9" is not a partition of topic orders \(0 to 3\)/,
+      ],
       [{ destination: '/topic/orders', key: 'k', timestamp: 'yesterday' }, 'raw', 'invalid-message', /timestamp "yesterday"/],
       [{}, 'raw', 'invalid-request', /SEND needs a destination header/],
       [{ destination: '/group/g/orders' }, 'raw', 'invalid-destination', /cannot publish to "\/group\/g\/orders"/],

@@ -54,7 +54,15 @@ export class FakeContext implements CommandContext {
   readonly services: CommandContext['services'];
   readonly channel: DeliveryChannel;
 
-  constructor(options: { topics?: Topic[]; autoCreate?: boolean; config?: Parameters<typeof parseConfig>[0]; log?: Partial<PartitionReader>; coordinator?: Partial<GroupCoordinator> } = {}) {
+  constructor(
+    options: {
+      topics?: Topic[];
+      autoCreate?: boolean;
+      config?: Parameters<typeof parseConfig>[0];
+      log?: Partial<PartitionReader>;
+      coordinator?: Partial<GroupCoordinator>;
+    } = {},
+  ) {
     const config = parseConfig(options.config ?? {});
     const topics = fakeTopics(options.topics ?? [{ name: 'orders', partitions: 4, partitionIds: [0, 1, 2, 3] }], options.autoCreate ?? true);
     const broker = {

@@ -1,12 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  encodeFrame,
-  FrameParser,
-  StompProtocolError,
-  type Frame,
-  type ParserLimits,
-} from '../../../src/protocol/stomp/index.js';
+import { encodeFrame, FrameParser, StompProtocolError, type Frame, type ParserLimits } from '../../../src/protocol/stomp/index.js';
 
 /**
  * Parses pieces and keeps the frames exactly as the parser handed them out: bodies are not copied,
@@ -64,7 +58,10 @@ describe('STOMP frame codec', () => {
     expect(first.body.toString()).toBe('hello');
     expect(second.body.toString('latin1')).toBe('w\0rld');
     // Views, not copies: the same memory as the chunk, at the body's place in it.
-    for (const [frame, text] of [[first, 'hello'], [second, 'w\0rld']] as Array<[Frame, string]>) {
+    for (const [frame, text] of [
+      [first, 'hello'],
+      [second, 'w\0rld'],
+    ] as Array<[Frame, string]>) {
       expect(frame.body.buffer).toBe(chunk.buffer);
       expect(frame.body.byteOffset).toBe(chunk.byteOffset + chunk.indexOf(text));
       expect(frame.body.byteLength).toBe(text.length);
@@ -76,9 +73,7 @@ describe('STOMP frame codec', () => {
   it('round-trips any sequence of frames cut at arbitrary points', () => {
     fc.assert(
       fc.property(fc.array(frameArb, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (frames, cuts) => {
-        const wire = Buffer.concat(
-          frames.map((f) => Buffer.concat([Buffer.from(f.heartbeats), encodeFrame(f.command, f.headers, Buffer.from(f.body))])),
-        );
+        const wire = Buffer.concat(frames.map((f) => Buffer.concat([Buffer.from(f.heartbeats), encodeFrame(f.command, f.headers, Buffer.from(f.body))])));
         const parsed = parseAll(cutAt(wire, cuts));
         expect(parsed).toHaveLength(frames.length);
         parsed.forEach((p, i) => {

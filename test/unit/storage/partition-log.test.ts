@@ -1,14 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  forEachRecord,
-  OffsetOutOfRangeError,
-  PartitionLog,
-  RecordBatchBuilder,
-  type LogConfig,
-  type StoredRecord,
-} from '../../../src/storage/index.js';
+import { forEachRecord, OffsetOutOfRangeError, PartitionLog, RecordBatchBuilder, type LogConfig, type StoredRecord } from '../../../src/storage/index.js';
 import { useTempDirs } from '../../helpers/temp-dir.js';
 
 const config: LogConfig = {
@@ -39,7 +32,10 @@ function readAll(log: PartitionLog, from = log.logStartOffset): StoredRecord[] {
 }
 
 function segmentFiles(dir: string): string[] {
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.log')).sort();
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .sort();
 }
 
 describe('PartitionLog', () => {
@@ -161,7 +157,11 @@ describe('PartitionLog', () => {
       expect(recovery.truncatedBytes).toBeGreaterThan(0);
       expect(log.logEndOffset).toBe(38);
       expect(log.append(batch(['new'])).baseOffset).toBe(38);
-      expect(readAll(log).map((r) => r.value.toString()).slice(-3)).toEqual(['r18', 's18', 'new']);
+      expect(
+        readAll(log)
+          .map((r) => r.value.toString())
+          .slice(-3),
+      ).toEqual(['r18', 's18', 'new']);
     });
 
     it('truncates at a corrupt batch (bad CRC)', () => {

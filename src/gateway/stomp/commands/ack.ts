@@ -7,7 +7,10 @@ import { parseAckHeader } from '../subscriptions/subscription.js';
 function settle(context: CommandContext, frame: Frame, accepted: boolean): void {
   const id = context.version === '1.2' ? frame.headers.id : (frame.headers['message-id'] ?? frame.headers.id);
   if (id === undefined) {
-    context.fail(new RillError('invalid-request', `${frame.command} needs an ${context.version === '1.2' ? 'id' : 'message-id'} header`), frame.headers.receipt);
+    context.fail(
+      new RillError('invalid-request', `${frame.command} needs an ${context.version === '1.2' ? 'id' : 'message-id'} header`),
+      frame.headers.receipt,
+    );
     return;
   }
   const parsed = parseAckHeader(id);

@@ -52,7 +52,8 @@ export function handleSubscribe(context: CommandContext, frame: Frame): void {
 
   if (destination.kind === 'acknowledgments') {
     const validName = topicName.safeParse(destination.topic);
-    if (!validName.success) return refuse('invalid-destination', `invalid topic name "${destination.topic.slice(0, 300)}": ${validName.error.issues[0]?.message}`);
+    if (!validName.success)
+      return refuse('invalid-destination', `invalid topic name "${destination.topic.slice(0, 300)}": ${validName.error.issues[0]?.message}`);
     const acknowledgments = new AcknowledgmentSubscription(context.channel, id, number, request.ackMode, destination.topic);
     context.subscriptions.addAcknowledgments(destination.topic, acknowledgments, acknowledgments);
     context.receipt(receipt);
@@ -69,7 +70,10 @@ export function handleSubscribe(context: CommandContext, frame: Frame): void {
 function subscribeToTail(context: CommandContext, request: SubscribeRequest, headers: FrameHeaders, topic: Topic, prefetch: number): void {
   const start = parseStartPosition(headers.from);
   if (start === null) {
-    context.fail(new RillError('invalid-request', `invalid from header "${headers.from}": use latest, earliest, offset:<n> or timestamp:<ms or ISO date>`), request.receipt);
+    context.fail(
+      new RillError('invalid-request', `invalid from header "${headers.from}": use latest, earliest, offset:<n> or timestamp:<ms or ISO date>`),
+      request.receipt,
+    );
     return;
   }
   let partitions = Array.from({ length: topic.partitions }, (_, p) => p);
@@ -86,7 +90,8 @@ function subscribeToTail(context: CommandContext, request: SubscribeRequest, hea
   context.subscriptions.add(tail);
   tail.start(start, partitions).then(
     () => context.receipt(request.receipt),
-    (error: unknown) => context.fail(new RillError(asRillError(error).code, `subscription "${request.id}" could not start: ${asRillError(error).message}`), request.receipt),
+    (error: unknown) =>
+      context.fail(new RillError(asRillError(error).code, `subscription "${request.id}" could not start: ${asRillError(error).message}`), request.receipt),
   );
 }
 
@@ -95,22 +100,27 @@ function subscribeToGroup(context: CommandContext, request: SubscribeRequest, he
   const memberName = headers['consumer-name'] ?? `${context.sessionId}-${request.id}`;
   const { coordinator, log } = context.services;
   let push: GroupPush | undefined;
-  coordinator.connect(group, memberName, { instanceId: headers['instance-id'], topics: [topic.name] }, (_generation, assignment) => push?.assigned(assignment)).then(
-    (binding) => {
-      if (!context.isConnected) {
-        binding.release(false);
-        return;
-      }
-      push = new GroupPush(context.channel, log, coordinator, context.services.logger, request.id, request.number, request.ackMode, topic, prefetch, binding);
-      context.subscriptions.add(push);
-      push.start();
-      context.receipt(request.receipt);
-    },
-    (error: unknown) => {
-      const failure = asRillError(error);
-      context.fail(new RillError(failure.code, `cannot join group "${group}": ${failure.code === 'internal' ? `internal error: ${failure.message}` : failure.message}`), request.receipt);
-    },
-  );
+  coordinator
+    .connect(group, memberName, { instanceId: headers['instance-id'], topics: [topic.name] }, (_generation, assignment) => push?.assigned(assignment))
+    .then(
+      (binding) => {
+        if (!context.isConnected) {
+          binding.release(false);
+          return;
+        }
+        push = new GroupPush(context.channel, log, coordinator, context.services.logger, request.id, request.number, request.ackMode, topic, prefetch, binding);
+        context.subscriptions.add(push);
+        push.start();
+        context.receipt(request.receipt);
+      },
+      (error: unknown) => {
+        const failure = asRillError(error);
+        context.fail(
+          new RillError(failure.code, `cannot join group "${group}": ${failure.code === 'internal' ? `internal error: ${failure.message}` : failure.message}`),
+          request.receipt,
+        );
+      },
+    );
 }
 
 export function handleUnsubscribe(context: CommandContext, frame: Frame): void {

@@ -32,7 +32,10 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
       const subject = error.messageId === null ? `message ${requests.length + 1}` : `message "${error.messageId}"`;
-      context.fail(new RillError(error.code, `transaction "${id}" was not committed, nothing was published: ${subject}: ${error.message}`), frame.headers.receipt);
+      context.fail(
+        new RillError(error.code, `transaction "${id}" was not committed, nothing was published: ${subject}: ${error.message}`),
+        frame.headers.receipt,
+      );
       return;
     }
   }

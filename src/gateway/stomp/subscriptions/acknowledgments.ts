@@ -25,6 +25,18 @@ export class AcknowledgmentSubscription extends JsonMessageSubscription implemen
   }
 
   failed(messageId: string | null, partition: number | null, error: RillError): void {
-    this.send({}, { messageID: messageId, status: 'FAILED', topic: this.topic, partition, code: error.code, reason: error.message, retriable: error.retriable, timestamp: Date.now() });
+    this.send(
+      {},
+      {
+        messageID: messageId,
+        status: 'FAILED',
+        topic: this.topic,
+        partition,
+        code: error.code,
+        reason: error.message,
+        retriable: error.retriable,
+        timestamp: Date.now(),
+      },
+    );
   }
 }

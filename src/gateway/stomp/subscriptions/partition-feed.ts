@@ -22,7 +22,20 @@ export interface Cursor {
   unwatch: () => void;
 }
 
-const RESERVED_HEADERS = new Set(['subscription', 'message-id', 'destination', 'ack', 'topic', 'partition', 'offset', 'key', 'timestamp', 'content-length', 'redelivered', 'delivery-count']);
+const RESERVED_HEADERS = new Set([
+  'subscription',
+  'message-id',
+  'destination',
+  'ack',
+  'topic',
+  'partition',
+  'offset',
+  'key',
+  'timestamp',
+  'content-length',
+  'redelivered',
+  'delivery-count',
+]);
 
 /**
  * What every subscription that streams a topic's partitions shares: per partition a cursor that

@@ -1,8 +1,4 @@
-export type StartPosition =
-  | { kind: 'latest' }
-  | { kind: 'earliest' }
-  | { kind: 'offset'; offset: number }
-  | { kind: 'timestamp'; timestamp: number };
+export type StartPosition = { kind: 'latest' } | { kind: 'earliest' } | { kind: 'offset'; offset: number } | { kind: 'timestamp'; timestamp: number };
 
 /**
  * Reads the `from` header of a SUBSCRIBE: `latest` (the default), `earliest`, `offset:<n>` (or a
