@@ -22,7 +22,7 @@ export interface PartitionAssignment {
   directory: string;
 }
 
-export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error';
+export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error' | 'disk-full';
 
 export interface WorkerFailure {
   code: WorkerFailureCode;

@@ -63,6 +63,15 @@ const stomp = z
 const storage = z
   .object({
     dataDir: z.string().min(1).default('./data'),
+    /**
+     * Free space kept on the data directory's disk for what must still be written when the disk
+     * fills: data partitions refuse appends (retriably) below it, the offsets topic and metadata may use it.
+     */
+    freeSpaceReserveBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(16 * MiB),
     segmentBytes: z
       .number()
       .int()

@@ -49,6 +49,11 @@ export const ERROR_CODES = {
   'storage-error': { status: 500, retriable: false, meaning: 'the log could not store the message (a disk error)' },
   'internal': { status: 500, retriable: false, meaning: 'a bug in Rill: the log has the details' },
   'unavailable': { status: 503, retriable: true, meaning: 'a broker worker restarted, or the broker is shutting down, while the request was in flight: retry' },
+  'disk-full': {
+    status: 507,
+    retriable: true,
+    meaning: "the data directory's disk has less free space than storage.freeSpaceReserveBytes: writes resume by themselves when space returns",
+  },
   'too-many-connections': { status: 503, retriable: true, meaning: 'the server is at server.maxConnections' },
 } as const satisfies Record<string, ErrorCodeDefinition>;
 

@@ -14,14 +14,17 @@
  *   `fsync` durability mode, the periodic flush under `interval`, the flush when a segment rolls
  *   and on shutdown. Actions: `error`: the call fails with an I/O error (EIO) without syncing;
  *   `off`: no fault.
+ * - `write`: every write of a batch to a partition log segment, as a full disk does it. Actions:
+ *   `enospc`: the write fails with ENOSPC and writes nothing; `short`: half of the batch is
+ *   written, then the write fails with ENOSPC; `off`: no fault.
  *
  * Unset (the normal case), the cost is one check of a constant boolean at each failpoint.
  */
 
-export type FailpointName = 'fsync';
-type Action = 'error' | 'off';
+export type FailpointName = 'fsync' | 'write';
+type Action = 'error' | 'enospc' | 'short' | 'off';
 
-const KNOWN: Record<FailpointName, readonly Action[]> = { fsync: ['error', 'off'] };
+const KNOWN: Record<FailpointName, readonly Action[]> = { fsync: ['error', 'off'], write: ['enospc', 'short', 'off'] };
 
 function parse(text: string | undefined): ReadonlyMap<FailpointName, Action> | null {
   if (text === undefined || text.trim() === '') return null;
@@ -58,4 +61,15 @@ export function failpointError(name: FailpointName, syscall: string): NodeJS.Err
     errno: -5,
     syscall,
   });
+}
+
+/** The `write` failpoint's action, or null when it injects nothing. Call it only when `failpointsActive`. */
+export function writeFailpoint(): 'enospc' | 'short' | null {
+  const action = failpoints?.get('write');
+  return action === 'enospc' || action === 'short' ? action : null;
+}
+
+/** The error a full disk gives a write. */
+export function noSpaceError(syscall: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall} (injected by RILL_FAILPOINTS write)`), { code: 'ENOSPC', errno: -28, syscall });
 }

@@ -8,6 +8,8 @@ export class IndexFile {
   private entries: Buffer;
   private entryCount = 0;
   private fd: number | null = null;
+  /** A write to the file failed: the file holds a valid prefix and is no longer written. */
+  private writeFailed = false;
 
   private constructor(
     readonly path: string,
@@ -53,18 +55,41 @@ export class IndexFile {
     return this.entryCount * this.entryBytes;
   }
 
+  /**
+   * Counts the reserved entry in and writes it to the file. The entry in memory is what serves
+   * lookups; the file only spares recovery a rebuild, so a failed write (a full disk) stops
+   * writing the file rather than failing the append: it keeps a valid prefix, and recovery
+   * rebuilds the rest from the log.
+   */
   commit(): void {
     const position = this.entryCount * this.entryBytes;
-    this.fd ??= fs.openSync(this.path, 'a+');
-    fs.writeSync(this.fd, this.entries, position, this.entryBytes, position);
     this.entryCount++;
+    if (this.writeFailed) return;
+    try {
+      this.fd ??= fs.openSync(this.path, 'a+');
+      fs.writeSync(this.fd, this.entries, position, this.entryBytes, position);
+    } catch {
+      this.writeFailed = true;
+      try {
+        // A partly written entry would be read as a real one: keep only whole, written entries.
+        if (this.fd !== null) fs.ftruncateSync(this.fd, position);
+      } catch {
+        // Recovery checks the index against the log and rebuilds it when it does not match.
+      }
+    }
   }
 
   /** Keeps the first `count` entries. */
   truncate(count: number): void {
     this.entryCount = Math.min(count, this.entryCount);
     this.closeFile();
-    fs.writeFileSync(this.path, this.entries.subarray(0, this.entryCount * this.entryBytes));
+    try {
+      fs.writeFileSync(this.path, this.entries.subarray(0, this.entryCount * this.entryBytes));
+      this.writeFailed = false;
+    } catch {
+      // As in commit(): the entries in memory are right; recovery rebuilds a stale file.
+      this.writeFailed = true;
+    }
   }
 
   /** Finds the last entry whose key (read by `keyAt`) is at most `target`, or -1. */

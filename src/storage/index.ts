@@ -1,4 +1,4 @@
-export { PartitionLog, type LogConfig, type RecoveryReport } from './partition-log.js';
+export { PartitionLog, PartitionOfflineError, type LogConfig, type RecoveryReport } from './partition-log.js';
 export { OffsetOutOfRangeError } from './errors.js';
 export {
   RecordBatchBuilder,

@@ -1,11 +1,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { failpointError, failpointsActive } from './failpoints.js';
+import { failpointError, failpointsActive, noSpaceError, writeFailpoint } from './failpoints.js';
 import { OffsetIndex } from './offset-index.js';
 import { BATCH_HEADER_BYTES, claimedBatchSize, isBatchValid, readBatchInfo, type BatchInfo } from './record-batch.js';
 import { TimeIndex } from './time-index.js';
 
 const SCAN_CHUNK_BYTES = 1024 * 1024;
+
+/** A segment whose file could not be put back after a failed write: nothing may be appended to it again. */
+export class SegmentDamagedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SegmentDamagedError';
+  }
+}
 
 function segmentBaseName(baseOffset: number): string {
   return String(baseOffset).padStart(20, '0');
@@ -155,20 +163,67 @@ export class LogSegment {
     return { validBytes: at, nextOffset, maxTimestamp };
   }
 
-  /** Appends one stamped batch; the caller has checked it fits the segment. */
+  /**
+   * Appends one stamped batch; the caller has checked it fits the segment. Either the whole batch
+   * is written, or the file is left exactly as it was (a short or failed write, as a full disk
+   * makes, is cut off and the cut checked) and the write's error is thrown. If the file cannot be
+   * put back, SegmentDamagedError is thrown: the segment must not be appended to again.
+   */
   append(batch: Buffer, info: BatchInfo, now: number): void {
     const position = this.size;
     try {
-      fs.writeSync(this.fd, batch, 0, batch.length, position);
+      this.writeFully(batch, position);
     } catch (error) {
-      // A failed write (a full disk) may have left part of the batch behind: cut it off.
-      fs.ftruncateSync(this.fd, position);
+      this.restoreSize(position, error);
       throw error;
     }
     if (position === 0) this.createdAt = now;
     this.size += batch.length;
     this.lastAppendAt = now;
     this.indexBatch(info, position);
+  }
+
+  /** pwrite until every byte is written: a write may write less than asked without failing. */
+  private writeFully(batch: Buffer, position: number): void {
+    let written = 0;
+    if (failpointsActive) {
+      const fault = writeFailpoint();
+      if (fault === 'short') written = fs.writeSync(this.fd, batch, 0, batch.length >>> 1, position);
+      if (fault !== null) throw noSpaceError('write');
+    }
+    while (written < batch.length) {
+      const count = fs.writeSync(this.fd, batch, written, batch.length - written, position + written);
+      if (count <= 0) throw Object.assign(new Error(`write made no progress at position ${position + written}`), { code: 'EIO' });
+      written += count;
+    }
+  }
+
+  /** Cuts the file back to `size` after a failed write and checks that it is so. */
+  private restoreSize(size: number, cause: unknown): void {
+    try {
+      fs.ftruncateSync(this.fd, size);
+      const actual = fs.fstatSync(this.fd).size;
+      if (actual !== size) throw new Error(`the file is ${actual} bytes after truncating it to ${size}`);
+    } catch (error) {
+      throw new SegmentDamagedError(`${this.describe()}: a failed write could not be undone (${(error as Error).message})`, { cause });
+    }
+  }
+
+  /**
+   * Removes every batch from `offset` on (a batch boundary), then rebuilds what the segment knows
+   * of itself (indexes, next offset, newest timestamp) from what is left, and makes the cut durable.
+   */
+  truncateToOffset(offset: number): void {
+    const position = this.positionOf(offset);
+    fs.ftruncateSync(this.fd, position);
+    fs.fsyncSync(this.fd);
+    this.size = position;
+    this.maxTimestamp = -1;
+    this.recover(true);
+  }
+
+  private describe(): string {
+    return path.join(this.directory, `${segmentBaseName(this.baseOffset)}.log`);
   }
 
   /** Releases what only appends need, once the segment is no longer the active one. */

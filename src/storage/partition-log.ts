@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { OffsetOutOfRangeError } from './errors.js';
-import { LogSegment } from './log-segment.js';
+import { LogSegment, SegmentDamagedError } from './log-segment.js';
 import { forEachRecord, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch.js';
 
 export interface LogConfig {
@@ -29,6 +29,16 @@ export interface RecoveryReport {
 }
 
 const CLEAN_SHUTDOWN_MARKER = '.clean-shutdown';
+/** `{"v":1,"offset":N}`: every batch below offset N is durable and was checked; recovery starts there. */
+const RECOVERY_POINT_FILE = 'recovery-point.json';
+
+/** A partition that refuses appends until the broker restarts: a failed write or fsync could not be undone. */
+export class PartitionOfflineError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PartitionOfflineError';
+  }
+}
 
 /**
  * The log of one partition (Kafka's UnifiedLog, without replication): an ordered list of
@@ -37,13 +47,22 @@ const CLEAN_SHUTDOWN_MARKER = '.clean-shutdown';
  */
 export class PartitionLog {
   private durableEnd: number;
+  /** The offset below which recovery need not check batches, as last written to disk. */
+  private recoveryPoint: number;
+  /** Set when a failed write or fsync could not be undone: appends are refused. */
+  private offline: PartitionOfflineError | null = null;
+  private rollbacks = 0;
+  /** Why the log last rolled back (the failed fsync's error). */
+  lastRollbackCause: unknown = null;
 
   private constructor(
     readonly directory: string,
     private readonly config: LogConfig,
     private segments: LogSegment[],
+    recoveryPoint: number,
   ) {
     this.durableEnd = this.logEndOffset;
+    this.recoveryPoint = Math.min(recoveryPoint, this.durableEnd);
   }
 
   static open(directory: string, config: LogConfig): { log: PartitionLog; recovery: RecoveryReport } {
@@ -58,6 +77,11 @@ export class PartitionLog {
       .sort((a, b) => a - b);
     const segments: LogSegment[] = [];
     const recovery: RecoveryReport = { truncatedBytes: 0, droppedSegments: 0, cleanShutdown };
+    // After a crash, every batch past the recovery point is checked (CRC, length, offsets), from the
+    // start of the segment that holds it: a full disk or a torn write may have damaged any of them,
+    // not only the tail. Segments wholly before it were durable and checked; their tails are still read.
+    const savedPoint = readRecoveryPoint(directory);
+    const checkFrom = cleanShutdown ? Number.MAX_SAFE_INTEGER : (baseOffsets.filter((base) => base <= savedPoint).at(-1) ?? 0);
     for (let i = 0; i < baseOffsets.length; i++) {
       const baseOffset = baseOffsets[i]!;
       const previous = segments[segments.length - 1];
@@ -67,13 +91,12 @@ export class PartitionLog {
         recovery.droppedSegments += baseOffsets.length - i;
         break;
       }
-      const isLast = i === baseOffsets.length - 1;
-      const { segment, truncatedBytes } = LogSegment.open(directory, baseOffset, config.indexIntervalBytes, isLast && !cleanShutdown);
+      const { segment, truncatedBytes } = LogSegment.open(directory, baseOffset, config.indexIntervalBytes, !cleanShutdown && baseOffset >= checkFrom);
       segments.push(segment);
       recovery.truncatedBytes += truncatedBytes;
     }
     if (segments.length === 0) segments.push(LogSegment.create(directory, 0, config.indexIntervalBytes));
-    return { log: new PartitionLog(directory, config, segments), recovery };
+    return { log: new PartitionLog(directory, config, segments, savedPoint), recovery };
   }
 
   /** A partition log always has at least one segment: the active one. */
@@ -105,8 +128,40 @@ export class PartitionLog {
     return this.segments.length;
   }
 
-  /** Assigns offsets to a batch built by RecordBatchBuilder and writes it. */
+  /**
+   * Assigns offsets to a batch built by RecordBatchBuilder and writes it. On a failed write (a full
+   * disk: ENOSPC) the log is left as it was and the error is thrown; if it could not be left as it
+   * was, the partition goes offline (PartitionOfflineError) until the broker restarts.
+   */
   append(batch: Buffer, now = Date.now()): BatchInfo {
+    if (this.offline !== null) throw this.offline;
+    try {
+      return this.write(batch, now);
+    } catch (error) {
+      if (error instanceof SegmentDamagedError) this.goOffline(error.message, error);
+      throw error;
+    }
+  }
+
+  get isOffline(): boolean {
+    return this.offline !== null;
+  }
+
+  /**
+   * Counts the roll-backs to the durable end. A batch appended under one count and answered under
+   * another was cut off: whoever waits on it must report it failed, even if its offset is in the
+   * log again (written by a later batch).
+   */
+  get epoch(): number {
+    return this.rollbacks;
+  }
+
+  private goOffline(reason: string, cause: unknown): never {
+    this.offline = new PartitionOfflineError(`${this.directory} is offline: ${reason}; restart the broker to recover it`, { cause });
+    throw this.offline;
+  }
+
+  private write(batch: Buffer, now: number): BatchInfo {
     const active = this.active;
     if (active.size > 0 && (active.size + batch.length > this.config.segmentBytes || now - active.createdAt >= this.config.segmentMs)) {
       this.roll();
@@ -119,7 +174,18 @@ export class PartitionLog {
 
   private roll(): void {
     const previous = this.active;
-    if (this.config.flushOnRoll) previous.flushSync();
+    if (this.config.flushOnRoll) {
+      try {
+        previous.flushSync();
+      } catch (error) {
+        // The batches waiting for their group commit in this segment may be lost: cut them off.
+        this.rollBackToDurableEnd(error);
+        throw error;
+      }
+      // Everything in the rolled segment is durable now; recovery will not need to read it again.
+      if (previous.nextOffset > this.durableEnd) this.durableEnd = previous.nextOffset;
+      this.checkpointRecoveryPoint();
+    }
     previous.seal();
     this.segments.push(LogSegment.create(this.directory, previous.nextOffset, this.config.indexIntervalBytes));
   }
@@ -172,6 +238,43 @@ export class PartitionLog {
     return this.durableEnd;
   }
 
+  /**
+   * After a failed fsync, what was written since the last good one may or may not be on disk, and
+   * a later fsync may report success without it (Linux forgets the error once reported). So the
+   * batches past the durable end are cut off, and the cut is made durable, before anything else
+   * is written: what the broker reported as failed can never come back. If even that fails, the
+   * partition goes offline. Returns the offsets removed.
+   */
+  rollBackToDurableEnd(cause: unknown): number {
+    const end = this.durableEnd;
+    const removed = this.logEndOffset - end;
+    this.rollbacks++;
+    this.lastRollbackCause = cause;
+    if (removed <= 0) return 0;
+    try {
+      while (this.segments.length > 1 && this.active.baseOffset >= end) {
+        this.active.delete();
+        this.segments.pop();
+      }
+      this.active.truncateToOffset(end);
+      if (this.active.nextOffset !== end) throw new Error(`the log ends at ${this.active.nextOffset} after cutting it back to ${end}`);
+    } catch (error) {
+      this.goOffline(`the batches past offset ${end} could not be removed after a failed fsync (${(error as Error).message})`, error);
+    }
+    return removed;
+  }
+
+  /**
+   * Writes the recovery point (the durable end) to disk when it moved: after a crash, recovery
+   * checks every batch from there on and trusts what is before it.
+   */
+  checkpointRecoveryPoint(): boolean {
+    if (this.durableEnd <= this.recoveryPoint) return false;
+    writeRecoveryPoint(this.directory, this.durableEnd);
+    this.recoveryPoint = this.durableEnd;
+    return true;
+  }
+
   /** Deletes closed segments past the retention limits; returns how many. */
   deleteExpiredSegments(now = Date.now()): number {
     let deleted = 0;
@@ -189,8 +292,11 @@ export class PartitionLog {
     return deleted;
   }
 
+  /** Closes the files; a log that is fully durable and not offline is marked clean, so that the next start checks nothing. */
   close(): void {
     for (const segment of this.segments) segment.close();
+    if (this.offline !== null || this.durableEnd < this.logEndOffset) return;
+    this.checkpointRecoveryPoint();
     fs.writeFileSync(path.join(this.directory, CLEAN_SHUTDOWN_MARKER), '');
   }
 
@@ -233,4 +339,28 @@ function lastOffsetIn(batches: Buffer): number {
     position += info.size;
   }
   return last;
+}
+
+function readRecoveryPoint(directory: string): number {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(path.join(directory, RECOVERY_POINT_FILE), 'utf8')) as { v?: unknown; offset?: unknown };
+    return parsed.v === 1 && typeof parsed.offset === 'number' && Number.isSafeInteger(parsed.offset) && parsed.offset >= 0 ? parsed.offset : 0;
+  } catch {
+    // None yet (a new partition, or a data directory from before recovery points): check everything.
+    return 0;
+  }
+}
+
+/** Written atomically: a temporary file, fsynced, renamed over the old one. */
+function writeRecoveryPoint(directory: string, offset: number): void {
+  const file = path.join(directory, RECOVERY_POINT_FILE);
+  const temporary = `${file}.tmp`;
+  const fd = fs.openSync(temporary, 'w');
+  try {
+    fs.writeSync(fd, JSON.stringify({ v: 1, offset }));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temporary, file);
 }

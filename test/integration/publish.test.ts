@@ -210,7 +210,8 @@ describe('durability policies', () => {
   const FAILING_FSYNC = { RILL_FAILPOINTS: 'fsync=error' };
 
   it('under fsync, does not acknowledge a message whose fsync failed: ERROR instead of RECEIPT, or a FAILED acknowledgment', async () => {
-    const child = await startWithMode(servers.tempDir(), 'fsync', FAILING_FSYNC);
+    const dataDir = servers.tempDir();
+    const child = await startWithMode(dataDir, 'fsync', FAILING_FSYNC);
     const base = httpBase(child.httpPort);
 
     // No acknowledgment subscription: an ERROR answering the receipt, and the connection closes.
@@ -234,6 +235,13 @@ describe('durability policies', () => {
     // Readers see only what is durable: nothing.
     expect(await storedCount(base, 'synced')).toBe(0);
     subscribed.close();
+
+    // And what was reported as not stored never comes back: after a crash and a start with a
+    // healthy disk, the log holds neither message (the partition was cut back to its durable end).
+    child.process.kill('SIGKILL');
+    await exited(child.process);
+    const healthy = await startWithMode(dataDir, 'fsync');
+    expect(await storedCount(httpBase(healthy.httpPort), 'synced')).toBe(0);
   });
 
   for (const mode of ['os', 'interval'] as const) {

@@ -210,7 +210,7 @@ export class Broker implements PartitionPlacement {
       const { slot, tickets, bytes } = entries[i]!;
       this.inflight -= bytes;
       const failed = failures[i] ?? null;
-      const failure = failed === null ? null : failed instanceof RillError ? failed : new RillError('storage-error', failed.message);
+      const failure = failed === null ? null : failed instanceof RillError ? failed : appendFailure(failed);
       const baseOffset = failure === null ? baseOffsets![i]! : -1;
       for (let t = 0; t < tickets.length; t++) tickets[t]!.settle(failure === null ? baseOffset + t : -1, failure);
       const returned = buffers[i];
@@ -273,4 +273,12 @@ export class Broker implements PartitionPlacement {
     if (slot === undefined) throw new RangeError(`topic ${topic.name} has no partition ${partition}`);
     return slot;
   }
+}
+
+/** A worker's failure to store a batch, as the client hears of it. */
+function appendFailure(failure: WorkerFailure): RillError {
+  if (failure.code === 'disk-full') return new RillError('disk-full', failure.message);
+  // The partition moved away from the worker meanwhile (it restarted): sending again may succeed.
+  if (failure.code === 'unknown-partition') return new RillError('unavailable', failure.message);
+  return new RillError('storage-error', failure.message);
 }

@@ -1,9 +1,11 @@
+import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../../logging/index.js';
 import type { LogConfig, PartitionLog } from '../../storage/index.js';
 import type { FromWorker, ReplyMessage, RequestMessage, ToWorker, WorkerFailure, WorkerInit } from '../protocol.js';
+import { DiskSpace } from './disk-space.js';
 import { Durability } from './durability.js';
-import { OwnedPartitions } from './owned-partitions.js';
+import { OwnedPartitions, type OwnedPartition } from './owned-partitions.js';
 
 /*
  * A broker worker: owns a share of the partitions, appends the batches it is handed, makes them
@@ -29,6 +31,32 @@ const logConfig: LogConfig = {
 const readableEnd = (log: PartitionLog): number => (durability.mode === 'fsync' ? log.durableEndOffset : log.logEndOffset);
 const partitions = new OwnedPartitions(logConfig, readableEnd, logger);
 
+const diskSpace = new DiskSpace(path.resolve(storage.dataDir), storage.freeSpaceReserveBytes);
+
+function reserveReached(): WorkerFailure {
+  const freeMiB = (diskSpace.freeBytes / 2 ** 20).toFixed(1);
+  const reserveMiB = (diskSpace.reserveBytes / 2 ** 20).toFixed(1);
+  return {
+    code: 'disk-full',
+    message: `the data directory's disk has ${freeMiB} MiB free, less than storage.freeSpaceReserveBytes (${reserveMiB} MiB): writes to topics resume when space is freed`,
+  };
+}
+
+/** A full disk is logged when it starts and when writes succeed again, not for every refused batch. */
+const diskFull = {
+  since: 0,
+  start(reason: string): void {
+    if (this.since !== 0) return;
+    this.since = Date.now();
+    logger.warn({ reason }, 'disk full: appends are refused (retriably) until space is freed; reads go on');
+  },
+  end(): void {
+    if (this.since === 0) return;
+    logger.info({ refusedForMs: Date.now() - this.since }, 'disk space is back: appends go on');
+    this.since = 0;
+  },
+};
+
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
 }
@@ -36,20 +64,28 @@ function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
 function append(request: RequestMessage<'append'>): void {
   const baseOffsets: number[] = [];
   const failures: Array<WorkerFailure | null> = [];
+  const written: Array<OwnedPartition | null> = [];
   const now = Date.now();
   for (let i = 0; i < request.partitionIds.length; i++) {
-    const outcome = partitions.append(request.partitionIds[i]!, request.batches[i]!, now);
+    const id = request.partitionIds[i]!;
+    const batch = request.batches[i]!;
+    const outcome = diskSpace.allows(batch.byteLength, partitions.get(id)?.internal ?? false) ? partitions.append(id, batch, now) : reserveReached();
     if ('code' in outcome) {
       baseOffsets.push(-1);
       failures.push(outcome);
+      written.push(null);
+      if (outcome.code === 'disk-full') diskFull.start(outcome.message);
     } else {
       baseOffsets.push(outcome.baseOffset);
       failures.push(null);
+      written.push(outcome.owned);
+      diskSpace.written(batch.byteLength);
+      if (!outcome.owned.internal) diskFull.end();
       durability.written(outcome.owned);
     }
   }
   const buffers = request.batches.map((batch) => batch.buffer as ArrayBuffer);
-  durability.answer({ baseOffsets, failures, buffers }, (reply) => {
+  durability.answer({ baseOffsets, failures, buffers }, written, (reply) => {
     const message: ReplyMessage<'append'> = { type: 'append', requestId: request.requestId, ...reply };
     send(message, reply.buffers);
   });

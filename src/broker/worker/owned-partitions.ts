@@ -1,10 +1,13 @@
 import type { Logger } from '../../logging/index.js';
 import { OffsetOutOfRangeError, PartitionLog, type LogConfig } from '../../storage/index.js';
 import type { CallReply, PartitionAssignment, WorkerFailure } from '../protocol.js';
+import { failureOf } from './failures.js';
 
 export interface OwnedPartition {
   readonly assignment: PartitionAssignment;
   readonly log: PartitionLog;
+  /** An internal topic (`__consumer_offsets`): it may write into the free-space reserve. */
+  readonly internal: boolean;
 }
 
 const UNKNOWN_PARTITION: WorkerFailure = { code: 'unknown-partition', message: 'partition is not open on this broker worker' };
@@ -26,7 +29,7 @@ export class OwnedPartitions {
     for (const assignment of assignments) {
       if (this.partitions.has(assignment.id)) continue;
       const { log, recovery } = PartitionLog.open(assignment.directory, this.logConfig);
-      this.partitions.set(assignment.id, { assignment, log });
+      this.partitions.set(assignment.id, { assignment, log, internal: assignment.topic.startsWith('__') });
       if (recovery.truncatedBytes > 0 || recovery.droppedSegments > 0) {
         this.logger.warn({ topic: assignment.topic, partition: assignment.partition, ...recovery }, 'recovery truncated a damaged log tail');
       }
@@ -45,8 +48,11 @@ export class OwnedPartitions {
       const info = owned.log.append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), now);
       return { baseOffset: info.baseOffset, owned };
     } catch (error) {
-      this.logger.error({ err: error, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'append failed');
-      return { code: 'storage-error', message: `storage error: ${(error as Error).message}` };
+      const failure = failureOf(error, 'storage error');
+      // A full disk is an ordinary state, logged by the worker once per episode, not per batch.
+      if (failure.code !== 'disk-full')
+        this.logger.error({ err: error, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'append failed');
+      return failure;
     }
   }
 

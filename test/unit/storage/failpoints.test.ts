@@ -47,7 +47,7 @@ describe('storage failpoints (RILL_FAILPOINTS)', () => {
   });
 
   it('does nothing when unset, set to off, or naming only unknown failpoints', async () => {
-    for (const value of [undefined, '', 'fsync=off', 'no-such-point=error', ' write = error , other=x ']) {
+    for (const value of [undefined, '', 'fsync=off', 'no-such-point=error', ' torn = error , other=x ']) {
       const storage = await storageWith(value);
       const { log } = storage.PartitionLog.open(tempDir(), config);
       log.append(oneBatch(storage));

@@ -135,10 +135,17 @@ describe('PartitionLog', () => {
       // no close(): as after kill -9, no clean-shutdown marker is written
     }
 
-    it('reopens cleanly after a clean shutdown', () => {
+    it('reopens cleanly after a clean shutdown, and not after a close that left writes unflushed', async () => {
+      const unflushed = tempDir();
+      const { log: careless } = PartitionLog.open(unflushed, config);
+      careless.append(batch(['a']));
+      careless.close();
+      expect(PartitionLog.open(unflushed, config).recovery.cleanShutdown).toBe(false);
+
       const dir = tempDir();
       const { log } = PartitionLog.open(dir, config);
       log.append(batch(['a', 'b', 'c']));
+      await log.flush();
       log.close();
       const { log: reopened, recovery } = PartitionLog.open(dir, config);
       expect(recovery).toEqual({ truncatedBytes: 0, droppedSegments: 0, cleanShutdown: true });
