@@ -50,6 +50,13 @@ const stomp = z
         receiveMs: milliseconds.default(10_000),
         /** A client silent for longer than its interval times this is disconnected. */
         grace: z.number().min(1).max(10).default(1.5),
+        /** Heart-beat intervals a client asks for above this are clamped to it (a timer cannot run longer than 2^31-1 ms). */
+        maxMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(2 ** 31 - 1)
+          .default(3_600_000),
       })
       .strict()
       .prefault({}),

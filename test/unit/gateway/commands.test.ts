@@ -55,6 +55,27 @@ describe('CONNECT', () => {
     expect(context.connection).toMatchObject({ version: '1.0', outgoingMs: 0, incomingMs: 0 });
   });
 
+  it('clamps a heart-beat interval above stomp.heartbeat.maxMs, or past the safe integers, to maxMs, both ways', () => {
+    const connect = (heartBeat: string, heartbeat: Record<string, number> = {}) => {
+      const context = new FakeContext({ config: { stomp: { heartbeat: { sendMs: 1000, receiveMs: 1000, ...heartbeat } } } });
+      context.isConnected = false;
+      handleConnect(context, frame('CONNECT', { 'accept-version': '1.2', 'heart-beat': heartBeat }));
+      expect(context.failure).toBeNull();
+      return { outgoingMs: context.connection?.outgoingMs, incomingMs: context.connection?.incomingMs };
+    };
+    // The default maxMs is one hour.
+    expect(connect('0,99999999999999999999')).toEqual({ outgoingMs: 3_600_000, incomingMs: 0 });
+    expect(connect('3000000000,0')).toEqual({ outgoingMs: 0, incomingMs: 3_600_000 });
+    expect(connect('9007199254740993,9007199254740992')).toEqual({ outgoingMs: 3_600_000, incomingMs: 3_600_000 });
+    expect(connect(`${'9'.repeat(400)},${'9'.repeat(400)}`)).toEqual({ outgoingMs: 3_600_000, incomingMs: 3_600_000 });
+    // At the bound, and under it, the client's numbers stand; the configured bound is the one used.
+    expect(connect('3600000,3600000')).toEqual({ outgoingMs: 3_600_000, incomingMs: 3_600_000 });
+    expect(connect('5001,5002', { maxMs: 5000 })).toEqual({ outgoingMs: 5000, incomingMs: 5000 });
+    expect(connect('4999,4998', { maxMs: 5000 })).toEqual({ outgoingMs: 4998, incomingMs: 4999 });
+    // Leading zeros are still the same number, and 0 still means "none".
+    expect(connect('0002000,0')).toEqual({ outgoingMs: 0, incomingMs: 2000 });
+  });
+
   it('refuses a client with no version in common, listing the versions it speaks', () => {
     const context = new FakeContext();
     context.isConnected = false;

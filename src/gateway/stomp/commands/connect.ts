@@ -25,12 +25,21 @@ export function handleConnect(context: CommandContext, frame: Frame): void {
     context.fail(new RillError('invalid-request', `invalid heart-beat header "${frame.headers['heart-beat']}": expected two numbers, "cx,cy"`));
     return;
   }
-  // Heart-beats arrived with STOMP 1.1; a 1.0 session has none.
-  const clientSends = version === '1.0' ? 0 : Number(heartBeat[1]);
-  const clientWants = version === '1.0' ? 0 : Number(heartBeat[2]);
   const { stomp, serverName } = context.services;
-  const { sendMs, receiveMs } = stomp.heartbeat;
+  const { sendMs, receiveMs, maxMs } = stomp.heartbeat;
+  // Heart-beats arrived with STOMP 1.1; a 1.0 session has none.
+  const clientSends = version === '1.0' ? 0 : clampInterval(heartBeat[1], maxMs);
+  const clientWants = version === '1.0' ? 0 : clampInterval(heartBeat[2], maxMs);
   const outgoing = sendMs > 0 && clientWants > 0 ? Math.max(sendMs, clientWants) : 0;
   const incoming = clientSends > 0 && receiveMs > 0 ? Math.max(clientSends, receiveMs) : 0;
   context.connected(version, { version, server: serverName, session: context.sessionId, 'heart-beat': `${sendMs},${receiveMs}` }, outgoing, incoming);
+}
+
+/**
+ * A client's heart-beat interval, at most `maxMs`: a longer one (or one past the safe integers)
+ * would overflow a timer, which Node then fires every millisecond.
+ */
+function clampInterval(digits: string | undefined, maxMs: number): number {
+  const ms = Number(digits ?? '0');
+  return Number.isSafeInteger(ms) && ms <= maxMs ? ms : maxMs;
 }
