@@ -68,6 +68,7 @@ export class GroupCoordinator {
 
   stop(): void {
     this.membership.stop();
+    this.fetcher.stop();
     if (this.checkpointTimer !== null) this.clock.clearInterval(this.checkpointTimer);
     this.checkpointTimer = null;
   }

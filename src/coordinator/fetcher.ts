@@ -31,6 +31,10 @@ export const READ_BYTES = 1024 * 1024;
  * all of them at once, waiting (a long poll) until data comes, the group rebalances or time is up.
  */
 export class Fetcher {
+  /** Long polls waiting for data, each with what wakes it. */
+  private readonly waiting = new Set<() => void>();
+  private stopped = false;
+
   constructor(
     private readonly log: LogAccess,
     private readonly store: OffsetStore,
@@ -67,7 +71,7 @@ export class Fetcher {
     const generation = member.group.generation;
     for (;;) {
       const records = await this.fetch(member, maxMessages, maxBytes);
-      if (records.length > 0 || this.clock.now() >= deadline || member.removed || generation !== member.group.generation) return records;
+      if (records.length > 0 || this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) return records;
       await this.waitForData(member, deadline - this.clock.now());
     }
   }
@@ -114,17 +118,25 @@ export class Fetcher {
     return records;
   }
 
-  /** Resolves when a partition of the member's gets data, its group rebalances, or `ms` have passed. */
+  /** Answers every long poll at once (with what it has): the broker is shutting down. */
+  stop(): void {
+    this.stopped = true;
+    for (const wake of [...this.waiting]) wake();
+  }
+
+  /** Resolves when a partition of the member's gets data, its group rebalances, the fetcher stops, or `ms` have passed. */
   private waitForData(member: Member, ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
+    if (ms <= 0 || this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const unwatchers: Array<() => void> = [];
       const done = (): void => {
         this.clock.clearTimeout(timer);
         for (const unwatch of unwatchers) unwatch();
         member.group.changeListeners.delete(done);
+        this.waiting.delete(done);
         resolve();
       };
+      this.waiting.add(done);
       const timer = this.clock.setTimeout(done, ms);
       member.group.changeListeners.add(done);
       for (const tp of member.assignment) {

@@ -102,9 +102,16 @@ export class Membership {
     const group = await this.createGroup(groupName);
     let member = options.instanceId === undefined ? undefined : group.staticMember(options.instanceId);
     if (member !== undefined && member.name !== memberName) {
+      // A static member comes back under a new name, unless a live connection still holds it.
+      if (member.connections > 0) {
+        throw new RillError('name-taken', `instance "${options.instanceId}" of group "${groupName}" is already consuming on a live connection, as consumer "${member.name}"`);
+      }
+      if (this.members.has(memberName)) throw new RillError('name-taken', `consumer "${memberName}" already exists`);
       this.members.delete(member.name);
+      group.members.delete(member.name);
       member.name = memberName;
       this.members.set(memberName, member);
+      group.members.set(memberName, member);
     }
     member ??= this.members.get(memberName);
     if (member !== undefined && member.group !== group) {

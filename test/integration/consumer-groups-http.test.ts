@@ -46,6 +46,17 @@ describe('consumer groups over HTTP', () => {
     expect((await call(base2, 'POST', '/consumer/poll', { consumer_name: 'c1' })).body).toEqual({ messageId: null });
   });
 
+  it('serves names of the longest length allowed (249 characters) in every path', async () => {
+    const server = await servers.start();
+    const base = httpBase(server.httpPort);
+    const [topic, group, member] = ['t', 'g', 'm'].map((c) => c.repeat(249)) as [string, string, string];
+    expect((await call(base, 'POST', `/v1/groups/${group}/members`, { member, topics: [topic] })).status).toBe(200);
+    expect((await call(base, 'GET', `/v1/topics/${topic}`)).status).toBe(200);
+    expect((await call(base, 'GET', `/v1/groups/${group}`)).body.members[0].member).toBe(member);
+    expect((await call(base, 'GET', `/v1/groups/${group}/lag`)).status).toBe(200);
+    expect((await call(base, 'POST', `/v1/groups/${group}/members/${member}/heartbeat`, {})).body.member).toBe(member);
+  });
+
   it('answers bad requests with a code and a message', async () => {
     const server = await servers.start();
     const base = httpBase(server.httpPort);

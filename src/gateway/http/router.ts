@@ -31,7 +31,7 @@ export class RawAnswer {
  * RillError answered with its code's status and the one error body (src/errors).
  */
 export class HttpRouter {
-  private readonly router = FindMyWay({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true });
+  private readonly router = FindMyWay({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 });
 
   readonly route: RouteRegistrar = (method, path, handler) => {
     this.router.on(method as HTTPMethod, path, () => undefined, handler);

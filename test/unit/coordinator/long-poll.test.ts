@@ -54,4 +54,18 @@ describe('long polls on fake time', () => {
     const second = await coordinator.pull('m', { maxWaitMs: 60_000 });
     expect(second.records.map((r) => r.offset)).toEqual([4]);
   });
+
+  it('answers a waiting long poll at once when the coordinator stops (the broker shuts down)', async () => {
+    const { clock, log, coordinator } = await startCoordinator();
+    log.createTopic('t', 1);
+    await coordinator.join('g', 'm', { topics: ['t'] });
+    const pull = track(coordinator.pull('m', { maxWaitMs: 60_000 }));
+    await clock.advance(10);
+    expect(pull.done).toBe(false);
+    coordinator.stop();
+    await clock.flush();
+    expect(pull.done).toBe(true);
+    expect(clock.now()).toBe(10);
+    expect(pull.value?.records).toEqual([]);
+  });
 });

@@ -96,4 +96,25 @@ describe('membership on fake time', () => {
     expect(after.members.map((m) => m.member).sort()).toEqual(['a-1', 'b-2']);
     expect(() => coordinator.heartbeat('b-1')).toThrow(expect.objectContaining({ code: 'unknown-member' }));
   });
+
+  it('keeps a renamed static member whole: it leaves, heartbeats and is described under its new name only', async () => {
+    const { log, coordinator } = await startCoordinator();
+    log.createTopic('t', 4);
+    await coordinator.join('g', 'a-1', { topics: ['t'], instanceId: 'instance-a' });
+    await coordinator.join('g', 'b-1', { topics: ['t'] });
+    await coordinator.join('g', 'a-2', { topics: ['t'], instanceId: 'instance-a' });
+    expect([...coordinator.group('g').members.keys()].sort()).toEqual(['a-2', 'b-1']);
+    coordinator.leave('a-2');
+    expect([...coordinator.group('g').members.keys()]).toEqual(['b-1']);
+    expect(partitionsOf(coordinator.heartbeat('b-1').assignment)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('refuses a join that would take over a static member held by a live connection', async () => {
+    const { log, coordinator } = await startCoordinator();
+    log.createTopic('t', 2);
+    const binding = await coordinator.connect('g', 'live', { instanceId: 'box', topics: ['t'] }, () => {});
+    await expect(coordinator.join('g', 'intruder', { instanceId: 'box', topics: ['t'] })).rejects.toMatchObject({ code: 'name-taken' });
+    expect(binding.member).toBe('live');
+    expect([...coordinator.group('g').members.keys()]).toEqual(['live']);
+  });
 });
