@@ -17,15 +17,22 @@ export class SubscriptionRegistry {
   private readonly byNumber = new Map<number, Subscription>();
   private readonly acknowledgmentsByTopic = new Map<string, { subscription: Subscription; sink: AcknowledgmentSink }>();
   private readonly repliesByDestination = new Map<string, { subscription: Subscription; sink: ReplySink }>();
+  /** Ids of SUBSCRIBEs still being set up (a group join waits for the coordinator). */
+  private readonly reserved = new Set<string>();
   private counter = 0;
 
-  /** Refuses an id already in use; returns the number for the new subscription's `ack` headers. */
+  /**
+   * Refuses an id in use, or taken by a SUBSCRIBE still being set up; returns the number for the
+   * new subscription's `ack` headers. The id stays taken until add() (or the connection closes).
+   */
   reserve(id: string): number {
-    if (this.byId.has(id)) throw new RillError('name-taken', `subscription id "${id}" is already in use on this connection`);
+    if (this.byId.has(id) || this.reserved.has(id)) throw new RillError('name-taken', `subscription id "${id}" is already in use on this connection`);
+    this.reserved.add(id);
     return ++this.counter;
   }
 
   add(subscription: Subscription): void {
+    this.reserved.delete(subscription.id);
     this.byId.set(subscription.id, subscription);
     this.byNumber.set(subscription.number, subscription);
   }
@@ -77,6 +84,7 @@ export class SubscriptionRegistry {
   closeAll(clean: boolean): void {
     for (const subscription of this.byId.values()) subscription.close(clean);
     this.byId.clear();
+    this.reserved.clear();
     this.byNumber.clear();
     this.acknowledgmentsByTopic.clear();
     this.repliesByDestination.clear();

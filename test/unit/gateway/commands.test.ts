@@ -252,6 +252,13 @@ describe('SUBSCRIBE, UNSUBSCRIBE, ACK', () => {
     expect(thrown(() => handleUnsubscribe(context, frame('UNSUBSCRIBE', { id: 'acks' }))).code).toBe('unknown-subscription');
   });
 
+  it('keeps a subscription id taken while its group join is still pending', () => {
+    const context = new FakeContext({ coordinator: { connect: () => new Promise(() => {}) } });
+    handleSubscribe(context, frame('SUBSCRIBE', { id: 'g', destination: '/group/billing/orders', ack: 'client-individual' }));
+    expect(context.failure).toBeNull();
+    expect(thrown(() => handleSubscribe(context, frame('SUBSCRIBE', { id: 'g', destination: '/group/billing/orders' }))).code).toBe('name-taken');
+  });
+
   it('refuses an ACK without its header or for a message never handed out', () => {
     const missing = new FakeContext();
     handleAck(missing, frame('ACK', {}));
@@ -267,7 +274,7 @@ describe('SUBSCRIBE, UNSUBSCRIBE, ACK', () => {
 });
 
 describe('DISCONNECT', () => {
-  it('hands its receipt to the session, which sends it once publishes in flight are answered', () => {
+  it('hands its receipt to the session (test/integration/tcp-and-tail.test.ts checks that it waits for publishes in flight)', () => {
     const context = new FakeContext();
     handleDisconnect(context, frame('DISCONNECT', { receipt: 'bye' }));
     expect(context.disconnected).toBe('bye');
