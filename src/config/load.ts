@@ -23,11 +23,33 @@ export interface ConfigOverrides {
   logLevel?: string;
 }
 
+/** The command-line flag behind each override and the setting it replaces: a bad value is blamed on the flag, not the file. */
+const OVERRIDE_FLAGS: { [K in keyof Required<ConfigOverrides>]: { flag: string; section: string; key: string } } = {
+  dataDir: { flag: '--data-dir', section: 'storage', key: 'dataDir' },
+  httpPort: { flag: '--http-port', section: 'server', key: 'httpPort' },
+  stompPort: { flag: '--stomp-port', section: 'server', key: 'stompPort' },
+  host: { flag: '--host', section: 'server', key: 'host' },
+  workers: { flag: '--workers', section: 'brokers', key: 'workers' },
+  logLevel: { flag: '--log-level', section: 'log', key: 'level' },
+};
+
 /** Checks a configuration object, filling in defaults; throws ConfigError naming every problem. */
 export function parseConfig(input: unknown, source = 'configuration'): RillConfig {
+  return checkConfig(input, source, new Map());
+}
+
+/** parseConfig, where `flags` maps a setting ("server.httpPort") to the flag that set it ("--http-port 70000"). */
+function checkConfig(input: unknown, source: string, flags: Map<string, string>): RillConfig {
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new ConfigError(`${source} is not valid:\n${z.prettifyError(result.error)}`);
+    const problems: string[] = [];
+    const fromSource = result.error.issues.filter((issue) => {
+      const flag = flags.get(issue.path.join('.'));
+      if (flag !== undefined) problems.push(`${flag} is not valid: ${issue.message}`);
+      return flag === undefined;
+    });
+    if (fromSource.length > 0) problems.push(`${source} is not valid:\n${z.prettifyError(new z.ZodError(fromSource))}`);
+    throw new ConfigError(problems.join('\n'));
   }
   const config = result.data;
   const names = new Set<string>();
@@ -53,18 +75,23 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   } catch (error) {
     throw new ConfigError(`config file ${configFile} is not valid JSON: ${(error as Error).message}`);
   }
-  return parseConfig(applyOverrides(raw, overrides), `config file ${configFile}`);
+  const flags = new Map<string, string>();
+  const merged = applyOverrides(raw, overrides, flags);
+  return checkConfig(merged, `config file ${configFile}`, flags);
 }
 
-function applyOverrides(raw: RillConfigInput, overrides: ConfigOverrides): unknown {
-  const merged = structuredClone(raw ?? {}) as Record<string, Record<string, unknown>>;
-  const section = (name: string): Record<string, unknown> => (merged[name] ??= {});
-  if (overrides.dataDir !== undefined) section('storage').dataDir = overrides.dataDir;
-  if (overrides.httpPort !== undefined) section('server').httpPort = overrides.httpPort;
-  if (overrides.stompPort !== undefined) section('server').stompPort = overrides.stompPort;
-  if (overrides.host !== undefined) section('server').host = overrides.host;
-  if (overrides.workers !== undefined) section('brokers').workers = overrides.workers;
-  if (overrides.logLevel !== undefined) section('log').level = overrides.logLevel;
+/** The file's settings with the overrides on top; `flags` learns which setting each flag set. */
+function applyOverrides(raw: RillConfigInput, overrides: ConfigOverrides, flags: Map<string, string>): unknown {
+  const merged = structuredClone(raw ?? {}) as Record<string, unknown>;
+  if (typeof merged !== 'object' || Array.isArray(merged)) return merged; // the schema says what is wrong with the file
+  for (const [name, value] of Object.entries(overrides) as Array<[keyof ConfigOverrides, unknown]>) {
+    const target = OVERRIDE_FLAGS[name];
+    if (value === undefined || target === undefined) continue;
+    const section = (merged[target.section] ??= {});
+    if (typeof section !== 'object' || section === null || Array.isArray(section)) continue; // a bad section is the file's problem
+    (section as Record<string, unknown>)[target.key] = value;
+    flags.set(`${target.section}.${target.key}`, `${target.flag} ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
+  }
   return merged;
 }
 

@@ -7,6 +7,7 @@ import type { RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
 import { Gateway, httpRoutes } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
+import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError } from '../storage/index.js';
 
 const SERVER_NAME = 'rill/0.1.0';
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
@@ -21,9 +22,84 @@ export interface RillServer {
   close(): Promise<void>;
 }
 
-/** Starts the broker workers, the HTTP/WebSocket listener and the TCP STOMP listener. */
+/**
+ * A start-up that failed for a reason the operator can fix with a setting (a port in use, a data
+ * directory that cannot be written or that another broker holds). Everything that had started is
+ * stopped again before it is thrown.
+ */
+export class StartupError extends Error {
+  constructor(
+    /** What is wrong: "port 8080 is in use". */
+    readonly problem: string,
+    /** The configuration key that fixes it: "server.httpPort". */
+    readonly setting: string,
+    /** A fix other than changing the setting: "stop that broker". */
+    readonly alternative?: string,
+    /** Said after the fixes: "(if no broker runs there, delete /data/.lock)". */
+    readonly note?: string,
+  ) {
+    super(`${problem}: ${alternative === undefined ? '' : `${alternative}, or `}set ${setting}${note === undefined ? '' : ` ${note}`}`);
+    this.name = 'StartupError';
+  }
+}
+
+/**
+ * Locks the data directory, then starts the broker workers, the HTTP/WebSocket listener and the
+ * TCP STOMP listener. When a part fails to start, those that had started are stopped and the lock
+ * is released before the error is thrown (a StartupError when a setting can fix it).
+ */
 export async function startServer(config: RillConfig, logger: Logger = createLogger(config.log.level)): Promise<RillServer> {
+  const lock = lockDataDirectory(config.storage.dataDir, logger);
+  const started: Array<() => unknown> = [];
+  try {
+    return await assemble(config, logger, lock, started);
+  } catch (error) {
+    for (const stop of started.reverse()) {
+      try {
+        await stop();
+      } catch (stopError) {
+        logger.warn({ err: stopError }, 'failed start-up: stopping a part that had started failed');
+      }
+    }
+    lock.release();
+    throw error;
+  }
+}
+
+/** Takes the data directory's lock before anything reads or recovers it. */
+function lockDataDirectory(dataDir: string, logger: Logger): DataDirectoryLock {
+  let lock: DataDirectoryLock;
+  try {
+    lock = DataDirectoryLock.acquire(dataDir);
+  } catch (error) {
+    if (error instanceof DataDirectoryLockedError) {
+      if (error.holder === null) {
+        throw new StartupError(
+          `data directory ${error.dataDir} is locked by ${error.lockFile}, which Rill cannot read`,
+          'storage.dataDir',
+          'delete that file if no broker uses the directory',
+        );
+      }
+      throw new StartupError(
+        error.message,
+        'storage.dataDir',
+        'stop that broker',
+        `to use another directory (if no broker runs there, delete ${error.lockFile})`,
+      );
+    }
+    if (error instanceof DataDirectoryAccessError) throw new StartupError(error.message, 'storage.dataDir');
+    throw error;
+  }
+  if (lock.tookOverFrom !== null) {
+    logger.warn({ lockFile: lock.lockFile, previousHolder: lock.tookOverFrom }, 'took over the data directory lock of a broker that is gone');
+  }
+  return lock;
+}
+
+/** Starts the parts in order; `started` collects how to stop each one, for a start-up that fails half-way. */
+async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryLock, started: Array<() => unknown>): Promise<RillServer> {
   const broker = Broker.start(config, logger);
+  started.push(() => broker.close());
   const { coordinator: settings } = config;
   const coordinator = new GroupCoordinator(
     broker,
@@ -41,6 +117,7 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
     },
     logger,
   );
+  started.push(() => coordinator.stop());
   await coordinator.start();
   broker.topics.onPartitionsAdded((topic) => coordinator.partitionsAdded(topic));
   const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME);
@@ -65,9 +142,21 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
   });
   const tcpServer = net.createServer((socket) => gateway.acceptTcp(socket));
 
-  await Promise.all([listen(httpServer, config.server.httpPort, config.server.host), listen(tcpServer, config.server.stompPort, config.server.host)]);
+  const listening = await Promise.allSettled([
+    listen(httpServer, config.server.httpPort, config.server.host),
+    listen(tcpServer, config.server.stompPort, config.server.host),
+  ]);
+  const failed = listening.find((outcome) => outcome.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all([httpServer, tcpServer].filter((server) => server.listening).map((server) => closeServer(server)));
+    const [http, stomp] = listening;
+    throw http?.status === 'rejected'
+      ? listenFailure(http.reason, config.server.httpPort, config.server.host, 'server.httpPort')
+      : listenFailure(stomp?.status === 'rejected' ? stomp.reason : failed.reason, config.server.stompPort, config.server.host, 'server.stompPort');
+  }
   const httpPort = (httpServer.address() as AddressInfo).port;
   const stompPort = (tcpServer.address() as AddressInfo).port;
+  lock.update({ httpPort, stompPort });
   logger.info(
     {
       httpPort,
@@ -99,6 +188,7 @@ export async function startServer(config: RillConfig, logger: Logger = createLog
         webSockets.close();
         await stopped;
         await broker.close();
+        lock.release();
         logger.info('stopped');
       })();
       return closing;
@@ -114,6 +204,24 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
       resolve();
     });
   });
+}
+
+/** A listener that cannot start, as the setting that fixes it; other errors as they are. */
+function listenFailure(error: unknown, port: number, host: string, setting: string): unknown {
+  const where = host === '0.0.0.0' || host === '::' ? `port ${port}` : `port ${port} on ${host}`;
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new StartupError(`${where} is in use`, setting);
+    case 'EACCES':
+      return new StartupError(`no permission to listen on ${where} (ports below 1024 need privileges)`, setting);
+    case 'EADDRNOTAVAIL':
+      return new StartupError(`cannot listen on ${host}: not an address of this machine`, 'server.host');
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartupError(`cannot listen on ${host}: no such host`, 'server.host');
+    default:
+      return error;
+  }
 }
 
 function closeServer(server: net.Server): Promise<void> {

@@ -10,3 +10,4 @@ export {
   type StoredRecord,
 } from './record-batch.js';
 export { TopicCatalog, type TopicDefinition } from './topic-catalog.js';
+export { DataDirectoryLock, DataDirectoryLockedError, DataDirectoryAccessError, type LockHolder } from './data-directory-lock.js';

@@ -90,6 +90,53 @@ function startChildServer(dataDir: string, options: ChildServerOptions = {}): Pr
   });
 }
 
+export interface RillRun {
+  /** The exit code; null when the process was killed (see `signal`). */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Whether it was still running after `timeoutMs` (it was then killed). */
+  timedOut: boolean;
+  /** Milliseconds from its first output on stderr to its exit (null when it wrote nothing there): how long a failed start lingers. */
+  exitDelayMs: number | null;
+}
+
+/**
+ * Runs the `rill` command (from source, through tsx) to its end, without waiting for any log line,
+ * and collects what it printed and how it exited. One that runs longer than `timeoutMs` is killed.
+ */
+export function runRill(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RillRun> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
+  let stdout = '';
+  let stderr = '';
+  let stderrAt: number | null = null;
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderrAt ??= performance.now();
+    stderr += chunk.toString();
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 20_000);
+  return new Promise((resolve, reject) => {
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    // 'close', not 'exit': by then stdout and stderr have been read to their end.
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut, exitDelayMs: stderrAt === null ? null : performance.now() - stderrAt });
+    });
+  });
+}
+
 export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
