@@ -57,7 +57,7 @@ function checkConfig(input: unknown, source: string, flags: Map<string, string>)
     if (names.has(topic.name)) throw new ConfigError(`${source}: topic "${topic.name}" is defined twice`);
     names.add(topic.name);
   }
-  return { ...config, brokers: { workers: config.brokers.workers ?? defaultWorkerCount() } };
+  return { ...config, brokers: { ...config.brokers, workers: config.brokers.workers ?? defaultWorkerCount() } };
 }
 
 /** Reads a JSON config file (the shipped default when none is named) and applies overrides. */

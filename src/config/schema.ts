@@ -130,6 +130,9 @@ const brokers = z
   .object({
     /** Broker worker threads; default: one per CPU core. */
     workers: z.number().int().min(1).max(256).optional(),
+    /** A worker that dies is restarted after this, doubled on each restart in a row, up to restartBackoffMaxMs. */
+    restartBackoffMs: z.number().int().min(0).default(100),
+    restartBackoffMaxMs: z.number().int().min(0).default(30_000),
   })
   .strict();
 
@@ -161,6 +164,18 @@ const limits = z
       .int()
       .min(MiB)
       .default(64 * MiB),
+    /** Bytes written to one connection and not yet taken by the client before the server stops reading from it. */
+    connectionHighWaterBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(MiB),
+    /** Topics, internal ones included, beyond which creating one is refused. */
+    maxTopics: z.number().int().min(1).default(10_000),
+    /** Partitions of all topics together beyond which creating or growing a topic is refused. */
+    maxPartitions: z.number().int().min(1).default(100_000),
+    /** Topics one connection may auto-create per minute. */
+    autoCreatePerMinute: z.number().int().min(1).default(600),
   })
   .strict();
 
@@ -182,7 +197,7 @@ export const configSchema = z
 
 export type RillConfigInput = z.input<typeof configSchema>;
 type ParsedConfig = z.output<typeof configSchema>;
-export type RillConfig = Omit<ParsedConfig, 'brokers'> & { brokers: { workers: number } };
+export type RillConfig = Omit<ParsedConfig, 'brokers'> & { brokers: Omit<ParsedConfig['brokers'], 'workers'> & { workers: number } };
 export type StompConfig = RillConfig['stomp'];
 export type StorageConfig = RillConfig['storage'];
 

@@ -104,7 +104,10 @@ export class Membership {
     if (member !== undefined && member.name !== memberName) {
       // A static member comes back under a new name, unless a live connection still holds it.
       if (member.connections > 0) {
-        throw new RillError('name-taken', `instance "${options.instanceId}" of group "${groupName}" is already consuming on a live connection, as consumer "${member.name}"`);
+        throw new RillError(
+          'name-taken',
+          `instance "${options.instanceId}" of group "${groupName}" is already consuming on a live connection, as consumer "${member.name}"`,
+        );
       }
       if (this.members.has(memberName)) throw new RillError('name-taken', `consumer "${memberName}" already exists`);
       this.members.delete(member.name);

@@ -45,6 +45,8 @@ export const ERROR_CODES = {
   },
   'not-owner': { status: 409, retriable: false, meaning: 'a commit or seek for a partition the member does not own in this generation' },
   'group-not-empty': { status: 409, retriable: false, meaning: 'offsets can be reset only while the group has no members' },
+  'limit-reached': { status: 409, retriable: false, meaning: 'creating or growing a topic would pass limits.maxTopics or limits.maxPartitions' },
+  'rate-limited': { status: 429, retriable: true, meaning: 'a connection created topics faster than limits.autoCreatePerMinute' },
   'too-large': { status: 413, retriable: false, meaning: 'an HTTP body over 1 MiB, or a transaction over stomp.maxTransactionFrames' },
   'storage-error': { status: 500, retriable: false, meaning: 'the log could not store the message (a disk error)' },
   'internal': { status: 500, retriable: false, meaning: 'a bug in Rill: the log has the details' },

@@ -12,7 +12,9 @@ import { TcpTransport, WebSocketTransport, type Transport, type TransportEvents 
 
 /**
  * Owns the STOMP sessions of both listeners: admits connections up to the configured limit and
- * stops reading from every producer while the broker holds more unstored data than allowed.
+ * stops reading from every producer while the broker holds more unstored data than allowed. (Each
+ * session also stops reading from its own connection while its client does not take what it is
+ * sent; the session's read gate keeps the two reasons apart.)
  */
 export class Gateway {
   private readonly sessions = new Set<StompSession>();
@@ -37,6 +39,8 @@ export class Gateway {
       log: broker,
       coordinator,
       logger,
+      connectionHighWaterBytes: config.limits.connectionHighWaterBytes,
+      autoCreatePerMinute: config.limits.autoCreatePerMinute,
     };
     broker.onInflightLow(() => this.resumeReading());
   }
@@ -73,7 +77,7 @@ export class Gateway {
       return;
     }
     this.sessions.add(session);
-    if (this.paused) session.pauseReading();
+    if (this.paused) session.pauseForStorage();
   }
 
   private closed(session: StompSession): void {
@@ -85,14 +89,14 @@ export class Gateway {
     this.paused = true;
     this.pauses++;
     this.logger.warn({ inflightBytes: this.broker.inflightBytes }, 'storage is behind: pausing reads from clients');
-    for (const session of this.sessions) session.pauseReading();
+    for (const session of this.sessions) session.pauseForStorage();
   }
 
   private resumeReading(): void {
     if (!this.paused) return;
     this.paused = false;
     this.logger.info({ inflightBytes: this.broker.inflightBytes }, 'storage caught up: resuming reads from clients');
-    for (const session of this.sessions) session.resumeReading();
+    for (const session of this.sessions) session.resumeForStorage();
   }
 
   /** Closes every session's connection once its queued frames are written. */

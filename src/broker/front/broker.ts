@@ -68,9 +68,9 @@ export class Broker implements PartitionPlacement {
     logger: Logger,
   ) {
     const catalog = new TopicCatalog(resolveDataDir(config));
-    this.supervisor = new WorkerSupervisor({ storage: config.storage, logLevel: config.log.level }, config.brokers.workers, logger);
+    this.supervisor = new WorkerSupervisor({ storage: config.storage, logLevel: config.log.level }, config.brokers, logger);
     this.supervisor.on('worker-restarted', (index: number) => logger.info({ worker: index }, 'broker worker recovered its partitions'));
-    this.topics = new TopicRegistry(catalog, config.topics, this, logger);
+    this.topics = new TopicRegistry(catalog, { ...config.topics, ...config.limits }, this, logger);
     this.supervisor.start();
     this.topics.load(catalog.load());
     for (const { name, partitions } of config.topics.definitions) {
@@ -272,6 +272,11 @@ export class Broker implements PartitionPlacement {
     const slot = this.slots[topic.partitionIds[partition] ?? -1];
     if (slot === undefined) throw new RangeError(`topic ${topic.name} has no partition ${partition}`);
     return slot;
+  }
+
+  /** Whether every broker worker is up; otherwise which are not, and why (GET /health). */
+  health(): ReturnType<WorkerSupervisor['health']> {
+    return this.supervisor.health();
   }
 }
 

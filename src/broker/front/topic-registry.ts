@@ -4,6 +4,8 @@ import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
 import type { TopicCatalog, TopicDefinition } from '../../storage/index.js';
 import type { PartitionAssignment } from '../protocol.js';
+import type { CreationQuota } from './creation-quota.js';
+import { DescriptorBudget, readOpenFileLimit } from './descriptor-budget.js';
 
 export interface Topic {
   readonly name: string;
@@ -28,6 +30,15 @@ export interface PartitionPlacement {
 export interface TopicPolicy {
   autoCreate: boolean;
   defaultPartitions: number;
+  /** `limits.maxTopics`: topics, internal ones included, beyond which creating one is refused. */
+  maxTopics: number;
+  /** `limits.maxPartitions`: partitions of all topics together beyond which creating or growing a topic is refused. */
+  maxPartitions: number;
+  /**
+   * The process's open-file limit, for the descriptor budget (descriptor-budget.ts); left out, it
+   * is read from /proc/self/limits; null: unknown, not checked.
+   */
+  openFileLimit?: number | null;
 }
 
 /**
@@ -38,26 +49,47 @@ export interface TopicPolicy {
 export type TopicCreation = 'existing' | 'auto' | 'always';
 
 /**
- * Every topic, once: names are checked here, auto-creation follows one policy here, and the
- * catalog on disk is written here. Internal topics (`__` names) are reachable only through
- * `internal()`, never by a name a client sent.
+ * Every topic, once: names are checked here, auto-creation follows one policy here, the limits
+ * (`limits.maxTopics`, `limits.maxPartitions`, the descriptor budget, a connection's creation
+ * quota) are enforced here, and the catalog on disk is written here. Internal topics (`__` names)
+ * are reachable only through `internal()`, never by a name a client sent; they count toward the
+ * limits but are never refused, so that the broker can always start.
  */
 export class TopicRegistry {
   private readonly topics = new Map<string, RegisteredTopic>();
   private readonly growthListeners = new Set<(topic: string) => void>();
-  /** Global partition ids are dense, in the order partitions were opened. */
+  /** Global partition ids are dense, in the order partitions were opened: this is also how many partitions there are. */
   private nextPartitionId = 0;
+  private readonly descriptors: DescriptorBudget;
 
   constructor(
     private readonly catalog: TopicCatalog,
     private readonly policy: TopicPolicy,
     private readonly placement: PartitionPlacement,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.descriptors = new DescriptorBudget(policy.openFileLimit === undefined ? readOpenFileLimit() : policy.openFileLimit);
+  }
 
-  /** Registers the topics found on disk (at start-up). */
+  /**
+   * Registers the topics found on disk (at start-up). They are never refused, whatever the limits:
+   * they exist. When they pass a limit, or need more open files than the budget, a warning says so.
+   */
   load(definitions: TopicDefinition[]): void {
-    for (const definition of definitions) this.register(definition);
+    for (const definition of definitions) {
+      const topic = this.register(definition);
+      for (let partition = 0; partition < topic.partitions; partition++) {
+        this.descriptors.addExisting(this.catalog.partitionDirectory(topic.name, partition));
+      }
+    }
+    const { maxTopics, maxPartitions } = this.policy;
+    if (this.topics.size > maxTopics || this.nextPartitionId > maxPartitions) {
+      this.logger.warn(
+        { topics: this.topics.size, maxTopics, partitions: this.nextPartitionId, maxPartitions },
+        'the topics on disk pass limits.maxTopics or limits.maxPartitions: they are all served, but no topic can be created or grown until the limit is raised',
+      );
+    }
+    this.descriptors.report(this.logger, this.nextPartitionId, maxPartitions);
   }
 
   get(name: string): Topic | undefined {
@@ -75,9 +107,11 @@ export class TopicRegistry {
 
   /**
    * The topic a client named. Throws `invalid-destination` for a name that is not a valid topic
-   * name (internal names included) and `unknown-topic` when it does not exist and may not be made.
+   * name (internal names included), `unknown-topic` when it does not exist and may not be made,
+   * `limit-reached` when making it would pass a limit, and `rate-limited` when `quota` (the
+   * connection's, consulted only when `auto` really creates the topic) is used up.
    */
-  resolve(name: string, creation: TopicCreation = 'auto'): Topic {
+  resolve(name: string, creation: TopicCreation = 'auto', quota?: CreationQuota): Topic {
     const existing = isInternal(name) ? undefined : this.topics.get(name);
     if (existing !== undefined) return existing;
     const valid = topicName.safeParse(name);
@@ -86,24 +120,62 @@ export class TopicRegistry {
     if (creation === 'existing' || (creation === 'auto' && !this.policy.autoCreate)) {
       throw new RillError('unknown-topic', `topic "${name}" does not exist${creation === 'auto' ? ' and auto-create is off' : ''}`);
     }
-    return this.create(name, this.policy.defaultPartitions);
+    const partitions = this.policy.defaultPartitions;
+    this.checkLimits(name, partitions);
+    // Only a creation the limits allow uses up the connection's quota.
+    if (creation === 'auto') quota?.take(name);
+    return this.save(name, partitions);
   }
 
-  /** An internal topic (`__` name), created with `partitions` when missing. */
+  /** An internal topic (`__` name), created with `partitions` when missing: counted, never refused by a limit. */
   internal(name: string, partitions: number): Topic {
     if (!isInternal(name)) throw new Error(`"${name}" is not an internal topic name`);
-    return this.topics.get(name) ?? this.create(name, partitions);
+    return this.topics.get(name) ?? this.save(name, partitions);
   }
 
-  /** Creates a topic (or returns it when it exists). The caller has checked the name. */
+  /**
+   * Creates a topic (or returns it when it exists). The caller has checked the name. Throws
+   * `limit-reached` when the topic would pass `limits.maxTopics`, `limits.maxPartitions` or the
+   * descriptor budget (topics defined in the configuration included: the start-up then fails).
+   */
   create(name: string, partitions: number): Topic {
     const existing = this.topics.get(name);
     if (existing !== undefined) return existing;
+    this.checkLimits(name, partitions);
+    return this.save(name, partitions);
+  }
+
+  private save(name: string, partitions: number): Topic {
     const definition: TopicDefinition = { name, partitions, createdAt: Date.now() };
     this.catalog.save(definition);
     const topic = this.register(definition);
+    this.descriptors.addNew(partitions);
     this.logger.info({ topic: name, partitions }, 'topic created');
     return topic;
+  }
+
+  /** Throws `limit-reached` when a new topic `name` with `partitions` partitions would pass a limit. */
+  private checkLimits(name: string, partitions: number): void {
+    const { maxTopics } = this.policy;
+    if (this.topics.size >= maxTopics) {
+      throw new RillError(
+        'limit-reached',
+        `cannot create topic "${name}": there are ${this.topics.size} topics (internal ones included), the most limits.maxTopics (${maxTopics}) allows`,
+      );
+    }
+    this.checkPartitionLimits(`create topic "${name}" with ${partitions} partitions`, partitions);
+  }
+
+  /** Throws `limit-reached` when `added` more partitions would pass `limits.maxPartitions` or the descriptor budget. */
+  private checkPartitionLimits(what: string, added: number): void {
+    const { maxPartitions } = this.policy;
+    if (this.nextPartitionId + added > maxPartitions) {
+      throw new RillError(
+        'limit-reached',
+        `cannot ${what}: the topics would have ${this.nextPartitionId + added} partitions together, more than limits.maxPartitions (${maxPartitions}) allows`,
+      );
+    }
+    this.descriptors.check(added, what);
   }
 
   /**
@@ -115,7 +187,9 @@ export class TopicRegistry {
     if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
     if (count <= topic.partitions) throw new RillError('invalid-request', `topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
     const before = topic.partitions;
+    if (!isInternal(name)) this.checkPartitionLimits(`grow topic "${name}" from ${before} to ${count} partitions`, count - before);
     this.openPartitions(topic, count);
+    this.descriptors.addNew(count - before);
     this.catalog.save({ name, partitions: count, createdAt: topic.createdAt });
     this.logger.info({ topic: name, from: before, to: count }, 'topic partitions added');
     for (const listener of this.growthListeners) listener(name);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../../logging/index.js';
 import type { LogConfig, PartitionLog } from '../../storage/index.js';
-import type { FromWorker, ReplyMessage, RequestMessage, ToWorker, WorkerFailure, WorkerInit } from '../protocol.js';
+import type { FromWorker, PartitionAssignment, ReplyMessage, RequestMessage, ToWorker, WorkerFailure, WorkerInit } from '../protocol.js';
 import { DiskSpace } from './disk-space.js';
 import { Durability } from './durability.js';
 import { OwnedPartitions, type OwnedPartition } from './owned-partitions.js';
@@ -109,13 +109,38 @@ async function close(request: RequestMessage<'close'>): Promise<void> {
   send({ type: 'close', requestId: request.requestId });
 }
 
+/** Set once a partition could not be opened: the worker is closing and answers nothing more. */
+let failedToOpen = false;
+
+/**
+ * Opens partitions handed to this worker. A worker that cannot open one of them (too many open
+ * files, a damaged directory) cannot serve its share: it says which partition and why (the
+ * supervisor logs it and shows it in /health), closes the logs it had opened, giving their files
+ * back, and ends; the supervisor restarts it after a backoff, and the restart tries again.
+ */
+function open(assignments: PartitionAssignment[]): void {
+  const failure = partitions.open(assignments);
+  if (failure === null) return;
+  failedToOpen = true;
+  const { assignment, error } = failure;
+  send({ type: 'fatal', message: `could not open partition ${assignment.partition} of topic ${assignment.topic} (${error.message})` });
+  clearInterval(retentionTimer);
+  durability.stop();
+  partitions
+    .close()
+    .catch((closeError: unknown) => logger.error({ err: closeError }, 'closing the partitions after a failed open failed'))
+    .finally(() => process.exit(1));
+}
+
 const retentionTimer = setInterval(() => partitions.enforceRetention(Date.now()), storage.retention.checkIntervalMs);
 retentionTimer.unref();
 
 port.on('message', (message: ToWorker) => {
+  // Requests that arrive while the worker closes after a failed open are failed by the supervisor when it ends.
+  if (failedToOpen) return;
   switch (message.type) {
     case 'open':
-      partitions.open(message.partitions);
+      open(message.partitions);
       break;
     case 'append':
       append(message);

@@ -25,15 +25,29 @@ export class OwnedPartitions {
     private readonly logger: Logger,
   ) {}
 
-  open(assignments: PartitionAssignment[]): void {
+  /**
+   * Opens (and recovers) partitions, in order. Stops at the first that cannot be opened (too many
+   * open files, a damaged directory), logs it with its topic and partition, and returns it with
+   * its error; null when every one is open.
+   */
+  open(assignments: PartitionAssignment[]): { assignment: PartitionAssignment; error: Error } | null {
     for (const assignment of assignments) {
       if (this.partitions.has(assignment.id)) continue;
-      const { log, recovery } = PartitionLog.open(assignment.directory, this.logConfig);
+      let opened: ReturnType<typeof PartitionLog.open>;
+      try {
+        opened = PartitionLog.open(assignment.directory, this.logConfig);
+      } catch (error) {
+        const { topic, partition, directory } = assignment;
+        this.logger.error({ err: error, topic, partition, directory }, 'partition could not be opened');
+        return { assignment, error: error instanceof Error ? error : new Error(String(error)) };
+      }
+      const { log, recovery } = opened;
       this.partitions.set(assignment.id, { assignment, log, internal: assignment.topic.startsWith('__') });
       if (recovery.truncatedBytes > 0 || recovery.droppedSegments > 0) {
         this.logger.warn({ topic: assignment.topic, partition: assignment.partition, ...recovery }, 'recovery truncated a damaged log tail');
       }
     }
+    return null;
   }
 
   get(id: number): OwnedPartition | undefined {

@@ -9,7 +9,7 @@ const METHODS: HTTPMethod[] = ['GET', 'POST', 'PUT', 'DELETE'];
 
 /** What HTTP handlers may use. */
 export interface HttpContext {
-  broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes'>;
+  broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes' | 'health'>;
   coordinator: GroupCoordinator;
 }
 
@@ -25,10 +25,19 @@ export class RawAnswer {
   ) {}
 }
 
+/** A JSON answer with a status other than 200 (GET /health's 503), for a route that answers without failing. */
+export class JsonAnswer {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {}
+}
+
 /**
  * The HTTP front door's dispatch: find-my-way matches the path, the handler gets the path
- * parameters and the JSON body, and whatever it returns is the 200 answer. Every failure is a
- * RillError answered with its code's status and the one error body (src/errors).
+ * parameters and the JSON body, and whatever it returns is the 200 answer (a JsonAnswer chooses
+ * its status). Every failure is a RillError answered with its code's status and the one error
+ * body (src/errors).
  */
 export class HttpRouter {
   private readonly router = FindMyWay({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 });
@@ -54,7 +63,8 @@ export class HttpRouter {
       if (result instanceof RawAnswer) {
         response.writeHead(200, { 'content-type': result.contentType, 'content-length': result.content.length });
         response.end(result.content);
-      } else send(response, 200, result);
+      } else if (result instanceof JsonAnswer) send(response, result.status, result.body);
+      else send(response, 200, result);
     } catch (error) {
       const { status, body } = toHttp(asRillError(error));
       send(response, status, body);

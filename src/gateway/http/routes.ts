@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
-import { HttpRouter, RawAnswer, type HttpContext, type RouteHandler } from './router.js';
+import { HttpRouter, JsonAnswer, RawAnswer, type HttpContext, type RouteHandler } from './router.js';
 import { seedRoutes } from './seed-routes.js';
 
 /** Runs a consumer-group operation with the body's fields, the path's taking precedence. */
@@ -44,7 +44,11 @@ function staticFile(file: URL, contentType: string): RouteHandler {
 export function httpRoutes(): HttpRouter {
   const router = new HttpRouter();
   const { route } = router;
-  route('GET', '/health', () => ({ status: 'ok' }));
+  // 503 while a broker worker is down, reopening its partitions or crash-looping, naming it and why.
+  route('GET', '/health', ({ broker }) => {
+    const health = broker.health();
+    return health.status === 'ok' ? health : new JsonAnswer(503, health);
+  });
   route('GET', '/v1/stats', ({ broker }) => {
     const memory = process.memoryUsage();
     return {

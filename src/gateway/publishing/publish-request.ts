@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { partitionForKey, type RecordHeaders, type RoundRobin, type Topic, type TopicRegistry } from '../../broker/index.js';
+import { partitionForKey, type CreationQuota, type RecordHeaders, type RoundRobin, type Topic, type TopicRegistry } from '../../broker/index.js';
 import { RillError, type ErrorCode } from '../../errors/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 
@@ -48,6 +48,7 @@ export function preparePublish(
   headers: FrameHeaders,
   body: Buffer,
   fallbackMessageId: () => string,
+  quota?: CreationQuota,
 ): PublishRequest {
   let key: string | null = headers.key ?? null;
   let messageId: string | null = headers['message-id'] ?? null;
@@ -75,7 +76,7 @@ export function preparePublish(
   }
   messageId ??= fallbackMessageId();
 
-  const topic = resolveTopic(topics, topicText, messageId);
+  const topic = resolveTopic(topics, topicText, messageId, quota);
   const timestamp = parseTimestamp(timestampInput, messageId);
   let partition: number;
   if (headers.partition !== undefined) {
@@ -110,9 +111,9 @@ function startsWithBrace(body: Buffer): boolean {
   return false;
 }
 
-function resolveTopic(topics: Pick<TopicRegistry, 'resolve'>, name: string, messageId: string): Topic {
+function resolveTopic(topics: Pick<TopicRegistry, 'resolve'>, name: string, messageId: string, quota: CreationQuota | undefined): Topic {
   try {
-    return topics.resolve(name, 'auto');
+    return topics.resolve(name, 'auto', quota);
   } catch (error) {
     if (error instanceof RillError) throw new PublishError(error.code, error.message, messageId);
     throw error;

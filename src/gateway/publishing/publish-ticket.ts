@@ -6,7 +6,10 @@ import type { Producer } from './producer.js';
 export class ReceiptCountdown {
   constructor(
     public remaining: number,
+    /** The COMMIT's receipt header, null when it asked for none. */
     readonly receipt: string | null,
+    /** The COMMIT's place in its connection's order of answers. */
+    readonly place: number,
   ) {}
 }
 
@@ -22,28 +25,33 @@ export class PublishTicket implements AppendTicket {
     private readonly partition: number,
     private readonly messageId: string,
     private readonly timestamp: number,
-    private readonly receipt: string | null,
+    /** The SEND's place in its connection's order of answers. */
+    private readonly place: number,
+    /** The SEND asked for a RECEIPT. */
+    private readonly receipt: boolean,
     private readonly countdown: ReceiptCountdown | null,
+    /** About how many bytes its answers take (RECEIPT, acknowledgment): handed back when it settles. */
+    private readonly owedBytes: number,
   ) {}
 
   settle(offset: number, failure: RillError | null): void {
     const producer = this.producer;
     if (producer.open) {
       const acknowledgments = producer.acknowledgments(this.topic);
+      const countdown = this.countdown;
       if (failure === null) {
         acknowledgments?.stored(this.messageId, this.partition, offset, this.timestamp);
-        if (this.countdown !== null) {
-          if (--this.countdown.remaining === 0) producer.receipt(this.countdown.receipt);
-        } else if (this.receipt !== null) producer.receipt(this.receipt);
+        if (countdown !== null) {
+          if (--countdown.remaining === 0 && countdown.receipt !== null) producer.answered(countdown.place);
+        } else if (this.receipt) producer.answered(this.place);
       } else {
         acknowledgments?.failed(this.messageId, this.partition, failure);
-        const receipt = this.countdown?.receipt ?? this.receipt;
         const reason = `message "${this.messageId}" was not stored: ${failure.message}`;
-        if (this.countdown !== null) producer.fail(new RillError(failure.code, `transaction partly failed: ${reason}`), receipt);
-        else if (acknowledgments !== undefined) producer.receipt(receipt);
-        else producer.fail(new RillError(failure.code, reason), receipt);
+        if (countdown !== null) producer.failed(countdown.place, new RillError(failure.code, `transaction partly failed: ${reason}`));
+        else if (acknowledgments === undefined) producer.failed(this.place, new RillError(failure.code, reason));
+        else if (this.receipt) producer.answered(this.place);
       }
     }
-    producer.settled();
+    producer.settled(this.owedBytes);
   }
 }

@@ -1,4 +1,4 @@
-import { RoundRobin, type Broker } from '../../broker/index.js';
+import { RoundRobin, type CreationQuota, type Broker } from '../../broker/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 import type { Producer } from './producer.js';
 import { preparePublish, type PublishRequest } from './publish-request.js';
@@ -15,12 +15,19 @@ export class Publisher {
   constructor(private readonly broker: Pick<Broker, 'topics' | 'append'>) {}
 
   /** Throws PublishError with a reason the client can act on. */
-  prepare(topic: string, headers: FrameHeaders, body: Buffer, fallbackMessageId: () => string): PublishRequest {
-    return preparePublish(this.broker.topics, this.roundRobin, topic, headers, body, fallbackMessageId);
+  /** `quota`: the connection's allowance for creating topics by naming them (limits.autoCreatePerMinute). */
+  prepare(topic: string, headers: FrameHeaders, body: Buffer, fallbackMessageId: () => string, quota?: CreationQuota): PublishRequest {
+    return preparePublish(this.broker.topics, this.roundRobin, topic, headers, body, fallbackMessageId, quota);
   }
 
-  publish(producer: Producer, request: PublishRequest, receipt: string | null, countdown: ReceiptCountdown | null): void {
-    const ticket = new PublishTicket(producer, request.topic.name, request.partition, request.messageId, request.timestamp, receipt, countdown);
+  /**
+   * Hands the record to the broker. `place` is the frame's place in the producer's order of
+   * answers; `receipt`, whether a single SEND asked for a RECEIPT (a COMMIT's is its countdown's);
+   * `owedBytes`, the producer's guess of what its answers will take, handed back when it settles.
+   */
+  publish(producer: Producer, request: PublishRequest, place: number, receipt: boolean, countdown: ReceiptCountdown | null, owedBytes: number): void {
+    const { topic, partition, messageId, timestamp } = request;
+    const ticket = new PublishTicket(producer, topic.name, partition, messageId, timestamp, place, receipt, countdown, owedBytes);
     this.broker.append(request.topic, request.partition, request.timestamp, request.key, request.messageId, request.headers, request.value, ticket);
   }
 }

@@ -1,15 +1,23 @@
+import { CreationQuota } from '../../broker/index.js';
 import { asRillError, RillError, stompErrorHeaders } from '../../errors/index.js';
 import { encodeFrame, FrameParser, StompProtocolError, type EscapeMode, type Frame, type HeaderInput } from '../../protocol/stomp/index.js';
 import type { Producer, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
 import type { Transport, TransportEvents } from '../transport/index.js';
-import type { CommandContext, SessionServices } from './command-context.js';
+import { AnswerQueue, type AnswerWriter, type ErrorDetails } from './answer-queue.js';
+import type { CommandContext, LaterAnswer, SessionServices } from './command-context.js';
 import { COMMAND_HANDLERS } from './commands/index.js';
 import type { DeliveryChannel } from './delivery-channel.js';
 import { Heartbeats } from './heartbeats.js';
+import { ReadGate, type ReadPause } from './read-gate.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
 import { Transactions } from './transactions.js';
 
-type SessionState = 'awaiting-connect' | 'connected' | 'closing' | 'closed';
+/**
+ * `failing`: an ERROR is decided and waits for the answers of earlier frames; no frame is handled
+ * any more, but those answers (and acknowledgments) still go out. `closing`: the last frame (an
+ * ERROR, or DISCONNECT's RECEIPT) is written and the connection closes once it has left.
+ */
+type SessionState = 'awaiting-connect' | 'connected' | 'failing' | 'closing' | 'closed';
 
 export interface ConnectionView {
   session: string;
@@ -20,10 +28,16 @@ export interface ConnectionView {
   subscriptions: string[];
   /** Bytes written to the socket that the client has not taken yet. */
   bufferedBytes: number;
+  /** Why the server is not reading from it: none, storage is behind, its client does not read (backlog), or both. */
+  readingPausedFor: ReadPause[];
 }
 
-/** Stop writing deliveries to a socket that already holds this much unsent data. */
-const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
+/** About what a RECEIPT frame takes besides its receipt-id, and an acknowledgment MESSAGE besides its messageID and topic (twice). */
+const RECEIPT_BYTES = 22;
+const ACKNOWLEDGMENT_BYTES = 240;
+
+/** A connection told to close (after an ERROR or DISCONNECT) that has not closed by then, its client not taking what is left, is dropped. */
+const CLOSING_GRACE_MS = 10_000;
 
 let sessionCounter = 0;
 
@@ -45,11 +59,18 @@ export class StompSession implements TransportEvents {
   private readonly connectTimer: NodeJS.Timeout;
   /** Publishes handed to the broker and not yet answered. */
   private inflightPublishes = 0;
-  /** Set by DISCONNECT: the receipt to send once every publish is answered. */
-  private disconnectReceipt: string | null | undefined = undefined;
+  /** About how many bytes the answers of those publishes (RECEIPTs, acknowledgments) will take once storage has answered. */
+  private owedBytes = 0;
+  /** Set by DISCONNECT: its place among the answers, made ready once every publish is answered. */
+  private disconnectPlace: number | undefined = undefined;
   private messageCounter = 0;
-  /** Set while the gateway has stopped reading from this connection (backpressure): not silence. */
-  private readingPaused = false;
+  /** RECEIPTs and ERRORs in the order of the frames that asked for them. */
+  private readonly answers = new AnswerQueue(this.answerWriter());
+  /** Whether the server reads from the connection: storage behind, or the client not reading what it is sent. */
+  private readonly readGate: ReadGate;
+  /** limits.connectionHighWaterBytes: more unsent than this and the session neither reads nor pushes MESSAGEs. */
+  private readonly highWaterBytes: number;
+  private closingTimer: NodeJS.Timeout | undefined;
   private readonly context: CommandContext;
   private readonly channel: DeliveryChannel;
   readonly producer: Producer;
@@ -60,6 +81,8 @@ export class StompSession implements TransportEvents {
     private readonly onClosed: (session: StompSession) => void,
   ) {
     const { stomp } = services;
+    this.readGate = new ReadGate(transport);
+    this.highWaterBytes = services.connectionHighWaterBytes;
     this.transactions = new Transactions(stomp.maxTransactionFrames);
     this.parser = new FrameParser((frame) => this.handleFrame(frame), {
       maxFrameBytes: stomp.maxFrameBytes,
@@ -93,35 +116,55 @@ export class StompSession implements TransportEvents {
       state: this.state,
       subscriptions: this.subscriptions.ids(),
       bufferedBytes: this.transport.bufferedBytes,
+      readingPausedFor: this.readGate.reasons(),
     };
+  }
+
+  /** Paused reads are backpressure, not silence: the heart-beat check waits. */
+  private get readingPaused(): boolean {
+    return this.readGate.paused;
   }
 
   // ---- the transport's events ----
 
   onData(chunk: Buffer): void {
     this.heartbeats.received();
-    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state !== 'connected' && this.state !== 'awaiting-connect') return;
     try {
       this.parser.push(chunk);
     } catch (error) {
+      // The frame that broke the rules is a frame of its own: its ERROR comes after every earlier frame's answer.
+      this.answers.next();
       if (error instanceof StompProtocolError) this.fail(new RillError('invalid-frame', error.message), error.receipt);
       else {
         this.services.logger.error({ err: error, session: this.id }, 'internal error while handling a frame');
         this.fail(new RillError('internal', 'internal server error'));
       }
     }
+    // Answers to what this client sends pile up while it does not read them: stop reading from it
+    // while what it has not taken, and what it will be sent for publishes still being stored, pass
+    // the mark (checked once per chunk read, not per frame).
+    if (this.transport.bufferedBytes + this.owedBytes > this.highWaterBytes) this.readGate.pause('backlog');
   }
 
   onDrain(): void {
+    this.resumeIfRelieved();
     this.subscriptions.resumeAll();
+  }
+
+  /** Reading paused for the backlog resumes once the socket drained and the answers owed are back under the mark. */
+  private resumeIfRelieved(): void {
+    if (this.readGate.backlogged && this.transport.bufferedBytes + this.owedBytes <= this.highWaterBytes) this.readGate.resume('backlog');
   }
 
   onClose(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.stopTimers();
+    clearTimeout(this.closingTimer);
+    this.answers.discard();
     // After DISCONNECT the members leave cleanly; a dropped connection leaves them to time out.
-    const clean = this.disconnectReceipt !== undefined;
+    const clean = this.disconnectPlace !== undefined;
     this.subscriptions.closeAll(clean);
     for (const release of this.closeHandlers) release(clean);
     this.closeHandlers.clear();
@@ -131,14 +174,13 @@ export class StompSession implements TransportEvents {
 
   // ---- the gateway's controls ----
 
-  pauseReading(): void {
-    this.readingPaused = true;
-    this.transport.pauseReading();
+  /** Storage is behind: stop reading until it catches up (the connection's own backpressure is apart from this). */
+  pauseForStorage(): void {
+    this.readGate.pause('storage');
   }
 
-  resumeReading(): void {
-    this.readingPaused = false;
-    this.transport.resumeReading();
+  resumeForStorage(): void {
+    this.readGate.resume('storage');
   }
 
   /** Refuses the connection before any frame: an ERROR, then close. */
@@ -158,6 +200,7 @@ export class StompSession implements TransportEvents {
 
   private handleFrame(frame: Frame): void {
     if (this.state !== 'connected' && this.state !== 'awaiting-connect') return;
+    this.answers.next();
     if (this.state === 'awaiting-connect' && frame.command !== 'CONNECT' && frame.command !== 'STOMP') {
       this.fail(new RillError('unexpected-frame', `expected CONNECT or STOMP as the first frame, got ${frame.command}`), frame.headers.receipt);
       return;
@@ -177,35 +220,73 @@ export class StompSession implements TransportEvents {
     }
   }
 
+  /** Nothing is written after the last frame (an ERROR, DISCONNECT's RECEIPT). */
   private sendFrame(command: string, headers: HeaderInput, body?: Buffer | string): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closing' || this.state === 'closed') return;
     this.heartbeats.sent();
     this.transport.send(encodeFrame(command, headers, body, this.version));
   }
 
   private sendBytes(frame: Buffer): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closing' || this.state === 'closed') return;
     this.heartbeats.sent();
     this.transport.send(frame);
   }
 
-  private sendReceipt(receipt: string | undefined | null): void {
-    if (receipt !== undefined && receipt !== null) this.sendFrame('RECEIPT', { 'receipt-id': receipt });
+  /** An ERROR for the frame read last (or being handled); see failAt. */
+  private fail(error: RillError, receipt?: string | null, details?: ErrorDetails): void {
+    this.failAt(this.answers.current, error, receipt, details);
   }
 
-  /** Sends an ERROR frame and closes the connection once it is written. */
-  private fail(error: RillError, receipt?: string | null, details?: { body?: string; headers?: HeaderInput }): void {
+  /**
+   * An ERROR for the frame at `place`: no frame is handled from now on, the answers of earlier
+   * frames go out as they come, then the ERROR, and the connection closes once it is written.
+   */
+  private failAt(place: number, error: RillError, receipt?: string | null, details?: ErrorDetails): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    this.services.logger.debug(
-      { session: this.id, remote: this.transport.remoteAddress, code: error.code, reason: error.message },
-      'closing session with ERROR',
-    );
-    const headers: HeaderInput = { ...details?.headers, ...stompErrorHeaders(error), message: error.message.slice(0, 1000), 'content-type': 'text/plain' };
-    if (receipt !== undefined && receipt !== null) headers['receipt-id'] = receipt;
-    this.sendFrame('ERROR', headers, details?.body ?? error.message);
+    if (this.state !== 'failing') {
+      this.state = 'failing';
+      this.transactions.clear();
+    }
+    this.answers.fail(place, error, receipt, details);
+  }
+
+  /** How the answer queue writes what it lets go. */
+  private answerWriter(): AnswerWriter {
+    return {
+      receipt: (receipt) => this.sendFrame('RECEIPT', { 'receipt-id': receipt }),
+      error: (error, receipt, details) => {
+        if (this.state === 'closing' || this.state === 'closed') return;
+        this.services.logger.debug(
+          { session: this.id, remote: this.transport.remoteAddress, code: error.code, reason: error.message },
+          'closing session with ERROR',
+        );
+        const headers: HeaderInput = {
+          ...details?.headers,
+          ...stompErrorHeaders(error),
+          message: error.message.slice(0, 1000),
+          'content-type': 'text/plain',
+        };
+        if (receipt !== null) headers['receipt-id'] = receipt;
+        this.sendFrame('ERROR', headers, details?.body ?? error.message);
+        this.close();
+      },
+      close: (receipt) => {
+        if (this.state === 'closing' || this.state === 'closed') return;
+        if (receipt !== null) this.sendFrame('RECEIPT', { 'receipt-id': receipt });
+        this.close();
+      },
+    };
+  }
+
+  /** Closes once what was written has left; a client that does not take it within the grace period is dropped. */
+  private close(): void {
     this.state = 'closing';
     this.stopTimers();
+    this.readGate.close();
     this.transport.end();
+    this.closingTimer = setTimeout(() => this.transport.destroy(), CLOSING_GRACE_MS);
+    this.closingTimer.unref();
   }
 
   private connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number): void {
@@ -219,25 +300,38 @@ export class StompSession implements TransportEvents {
 
   private publish(request: PublishRequest, receipt: string | null, countdown: ReceiptCountdown | null): void {
     this.inflightPublishes++;
-    this.services.publisher.publish(this.producer, request, receipt, countdown);
+    // What its answers will take, counted against the mark until they are written (see onData).
+    let owed = receipt === null ? 0 : RECEIPT_BYTES + receipt.length;
+    const topic = request.topic.name;
+    if (this.subscriptions.acknowledgments(topic) !== undefined) owed += ACKNOWLEDGMENT_BYTES + request.messageId.length + 2 * topic.length;
+    this.owedBytes += owed;
+    const { publisher } = this.services;
+    if (countdown !== null) publisher.publish(this.producer, request, countdown.place, false, countdown, owed);
+    else publisher.publish(this.producer, request, this.answers.reserve(receipt), receipt !== null, null, owed);
   }
 
-  private publishSettled(): void {
+  private publishSettled(owedBytes: number): void {
     this.inflightPublishes--;
-    if (this.inflightPublishes === 0 && this.disconnectReceipt !== undefined) this.finishDisconnect();
+    this.owedBytes -= owedBytes;
+    this.resumeIfRelieved();
+    if (this.inflightPublishes === 0 && this.disconnectPlace !== undefined) this.answers.ready(this.disconnectPlace);
   }
 
+  /** DISCONNECT: the connection closes in its turn, once every publish before it is answered (then its RECEIPT). */
   private disconnect(receipt: string | null): void {
-    this.disconnectReceipt = receipt;
+    if (this.disconnectPlace !== undefined) return;
+    this.disconnectPlace = this.answers.reserveClose(receipt);
     this.transactions.clear();
-    if (this.inflightPublishes === 0) this.finishDisconnect();
+    if (this.inflightPublishes === 0) this.answers.ready(this.disconnectPlace);
   }
 
-  private finishDisconnect(): void {
-    if (this.state !== 'connected') return;
-    this.sendReceipt(this.disconnectReceipt);
-    this.state = 'closing';
-    this.transport.end();
+  private later(receipt: string | null | undefined): LaterAnswer {
+    const place = this.answers.reserve(receipt);
+    return {
+      place,
+      receipt: () => this.answers.ready(place),
+      fail: (error) => this.failAt(place, error),
+    };
   }
 
   private stopTimers(): void {
@@ -251,6 +345,7 @@ export class StompSession implements TransportEvents {
     const session = this;
     return {
       sessionId: this.id,
+      topicQuota: new CreationQuota(this.services.autoCreatePerMinute),
       get version() {
         return session.version;
       },
@@ -261,8 +356,9 @@ export class StompSession implements TransportEvents {
       subscriptions: this.subscriptions,
       transactions: this.transactions,
       channel: this.channel,
-      receipt: (receipt) => this.sendReceipt(receipt),
+      receipt: (receipt) => this.answers.receipt(receipt),
       fail: (error, receipt, details) => this.fail(error, receipt, details),
+      later: (receipt) => this.later(receipt),
       connected: (version, headers, outgoingMs, incomingMs) => this.connected(version, headers, outgoingMs, incomingMs),
       publish: (request, receipt, countdown) => this.publish(request, receipt, countdown),
       disconnect: (receipt) => this.disconnect(receipt),
@@ -285,7 +381,7 @@ export class StompSession implements TransportEvents {
         return session.state === 'connected';
       },
       get writable() {
-        return session.state === 'connected' && session.transport.bufferedBytes <= SOCKET_HIGH_WATER_BYTES;
+        return session.state === 'connected' && session.transport.bufferedBytes <= session.highWaterBytes;
       },
       sendFrame: (command, headers, body) => this.sendFrame(command, headers, body),
       sendBytes: (frame) => this.sendBytes(frame),
@@ -297,13 +393,14 @@ export class StompSession implements TransportEvents {
   private producerFace(): Producer {
     const session = this;
     return {
+      // While an ERROR waits its turn, earlier frames' answers and acknowledgments still go out.
       get open() {
-        return session.state === 'connected';
+        return session.state === 'connected' || session.state === 'failing';
       },
       acknowledgments: (topic) => this.subscriptions.acknowledgments(topic),
-      receipt: (receipt) => this.sendReceipt(receipt),
-      fail: (error, receipt) => this.fail(error, receipt),
-      settled: () => this.publishSettled(),
+      answered: (place) => this.answers.ready(place),
+      failed: (place, error) => this.failAt(place, error),
+      settled: (owedBytes) => this.publishSettled(owedBytes),
     };
   }
 }

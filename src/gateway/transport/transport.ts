@@ -6,7 +6,7 @@ export interface Transport {
   readonly kind: 'websocket' | 'tcp';
   readonly remoteAddress: string;
   send(bytes: Buffer): void;
-  /** Bytes accepted by send() that the peer has not taken yet. */
+  /** Bytes accepted by send() that have not left for the peer yet (the session's backpressure reads this). */
   readonly bufferedBytes: number;
   pauseReading(): void;
   resumeReading(): void;
@@ -21,6 +21,7 @@ export interface Transport {
 
 export interface TransportEvents {
   onData(chunk: Buffer): void;
+  /** What was buffered has been written out: after bufferedBytes passed the socket's own mark, one event once it is back to none. */
   onDrain(): void;
   onClose(): void;
 }

@@ -19,6 +19,8 @@ export class WebSocketTransport implements Transport {
     });
     socket.on('close', () => events.onClose());
     socket.on('error', () => socket.terminate());
+    // ws emits no 'drain' of its own: it writes each frame straight to the raw socket (no
+    // compression here, nor Blob bodies, so its sender never queues), whose 'drain' is the one.
     rawSocket.on('drain', () => events.onDrain());
   }
 
@@ -28,6 +30,7 @@ export class WebSocketTransport implements Transport {
     this.socket.send(bytes, { binary: !isUtf8(bytes) });
   }
 
+  /** ws counts both what its sender holds and what the raw socket has not written yet. */
   get bufferedBytes(): number {
     return this.socket.bufferedAmount;
   }

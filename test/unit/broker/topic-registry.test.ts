@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TopicRegistry, type Topic } from '../../../src/broker/index.js';
+import { CreationQuota, TopicRegistry, type Topic } from '../../../src/broker/index.js';
+import type { TopicPolicy } from '../../../src/broker/front/topic-registry.js';
 import { RillError } from '../../../src/errors/index.js';
-import { createLogger } from '../../../src/logging/index.js';
+import { createLogger, type Logger } from '../../../src/logging/index.js';
 import { TopicCatalog } from '../../../src/storage/index.js';
 
 const dirs: string[] = [];
@@ -13,33 +14,45 @@ afterEach(() => {
 });
 
 /** A registry over a real catalog in a temporary directory, recording where partitions were placed. */
-function registry(policy = { autoCreate: true, defaultPartitions: 3 }) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-registry-'));
+function registry(policy: Partial<TopicPolicy> = {}, options: { dir?: string; logger?: Logger } = {}) {
+  const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rill-registry-'));
   dirs.push(dir);
   const placed: Array<{ topic: string; worker: number; ids: number[] }> = [];
   const catalog = new TopicCatalog(dir);
   const topics = new TopicRegistry(
     catalog,
-    policy,
+    { autoCreate: true, defaultPartitions: 3, maxTopics: 10_000, maxPartitions: 100_000, openFileLimit: null, ...policy },
     {
       workerCount: 2,
       place: (topic: Topic, assignments) => {
         for (const [worker, list] of assignments) placed.push({ topic: topic.name, worker, ids: list.map((a) => a.id) });
       },
     },
-    createLogger('silent'),
+    options.logger ?? createLogger('silent'),
   );
   return { topics, placed, catalog, dir };
 }
 
-function codeOf(run: () => unknown): string {
+function errorOf(run: () => unknown): RillError | null {
   try {
     run();
   } catch (error) {
-    if (error instanceof RillError) return error.code;
+    if (error instanceof RillError) return error;
     throw error;
   }
-  return 'none';
+  return null;
+}
+
+function codeOf(run: () => unknown): string {
+  return errorOf(run)?.code ?? 'none';
+}
+
+/** A logger that keeps its warnings. */
+function warningLogger() {
+  const warnings: string[] = [];
+  const ignore = (): void => {};
+  const logger = { warn: (_fields: unknown, message: string) => void warnings.push(message), info: ignore, debug: ignore, error: ignore } as unknown as Logger;
+  return { logger, warnings };
 }
 
 describe('TopicRegistry', () => {
@@ -99,5 +112,114 @@ describe('TopicRegistry', () => {
     fs.mkdirSync(path.join(dir, 'topics', 'broken'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'topics', 'broken', 'topic.json'), '{"name":"broken","partitions":0,"createdAt":1}');
     expect(() => catalog.load()).toThrow(/broken[/\\]topic\.json is not a topic definition/);
+  });
+
+  describe('limits', () => {
+    it('refuses a topic past limits.maxTopics, internal topics counted, naming the key', () => {
+      const { topics, catalog } = registry({ maxTopics: 3 });
+      topics.internal('__consumer_offsets', 1);
+      topics.resolve('a');
+      topics.resolve('b', 'always');
+      for (const creation of ['auto', 'always'] as const) {
+        const refused = errorOf(() => topics.resolve('c', creation));
+        expect(refused?.code).toBe('limit-reached');
+        expect(refused?.retriable).toBe(false);
+        expect(refused?.message).toMatch(/cannot create topic "c".*3 topics.*limits\.maxTopics \(3\)/);
+      }
+      // A topic defined in the configuration goes through create(): the start-up fails with the same error.
+      expect(errorOf(() => topics.create('c', 1))?.message).toContain('limits.maxTopics');
+      expect(topics.get('c')).toBeUndefined();
+      expect(catalog.load().map((t) => t.name)).not.toContain('c');
+      // Existing topics are still served.
+      expect(topics.resolve('a').name).toBe('a');
+    });
+
+    it('refuses creating or growing past limits.maxPartitions (all topics together), naming the key', () => {
+      const { topics, placed } = registry({ maxPartitions: 10, defaultPartitions: 4 });
+      topics.resolve('a');
+      topics.resolve('b');
+      const refused = errorOf(() => topics.resolve('c'));
+      expect(refused?.code).toBe('limit-reached');
+      expect(refused?.message).toMatch(
+        /create topic "c" with 4 partitions: the topics would have 12 partitions together, more than limits\.maxPartitions \(10\)/,
+      );
+      expect(topics.create('c', 2).partitions).toBe(2);
+      const growth = errorOf(() => topics.addPartitions('a', 5));
+      expect(growth?.code).toBe('limit-reached');
+      expect(growth?.message).toMatch(/grow topic "a" from 4 to 5 partitions.*limits\.maxPartitions/);
+      expect(topics.get('a')?.partitions).toBe(4);
+      expect(placed.flatMap((p) => p.ids)).toHaveLength(10);
+    });
+
+    it('never refuses an internal topic, which still counts toward the limits', () => {
+      const { topics } = registry({ maxTopics: 1, maxPartitions: 2, defaultPartitions: 1, openFileLimit: 300 });
+      topics.resolve('only');
+      expect(topics.internal('__consumer_offsets', 5).partitions).toBe(5);
+      expect(codeOf(() => topics.resolve('more'))).toBe('limit-reached');
+    });
+
+    it('loads every topic on disk whatever the limits, warns, and refuses new topics then', () => {
+      const first = registry({ defaultPartitions: 2 });
+      for (const name of ['a', 'b', 'c']) first.topics.resolve(name);
+      const { logger, warnings } = warningLogger();
+      const { topics, catalog } = registry({ maxTopics: 2, maxPartitions: 4 }, { dir: first.dir, logger });
+      topics.load(catalog.load());
+      expect(topics.list().map((t) => t.name)).toEqual(['a', 'b', 'c']);
+      expect(warnings.some((w) => w.includes('limits.maxTopics or limits.maxPartitions'))).toBe(true);
+      expect(codeOf(() => topics.resolve('d'))).toBe('limit-reached');
+    });
+
+    it('refuses topics past the descriptor budget, counting the segments of the topics on disk', () => {
+      // A limit of 300 leaves 44 descriptors to partitions (256 are kept): 14 new partitions.
+      const first = registry({ defaultPartitions: 1 });
+      first.topics.resolve('old');
+      const segments = first.catalog.partitionDirectory('old', 0);
+      fs.mkdirSync(segments, { recursive: true });
+      for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(segments, `${String(i * 100).padStart(20, '0')}.log`), '');
+      const { logger, warnings } = warningLogger();
+      const { topics, catalog } = registry({ defaultPartitions: 3, openFileLimit: 300 }, { dir: first.dir, logger });
+      topics.load(catalog.load()); // 20 segments + 2 = 22 descriptors
+      expect(warnings).toEqual([]);
+      topics.resolve('t1'); // 9 more: 31
+      topics.resolve('t2'); // 40
+      const refused = errorOf(() => topics.resolve('t3')); // 49 > 44
+      expect(refused?.code).toBe('limit-reached');
+      expect(refused?.message).toMatch(/create topic "t3".*about 49 files open.*44.*open-file limit is 300.*ulimit -n/);
+      expect(topics.create('t3', 1).partitions).toBe(1); // 43: one partition still fits
+      expect(codeOf(() => topics.addPartitions('t3', 2))).toBe('limit-reached');
+    });
+
+    it('warns at start-up when the topics on disk need more descriptors than the budget', () => {
+      const first = registry({ defaultPartitions: 20 });
+      first.topics.resolve('big'); // 20 partitions of 3 descriptors: 60 > 44
+      const { logger, warnings } = warningLogger();
+      const { topics, catalog } = registry({ openFileLimit: 300 }, { dir: first.dir, logger });
+      topics.load(catalog.load());
+      expect(warnings.some((w) => /need about 60 open files.*limit of 300.*ulimit -n/.test(w))).toBe(true);
+      expect(codeOf(() => topics.resolve('more'))).toBe('limit-reached');
+    });
+
+    it('takes a creation from the quota only when an auto-created topic is really created', () => {
+      let now = 0;
+      const quota = new CreationQuota(2, () => now);
+      const { topics } = registry({ maxTopics: 3 });
+      topics.resolve('a', 'auto', quota);
+      topics.resolve('a', 'auto', quota); // exists: free
+      topics.resolve('dead.DLQ', 'always', quota); // not auto: free
+      expect(quota.available).toBe(1);
+      topics.resolve('b', 'auto', quota);
+      expect(quota.available).toBe(0);
+      // A creation the limits refuse does not use the quota up: it answers limit-reached, not rate-limited.
+      expect(codeOf(() => topics.resolve('c', 'auto', quota))).toBe('limit-reached');
+      const { topics: other } = registry();
+      const refused = errorOf(() => other.resolve('x', 'auto', quota));
+      expect(refused?.code).toBe('rate-limited');
+      expect(refused?.retriable).toBe(true);
+      expect(refused?.message).toContain('limits.autoCreatePerMinute');
+      expect(other.get('x')).toBeUndefined();
+      expect(other.resolve('y', 'always', quota).name).toBe('y');
+      now += 30_000;
+      expect(other.resolve('x', 'auto', quota).name).toBe('x');
+    });
   });
 });

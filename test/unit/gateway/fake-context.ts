@@ -1,11 +1,11 @@
-import type { Broker, Topic } from '../../../src/broker/index.js';
+import { CreationQuota, type Broker, type Topic } from '../../../src/broker/index.js';
 import { parseConfig } from '../../../src/config/index.js';
 import type { GroupCoordinator } from '../../../src/coordinator/index.js';
 import { RillError } from '../../../src/errors/index.js';
 import { createLogger } from '../../../src/logging/index.js';
 import type { EscapeMode, Frame, HeaderInput } from '../../../src/protocol/stomp/index.js';
 import { Publisher, type PublishRequest, type ReceiptCountdown } from '../../../src/gateway/publishing/index.js';
-import type { CommandContext, PartitionReader } from '../../../src/gateway/stomp/command-context.js';
+import type { CommandContext, LaterAnswer, PartitionReader } from '../../../src/gateway/stomp/command-context.js';
 import type { DeliveryChannel } from '../../../src/gateway/stomp/delivery-channel.js';
 import { SubscriptionRegistry } from '../../../src/gateway/stomp/subscription-registry.js';
 import { Transactions } from '../../../src/gateway/stomp/transactions.js';
@@ -38,6 +38,7 @@ function fakeTopics(topics: Topic[], autoCreate: boolean) {
  */
 export class FakeContext implements CommandContext {
   readonly sessionId = 'test-session';
+  readonly topicQuota = new CreationQuota(600);
   version: EscapeMode = '1.2';
   isConnected = true;
   readonly frames: SentFrame[] = [];
@@ -80,6 +81,8 @@ export class FakeContext implements CommandContext {
       log: (options.log ?? {}) as PartitionReader,
       coordinator: (options.coordinator ?? {}) as GroupCoordinator,
       logger: createLogger('silent'),
+      connectionHighWaterBytes: config.limits.connectionHighWaterBytes,
+      autoCreatePerMinute: config.limits.autoCreatePerMinute,
     };
     const context = this;
     this.channel = {
@@ -107,6 +110,11 @@ export class FakeContext implements CommandContext {
   fail(error: RillError, receipt?: string | null, details?: { body?: string; headers?: HeaderInput }): void {
     this.failure ??= { error, receipt, details };
     this.isConnected = false;
+  }
+
+  /** Answers later at once into `receipts` and `failure`: the fake keeps no order of answers (the session's AnswerQueue does). */
+  later(receipt: string | null | undefined): LaterAnswer {
+    return { place: 0, receipt: () => this.receipt(receipt), fail: (error) => this.fail(error, receipt) };
   }
 
   connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number): void {

@@ -21,9 +21,11 @@ export function handleRequest(context: CommandContext, frame: Frame, operation: 
     return;
   }
   const headers = { 'correlation-id': frame.headers['correlation-id'], operation };
+  // The RECEIPT follows the reply, in the frame's turn among the connection's answers.
+  const later = context.later(frame.headers.receipt);
   const answer = (status: number, body: unknown): void => {
     replies.send({ ...headers, status }, body);
-    context.receipt(frame.headers.receipt);
+    later.receipt();
   };
   const fail = (error: RillError): void => {
     const { status, body } = toHttp(error);

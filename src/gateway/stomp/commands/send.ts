@@ -37,7 +37,7 @@ export function prepareSend(context: CommandContext, frame: Frame): PublishReque
   if (parsed === null || (parsed.kind !== 'publish' && parsed.kind !== 'topic')) {
     throw new PublishError('invalid-destination', `cannot publish to "${destination}": publish to /producer/publish/<topic> or /topic/<topic>`, null);
   }
-  return context.services.publisher.prepare(parsed.topic, frame.headers, frame.body, () => context.nextMessageId());
+  return context.services.publisher.prepare(parsed.topic, frame.headers, frame.body, () => context.nextMessageId(), context.topicQuota);
 }
 
 /**

@@ -60,7 +60,7 @@ export function handleSubscribe(context: CommandContext, frame: Frame): void {
     return;
   }
 
-  const topic = context.services.topics.resolve(destination.topic, 'auto');
+  const topic = context.services.topics.resolve(destination.topic, 'auto', context.topicQuota);
   const prefetch = parsePrefetch(headers['prefetch-count'], context.services.stomp.prefetch);
   if (prefetch === null) return refuse('invalid-request', `invalid prefetch-count "${headers['prefetch-count']}"`);
   if (destination.kind === 'group') return subscribeToGroup(context, request, headers, destination.group, topic, prefetch);
@@ -88,10 +88,10 @@ function subscribeToTail(context: CommandContext, request: SubscribeRequest, hea
   }
   const tail = new TopicTail(context.channel, context.services.log, request.id, request.number, request.ackMode, topic, prefetch);
   context.subscriptions.add(tail);
+  const answer = context.later(request.receipt);
   tail.start(start, partitions).then(
-    () => context.receipt(request.receipt),
-    (error: unknown) =>
-      context.fail(new RillError(asRillError(error).code, `subscription "${request.id}" could not start: ${asRillError(error).message}`), request.receipt),
+    () => answer.receipt(),
+    (error: unknown) => answer.fail(new RillError(asRillError(error).code, `subscription "${request.id}" could not start: ${asRillError(error).message}`)),
   );
 }
 
@@ -99,25 +99,28 @@ function subscribeToTail(context: CommandContext, request: SubscribeRequest, hea
 function subscribeToGroup(context: CommandContext, request: SubscribeRequest, headers: FrameHeaders, group: string, topic: Topic, prefetch: number): void {
   const memberName = headers['consumer-name'] ?? `${context.sessionId}-${request.id}`;
   const { coordinator, log } = context.services;
+  const answer = context.later(request.receipt);
   let push: GroupPush | undefined;
   coordinator
     .connect(group, memberName, { instanceId: headers['instance-id'], topics: [topic.name] }, (_generation, assignment) => push?.assigned(assignment))
     .then(
       (binding) => {
         if (!context.isConnected) {
+          // The connection ended, or is ending after an ERROR, meanwhile: the member goes; the
+          // RECEIPT still takes its turn, so that the ERROR after it is not held up.
           binding.release(false);
+          answer.receipt();
           return;
         }
         push = new GroupPush(context.channel, log, coordinator, context.services.logger, request.id, request.number, request.ackMode, topic, prefetch, binding);
         context.subscriptions.add(push);
         push.start();
-        context.receipt(request.receipt);
+        answer.receipt();
       },
       (error: unknown) => {
         const failure = asRillError(error);
-        context.fail(
+        answer.fail(
           new RillError(failure.code, `cannot join group "${group}": ${failure.code === 'internal' ? `internal error: ${failure.message}` : failure.message}`),
-          request.receipt,
         );
       },
     );

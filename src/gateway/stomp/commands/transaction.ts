@@ -43,7 +43,8 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
     context.receipt(frame.headers.receipt);
     return;
   }
-  const countdown = new ReceiptCountdown(requests.length, frame.headers.receipt ?? null);
+  const receipt = frame.headers.receipt ?? null;
+  const countdown = new ReceiptCountdown(requests.length, receipt, context.later(receipt).place);
   for (const request of requests) context.publish(request, null, countdown);
 }
 
