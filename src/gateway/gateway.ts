@@ -104,6 +104,11 @@ export class Gateway {
     for (const session of this.sessions) session.end();
   }
 
+  /** The broker is shutting down: each session answers what it has read, then says so with an ERROR and closes. */
+  shutDown(): void {
+    for (const session of this.sessions) session.shutDown();
+  }
+
   /** Resolves once no session is open (at once if none is). */
   whenEmpty(): Promise<void> {
     if (this.sessions.size === 0) return Promise.resolve();

@@ -179,10 +179,12 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
     coordinator,
     close: () => {
       closing ??= (async () => {
+        // Stop accepting; stop handling frames; answer every frame already read (publishes once
+        // stored); then each client gets an ERROR saying the broker is going away, and is closed.
         const stopped = Promise.all([closeServer(httpServer), closeServer(tcpServer)]);
+        gateway.shutDown();
         await withTimeout(broker.whenIdle(), 5000);
-        gateway.closeAll();
-        await withTimeout(gateway.whenEmpty(), 1000);
+        await withTimeout(gateway.whenEmpty(), 2000);
         coordinator.stop();
         gateway.destroyAll();
         webSockets.close();

@@ -72,17 +72,23 @@ export class Broker implements PartitionPlacement {
     this.supervisor.on('worker-restarted', (index: number) => logger.info({ worker: index }, 'broker worker recovered its partitions'));
     this.topics = new TopicRegistry(catalog, { ...config.topics, ...config.limits }, this, logger);
     this.supervisor.start();
-    this.topics.load(catalog.load());
-    for (const { name, partitions } of config.topics.definitions) {
-      const existing = this.topics.get(name);
-      if (existing === undefined) this.topics.create(name, partitions);
-      else if (existing.partitions < partitions) this.topics.addPartitions(name, partitions);
-      else if (existing.partitions > partitions) {
-        logger.warn(
-          { topic: name, configured: partitions, existing: existing.partitions },
-          'topic has more partitions than configured; partitions are never removed',
-        );
+    try {
+      this.topics.load(catalog.load());
+      for (const { name, partitions } of config.topics.definitions) {
+        const existing = this.topics.get(name);
+        if (existing === undefined) this.topics.create(name, partitions);
+        else if (existing.partitions < partitions) this.topics.addPartitions(name, partitions);
+        else if (existing.partitions > partitions) {
+          logger.warn(
+            { topic: name, configured: partitions, existing: existing.partitions },
+            'topic has more partitions than configured; partitions are never removed',
+          );
+        }
       }
+    } catch (error) {
+      // A damaged topic.json, a definition past a limit: the workers already run and must stop too.
+      void this.supervisor.close();
+      throw error;
     }
   }
 

@@ -30,12 +30,12 @@ function memberOperation(name: OperationName): RouteHandler {
 const growTopic = z.object({ partitions: z.number().int().min(1).max(10_000) }).strict();
 
 /** The browser example and the STOMP client it loads, the only files served. */
-function staticFile(file: URL, contentType: string): RouteHandler {
-  return async (_context, params) => {
+function staticFile(path: string, file: URL, contentType: string): RouteHandler {
+  return async () => {
     try {
       return new RawAnswer(contentType, await readFile(file));
     } catch {
-      throw new RillError('not-found', `${params['*'] ?? file.pathname} is not available in this installation`);
+      throw new RillError('not-found', `${path} is not available in this installation`);
     }
   };
 }
@@ -97,7 +97,11 @@ export function httpRoutes(): HttpRouter {
   }
   route('DELETE', '/v1/groups/:group/members/:member', memberOperation('leave'));
   seedRoutes(route);
-  route('GET', '/examples', staticFile(new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
-  route('GET', '/examples/stomp.umd.min.js', staticFile(new URL('../bundles/stomp.umd.min.js', import.meta.resolve('@stomp/stompjs')), 'text/javascript'));
+  route('GET', '/examples', staticFile('/examples', new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
+  route(
+    'GET',
+    '/examples/stomp.umd.min.js',
+    staticFile('/examples/stomp.umd.min.js', new URL('../bundles/stomp.umd.min.js', import.meta.resolve('@stomp/stompjs')), 'text/javascript'),
+  );
   return router;
 }

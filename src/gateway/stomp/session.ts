@@ -71,6 +71,8 @@ export class StompSession implements TransportEvents {
   /** limits.connectionHighWaterBytes: more unsent than this and the session neither reads nor pushes MESSAGEs. */
   private readonly highWaterBytes: number;
   private closingTimer: NodeJS.Timeout | undefined;
+  /** The WebSocket close code this connection ends with: 1001 (going away) when the broker shuts down. */
+  private closeCode = 1000;
   private readonly context: CommandContext;
   private readonly channel: DeliveryChannel;
   readonly producer: Producer;
@@ -188,6 +190,19 @@ export class StompSession implements TransportEvents {
     this.fail(error);
   }
 
+  /**
+   * The broker is shutting down: no frame read from now on is handled, every frame already read
+   * is answered as usual (publishes once storage answers), then an ERROR says the broker is going
+   * away and the connection closes (a WebSocket with 1001).
+   */
+  shutDown(): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.closeCode = 1001;
+    const error = new RillError('unavailable', 'the broker is shutting down: connect again (to another broker, or later) and send again what was not answered');
+    if (this.state === 'awaiting-connect') this.fail(error);
+    else this.failAt(this.answers.next(), error);
+  }
+
   end(): void {
     this.transport.end();
   }
@@ -214,9 +229,11 @@ export class StompSession implements TransportEvents {
       handler(this.context, frame);
     } catch (error) {
       const failure = asRillError(error);
-      if (failure.code === 'internal')
+      if (failure.code === 'internal') {
+        // A bug or an unexpected system error: its details (paths, stacks) are for the log, not the client.
         this.services.logger.error({ err: error, session: this.id, command: frame.command }, 'internal error while handling a frame');
-      this.fail(failure, frame.headers.receipt);
+        this.fail(new RillError('internal', 'internal server error'), frame.headers.receipt);
+      } else this.fail(failure, frame.headers.receipt);
     }
   }
 
@@ -284,7 +301,7 @@ export class StompSession implements TransportEvents {
     this.state = 'closing';
     this.stopTimers();
     this.readGate.close();
-    this.transport.end();
+    this.transport.end(this.closeCode);
     this.closingTimer = setTimeout(() => this.transport.destroy(), CLOSING_GRACE_MS);
     this.closingTimer.unref();
   }

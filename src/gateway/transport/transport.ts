@@ -14,7 +14,8 @@ export interface Transport {
   cork(): void;
   uncork(): void;
   /** Closes once queued bytes are written. */
-  end(): void;
+  /** `code`: the WebSocket close code (1000 by default; 1001 when the server is going away). */
+  end(code?: number): void;
   /** Closes at once. */
   destroy(): void;
 }

@@ -51,8 +51,8 @@ export class WebSocketTransport implements Transport {
     this.socket.resume();
   }
 
-  end(): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.close(1000);
+  end(code = 1000): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(code);
   }
 
   destroy(): void {

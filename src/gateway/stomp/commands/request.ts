@@ -49,22 +49,27 @@ export function handleRequest(context: CommandContext, frame: Frame, operation: 
     return;
   }
   const { coordinator, logger } = context.services;
-  Promise.resolve((definition.run as (c: GroupCoordinator, r: unknown) => unknown)(coordinator, parsed.data)).then(
-    (result) => {
-      if (operation === 'join') bindMember(context, replyTo, result as MemberView);
-      if (operation === 'leave') forgetMember(context, (parsed.data as { member: string }).member);
-      answer(200, result);
-    },
-    (error: unknown) => {
-      const failure = asRillError(error);
-      if (failure.code === 'internal') logger.error({ err: error, operation }, 'request failed');
-      fail(failure);
-    },
-  );
+  // Run inside a promise, so that an operation that refuses at once (an unknown member) is answered, not fatal.
+  Promise.resolve()
+    .then(() => (definition.run as (c: GroupCoordinator, r: unknown) => unknown)(coordinator, parsed.data))
+    .then(
+      (result) => {
+        if (operation === 'join') bindMember(context, replyTo, result as MemberView);
+        if (operation === 'leave') forgetMember(context, (parsed.data as { member: string }).member);
+        answer(200, result);
+      },
+      (error: unknown) => {
+        const failure = asRillError(error);
+        if (failure.code === 'internal') logger.error({ err: error, operation }, 'request failed');
+        fail(failure);
+      },
+    );
 }
 
 /** A member registered over STOMP lives as long as the connection, and hears of its assignments at once. */
 function bindMember(context: CommandContext, replyTo: string, view: MemberView): void {
+  // The connection closed while the join was answered: nothing would ever release the member.
+  if (!context.isConnected) return;
   let members = boundMembers.get(context);
   if (members === undefined) boundMembers.set(context, (members = new Map()));
   if (members.has(view.member)) return;
