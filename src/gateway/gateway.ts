@@ -68,6 +68,7 @@ export class Gateway {
       },
       onDrain: () => session?.onDrain(),
       onClose: () => session?.onClose(),
+      onRefused: (closeCode, reason) => session?.onRefused(closeCode, reason),
     });
     session = new StompSession(transport, this.services, (closed) => this.closed(closed));
     const { maxConnections } = this.config.server;

@@ -128,6 +128,8 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
     perMessageDeflate: false,
     // Leave room above the STOMP frame limit so that the codec, not ws, reports oversized frames.
     maxPayload: config.stomp.maxFrameBytes * 2 + 64 * 1024,
+    // Text messages are checked for UTF-8 by the transport, which answers a bad one with an ERROR frame before closing.
+    skipUTF8Validation: true,
     handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
   const router = httpRoutes();

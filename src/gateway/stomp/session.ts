@@ -190,6 +190,12 @@ export class StompSession implements TransportEvents {
     this.fail(error);
   }
 
+  /** The transport refused what the client sent: an ERROR, then close with the transport's code. */
+  onRefused(closeCode: number, reason: string): void {
+    this.closeCode = closeCode;
+    this.fail(new RillError('invalid-frame', reason));
+  }
+
   /**
    * The broker is shutting down: no frame read from now on is handled, every frame already read
    * is answered as usual (publishes once storage answers), then an ERROR says the broker is going

@@ -25,4 +25,6 @@ export interface TransportEvents {
   /** What was buffered has been written out: after bufferedBytes passed the socket's own mark, one event once it is back to none. */
   onDrain(): void;
   onClose(): void;
+  /** The transport refuses what the peer sent (a WebSocket text message that is not UTF-8): answer with an ERROR, then close with `closeCode`. */
+  onRefused(closeCode: number, reason: string): void;
 }

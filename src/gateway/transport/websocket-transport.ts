@@ -14,11 +14,17 @@ export class WebSocketTransport implements Transport {
     events: TransportEvents,
   ) {
     this.remoteAddress = `${rawSocket.remoteAddress}:${rawSocket.remotePort}`;
-    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-      events.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      // The server skips ws's own UTF-8 check (which closes with 1007 and no word to the client), so that the client gets an ERROR first.
+      if (!isBinary && !isUtf8(bytes))
+        events.onRefused(1007, 'a WebSocket text message that is not valid UTF-8: send bodies that are not UTF-8 in binary messages');
+      else events.onData(bytes);
     });
     socket.on('close', () => events.onClose());
-    socket.on('error', () => socket.terminate());
+    // ws has already closed with the code the error calls for (1009 for a message over its maxPayload):
+    // terminating here would cut its close frame off (1006 at the client).
+    socket.on('error', () => {});
     // ws emits no 'drain' of its own: it writes each frame straight to the raw socket (no
     // compression here, nor Blob bodies, so its sender never queues), whose 'drain' is the one.
     rawSocket.on('drain', () => events.onDrain());
