@@ -254,9 +254,10 @@ The server is the built package with its defaults (fsync durability with group c
 ## Reading these figures
 
 Everything runs on one 2-core machine: server, producers, consumers and the bare server share the
-cores, so figures move from run to run (over this session's runs the bare ceiling ranged from
-195,000 to 350,000 msgs/s, and the publish-to-acknowledgment p99 at 10,000 msgs/s from 2.5 ms to
-21 ms with p50 steady near 1 ms). The latency tails come in bursts: a second with a few hundred
+cores, so figures move from run to run and from machine to machine (the bare ceiling has ranged
+from about 100,000 msgs/s on a 2-core Xeon to 350,000 on a 2-core EPYC, and varies by ±20 % between
+runs on one machine; the publish-to-acknowledgment p99 at 10,000 msgs/s from 2.5 ms to 30 ms with
+p50 steady between 1 and 2 ms). The absolute targets were set on the faster machine. The latency tails come in bursts: a second with a few hundred
 messages over 5 ms between seconds with none, i.e. single stalls of 10 to 20 ms (fsync behind the
 file system's journal, or a GC pause on the gateway thread); they are not spread over all
 messages. Compare a figure with the ceilings of the same run.
