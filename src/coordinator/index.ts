@@ -1,4 +1,4 @@
-export { GroupCoordinator, type CoordinatorOptions, type MemberView } from './coordinator.js';
+export { GroupCoordinator, type CoordinatorOptions, type MemberView, type PulledRecord } from './coordinator.js';
 export type { Clock, TimerHandle } from './clock.js';
 export type { MemberBinding } from './member-binding.js';
 export type { PushDeliveries } from './push-deliveries.js';

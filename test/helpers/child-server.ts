@@ -16,6 +16,8 @@ export interface ChildServerOptions {
   args?: string[];
   /** Environment variables set for the child on top of this process's (worker threads inherit them), e.g. RILL_FAILPOINTS. */
   env?: Record<string, string>;
+  /** The child's open-file limit (soft and hard), as `ulimit -n` sets it. */
+  openFiles?: number;
 }
 
 /** Starts child servers that are killed after each test. */
@@ -35,27 +37,28 @@ export function useChildServers(): (dataDir: string, options?: ChildServerOption
 
 /** Runs `rill start` as a child process (from source, through tsx) and waits for its ready line. */
 function startChildServer(dataDir: string, options: ChildServerOptions = {}): Promise<ChildServer> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      ENTRY,
-      'start',
-      '--data-dir',
-      dataDir,
-      '--host',
-      '127.0.0.1',
-      '--http-port',
-      '0',
-      '--stomp-port',
-      '0',
-      '--workers',
-      '2',
-      ...(options.args ?? []),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
-  );
+  const args = [
+    '--import',
+    'tsx',
+    ENTRY,
+    'start',
+    '--data-dir',
+    dataDir,
+    '--host',
+    '127.0.0.1',
+    '--http-port',
+    '0',
+    '--stomp-port',
+    '0',
+    '--workers',
+    '2',
+    ...(options.args ?? []),
+  ];
+  const spawnOptions = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } };
+  const child =
+    options.openFiles === undefined
+      ? spawn(process.execPath, args, spawnOptions)
+      : spawn('sh', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'sh', process.execPath, ...args], spawnOptions);
   const logs: string[] = [];
   return new Promise((resolve, reject) => {
     let buffered = '';

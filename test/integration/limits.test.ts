@@ -1,11 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { hashKey } from '../../src/broker/index.js';
 import { canonical, RawStompClient, until, WAIT } from '../helpers/clients.js';
-import { exited, runRill } from '../helpers/child-server.js';
+import { exited, runRill, useChildServers } from '../helpers/child-server.js';
 import { call, httpBase } from '../helpers/http.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 
@@ -263,65 +261,9 @@ describe('broker worker restarts and /health', () => {
   });
 });
 
-const ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
-
-interface LimitedServer {
-  process: ChildProcess;
-  httpPort: number;
-  stompPort: number;
-  logs: string[];
-}
-
-/** `rill start` as a child process whose open-file limit (soft and hard) is `openFiles`, as `ulimit -n` sets it. */
-function startWithOpenFileLimit(openFiles: number, dataDir: string, configFile: string, running: ChildProcess[]): Promise<LimitedServer> {
-  const args = [
-    '--import',
-    'tsx',
-    ENTRY,
-    'start',
-    '--config',
-    configFile,
-    '--data-dir',
-    dataDir,
-    '--host',
-    '127.0.0.1',
-    '--http-port',
-    '0',
-    '--stomp-port',
-    '0',
-    '--workers',
-    '2',
-  ];
-  const child = spawn('sh', ['-c', `ulimit -n ${openFiles} && exec "$@"`, 'sh', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.push(child);
-  const logs: string[] = [];
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        logs.push(line);
-        if (!line.includes('"msg":"ready"')) continue;
-        const { httpPort, stompPort } = JSON.parse(line) as { httpPort: number; stompPort: number };
-        resolve({ process: child, httpPort, stompPort, logs });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`)));
-  });
-}
-
 describe('the descriptor budget', () => {
   const servers = useServers();
-  const running: ChildProcess[] = [];
-  afterEach(async () => {
-    const children = running.splice(0);
-    for (const child of children) child.kill('SIGKILL');
-    await Promise.all(children.map((child) => exited(child)));
-  });
+  const startChild = useChildServers();
 
   it('under a 1024-descriptor limit, refuses a flood of topics (limit-reached, naming ulimit -n) before any EMFILE, keeps the other producer acknowledged, and starts again under the same limit', {
     timeout: 120_000,
@@ -337,7 +279,7 @@ describe('the descriptor budget', () => {
         log: { level: 'info' },
       }),
     );
-    const server = await startWithOpenFileLimit(1024, dataDir, configFile, running);
+    const server = await startChild(dataDir, { args: ['--config', configFile], openFiles: 1024 });
     const budgetLine = server.logs.find((line) => line.includes('"openFileLimit":1024'));
     expect(budgetLine, server.logs.join('\n')).toBeDefined();
 
@@ -374,7 +316,7 @@ describe('the descriptor budget', () => {
     // Under the same limit the broker starts again, with every topic.
     server.process.kill('SIGTERM');
     await exited(server.process);
-    const again = await startWithOpenFileLimit(1024, dataDir, configFile, running);
+    const again = await startChild(dataDir, { args: ['--config', configFile], openFiles: 1024 });
     const { body } = await call(httpBase(again.httpPort), 'GET', '/v1/topics');
     expect((body.topics as unknown[]).length).toBe(64);
     expect((await call(httpBase(again.httpPort), 'GET', '/health')).body).toEqual({ status: 'ok' });

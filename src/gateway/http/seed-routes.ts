@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { GroupCoordinator } from '../../coordinator/index.js';
+import type { GroupCoordinator, PulledRecord } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
 import type { RouteHandler } from './router.js';
 
@@ -25,15 +25,7 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
 }
 
 /** The seed's poll answer: the message's own fields at the top, as its producers sent them. */
-function seedMessage(record: {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: string | null;
-  messageId: string | null;
-  timestamp: number;
-  value: Buffer;
-}): object {
+function seedMessage(record: Omit<PulledRecord, 'headers'>): object {
   const text = record.value.toString('utf8');
   let message: unknown = text;
   try {
