@@ -103,6 +103,22 @@ const storage = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Each broker worker's write-ahead journal (`<dataDir>/journal/<worker>/`): every append goes
+     * through it, and one fdatasync of it makes durable what was written to any number of partitions.
+     */
+    journal: z
+      .object({
+        /** A journal file rolls at this size; full files are reused once the segments hold their records durably. */
+        fileBytes: z
+          .number()
+          .int()
+          .min(MiB)
+          .max(1024 * MiB)
+          .default(32 * MiB),
+      })
+      .strict()
+      .prefault({}),
     retention: z
       .object({
         ms: limitOrNone.default(7 * DAY_MS),

@@ -98,7 +98,7 @@ function lockDataDirectory(dataDir: string, logger: Logger): DataDirectoryLock {
 
 /** Starts the parts in order; `started` collects how to stop each one, for a start-up that fails half-way. */
 async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryLock, started: Array<() => unknown>): Promise<RillServer> {
-  const broker = Broker.start(config, logger);
+  const broker = await Broker.start(config, logger);
   started.push(() => broker.close());
   const { coordinator: settings } = config;
   const coordinator = new GroupCoordinator(

@@ -10,10 +10,11 @@
  * without `=` or with an unknown action for a known name is a mistake and throws at load.
  *
  * Failpoints:
- * - `fsync`: every fsync (fdatasync) of a partition log segment: the group commit under the
- *   `fsync` durability mode, the periodic flush under `interval`, the flush when a segment rolls
- *   and on shutdown. Actions: `error`: the call fails with an I/O error (EIO) without syncing;
- *   `off`: no fault.
+ * - `fsync`: every fdatasync of a broker worker's journal (the group commit under the `fsync`
+ *   durability mode, the periodic sync under `interval`) and of a partition log segment (a
+ *   checkpoint, a flush on shutdown). Not the syncs that repair after a failure (erasing journal
+ *   records, cutting a log back). Actions: `error`: the call fails with an I/O error (EIO)
+ *   without syncing; `off`: no fault.
  * - `write`: every write of a batch to a partition log segment, as a full disk does it. Actions:
  *   `enospc`: the write fails with ENOSPC and writes nothing; `short`: half of the batch is
  *   written, then the write fails with ENOSPC; `off`: no fault.

@@ -11,3 +11,13 @@ export {
 } from './record-batch.js';
 export { TopicCatalog, type TopicDefinition } from './topic-catalog.js';
 export { DataDirectoryLock, DataDirectoryLockedError, DataDirectoryAccessError, type LockHolder } from './data-directory-lock.js';
+export {
+  Journal,
+  JournalRecordWriter,
+  encodeKey,
+  replayJournal,
+  replayJournals,
+  type JournaledLog,
+  type JournalOptions,
+  type ReplayReport,
+} from './journal/index.js';

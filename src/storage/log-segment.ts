@@ -38,6 +38,8 @@ export class LogSegment {
   /** When a batch was last appended: the clock for time-based retention. */
   lastAppendAt: number;
   private bytesSinceIndexEntry = 0;
+  private flushesInFlight = 0;
+  private closed = false;
 
   private constructor(
     readonly directory: string,
@@ -70,11 +72,13 @@ export class LogSegment {
   }
 
   /**
-   * Opens an existing segment. With `fullRecovery` every batch is checked and the indexes are
-   * rebuilt; otherwise only the part past the last index entry is read. Either way a torn or
+   * Opens an existing segment. `checkFrom` is the offset from which batches are not known to be
+   * durable (the partition's recovery point after a crash; null after a clean shutdown): every
+   * batch from there on is checked, and the indexes rebuilt past it. Batches before it are
+   * trusted, except the tail past the last index entry, which is always read. Either way a torn or
    * corrupt tail is cut off; the number of bytes cut is returned beside the segment.
    */
-  static open(directory: string, baseOffset: number, indexIntervalBytes: number, fullRecovery: boolean): { segment: LogSegment; truncatedBytes: number } {
+  static open(directory: string, baseOffset: number, indexIntervalBytes: number, checkFrom: number | null): { segment: LogSegment; truncatedBytes: number } {
     const base = path.join(directory, segmentBaseName(baseOffset));
     const fd = fs.openSync(`${base}.log`, 'r+');
     const stat = fs.fstatSync(fd);
@@ -89,7 +93,8 @@ export class LogSegment {
     );
     segment.createdAt = stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.mtimeMs;
     segment.lastAppendAt = stat.mtimeMs;
-    const truncatedBytes = segment.recover(fullRecovery || !segment.indexesAreSane());
+    const fullRecovery = (checkFrom !== null && checkFrom <= baseOffset) || !segment.indexesAreSane();
+    const truncatedBytes = fullRecovery ? segment.recover() : segment.recoverFrom(checkFrom ?? Number.MAX_SAFE_INTEGER);
     return { segment, truncatedBytes };
   }
 
@@ -97,32 +102,40 @@ export class LogSegment {
     return this.offsetIndex.isSane(this.size) && this.timeIndex.isSane();
   }
 
-  private recover(rebuildIndexes: boolean): number {
-    let from: { offset: number; position: number };
-    if (rebuildIndexes) {
-      this.offsetIndex.reset();
-      this.timeIndex.reset();
-      from = { offset: this.baseOffset, position: 0 };
-    } else {
-      from = this.offsetIndex.lookup(Number.MAX_SAFE_INTEGER);
-      this.maxTimestamp = this.timeIndex.lastTimestamp;
-    }
+  /**
+   * Checks the batches from the index entry at or before `checkFrom` to the end. If they do not
+   * even reach `checkFrom` (the index pointed into damage: it is never fsynced), every batch is
+   * checked again from the start instead.
+   */
+  private recoverFrom(checkFrom: number): number {
+    const from = this.offsetIndex.lookup(checkFrom);
+    this.offsetIndex.truncateToPosition(from.position + 1);
+    this.maxTimestamp = this.timeIndex.lastTimestamp;
     this.nextOffset = from.offset;
     this.bytesSinceIndexEntry = 0;
-    const result = this.scan(from.position, from.offset, (info, position) => {
-      if (rebuildIndexes) this.indexBatch(info, position);
-      else {
-        this.bytesSinceIndexEntry += info.size;
-        this.timeIndex.maybeAppend(info.maxTimestamp, info.baseOffset + info.recordCount - 1);
-      }
-    });
+    const result = this.scan(from.position, from.offset, (info, position) => this.indexBatch(info, position));
+    if (result.nextOffset < checkFrom && result.validBytes < this.size && from.position > 0) return this.recover();
     this.nextOffset = result.nextOffset;
     if (result.maxTimestamp > this.maxTimestamp) this.maxTimestamp = result.maxTimestamp;
     const truncated = this.size - result.validBytes;
     if (truncated === 0) return 0;
     this.truncateTo(result.validBytes);
     // The time index may name offsets that were just cut off: rebuild both from what is left.
-    return rebuildIndexes ? truncated : truncated + this.recover(true);
+    return truncated + this.recover();
+  }
+
+  /** Checks every batch from the start and rebuilds both indexes; cuts off a torn or corrupt tail. */
+  private recover(): number {
+    this.offsetIndex.reset();
+    this.timeIndex.reset();
+    this.maxTimestamp = -1;
+    this.nextOffset = this.baseOffset;
+    this.bytesSinceIndexEntry = 0;
+    const result = this.scan(0, this.baseOffset, (info, position) => this.indexBatch(info, position));
+    this.nextOffset = result.nextOffset;
+    const truncated = this.size - result.validBytes;
+    if (truncated > 0) this.truncateTo(result.validBytes);
+    return truncated;
   }
 
   /**
@@ -218,8 +231,7 @@ export class LogSegment {
     fs.ftruncateSync(this.fd, position);
     fs.fsyncSync(this.fd);
     this.size = position;
-    this.maxTimestamp = -1;
-    this.recover(true);
+    this.recover();
   }
 
   private describe(): string {
@@ -301,19 +313,22 @@ export class LogSegment {
       const injected = failpointError('fsync', 'fdatasync');
       if (injected !== null) return Promise.reject(injected);
     }
-    return new Promise((resolve, reject) => fs.fdatasync(this.fd, (error) => (error ? reject(error) : resolve())));
+    this.flushesInFlight++;
+    return new Promise((resolve, reject) =>
+      fs.fdatasync(this.fd, (error) => {
+        this.flushesInFlight--;
+        if (this.closed && this.flushesInFlight === 0) fs.closeSync(this.fd);
+        if (error) reject(error);
+        else resolve();
+      }),
+    );
   }
 
-  flushSync(): void {
-    if (failpointsActive) {
-      const injected = failpointError('fsync', 'fdatasync');
-      if (injected !== null) throw injected;
-    }
-    fs.fdatasyncSync(this.fd);
-  }
-
+  /** Closes the files; the log file once no fdatasync runs on it (a checkpoint may be syncing it). */
   close(): void {
-    fs.closeSync(this.fd);
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushesInFlight === 0) fs.closeSync(this.fd);
     this.offsetIndex.close();
     this.timeIndex.close();
   }

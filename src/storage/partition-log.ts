@@ -3,6 +3,7 @@ import path from 'node:path';
 import { OffsetOutOfRangeError } from './errors.js';
 import { LogSegment, SegmentDamagedError } from './log-segment.js';
 import { forEachRecord, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch.js';
+import { syncDirectory } from './sync-directory.js';
 
 export interface LogConfig {
   /** A segment rolls when the next batch would take it past this size. */
@@ -15,8 +16,6 @@ export interface LogConfig {
   retentionMs: number;
   /** Oldest closed segments are deleted while the log is larger than this; -1 for no limit. */
   retentionBytes: number;
-  /** fsync a segment when it is rolled (every policy but "leave it to the OS"). */
-  flushOnRoll: boolean;
 }
 
 export interface RecoveryReport {
@@ -44,9 +43,18 @@ export class PartitionOfflineError extends Error {
  * The log of one partition (Kafka's UnifiedLog, without replication): an ordered list of
  * segments, the newest of which is appended to. Offsets are dense, start at 0 and are never
  * reused, even after retention has deleted every closed segment.
+ *
+ * Two ends trail the log end. The durable end: what a group commit made durable (in a broker
+ * worker, the journal's fdatasync, told by `markDurable`; alone, `flush`), which is what may be
+ * acknowledged and read. The segments' synced end: what the segment files themselves hold
+ * durably, advanced by `checkpoint` in the background and written down as the recovery point.
  */
 export class PartitionLog {
   private durableEnd: number;
+  /** Every offset below this is durable in the segment files themselves. */
+  private segmentsSyncedEnd: number;
+  /** A segment file was created since the directory was last fsynced (or, after a crash, may have been). */
+  private directoryChanged: boolean;
   /** The offset below which recovery need not check batches, as last written to disk. */
   private recoveryPoint: number;
   /** Set when a failed write or fsync could not be undone: appends are refused. */
@@ -63,6 +71,9 @@ export class PartitionLog {
   ) {
     this.durableEnd = this.logEndOffset;
     this.recoveryPoint = Math.min(recoveryPoint, this.durableEnd);
+    // After a crash, what recovery kept past the recovery point may still be only in the page cache.
+    this.segmentsSyncedEnd = this.recoveryPoint;
+    this.directoryChanged = this.recoveryPoint < this.durableEnd;
   }
 
   static open(directory: string, config: LogConfig): { log: PartitionLog; recovery: RecoveryReport } {
@@ -77,11 +88,11 @@ export class PartitionLog {
       .sort((a, b) => a - b);
     const segments: LogSegment[] = [];
     const recovery: RecoveryReport = { truncatedBytes: 0, droppedSegments: 0, cleanShutdown };
-    // After a crash, every batch past the recovery point is checked (CRC, length, offsets), from the
-    // start of the segment that holds it: a full disk or a torn write may have damaged any of them,
-    // not only the tail. Segments wholly before it were durable and checked; their tails are still read.
+    // After a crash, every batch past the recovery point is checked (CRC, length, offsets): a full
+    // disk or a torn write may have damaged any of them, not only the tail. What is before it was
+    // durable and checked; each segment's tail past its last index entry is still read.
     const savedPoint = readRecoveryPoint(directory);
-    const checkFrom = cleanShutdown ? Number.MAX_SAFE_INTEGER : (baseOffsets.filter((base) => base <= savedPoint).at(-1) ?? 0);
+    const checkFrom = cleanShutdown ? null : savedPoint;
     for (let i = 0; i < baseOffsets.length; i++) {
       const baseOffset = baseOffsets[i]!;
       const previous = segments[segments.length - 1];
@@ -91,12 +102,15 @@ export class PartitionLog {
         recovery.droppedSegments += baseOffsets.length - i;
         break;
       }
-      const { segment, truncatedBytes } = LogSegment.open(directory, baseOffset, config.indexIntervalBytes, !cleanShutdown && baseOffset >= checkFrom);
+      const { segment, truncatedBytes } = LogSegment.open(directory, baseOffset, config.indexIntervalBytes, checkFrom);
       segments.push(segment);
       recovery.truncatedBytes += truncatedBytes;
     }
-    if (segments.length === 0) segments.push(LogSegment.create(directory, 0, config.indexIntervalBytes));
-    return { log: new PartitionLog(directory, config, segments, savedPoint), recovery };
+    const created = segments.length === 0;
+    if (created) segments.push(LogSegment.create(directory, 0, config.indexIntervalBytes));
+    const log = new PartitionLog(directory, config, segments, cleanShutdown ? Number.MAX_SAFE_INTEGER : savedPoint);
+    if (created) log.directoryChanged = true;
+    return { log, recovery };
   }
 
   /** A partition log always has at least one segment: the active one. */
@@ -172,22 +186,15 @@ export class PartitionLog {
     return info;
   }
 
+  /**
+   * Starts a new segment. The full one is not fsynced here: what it holds is as durable as the
+   * group commit made it, and `checkpoint` syncs it in the background.
+   */
   private roll(): void {
     const previous = this.active;
-    if (this.config.flushOnRoll) {
-      try {
-        previous.flushSync();
-      } catch (error) {
-        // The batches waiting for their group commit in this segment may be lost: cut them off.
-        this.rollBackToDurableEnd(error);
-        throw error;
-      }
-      // Everything in the rolled segment is durable now; recovery will not need to read it again.
-      if (previous.nextOffset > this.durableEnd) this.durableEnd = previous.nextOffset;
-      this.checkpointRecoveryPoint();
-    }
     previous.seal();
     this.segments.push(LogSegment.create(this.directory, previous.nextOffset, this.config.indexIntervalBytes));
+    this.directoryChanged = true;
   }
 
   /**
@@ -228,14 +235,58 @@ export class PartitionLog {
     return this.logEndOffset;
   }
 
-  /** Makes everything written so far durable; resolves to the new durable end offset. */
+  /**
+   * Makes everything written so far durable by syncing the segments themselves (what a log
+   * without a journal does; a broker worker's group commit syncs its journal and calls
+   * `markDurable` instead); resolves to the new durable end offset.
+   */
   async flush(): Promise<number> {
     const target = this.logEndOffset;
-    if (target > this.durableEnd) {
-      await this.active.flush();
+    const epoch = this.rollbacks;
+    if (target > this.segmentsSyncedEnd) await this.syncSegments();
+    if (epoch === this.rollbacks) {
       if (target > this.durableEnd) this.durableEnd = target;
+      if (target > this.segmentsSyncedEnd) this.segmentsSyncedEnd = target;
     }
     return this.durableEnd;
+  }
+
+  /** Every offset below `offset` was made durable elsewhere (the journal): it may be acknowledged and read. */
+  markDurable(offset: number): void {
+    const end = Math.min(offset, this.logEndOffset);
+    if (end > this.durableEnd) this.durableEnd = end;
+  }
+
+  /**
+   * Makes the segments durable up to the current end and writes that down as the recovery point:
+   * after this, the journal no longer needs its records of this log, and recovery after a crash
+   * trusts the batches before it. Runs beside appends; a roll-back meanwhile leaves both as they were.
+   */
+  async checkpoint(): Promise<void> {
+    const target = this.logEndOffset;
+    const epoch = this.rollbacks;
+    if (target > this.segmentsSyncedEnd) await this.syncSegments();
+    if (this.directoryChanged) {
+      this.directoryChanged = false;
+      try {
+        await syncDirectory(this.directory);
+      } catch (error) {
+        this.directoryChanged = true;
+        throw error;
+      }
+    }
+    if (epoch !== this.rollbacks || this.offline !== null) return;
+    if (target > this.segmentsSyncedEnd) this.segmentsSyncedEnd = target;
+    if (this.segmentsSyncedEnd > this.recoveryPoint) {
+      writeRecoveryPoint(this.directory, this.segmentsSyncedEnd);
+      this.recoveryPoint = this.segmentsSyncedEnd;
+    }
+  }
+
+  /** fdatasync of every segment holding offsets past the synced end (the active one, and any rolled since). */
+  private async syncSegments(): Promise<void> {
+    const pending = this.segments.filter((segment) => segment.nextOffset > this.segmentsSyncedEnd && segment.size > 0);
+    await Promise.all(pending.map((segment) => segment.flush()));
   }
 
   /**
@@ -251,6 +302,22 @@ export class PartitionLog {
     this.rollbacks++;
     this.lastRollbackCause = cause;
     if (removed <= 0) return 0;
+    this.cutBackTo(end, 'after a failed fsync');
+    return removed;
+  }
+
+  /**
+   * Removes the batches from `end` on (a batch boundary at or past the durable end) and makes the
+   * cut durable: what a failed journal write left in the segments. What waits on the durable end
+   * is not affected. If the cut cannot be made, the partition goes offline.
+   */
+  discardFrom(end: number): void {
+    if (end < this.durableEnd) throw new Error(`cannot discard below the durable end (${end} < ${this.durableEnd})`);
+    this.cutBackTo(end, 'after a failed journal write');
+  }
+
+  private cutBackTo(end: number, when: string): void {
+    if (this.logEndOffset <= end) return;
     try {
       while (this.segments.length > 1 && this.active.baseOffset >= end) {
         this.active.delete();
@@ -258,21 +325,14 @@ export class PartitionLog {
       }
       this.active.truncateToOffset(end);
       if (this.active.nextOffset !== end) throw new Error(`the log ends at ${this.active.nextOffset} after cutting it back to ${end}`);
+      if (this.segmentsSyncedEnd > end) this.segmentsSyncedEnd = end;
+      if (this.recoveryPoint > end) {
+        writeRecoveryPoint(this.directory, end);
+        this.recoveryPoint = end;
+      }
     } catch (error) {
-      this.goOffline(`the batches past offset ${end} could not be removed after a failed fsync (${(error as Error).message})`, error);
+      this.goOffline(`the batches past offset ${end} could not be removed ${when} (${(error as Error).message})`, error);
     }
-    return removed;
-  }
-
-  /**
-   * Writes the recovery point (the durable end) to disk when it moved: after a crash, recovery
-   * checks every batch from there on and trusts what is before it.
-   */
-  checkpointRecoveryPoint(): boolean {
-    if (this.durableEnd <= this.recoveryPoint) return false;
-    writeRecoveryPoint(this.directory, this.durableEnd);
-    this.recoveryPoint = this.durableEnd;
-    return true;
   }
 
   /** Deletes closed segments past the retention limits; returns how many. */
@@ -292,12 +352,16 @@ export class PartitionLog {
     return deleted;
   }
 
-  /** Closes the files; a log that is fully durable and not offline is marked clean, so that the next start checks nothing. */
-  close(): void {
+  /**
+   * Closes the files. A log whose segments hold everything durably (after `flush`), and that is
+   * not offline, is marked clean, so that the next start checks nothing; returns whether it was.
+   */
+  close(): boolean {
     for (const segment of this.segments) segment.close();
-    if (this.offline !== null || this.durableEnd < this.logEndOffset) return;
-    this.checkpointRecoveryPoint();
+    if (this.offline !== null || this.segmentsSyncedEnd < this.logEndOffset) return false;
+    if (this.segmentsSyncedEnd > this.recoveryPoint) writeRecoveryPoint(this.directory, this.segmentsSyncedEnd);
     fs.writeFileSync(path.join(this.directory, CLEAN_SHUTDOWN_MARKER), '');
+    return true;
   }
 
   private segmentIndexFor(offset: number): number {

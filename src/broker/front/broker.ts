@@ -1,7 +1,9 @@
+import path from 'node:path';
 import { resolveDataDir, type RillConfig } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
-import { BATCH_HEADER_BYTES, readBatchInfo, RecordBatchBuilder, TopicCatalog, type RecordHeaders } from '../../storage/index.js';
+import { BATCH_HEADER_BYTES, readBatchInfo, RecordBatchBuilder, replayJournals, TopicCatalog, type RecordHeaders } from '../../storage/index.js';
+import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { PartitionAssignment, PartitionOffsets, WorkerFailure } from '../protocol.js';
 import { TopicRegistry, type PartitionPlacement, type Topic } from './topic-registry.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
@@ -92,7 +94,13 @@ export class Broker implements PartitionPlacement {
     }
   }
 
-  static start(config: RillConfig, logger: Logger): Broker {
+  /**
+   * Replays the broker workers' journals (after a crash, whatever the segments lost goes back into
+   * them), then starts the workers on the topics on disk.
+   */
+  static async start(config: RillConfig, logger: Logger): Promise<Broker> {
+    const dataDir = resolveDataDir(config);
+    await replayJournals(path.join(dataDir, JOURNALS_DIRECTORY), dataDir, logConfigOf(config.storage), logger);
     return new Broker(config, logger);
   }
 

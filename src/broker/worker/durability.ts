@@ -1,4 +1,5 @@
 import type { Logger } from '../../logging/index.js';
+import type { Journal } from '../../storage/index.js';
 import type { CallReply, WorkerFailure } from '../protocol.js';
 import { failureOf } from './failures.js';
 import type { OwnedPartition } from './owned-partitions.js';
@@ -13,37 +14,46 @@ interface PendingAnswer {
   send: (reply: AppendReply) => void;
 }
 
+/** How often `os` looks for full journal files to sync, so that they are checkpointed and reused. */
+const OS_MODE_SYNC_MS = 1000;
+
 /**
- * When an append may be answered, under `storage.durability.mode`:
- * - `fsync`: after an fsync of every partition it wrote. Group commit: appends that arrive while
- *   an fsync runs wait for the next one, and one fsync per dirty partition covers them all. A
- *   partition whose fsync fails is rolled back to its durable end (PartitionLog explains why), and
- *   every batch written to it since is answered as failed, never acknowledged.
- * - `interval`: at once; dirty partitions are fsynced every `intervalMs`.
- * - `os`: at once; the OS flushes when it likes.
+ * When an append may be answered, under `storage.durability.mode`. Every batch is in the worker's
+ * journal as well as in its partition's segment; the journal's fdatasync is what makes a batch
+ * durable, one for every partition the worker owns.
+ * - `fsync`: after the journal's fdatasync. Group commit: appends that arrive while one runs wait
+ *   for the next. If it fails, what was written since the last good one may or may not be on disk
+ *   (and a later fdatasync may report success without it): the journal erases those records and
+ *   every partition written since is cut back to its durable end (PartitionLog explains why); each
+ *   such batch is answered as failed, never acknowledged.
+ * - `interval`: at once; the journal is synced every `intervalMs`.
+ * - `os`: at once; the journal is synced only when a full file is to be reused.
  */
 export class Durability {
-  /** Appends written but not yet covered by an fsync (fsync mode only). */
+  /** Appends written but not yet covered by a sync (fsync mode only). */
   private waiting: PendingAnswer[] = [];
+  /** Partitions written since the last sync began. */
   private readonly dirty = new Set<OwnedPartition>();
   private syncRunning = false;
   private syncScheduled = false;
-  private readonly intervalTimer: NodeJS.Timeout | null = null;
+  private readonly timer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly mode: 'fsync' | 'interval' | 'os',
     intervalMs: number,
+    private readonly journal: Journal,
     private readonly logger: Logger,
   ) {
-    if (mode === 'interval') {
-      this.intervalTimer = setInterval(() => this.flushDirty(), intervalMs);
-      this.intervalTimer.unref();
+    if (mode !== 'fsync') {
+      const sync = mode === 'interval' ? () => void this.backgroundSync() : () => void (this.journal.hasFullFiles ? this.backgroundSync() : undefined);
+      this.timer = setInterval(sync, mode === 'interval' ? intervalMs : OS_MODE_SYNC_MS);
+      this.timer.unref();
     }
   }
 
-  /** A partition was written to. */
+  /** A partition was written to (its batch is in the journal). */
   written(owned: OwnedPartition): void {
-    if (this.mode !== 'os') this.dirty.add(owned);
+    this.dirty.add(owned);
   }
 
   /**
@@ -59,14 +69,21 @@ export class Durability {
     this.scheduleSync();
   }
 
+  /** Syncs what is written and waits for it (on shutdown). */
+  async drain(): Promise<void> {
+    while (this.syncRunning) await new Promise((resolve) => setImmediate(resolve));
+    if (this.mode === 'fsync') await this.groupCommit();
+    else await this.backgroundSync();
+  }
+
   stop(): void {
-    if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
+    if (this.timer !== null) clearInterval(this.timer);
   }
 
   private scheduleSync(): void {
     if (this.syncRunning || this.syncScheduled) return;
     this.syncScheduled = true;
-    // Let every append already queued on the port be written first: one fsync then covers them all.
+    // Let every append already queued on the port be written first: one fdatasync then covers them all.
     setImmediate(() => {
       this.syncScheduled = false;
       void this.groupCommit();
@@ -77,36 +94,69 @@ export class Durability {
     this.syncRunning = true;
     const covered = this.waiting;
     this.waiting = [];
-    const logs = [...this.dirty];
-    this.dirty.clear();
-    const results = await Promise.allSettled(logs.map((owned) => owned.log.flush()));
-    results.forEach((result, i) => {
-      if (result.status === 'fulfilled') return;
-      const owned = logs[i]!;
-      this.logger.error(
-        { err: result.reason, topic: owned.assignment.topic, partition: owned.assignment.partition },
-        'fsync failed: the partition is cut back to its last durable batch and the appends since are reported as failed',
-      );
-      try {
-        owned.log.rollBackToDurableEnd(result.reason);
-      } catch (error) {
-        this.logger.fatal({ err: error, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'partition offline');
-      }
-    });
+    const failed = await this.sync();
+    if (failed !== null) {
+      // Appends written while the fdatasync ran were erased with the rest: they fail too.
+      for (const pending of this.waiting) failRolledBack(pending);
+    }
     for (const pending of covered) {
       failRolledBack(pending);
       pending.send(pending.reply);
     }
-    // Appends written while the fsync ran may have been cut off with their partition too.
-    for (const pending of this.waiting) failRolledBack(pending);
     this.syncRunning = false;
     if (this.waiting.length > 0) this.scheduleSync();
   }
 
-  private flushDirty(): void {
+  /**
+   * One journal sync: the partitions written so far become durable up to where they were when it
+   * began. Returns the error when it failed, after cutting back everything written since the last good one.
+   */
+  private async sync(): Promise<unknown> {
     const logs = [...this.dirty];
+    const ends = logs.map((owned) => owned.log.logEndOffset);
     this.dirty.clear();
-    for (const owned of logs) owned.log.flush().catch((error: unknown) => this.logger.error({ err: error }, 'periodic fsync failed'));
+    try {
+      await this.journal.sync();
+    } catch (error) {
+      this.logger.error(
+        { err: error },
+        'journal fsync failed: the partitions written since the last good one are cut back to it, and those appends are reported as failed',
+      );
+      try {
+        this.journal.discardUnsynced(error);
+      } catch (discardError) {
+        this.logger.fatal({ err: discardError }, 'the journal refuses writes until the broker restarts');
+      }
+      for (const owned of [...logs, ...this.dirty]) {
+        try {
+          owned.log.rollBackToDurableEnd(error);
+        } catch (rollbackError) {
+          this.logger.fatal({ err: rollbackError, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'partition offline');
+        }
+      }
+      this.dirty.clear();
+      return error;
+    }
+    for (let i = 0; i < logs.length; i++) logs[i]!.log.markDurable(ends[i]!);
+    return null;
+  }
+
+  /** The journal sync of `interval` and `os`: the answers went out already, so nothing is cut back. */
+  private async backgroundSync(): Promise<void> {
+    if (this.syncRunning) return;
+    this.syncRunning = true;
+    const logs = [...this.dirty];
+    const ends = logs.map((owned) => owned.log.logEndOffset);
+    this.dirty.clear();
+    try {
+      await this.journal.sync();
+      for (let i = 0; i < logs.length; i++) logs[i]!.log.markDurable(ends[i]!);
+    } catch (error) {
+      for (const owned of logs) this.dirty.add(owned);
+      this.logger.error({ err: error }, 'periodic journal fsync failed');
+    } finally {
+      this.syncRunning = false;
+    }
   }
 }
 

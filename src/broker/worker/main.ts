@@ -1,37 +1,39 @@
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../../logging/index.js';
-import type { LogConfig, PartitionLog } from '../../storage/index.js';
+import { Journal, JournalRecordWriter, replayJournal, type PartitionLog } from '../../storage/index.js';
+import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { FromWorker, PartitionAssignment, ReplyMessage, RequestMessage, ToWorker, WorkerFailure, WorkerInit } from '../protocol.js';
 import { DiskSpace } from './disk-space.js';
 import { Durability } from './durability.js';
+import { failureOf } from './failures.js';
 import { OwnedPartitions, type OwnedPartition } from './owned-partitions.js';
 
 /*
- * A broker worker: owns a share of the partitions, appends the batches it is handed, makes them
- * durable under the configured policy and answers reads. Storage calls are synchronous here on
- * purpose: this thread does nothing else, and while an fsync runs on the thread pool, the appends
- * that arrive meanwhile queue up for the next group commit.
+ * A broker worker: owns a share of the partitions, appends the batches it is handed (to their
+ * segments, and all of one request in one write to the worker's journal), makes them durable
+ * under the configured policy and answers reads. Storage calls are synchronous here on purpose:
+ * this thread does nothing else, and while an fdatasync runs on the thread pool, the appends that
+ * arrive meanwhile queue up for the next group commit.
  */
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const logger = createLogger(init.logLevel, { component: 'broker-worker', worker: init.workerIndex });
 const { storage } = init;
-const durability = new Durability(storage.durability.mode, storage.durability.intervalMs, logger);
-const logConfig: LogConfig = {
-  segmentBytes: storage.segmentBytes,
-  segmentMs: storage.segmentMs,
-  indexIntervalBytes: storage.indexIntervalBytes,
-  retentionMs: storage.retention.ms,
-  retentionBytes: storage.retention.bytes,
-  flushOnRoll: durability.mode !== 'os',
-};
+const dataDir = path.resolve(storage.dataDir);
+const logConfig = logConfigOf(storage);
+// A worker that died left its journal behind: what its segments lost goes back before anything opens.
+const journalDirectory = path.join(dataDir, JOURNALS_DIRECTORY, String(init.workerIndex));
+await replayJournal(journalDirectory, dataDir, logConfig, logger);
+const journal = Journal.open(journalDirectory, { fileBytes: storage.journal.fileBytes }, logger);
+const durability = new Durability(storage.durability.mode, storage.durability.intervalMs, journal, logger);
 // Under fsync, readers see only what is durable; otherwise what is written.
 const readableEnd = (log: PartitionLog): number => (durability.mode === 'fsync' ? log.durableEndOffset : log.logEndOffset);
-const partitions = new OwnedPartitions(logConfig, readableEnd, logger);
+const partitions = new OwnedPartitions(dataDir, logConfig, readableEnd, logger);
+const journalRecords = new JournalRecordWriter();
 
-const diskSpace = new DiskSpace(path.resolve(storage.dataDir), storage.freeSpaceReserveBytes);
+const diskSpace = new DiskSpace(dataDir, storage.freeSpaceReserveBytes);
 
 function reserveReached(): WorkerFailure {
   const freeMiB = (diskSpace.freeBytes / 2 ** 20).toFixed(1);
@@ -66,6 +68,7 @@ function append(request: RequestMessage<'append'>): void {
   const failures: Array<WorkerFailure | null> = [];
   const written: Array<OwnedPartition | null> = [];
   const now = Date.now();
+  journalRecords.reset();
   for (let i = 0; i < request.partitionIds.length; i++) {
     const id = request.partitionIds[i]!;
     const batch = request.batches[i]!;
@@ -79,16 +82,58 @@ function append(request: RequestMessage<'append'>): void {
       baseOffsets.push(outcome.baseOffset);
       failures.push(null);
       written.push(outcome.owned);
-      diskSpace.written(batch.byteLength);
-      if (!outcome.owned.internal) diskFull.end();
-      durability.written(outcome.owned);
+      // The batch as stamped with its offsets by the append.
+      journalRecords.add(outcome.owned.journalKey, Buffer.from(batch.buffer, batch.byteOffset, batch.byteLength));
     }
+  }
+  if (journalRecords.byteLength > 0) journalAppend(baseOffsets, failures, written);
+  for (let i = 0; i < written.length; i++) {
+    const owned = written[i];
+    if (owned === null || owned === undefined) continue;
+    diskSpace.written(request.batches[i]!.byteLength);
+    if (!owned.internal) diskFull.end();
+    durability.written(owned);
   }
   const buffers = request.batches.map((batch) => batch.buffer as ArrayBuffer);
   durability.answer({ baseOffsets, failures, buffers }, written, (reply) => {
     const message: ReplyMessage<'append'> = { type: 'append', requestId: request.requestId, ...reply };
     send(message, reply.buffers);
   });
+}
+
+/**
+ * Writes the request's journal records. If that fails, none of its batches is durable anywhere
+ * but each is in its segment: they are cut off there again and answered as failed.
+ */
+function journalAppend(baseOffsets: number[], failures: Array<WorkerFailure | null>, written: Array<OwnedPartition | null>): void {
+  try {
+    journal.append(
+      journalRecords,
+      written.flatMap((owned) => (owned === null ? [] : [owned.log])),
+    );
+    return;
+  } catch (error) {
+    const failure = failureOf(error, 'journal write failed');
+    if (failure.code === 'disk-full') diskFull.start(failure.message);
+    else logger.error({ err: error }, 'journal write failed: the appends of the request are cut off and reported as failed');
+    // A batch per partition and request, but the first offset of each partition is where to cut, whatever the order.
+    const cutAt = new Map<OwnedPartition, number>();
+    for (let i = 0; i < written.length; i++) {
+      const owned = written[i];
+      if (owned === null || owned === undefined) continue;
+      cutAt.set(owned, Math.min(cutAt.get(owned) ?? Number.MAX_SAFE_INTEGER, baseOffsets[i]!));
+      baseOffsets[i] = -1;
+      failures[i] = failure;
+      written[i] = null;
+    }
+    for (const [owned, offset] of cutAt) {
+      try {
+        owned.log.discardFrom(offset);
+      } catch (cutError) {
+        logger.fatal({ err: cutError, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'partition offline');
+      }
+    }
+  }
 }
 
 function read(request: RequestMessage<'read'>): void {
@@ -105,7 +150,10 @@ function offsets(request: RequestMessage<'offsets'>): void {
 async function close(request: RequestMessage<'close'>): Promise<void> {
   clearInterval(retentionTimer);
   durability.stop();
-  await partitions.close();
+  await durability.drain().catch((error: unknown) => logger.error({ err: error }, 'the last journal sync failed'));
+  const clean = await partitions.close();
+  // Every log's segments hold what the journal held: its files become spares. Otherwise the next start replays them.
+  journal.close(clean);
   send({ type: 'close', requestId: request.requestId });
 }
 
@@ -128,6 +176,7 @@ function open(assignments: PartitionAssignment[]): void {
   durability.stop();
   partitions
     .close()
+    .then((clean) => journal.close(clean))
     .catch((closeError: unknown) => logger.error({ err: closeError }, 'closing the partitions after a failed open failed'))
     .finally(() => process.exit(1));
 }

@@ -1,5 +1,6 @@
+import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
-import { OffsetOutOfRangeError, PartitionLog, type LogConfig } from '../../storage/index.js';
+import { encodeKey, OffsetOutOfRangeError, PartitionLog, type LogConfig } from '../../storage/index.js';
 import type { CallReply, PartitionAssignment, WorkerFailure } from '../protocol.js';
 import { failureOf } from './failures.js';
 
@@ -8,6 +9,8 @@ export interface OwnedPartition {
   readonly log: PartitionLog;
   /** An internal topic (`__consumer_offsets`): it may write into the free-space reserve. */
   readonly internal: boolean;
+  /** The partition's name in journal records: its directory relative to the data directory. */
+  readonly journalKey: Buffer;
 }
 
 const UNKNOWN_PARTITION: WorkerFailure = { code: 'unknown-partition', message: 'partition is not open on this broker worker' };
@@ -20,6 +23,8 @@ export class OwnedPartitions {
   private readonly partitions = new Map<number, OwnedPartition>();
 
   constructor(
+    /** The data directory, absolute: journal keys are relative to it. */
+    private readonly dataDir: string,
     private readonly logConfig: LogConfig,
     private readonly readableEnd: (log: PartitionLog) => number,
     private readonly logger: Logger,
@@ -42,7 +47,8 @@ export class OwnedPartitions {
         return { assignment, error: error instanceof Error ? error : new Error(String(error)) };
       }
       const { log, recovery } = opened;
-      this.partitions.set(assignment.id, { assignment, log, internal: assignment.topic.startsWith('__') });
+      const journalKey = encodeKey(path.relative(this.dataDir, assignment.directory));
+      this.partitions.set(assignment.id, { assignment, log, internal: assignment.topic.startsWith('__'), journalKey });
       if (recovery.truncatedBytes > 0 || recovery.droppedSegments > 0) {
         this.logger.warn({ topic: assignment.topic, partition: assignment.partition, ...recovery }, 'recovery truncated a damaged log tail');
       }
@@ -110,9 +116,16 @@ export class OwnedPartitions {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.partitions.values()].map((owned) => owned.log.flush()));
-    for (const owned of this.partitions.values()) owned.log.close();
+  /**
+   * Makes every log's segments durable and closes them; returns whether every one closed clean
+   * (then the journal's records are no longer needed).
+   */
+  async close(): Promise<boolean> {
+    const results = await Promise.allSettled([...this.partitions.values()].map((owned) => owned.log.flush()));
+    for (const result of results) if (result.status === 'rejected') this.logger.error({ err: result.reason }, 'fsync on close failed');
+    let clean = true;
+    for (const owned of this.partitions.values()) if (!owned.log.close()) clean = false;
     this.partitions.clear();
+    return clean;
   }
 }

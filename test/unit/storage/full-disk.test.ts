@@ -12,7 +12,6 @@ const config: LogConfig = {
   indexIntervalBytes: 256,
   retentionMs: -1,
   retentionBytes: -1,
-  flushOnRoll: true,
 };
 
 /** The storage modules loaded afresh with RILL_FAILPOINTS set to `value` (read once, at load). */
@@ -102,7 +101,7 @@ describe('a full disk and failed fsyncs leave the log as it was', () => {
   it('cuts back across a segment rolled since the durable end', async () => {
     const dir = tempDir();
     const storage = await storageWith(undefined);
-    const { log } = storage.PartitionLog.open(dir, { ...config, flushOnRoll: false });
+    const { log } = storage.PartitionLog.open(dir, config);
     log.append(batch(storage, 'a'));
     await log.flush();
     for (let i = 0; i < 60; i++) log.append(batch(storage, `n${i}`));
@@ -117,7 +116,7 @@ describe('a full disk and failed fsyncs leave the log as it was', () => {
     const dir = tempDir();
     const storage = await storageWith(undefined);
     // No fsync on roll: the recovery point stays at 0, so every segment must be checked.
-    const { log } = storage.PartitionLog.open(dir, { ...config, flushOnRoll: false });
+    const { log } = storage.PartitionLog.open(dir, config);
     for (let i = 0; i < 150; i++) log.append(batch(storage, `m${i}`));
     const files = fs
       .readdirSync(dir)
@@ -139,24 +138,40 @@ describe('a full disk and failed fsyncs leave the log as it was', () => {
     expect(recovered.logEndOffset).toBe(kept.length);
   });
 
-  it('writes the recovery point when a segment rolls, and trusts the segments before it after a crash', async () => {
+  it('writes the recovery point at a checkpoint; after a crash, checks every batch past it, even inside its segment, and none before it', async () => {
     const dir = tempDir();
     const storage = await storageWith(undefined);
     const { log } = storage.PartitionLog.open(dir, config);
     for (let i = 0; i < 150; i++) log.append(batch(storage, `m${i}`));
-    const point = JSON.parse(fs.readFileSync(path.join(dir, 'recovery-point.json'), 'utf8')) as { v: number; offset: number };
-    expect(point.v).toBe(1);
-    const activeBase = Number(
-      fs
-        .readdirSync(dir)
-        .filter((f) => f.endsWith('.log'))
-        .sort()
-        .at(-1)!
-        .slice(0, 20),
-    );
-    expect(point.offset).toBe(activeBase);
+    // Rolls do not fsync (the journal makes batches durable): no recovery point until a checkpoint.
+    expect(fs.existsSync(path.join(dir, 'recovery-point.json'))).toBe(false);
+    await log.checkpoint();
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'recovery-point.json'), 'utf8'))).toEqual({ v: 1, offset: 150 });
+    for (let i = 150; i < 160; i++) log.append(batch(storage, `m${i}`));
+    const segments = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.log'))
+      .sort();
+    const active = path.join(dir, segments.at(-1)!);
+    expect(Number(segments.at(-1)!.slice(0, 20))).toBeLessThan(150);
+    // The position of offset 152 in the active segment, which also holds offsets before the point.
+    const bytes = fs.readFileSync(active);
+    let position = 0;
+    while (storage.readBatchInfo(bytes, position).baseOffset < 152) position += storage.readBatchInfo(bytes, position).size;
+    // A crash (no close), then damage: one batch before the point (in the first segment, not in its
+    // tail past the last index entry) and the batch at 152, past the point but before the active
+    // segment's last index entry.
+    const damage = (file: string, at: number): void => {
+      const fd = fs.openSync(file, 'r+');
+      fs.writeSync(fd, Buffer.alloc(16, 0xff), 0, 16, at);
+      fs.closeSync(fd);
+    };
+    damage(path.join(dir, segments[0]!), 1200);
+    damage(active, position + 50);
+    const firstSize = fs.statSync(path.join(dir, segments[0]!)).size;
     const { log: recovered, recovery } = storage.PartitionLog.open(dir, config);
-    expect(recovery.truncatedBytes).toBe(0);
-    expect(recovered.logEndOffset).toBe(150);
+    expect(recovered.logEndOffset).toBe(152);
+    expect(recovery.truncatedBytes).toBe(bytes.length - position);
+    expect(fs.statSync(path.join(dir, segments[0]!)).size).toBe(firstSize);
   });
 });

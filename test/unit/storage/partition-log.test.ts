@@ -10,7 +10,6 @@ const config: LogConfig = {
   indexIntervalBytes: 256,
   retentionMs: -1,
   retentionBytes: -1,
-  flushOnRoll: true,
 };
 
 function batch(values: string[], timestamp = 1000, key: string | null = 'k'): Buffer {

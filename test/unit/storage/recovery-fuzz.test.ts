@@ -10,7 +10,6 @@ const config: LogConfig = {
   indexIntervalBytes: 128,
   retentionMs: -1,
   retentionBytes: -1,
-  flushOnRoll: true,
 };
 
 const SEGMENT = '00000000000000000000';

@@ -1,0 +1,168 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { failpointError, failpointsActive } from '../failpoints.js';
+
+const JOURNAL_SUFFIX = '.journal';
+const SPARE_SUFFIX = '.spare';
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+export function journalFileName(sequence: number): string {
+  return String(sequence).padStart(20, '0') + JOURNAL_SUFFIX;
+}
+
+function spareFileName(sequence: number): string {
+  return String(sequence).padStart(20, '0') + SPARE_SUFFIX;
+}
+
+/** The files of a journal directory: live ones (to replay) and spares (to reuse), each by sequence, oldest first. */
+export function listJournalFiles(directory: string): { live: number[]; spares: number[] } {
+  const live: number[] = [];
+  const spares: number[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(directory);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { live, spares };
+    throw error;
+  }
+  for (const name of names) {
+    const match = /^(\d{20})\.(journal|spare)$/.exec(name);
+    if (match === null) continue;
+    (match[2] === 'journal' ? live : spares).push(Number(match[1]));
+  }
+  return { live: live.sort((a, b) => a - b), spares: spares.sort((a, b) => a - b) };
+}
+
+/**
+ * One file of a broker worker's journal, written from its start. Its bytes are allocated ahead
+ * of the writes (zeros written in the background, or a whole file reused): an fdatasync then has
+ * only data to write, not the file's size, which is what keeps the group commit near the disk's
+ * own latency.
+ */
+export class JournalFile {
+  /** Where the next record goes. */
+  position = 0;
+  /** Bytes from the start known to be on disk. */
+  syncedTo = 0;
+  /** Bytes the file has (zeros or stale records): writes below this do not grow the file. */
+  private allocated: number;
+  private closed = false;
+  private syncsInFlight = 0;
+
+  private constructor(
+    readonly path: string,
+    readonly sequence: number,
+    private readonly fd: number,
+    allocated: number,
+  ) {
+    this.allocated = allocated;
+  }
+
+  /** A new, empty file. */
+  static create(directory: string, sequence: number): JournalFile {
+    const file = path.join(directory, journalFileName(sequence));
+    return new JournalFile(file, sequence, fs.openSync(file, 'w+'), 0);
+  }
+
+  /** Reuses a spare file under a new sequence: its old records carry the old one, so reading stops at them. */
+  static reuse(directory: string, spareSequence: number, sequence: number): JournalFile {
+    const file = path.join(directory, journalFileName(sequence));
+    fs.renameSync(path.join(directory, spareFileName(spareSequence)), file);
+    const fd = fs.openSync(file, 'r+');
+    return new JournalFile(file, sequence, fd, fs.fstatSync(fd).size);
+  }
+
+  get unsynced(): boolean {
+    return this.position > this.syncedTo;
+  }
+
+  /**
+   * Writes `bytes` at the end; all of them, or throws with the file's position unchanged (a
+   * later record overwrites what a failed write left, and reading stops at a torn record).
+   */
+  append(bytes: Buffer): void {
+    let written = 0;
+    while (written < bytes.length) {
+      const count = fs.writeSync(this.fd, bytes, written, bytes.length - written, this.position + written);
+      if (count <= 0) throw Object.assign(new Error(`journal write made no progress in ${this.path}`), { code: 'EIO' });
+      written += count;
+    }
+    this.position += bytes.length;
+  }
+
+  /**
+   * Keeps `aheadBytes` allocated past the write position (without passing `capacity`), writing
+   * zeros in chunks of 1 MiB; returns whether the file grew (then its new size wants an fdatasync,
+   * which the caller starts in the background).
+   */
+  allocateAhead(aheadBytes: number, capacity: number): boolean {
+    const goal = Math.min(capacity, this.position + aheadBytes);
+    if (this.allocated >= goal) return false;
+    const from = Math.max(this.allocated, this.position);
+    const length = Math.min(ZEROS.length, goal - from);
+    if (length <= 0) return false;
+    fs.writeSync(this.fd, ZEROS, 0, length, from);
+    this.allocated = from + length;
+    return true;
+  }
+
+  /** Makes every byte written so far durable. */
+  async sync(): Promise<void> {
+    const target = this.position;
+    if (failpointsActive) {
+      const injected = failpointError('fsync', 'fdatasync');
+      if (injected !== null) throw injected;
+    }
+    await this.fdatasync();
+    if (target > this.syncedTo) this.syncedTo = target;
+  }
+
+  /** An fdatasync of what is allocated, not counted as making records durable (after `allocateAhead`). */
+  syncAllocation(): Promise<void> {
+    return this.fdatasync();
+  }
+
+  /**
+   * After a failed sync, what was written since the last good one may or may not be on disk: it
+   * is overwritten with zeros and that made durable (without the failpoint: this is the repair),
+   * so that no record reported as failed is ever read back. Throws if that cannot be done.
+   */
+  discardUnsynced(): void {
+    let at = this.syncedTo;
+    while (at < this.position) {
+      const length = Math.min(ZEROS.length, this.position - at);
+      fs.writeSync(this.fd, ZEROS, 0, length, at);
+      at += length;
+    }
+    fs.fdatasyncSync(this.fd);
+    this.position = this.syncedTo;
+  }
+
+  /** Closes the file once no fdatasync is running on it. */
+  close(): void {
+    this.closed = true;
+    if (this.syncsInFlight === 0) fs.closeSync(this.fd);
+  }
+
+  /** Renames the (closed) file to a spare, for reuse. */
+  retire(directory: string): void {
+    JournalFile.retireClosed(directory, this.sequence);
+  }
+
+  /** Renames the live file `sequence` of `directory` to a spare. */
+  static retireClosed(directory: string, sequence: number): void {
+    fs.renameSync(path.join(directory, journalFileName(sequence)), path.join(directory, spareFileName(sequence)));
+  }
+
+  private fdatasync(): Promise<void> {
+    this.syncsInFlight++;
+    return new Promise<void>((resolve, reject) =>
+      fs.fdatasync(this.fd, (error) => {
+        this.syncsInFlight--;
+        if (this.closed && this.syncsInFlight === 0) fs.closeSync(this.fd);
+        if (error) reject(error);
+        else resolve();
+      }),
+    );
+  }
+}

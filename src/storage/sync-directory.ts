@@ -1,0 +1,14 @@
+import fs from 'node:fs';
+
+/** fsync of a directory, so that a file created or renamed in it survives a crash of the machine. */
+export function syncDirectory(directory: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(directory, 'r', (openError, fd) => {
+      if (openError) {
+        reject(openError);
+        return;
+      }
+      fs.fsync(fd, (syncError) => fs.close(fd, () => (syncError ? reject(syncError) : resolve())));
+    });
+  });
+}

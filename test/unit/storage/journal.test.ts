@@ -1,0 +1,245 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/logging/index.js';
+import {
+  encodeKey,
+  forEachRecord,
+  Journal,
+  JournalRecordWriter,
+  PartitionLog,
+  RecordBatchBuilder,
+  replayJournal,
+  type LogConfig,
+} from '../../../src/storage/index.js';
+import { useTempDirs } from '../../helpers/temp-dir.js';
+
+const config: LogConfig = {
+  segmentBytes: 64 * 1024,
+  segmentMs: 7 * 24 * 3600 * 1000,
+  indexIntervalBytes: 256,
+  retentionMs: -1,
+  retentionBytes: -1,
+};
+const logger = createLogger('silent');
+const PARTITIONS = ['topics/a/0', 'topics/a/1', 'topics/b/0'];
+
+function batch(id: string, size = 40): Buffer {
+  const builder = new RecordBatchBuilder(64);
+  builder.append(1000, 'k', id, null, Buffer.from(id.padEnd(size, '.')));
+  return builder.finish();
+}
+
+/** messageIDs by offset, as the log holds them. */
+function idsOf(log: PartitionLog): string[] {
+  const ids: string[] = [];
+  let offset = log.logStartOffset;
+  while (offset < log.logEndOffset) {
+    const data = log.read(offset, 1 << 20);
+    if (data.length === 0) break;
+    forEachRecord(data, offset, (r) => void ids.push(`${r.offset}:${r.messageId}`));
+    offset = Number(ids.at(-1)!.split(':')[0]) + 1;
+  }
+  return ids;
+}
+
+/** What a broker worker does: partitions and a journal in one data directory. */
+class Worker {
+  readonly logs = new Map<string, PartitionLog>();
+  readonly journal: Journal;
+  private readonly records = new JournalRecordWriter();
+
+  constructor(
+    readonly dataDir: string,
+    fileBytes = 1024 * 1024,
+  ) {
+    for (const key of PARTITIONS) this.logs.set(key, PartitionLog.open(path.join(dataDir, key), config).log);
+    this.journal = Journal.open(this.journalDir, { fileBytes }, logger);
+  }
+
+  get journalDir(): string {
+    return path.join(this.dataDir, 'journal', '0');
+  }
+
+  /** One append request: a batch to each of `keys`, written to the segments and in one journal write; returns the bytes journaled. */
+  append(keys: string[], id: (key: string) => string): number {
+    this.records.reset();
+    const logs: PartitionLog[] = [];
+    for (const key of keys) {
+      const log = this.logs.get(key)!;
+      const bytes = batch(id(key));
+      log.append(bytes);
+      this.records.add(encodeKey(key), bytes);
+      logs.push(log);
+    }
+    this.journal.append(this.records, logs);
+    return this.records.byteLength;
+  }
+}
+
+/** As a power cut leaves segments that were never fsynced: cut back to `recovery-point.json` (or empty). */
+function loseUnsyncedSegmentWrites(dataDir: string): void {
+  for (const key of PARTITIONS) {
+    const dir = path.join(dataDir, key);
+    let point = 0;
+    try {
+      point = (JSON.parse(fs.readFileSync(path.join(dir, 'recovery-point.json'), 'utf8')) as { offset: number }).offset;
+    } catch {
+      // none: nothing was checkpointed
+    }
+    fs.rmSync(path.join(dir, '.clean-shutdown'), { force: true });
+    const { log } = PartitionLog.open(dir, config);
+    const kept = idsOf(log).filter((entry) => Number(entry.split(':')[0]) < point).length;
+    log.close();
+    // Rewrite the directory with only the kept records (PartitionLog would refuse to cut durable data).
+    const fresh = `${dir}.fresh`;
+    const { log: copy } = PartitionLog.open(fresh, config);
+    const { log: source } = PartitionLog.open(dir, config);
+    let offset = 0;
+    while (offset < kept) {
+      const data = source.read(offset, 1);
+      copy.append(Buffer.from(data));
+      offset = copy.logEndOffset;
+    }
+    source.close();
+    copy.close();
+    fs.rmSync(dir, { recursive: true });
+    fs.renameSync(fresh, dir);
+    fs.rmSync(path.join(dir, '.clean-shutdown'), { force: true });
+  }
+}
+
+function reopen(dataDir: string): Map<string, string[]> {
+  const contents = new Map<string, string[]>();
+  for (const key of PARTITIONS) {
+    const { log } = PartitionLog.open(path.join(dataDir, key), config);
+    contents.set(key, idsOf(log));
+    log.close();
+  }
+  return contents;
+}
+
+function expected(count: number): Map<string, string[]> {
+  return new Map(PARTITIONS.map((key) => [key, Array.from({ length: count }, (_, i) => `${i}:${key}#${i}`)]));
+}
+
+describe('the write-ahead journal', () => {
+  const tempDir = useTempDirs();
+
+  it('gives back, after a crash, every batch it made durable that the segments lost, exactly once and in order', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir);
+    for (let i = 0; i < 50; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
+    await worker.journal.sync();
+    // A crash: nothing closed; the segments lose every write (none was fsynced).
+    loseUnsyncedSegmentWrites(dataDir);
+    expect(reopen(dataDir).get(PARTITIONS[0]!)).toEqual([]);
+    const report = await replayJournal(worker.journalDir, dataDir, config, logger);
+    expect(report).toMatchObject({ records: 150, restored: 150, partitions: 3, gaps: [] });
+    expect(reopen(dataDir)).toEqual(expected(50));
+    // The replayed logs were closed clean, and the journal's files are spares: a second replay finds nothing.
+    expect(fs.readdirSync(worker.journalDir).filter((f) => f.endsWith('.journal'))).toEqual([]);
+    expect((await replayJournal(worker.journalDir, dataDir, config, logger)).records).toBe(0);
+    expect(reopen(dataDir)).toEqual(expected(50));
+  });
+
+  it('skips what the segments still have (a process crash keeps the page cache), so replaying is harmless', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir);
+    for (let i = 0; i < 20; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
+    await worker.journal.sync();
+    const report = await replayJournal(worker.journalDir, dataDir, config, logger);
+    expect(report).toMatchObject({ records: 60, restored: 0 });
+    expect(reopen(dataDir)).toEqual(expected(20));
+  });
+
+  it('restores exactly the whole records before a cut at any byte of the journal, and never an altered one', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir);
+    const ends: number[] = [];
+    for (let i = 0; i < 6; i++) ends.push((ends.at(-1) ?? 0) + worker.append([PARTITIONS[i % 3]!], (key) => `${key}#${Math.floor(i / 3)}`));
+    await worker.journal.sync();
+    loseUnsyncedSegmentWrites(dataDir);
+    const journalFile = path.join(worker.journalDir, '00000000000000000000.journal');
+    const written = fs.readFileSync(journalFile).subarray(0, ends.at(-1));
+    // The segments lost everything: each try starts from empty partitions.
+    const restoredAfter = async (journalBytes: Buffer): Promise<string[]> => {
+      for (const key of PARTITIONS) {
+        fs.rmSync(path.join(dataDir, key), { recursive: true });
+        fs.mkdirSync(path.join(dataDir, key));
+      }
+      for (const spare of fs.readdirSync(worker.journalDir)) fs.rmSync(path.join(worker.journalDir, spare));
+      fs.writeFileSync(journalFile, journalBytes);
+      await replayJournal(worker.journalDir, dataDir, config, logger);
+      return [...reopen(dataDir).values()].flat();
+    };
+    const all = [...expected(2).values()].flat();
+    const inJournalOrder = [0, 1, 2, 3, 4, 5].map((i) => `${Math.floor(i / 3)}:${PARTITIONS[i % 3]}#${Math.floor(i / 3)}`);
+    for (let cut = 0; cut <= written.length; cut += 7) {
+      const whole = ends.filter((end) => end <= cut).length;
+      const restored = await restoredAfter(written.subarray(0, cut));
+      expect(restored.sort(), `cut at ${cut}`).toEqual(inJournalOrder.slice(0, whole).sort());
+    }
+    for (let at = 0; at < written.length; at += 5) {
+      const damaged = Buffer.from(written);
+      damaged[at] = damaged[at]! ^ 0x5a;
+      const before = ends.filter((end) => end <= at).length;
+      const restored = await restoredAfter(damaged);
+      // The records before the damaged one, none from it on, and none altered.
+      expect(restored.sort(), `damage at ${at}`).toEqual(inJournalOrder.slice(0, before).sort());
+      for (const id of restored) expect(all).toContain(id);
+    }
+  });
+
+  it('rolls full files, checkpoints the segments behind them (recovery points), and reuses them without reading their old records', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir, 1024 * 1024);
+    let i = 0;
+    // About 3.5 MiB of records: three rolls.
+    for (; i < 12_000; i++) {
+      worker.append(PARTITIONS, (key) => `${key}#${i}`);
+      if (i % 1000 === 999) await worker.journal.sync();
+    }
+    await worker.journal.sync();
+    // The checkpoints run in the background: wait for full files to be let go.
+    for (let tries = 0; tries < 200 && worker.journal.hasFullFiles; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      await worker.journal.sync();
+    }
+    expect(worker.journal.hasFullFiles).toBe(false);
+    const files = fs.readdirSync(worker.journalDir).sort();
+    expect(files.filter((f) => f.endsWith('.spare')).length).toBeGreaterThan(0);
+    expect(files.filter((f) => f.endsWith('.journal')).length).toBe(1);
+    const point = JSON.parse(fs.readFileSync(path.join(dataDir, PARTITIONS[0]!, 'recovery-point.json'), 'utf8')) as { offset: number };
+    expect(point.offset).toBeGreaterThan(0);
+    // More records: the next roll reuses a spare (its stale records carry an older file sequence).
+    const spares = files.filter((f) => f.endsWith('.spare'));
+    for (let j = 0; j < 4000; j++, i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
+    await worker.journal.sync();
+    const after = fs.readdirSync(worker.journalDir);
+    expect(after.filter((f) => f.endsWith('.journal')).length).toBeGreaterThan(1);
+    expect(spares.filter((f) => after.includes(f)).length, 'spares reused').toBeLessThan(spares.length);
+    // A power cut: the segments lose what was not checkpointed; the journal gives all of it back.
+    loseUnsyncedSegmentWrites(dataDir);
+    const report = await replayJournal(worker.journalDir, dataDir, config, logger);
+    expect(report.gaps).toEqual([]);
+    expect(reopen(dataDir)).toEqual(expected(i));
+  });
+
+  it('erases, durably, what it wrote since the last good sync when a sync failed: none of it comes back', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir);
+    for (let i = 0; i < 10; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
+    await worker.journal.sync();
+    for (let i = 10; i < 20; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
+    // As Durability does after a failed fdatasync: the journal erases, the logs cut back to their durable end.
+    worker.journal.discardUnsynced(new Error('EIO'));
+    for (const log of worker.logs.values()) {
+      log.markDurable(10);
+      log.rollBackToDurableEnd(new Error('EIO'));
+    }
+    loseUnsyncedSegmentWrites(dataDir);
+    await replayJournal(worker.journalDir, dataDir, config, logger);
+    expect(reopen(dataDir)).toEqual(expected(10));
+  });
+});
