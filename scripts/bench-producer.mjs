@@ -1,17 +1,21 @@
 // One benchmark producer process: connects over WebSocket, waits for "go" on stdin, publishes
 // `count` messages of `size` bytes as fast as the window allows (a receipt every `receiptEvery`
-// messages, at most `window` receipts outstanding), then prints its figures as JSON.
-//   node scripts/bench-producer.mjs <url> <topic> <count> <size> <receiptEvery> <window> <id>
+// messages, at most `window` receipts outstanding), then prints its figures as JSON. `keyless`
+// leaves the key out of the body, so that the broker spreads the messages round-robin (by default
+// the key cycles through 1,000 values). If the server closes the connection first (killed), the
+// figures printed count the messages acknowledged until then, with "closed": true.
+//   node scripts/bench-producer.mjs <url> <topic> <count> <size> <receiptEvery> <window> <id> [keyed|keyless]
 import { WebSocket } from 'ws';
 
-const [url, topic, countText, sizeText, receiptEveryText, windowText, id] = process.argv.slice(2);
+const [url, topic, countText, sizeText, receiptEveryText, windowText, id, keyMode = 'keyed'] = process.argv.slice(2);
 const count = Number(countText);
 const size = Number(sizeText);
 const receiptEvery = Number(receiptEveryText);
 const window = Number(windowText);
+const keyed = keyMode !== 'keyless';
 
 function template(size) {
-  const head = `{"messageID":"${id}-0000000000","key":"key-000","message":"`;
+  const head = `{"messageID":"${id}-0000000000",${keyed ? '"key":"key-000",' : ''}"message":"`;
   const tail = `","timestamp":1700000000000}`;
   const padding = Math.max(1, size - head.length - tail.length);
   return Buffer.from(head + 'x'.repeat(padding) + tail);
@@ -36,7 +40,7 @@ function frame(n) {
     start = bodyStart;
   }
   bytes.write(String(n).padStart(10, '0'), start + idDigits - 0, 'latin1');
-  bytes.write(String(n % 1000).padStart(3, '0'), start + keyDigits, 'latin1');
+  if (keyed) bytes.write(String(n % 1000).padStart(3, '0'), start + keyDigits, 'latin1');
   return bytes;
 }
 
@@ -44,6 +48,13 @@ const socket = new WebSocket(url, ['v12.stomp'], { perMessageDeflate: false });
 let sent = 0;
 let receipts = 0;
 let started = 0;
+let finished = false;
+
+function report(messages, extra = {}) {
+  finished = true;
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(JSON.stringify({ id, messages, bytes: messages * body.length, seconds, ...extra }) + '\n');
+}
 
 function pump() {
   while (sent < count && sent - receipts * receiptEvery < window * receiptEvery) {
@@ -64,13 +75,22 @@ socket.on('message', (data) => {
   }
   for (let at = text.indexOf('RECEIPT'); at !== -1; at = text.indexOf('RECEIPT', at + 1)) receipts++;
   if (receipts * receiptEvery >= count) {
-    const seconds = (performance.now() - started) / 1000;
-    process.stdout.write(JSON.stringify({ id, messages: count, bytes: count * body.length, seconds }) + '\n');
+    report(count);
     socket.close();
     setTimeout(() => process.exit(0), 50);
     return;
   }
   pump();
+});
+// The server went away (a kill -9 in the start-up case): report what was acknowledged until then.
+socket.on('error', (error) => {
+  if (started === 0) process.stderr.write(`producer ${id}: ${error.message}\n`);
+});
+socket.on('close', () => {
+  if (finished) return;
+  if (started === 0) process.exit(1);
+  report(Math.min(count, receipts * receiptEvery), { closed: true });
+  process.exit(0);
 });
 process.stdin.once('data', () => {
   started = performance.now();

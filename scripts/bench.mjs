@@ -1,86 +1,69 @@
 // `npm run bench`: drives a real Rill server (the built dist/, default durability) over WebSocket
-// and writes the figures, with the machine, into BENCHMARKS.md. A bare STOMP-counting server runs
-// in the same session as the ceiling, because absolute figures drift on a shared machine.
-//   node scripts/bench.mjs [--quick] [--skip-fill]
-import { spawn } from 'node:child_process';
+// and writes the figures, with the machine, into BENCHMARKS.md. Every figure stands beside a
+// ceiling measured in the same run (a bare STOMP server, or the same server in an easier case),
+// because absolute figures drift on a shared machine.
+//   node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
+// Sections (all by default): core (publishing, consuming, memory), partitions (1,024 partitions
+// against 16), startup (start-up after kill -9 with 1,024 partitions and 1 GB of log), window (one
+// producer waiting on each receipt window of 100), latency (publish->deliver against a bare relay).
+// With --only, the sections not run are kept as they are in the output file.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { bareDeliveries, endToEnd, fanOut, pullDrain, pushDrain, rebalanceTimes } from './bench-consumers.mjs';
+import { partitionScaling, receiptWindow, relayLatency, startupAfterKill } from './bench-hardening.mjs';
+import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, settle, startBare, startRill, stop } from './bench-lib.mjs';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const quick = process.argv.includes('--quick');
-const skipFill = process.argv.includes('--skip-fill');
+/** Sections in the order they appear in the report; each writes its own part. */
+const SECTIONS = ['core', 'partitions', 'startup', 'window', 'latency'];
+/** The order they run in: the latency-sensitive ones first, on a quiet disk (each section also lets the disk settle after itself). */
+const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'core'];
+
+const USAGE = `Usage: node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
+  --quick        shorter runs (smaller counts, N = 16 and 1,024 only, 0.2 GB for start-up)
+  --skip-fill    leave out the 2 GiB fill of the core section (memory with a large log)
+  --only LIST    run only these sections, comma-separated: ${SECTIONS.join(',')}
+                 (the other sections of the output file are kept)
+  --out FILE     where to write the report (default: BENCHMARKS.md at the repository root)
+`;
+
+let flags;
+try {
+  flags = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      'skip-fill': { type: 'boolean', default: false },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  }).values;
+} catch (error) {
+  process.stderr.write(`bench: ${error.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (flags.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const quick = flags.quick;
+const skipFill = flags['skip-fill'];
+const only =
+  flags.only === undefined
+    ? null
+    : flags.only
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== '');
+const unknown = (only ?? []).filter((name) => !SECTIONS.includes(name));
+if (unknown.length > 0 || (only !== null && only.length === 0)) {
+  process.stderr.write(`bench: --only takes sections among ${SECTIONS.join(', ')}${unknown.length > 0 ? `, not ${unknown.join(', ')}` : ''}\n\n${USAGE}`);
+  process.exit(2);
+}
+const out = path.resolve(flags.out ?? path.join(root, 'BENCHMARKS.md'));
 const scale = quick ? 0.2 : 1;
-const log = (text) => process.stdout.write(`[bench] ${text}\n`);
-
-function spawnNode(args, options = {}) {
-  return spawn(process.execPath, args, { cwd: root, stdio: ['pipe', 'pipe', 'inherit'], ...options });
-}
-
-function lines(child, onLine) {
-  let buffered = '';
-  child.stdout.on('data', (chunk) => {
-    buffered += chunk;
-    let newline;
-    while ((newline = buffered.indexOf('\n')) !== -1) {
-      onLine(buffered.slice(0, newline));
-      buffered = buffered.slice(newline + 1);
-    }
-  });
-}
-
-async function startRill(dataDir, extra = []) {
-  const child = spawnNode(['bin/rill.js', 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0', ...extra]);
-  const ready = await new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`rill exited with ${code}`)));
-    lines(child, (line) => {
-      try {
-        const entry = JSON.parse(line);
-        if (entry.msg === 'ready') resolve(entry);
-        else if (entry.level >= 40) process.stderr.write(line + '\n');
-      } catch {}
-    });
-  });
-  return { child, url: `ws://127.0.0.1:${ready.httpPort}/stomp`, httpPort: ready.httpPort };
-}
-
-async function startBare() {
-  const child = spawnNode(['scripts/bare-stomp-server.mjs', '0']);
-  const { port } = await new Promise((resolve) => lines(child, (line) => resolve(JSON.parse(line))));
-  return { child, url: `ws://127.0.0.1:${port}/stomp` };
-}
-
-async function stop(child) {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-function rssMiB(pid) {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
-}
-
-async function produce(url, topic, producers, perProducer, size) {
-  const children = [];
-  const results = [];
-  for (let i = 0; i < producers; i++) {
-    const child = spawnNode(['scripts/bench-producer.mjs', url, topic, String(perProducer), String(size), '100', '50', `p${i}`]);
-    children.push(child);
-  }
-  await Promise.all(children.map((child) => new Promise((resolve) => lines(child, (line) => (line === 'ready' ? resolve() : results.push(JSON.parse(line)))))));
-  const started = performance.now();
-  const done = Promise.all(children.map((child) => new Promise((resolve) => child.once('exit', resolve))));
-  for (const child of children) child.stdin.write('go\n');
-  await done;
-  const seconds = (performance.now() - started) / 1000;
-  const messages = results.reduce((sum, r) => sum + r.messages, 0);
-  const bytes = results.reduce((sum, r) => sum + r.bytes, 0);
-  return { messages, seconds, rate: messages / seconds, mbps: bytes / seconds / 1e6 };
-}
 
 /** Publishes at a fixed rate and times each message from SEND to its acknowledgment. */
 async function latency(url, topic, rate, seconds, warmupSeconds = 1) {
@@ -127,25 +110,9 @@ async function latency(url, topic, rate, seconds, warmupSeconds = 1) {
   return { count: samples.length, p50: at(0.5), p99: at(0.99), max: samples[samples.length - 1] };
 }
 
-function directoryBytes(dir) {
-  let total = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    total += entry.isDirectory() ? directoryBytes(full) : fs.statSync(full).size;
-  }
-  return total;
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
-}
-
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
-
-async function main() {
-  const results = { machine: machine(), date: new Date().toISOString(), runs: [] };
-  log(`machine: ${results.machine}`);
+/** The publishing, consuming and memory cases (the targets of the first issues), with their ceilings. */
+async function core() {
+  const results = { runs: [] };
 
   log('bare STOMP-counting ws server (the ceiling), 4 producers x 100 B ...');
   const bare = await startBare();
@@ -156,7 +123,8 @@ async function main() {
   await stop(bare.child);
   log(`  ceiling: ${fmt(deliveryCeiling.rate)} msgs/s`);
 
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-bench-'));
+  const dir = scratch();
+  const { dataDir } = dir;
   const rill = await startRill(dataDir);
   const cases = [
     { name: '4 producers x 100 B', producers: 4, count: 250_000, size: 100, target: 145_000 },
@@ -235,7 +203,8 @@ async function main() {
   const finalRss = rssMiB(rill.child.pid);
   log(`server RSS at the end of the run: ${finalRss.toFixed(0)} MiB`);
   await stop(rill.child);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  dir.remove();
+  await settle();
 
   const rows = results.runs
     .map(
@@ -243,32 +212,7 @@ async function main() {
         `| ${r.name} | ${fmt(r.rate)} | ${r.mbps.toFixed(1)} | ${((r.rate / ceiling.rate) * 100).toFixed(0)} % | ≥ ${fmt(r.target)} | ${r.rate >= r.target ? 'met' : 'not met'} | ${r.rss.toFixed(0)} |`,
     )
     .join('\n');
-  const markdown = `# Benchmarks
-
-Produced by \`npm run bench\`${quick ? ' --quick' : ''} on ${results.date.slice(0, 10)}.
-
-Machine: ${results.machine}.
-
-The server is the built package with its defaults (fsync durability with group commit, one broker worker per core, 4 partitions per topic); producers are separate processes speaking STOMP over WebSocket, each with a receipt every 100 messages and at most 50 receipts outstanding. The bare server parses the same frames with Rill's codec and answers receipts, storing nothing: it is the ceiling on this machine in this run.
-
-## Reading these figures
-
-Everything runs on one 2-core machine: server, producers, consumers and the bare server share the
-cores, so figures move from run to run and from machine to machine (the bare ceiling has ranged
-from about 100,000 msgs/s on a 2-core Xeon to 350,000 on a 2-core EPYC, and varies by ±20 % between
-runs on one machine; the publish-to-acknowledgment p99 at 10,000 msgs/s from 2.5 ms to 30 ms with
-p50 steady between 1 and 2 ms). The absolute targets were set on the faster machine. The latency tails come in bursts: a second with a few hundred
-messages over 5 ms between seconds with none, i.e. single stalls of 10 to 20 ms (fsync behind the
-file system's journal, or a GC pause on the gateway thread); they are not spread over all
-messages. Compare a figure with the ceilings of the same run.
-
-Where the cycles go when publishing (CPU profile of the server under 4 producers x 100 B): the
-gateway thread is the bound, the broker workers stay mostly idle; of the gateway's time about a
-quarter is the ws library receiving frames (with bufferutil), and the rest is Rill's per-message
-work: JSON.parse of the body and zod validation (the largest part), frame parsing, batch encoding,
-and garbage collection.
-
-## Publishing throughput
+  return `## Publishing throughput
 
 | case | msgs/s | MB/s | of bare server | target | | server RSS MiB |
 |---|---:|---:|---:|---:|---|---:|
@@ -287,7 +231,7 @@ WebSocket subscriber): **${fmt(deliveryCeiling.rate)} msgs/s**.
 
 | case | rate | of the delivery ceiling | target | |
 |---|---:|---:|---:|---|
-${consumers.map((c) => `| ${c.name} | ${fmt(c.rate)} ${c.unit} | ${((c.rate / deliveryCeiling.rate) * 100).toFixed(0)} % | ≥ ${fmt(c.target)} | ${c.rate >= c.target ? 'met' : 'not met'} |`).join('\n')}
+${consumers.map((c) => `| ${c.name} | ${fmt(c.rate)} ${c.unit} | ${((c.rate / deliveryCeiling.rate) * 100).toFixed(0)} % | ≥ ${fmt(c.target)} ${c.unit} | ${c.rate >= c.target ? 'met' : 'not met'} |`).join('\n')}
 
 End-to-end latency, producer to a group push subscriber at 10,000 msgs/s (fsync durability
 included), measured on the quiet server before the throughput runs, after one second of warm-up: p50 **${e2e.p50.toFixed(2)} ms**, p99 **${e2e.p99.toFixed(2)} ms** (target ≤ 5 ms: ${e2e.p99 <= 5 ? 'met' : 'not met'}), p99.9 ${e2e.p999.toFixed(2)} ms over ${e2e.count} messages.
@@ -306,8 +250,96 @@ At the end of the whole run, after the consumer cases: ${finalRss.toFixed(0)} Mi
 Drain rate by pull (1 KiB messages, group of 1): ${fmt(fill.small.rate)} msgs/s from a 10 MB topic, ${fmt(fill.large.rate)} msgs/s over the first 100,000 messages of the topic that fills the ${(fill.largeBytes / 2 ** 30).toFixed(1)} GiB log.`
 }
 `;
-  fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), markdown);
-  log('wrote BENCHMARKS.md');
+}
+
+const openMarker = (name, date) => `<!-- bench:${name} ${date}${quick ? ' quick' : ''} -->`;
+const closeMarker = (name) => `<!-- /bench:${name} -->`;
+
+/** The sections of an earlier report: name -> { date, text } (text with its markers). */
+function earlierSections(file) {
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return new Map();
+  }
+  const found = new Map();
+  for (const match of text.matchAll(/<!-- bench:([a-z]+) (\S+)[^>]*-->\n[\s\S]*?<!-- \/bench:\1 -->\n/g))
+    found.set(match[1], { date: match[2], text: match[0] });
+  // A report from before the markers: everything from the publishing table on is the core section.
+  const legacy = text.indexOf('## Publishing throughput');
+  if (!found.has('core') && legacy !== -1) {
+    const date = /Produced by .* on (\d{4}-\d\d-\d\d)/.exec(text)?.[1] ?? 'unknown';
+    found.set('core', { date, text: `<!-- bench:core ${date} -->\n${text.slice(legacy).trimEnd()}\n${closeMarker('core')}\n` });
+  }
+  return found;
+}
+
+function document(date, measured, kept) {
+  const command = `npm run bench${quick ? ' --quick' : ''}${skipFill && measured.has('core') ? ' --skip-fill' : ''}${only !== null ? ` --only ${only.join(',')}` : ''}`;
+  const keptNote =
+    kept.size === 0
+      ? ''
+      : ` Sections kept from earlier runs: ${[...kept].map(([name, section]) => `${name} (${section.date})`).join(', ')}; each is measured against ceilings of its own run.`;
+  const body = SECTIONS.filter((name) => measured.has(name) || kept.has(name))
+    .map((name) => (measured.has(name) ? `${openMarker(name, date)}\n${measured.get(name).trimEnd()}\n${closeMarker(name)}\n` : kept.get(name).text))
+    .join('\n');
+  return `# Benchmarks
+
+Produced by \`${command.replace('npm run bench --', 'npm run bench -- --')}\` on ${date} (sections: ${[...measured.keys()].join(', ')}).${keptNote}
+
+Machine: ${machine()}.
+
+The server is the built package with its defaults (fsync durability with group commit, one broker worker per core, 4 partitions per topic); producers are separate processes speaking STOMP over WebSocket, each with a receipt every 100 messages and at most 50 receipts outstanding unless a section says otherwise. The bare server parses the same frames with Rill's codec and answers receipts, storing nothing: it is the ceiling on this machine in this run.
+
+## Reading these figures
+
+Everything runs on one 2-core machine: server, producers, consumers and the bare server share the
+cores, so figures move from run to run and from machine to machine (the bare ceiling has ranged
+from about 100,000 msgs/s on a 2-core Xeon to 350,000 on a 2-core EPYC, and varies by ±20 % between
+runs on one machine; the publish-to-acknowledgment p99 at 10,000 msgs/s from 2.5 ms to 30 ms with
+p50 steady between 1 and 2 ms). The absolute targets were set on the faster machine. The latency tails come in bursts: a second with a few hundred
+messages over 5 ms between seconds with none, i.e. single stalls of 10 to 20 ms (fsync behind the
+file system's journal, or a GC pause on the gateway thread); they are not spread over all
+messages. Compare a figure with the ceilings of the same run.
+
+Where the cycles go when publishing (CPU profile of the server under 4 producers x 100 B): the
+gateway thread is the bound, the broker workers stay mostly idle; of the gateway's time about a
+quarter is the ws library receiving frames (with bufferutil), and the rest is Rill's per-message
+work: JSON.parse of the body and zod validation (the largest part), frame parsing, batch encoding,
+and garbage collection.
+
+Each section starts its own servers on fresh data directories, and the disk is synced between
+sections, so that one section's writeback does not land in the next one's fsyncs.
+
+${body}`;
+}
+
+const RUNNERS = {
+  core,
+  partitions: () => partitionScaling({ quick }),
+  startup: () => startupAfterKill({ quick }),
+  window: () => receiptWindow({ quick }),
+  latency: () => relayLatency({ quick }),
+};
+
+async function main() {
+  const date = new Date().toISOString().slice(0, 10);
+  log(`machine: ${machine()}`);
+  const chosen = RUN_ORDER.filter((name) => only === null || only.includes(name));
+  log(`sections: ${chosen.join(', ')}${quick ? ' (quick)' : ''}; report: ${out}`);
+  const started = performance.now();
+  const measured = new Map();
+  for (const name of chosen) {
+    const sectionStarted = performance.now();
+    log(`=== ${name} ===`);
+    measured.set(name, await RUNNERS[name]());
+    log(`=== ${name}: ${((performance.now() - sectionStarted) / 1000).toFixed(0)} s ===`);
+  }
+  const kept = new Map();
+  if (only !== null) for (const [name, section] of earlierSections(out)) if (!measured.has(name)) kept.set(name, section);
+  fs.writeFileSync(out, document(date, new Map(SECTIONS.filter((name) => measured.has(name)).map((name) => [name, measured.get(name)])), kept));
+  log(`wrote ${out} (${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
 }
 
 main().catch((error) => {
