@@ -91,6 +91,12 @@ const storage = z
       .min(1000)
       .default(7 * DAY_MS),
     indexIntervalBytes: z.number().int().min(64).default(4096),
+    /**
+     * Segment files each broker worker (and the main thread, replaying journals at start-up) keeps
+     * open at most, through a cache that closes the least recently used; shrunk at start-up to what
+     * the process's open-file limit holds.
+     */
+    openFilesPerWorker: z.number().int().min(8).max(1_000_000).default(1024),
     durability: z
       .object({
         /**

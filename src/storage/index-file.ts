@@ -2,12 +2,18 @@ import fs from 'node:fs';
 
 /**
  * A file of fixed-size entries mirrored in memory, appended as the log grows. Indexes are never
- * fsynced: recovery rebuilds them from the log, which is the only source of truth.
+ * fsynced: recovery rebuilds them from the log, which is the only source of truth. Lookups use the
+ * entries in memory; the file keeps no descriptor open: new entries are written to it only when
+ * asked (`persist`: when the segment is sealed, at checkpoints, on close), in one open, write and
+ * close. A crash may therefore leave the file shorter than the entries were (recovery checks the
+ * index against the log and rebuilds what is missing); a cut, though, is made in the file at once,
+ * so that it never names batches the log has removed.
  */
 export class IndexFile {
   private entries: Buffer;
   private entryCount = 0;
-  private fd: number | null = null;
+  /** Entries the file holds: the first `persistedCount` of `entries`. */
+  private persistedCount = 0;
   /** A write to the file failed: the file holds a valid prefix and is no longer written. */
   private writeFailed = false;
 
@@ -17,11 +23,12 @@ export class IndexFile {
     contents: Buffer,
   ) {
     this.entryCount = Math.floor(contents.length / entryBytes);
+    this.persistedCount = this.entryCount;
     this.entries = Buffer.alloc(Math.max(contents.length, entryBytes * 64));
     contents.copy(this.entries, 0, 0, this.entryCount * entryBytes);
   }
 
-  /** Opens the file, creating it if absent; a trailing partial entry is dropped. */
+  /** Reads the file, if any (it is created at the first `persist`); a trailing partial entry is cut off. */
   static open(path: string, entryBytes: number): IndexFile {
     let contents: Buffer;
     try {
@@ -31,7 +38,7 @@ export class IndexFile {
       contents = Buffer.alloc(0);
     }
     const index = new IndexFile(path, entryBytes, contents);
-    if (contents.length !== index.entryCount * entryBytes) index.truncate(index.entryCount);
+    if (contents.length !== index.entryCount * entryBytes) index.rewrite();
     return index;
   }
 
@@ -55,40 +62,96 @@ export class IndexFile {
     return this.entryCount * this.entryBytes;
   }
 
-  /**
-   * Counts the reserved entry in and writes it to the file. The entry in memory is what serves
-   * lookups; the file only spares recovery a rebuild, so a failed write (a full disk) stops
-   * writing the file rather than failing the append: it keeps a valid prefix, and recovery
-   * rebuilds the rest from the log.
-   */
+  /** Counts the reserved entry in. It reaches the file at the next `persist`. */
   commit(): void {
-    const position = this.entryCount * this.entryBytes;
     this.entryCount++;
-    if (this.writeFailed) return;
+  }
+
+  /**
+   * Appends to the file the entries it does not have yet: open, write, close. The entries in
+   * memory are what serves lookups; the file only spares recovery a rebuild, so a failed write (a
+   * full disk) stops writing the file rather than failing anything: it keeps a valid prefix (a
+   * partly written entry is cut off again), and recovery rebuilds the rest from the log.
+   */
+  persist(): void {
+    if (this.writeFailed || this.persistedCount >= this.entryCount) return;
+    let fd: number | null = null;
+    let start = this.persistedCount * this.entryBytes;
+    let written = 0;
     try {
-      this.fd ??= fs.openSync(this.path, 'a+');
-      fs.writeSync(this.fd, this.entries, position, this.entryBytes, position);
+      fd = fs.openSync(this.path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+      if (fs.fstatSync(fd).size !== start) {
+        // Not the file this index wrote (removed, or changed behind its back): write it whole.
+        fs.ftruncateSync(fd, 0);
+        start = 0;
+        this.persistedCount = 0;
+      }
+      const end = this.entryCount * this.entryBytes;
+      while (start + written < end) {
+        const count = fs.writeSync(fd, this.entries, start + written, end - start - written, start + written);
+        if (count <= 0) throw new Error('an index write made no progress');
+        written += count;
+      }
+      this.persistedCount = this.entryCount;
     } catch {
       this.writeFailed = true;
+      const whole = start + written - ((start + written) % this.entryBytes);
+      this.persistedCount = whole / this.entryBytes;
       try {
         // A partly written entry would be read as a real one: keep only whole, written entries.
-        if (this.fd !== null) fs.ftruncateSync(this.fd, position);
+        if (fd !== null) fs.ftruncateSync(fd, whole);
       } catch {
         // Recovery checks the index against the log and rebuilds it when it does not match.
       }
+    } finally {
+      if (fd !== null) closeQuietly(fd);
     }
   }
 
-  /** Keeps the first `count` entries. */
+  /**
+   * Keeps the first `count` entries. The file is cut at once, so that it never names a position
+   * past the cut; when a write had failed, it is written again whole (and written from then on).
+   */
   truncate(count: number): void {
     this.entryCount = Math.min(count, this.entryCount);
-    this.closeFile();
+    if (this.writeFailed) {
+      this.rewrite();
+      return;
+    }
+    if (this.persistedCount <= this.entryCount) return;
     try {
-      fs.writeFileSync(this.path, this.entries.subarray(0, this.entryCount * this.entryBytes));
+      fs.truncateSync(this.path, this.entryCount * this.entryBytes);
+      this.persistedCount = this.entryCount;
+    } catch {
+      // As in persist(): the entries in memory are right; recovery rebuilds a stale file.
+      this.writeFailed = true;
+    }
+  }
+
+  /** Writes the file anew with the entries in memory; a failure leaves it empty if it can (an empty index is valid). */
+  private rewrite(): void {
+    let fd: number | null = null;
+    try {
+      fd = fs.openSync(this.path, 'w');
+      const end = this.entryCount * this.entryBytes;
+      let written = 0;
+      while (written < end) {
+        const count = fs.writeSync(fd, this.entries, written, end - written, written);
+        if (count <= 0) throw new Error('an index write made no progress');
+        written += count;
+      }
+      this.persistedCount = this.entryCount;
       this.writeFailed = false;
     } catch {
-      // As in commit(): the entries in memory are right; recovery rebuilds a stale file.
       this.writeFailed = true;
+      this.persistedCount = 0;
+      try {
+        if (fd !== null) fs.ftruncateSync(fd, 0);
+      } catch {
+        // Recovery checks the index against the log and rebuilds it when it does not match.
+      }
+    } finally {
+      if (fd !== null) closeQuietly(fd);
     }
   }
 
@@ -107,18 +170,17 @@ export class IndexFile {
     return found;
   }
 
-  close(): void {
-    this.closeFile();
-  }
-
   delete(): void {
-    this.closeFile();
     fs.rmSync(this.path, { force: true });
   }
+}
 
-  private closeFile(): void {
-    if (this.fd !== null) fs.closeSync(this.fd);
-    this.fd = null;
+/** A close that fails still frees the descriptor (Linux); the file is only a cache. */
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // nothing to do
   }
 }
 
@@ -133,8 +195,9 @@ export abstract class SegmentIndex {
     this.file.truncate(0);
   }
 
-  close(): void {
-    this.file.close();
+  /** Writes the entries the file does not have yet (see IndexFile.persist). */
+  persist(): void {
+    this.file.persist();
   }
 
   delete(): void {

@@ -15,9 +15,14 @@ export {
   Journal,
   JournalRecordWriter,
   encodeKey,
+  recoverJournal,
   replayJournal,
   replayJournals,
   type JournaledLog,
   type JournalOptions,
+  type JournalRecovery,
+  type LogResolver,
   type ReplayReport,
+  type TakenOverFile,
 } from './journal/index.js';
+export { configureOpenFiles, MIN_OPEN_FILES } from './open-files.js';

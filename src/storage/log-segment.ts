@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { failpointError, failpointsActive, noSpaceError, writeFailpoint } from './failpoints.js';
 import { OffsetIndex } from './offset-index.js';
+import { openFiles, type CachedFile } from './open-files.js';
 import { BATCH_HEADER_BYTES, claimedBatchSize, isBatchValid, readBatchInfo, type BatchInfo } from './record-batch.js';
 import { TimeIndex } from './time-index.js';
 
@@ -29,6 +30,11 @@ export interface ScanResult {
 /**
  * One log file of a partition and its two indexes, as Kafka's LogSegment: the file is named by
  * the offset of its first record and only ever appended to (or truncated by recovery).
+ *
+ * Descriptors: the log file is opened through this thread's cache of open files (open-files.ts),
+ * which may close it between calls and reopens it when needed; so every call takes the descriptor
+ * afresh (`this.file.fd`). The indexes keep none open: their entries live in memory and are
+ * written to their files at persist points (`seal`, `persistIndexes`, `close`).
  */
 export class LogSegment {
   nextOffset: number;
@@ -38,13 +44,11 @@ export class LogSegment {
   /** When a batch was last appended: the clock for time-based retention. */
   lastAppendAt: number;
   private bytesSinceIndexEntry = 0;
-  private flushesInFlight = 0;
-  private closed = false;
 
   private constructor(
     readonly directory: string,
     readonly baseOffset: number,
-    private readonly fd: number,
+    private readonly file: CachedFile,
     public size: number,
     private readonly offsetIndex: OffsetIndex,
     private readonly timeIndex: TimeIndex,
@@ -57,13 +61,13 @@ export class LogSegment {
 
   static create(directory: string, baseOffset: number, indexIntervalBytes: number): LogSegment {
     const base = path.join(directory, segmentBaseName(baseOffset));
-    const fd = fs.openSync(`${base}.log`, 'w+');
+    const file = openFiles().create(`${base}.log`);
     fs.rmSync(`${base}.index`, { force: true });
     fs.rmSync(`${base}.timeindex`, { force: true });
     return new LogSegment(
       directory,
       baseOffset,
-      fd,
+      file,
       0,
       OffsetIndex.open(`${base}.index`, baseOffset),
       TimeIndex.open(`${base}.timeindex`, baseOffset),
@@ -80,12 +84,12 @@ export class LogSegment {
    */
   static open(directory: string, baseOffset: number, indexIntervalBytes: number, checkFrom: number | null): { segment: LogSegment; truncatedBytes: number } {
     const base = path.join(directory, segmentBaseName(baseOffset));
-    const fd = fs.openSync(`${base}.log`, 'r+');
-    const stat = fs.fstatSync(fd);
+    const file = openFiles().file(`${base}.log`);
+    const stat = fs.fstatSync(file.fd);
     const segment = new LogSegment(
       directory,
       baseOffset,
-      fd,
+      file,
       stat.size,
       OffsetIndex.open(`${base}.index`, baseOffset),
       TimeIndex.open(`${base}.timeindex`, baseOffset),
@@ -95,6 +99,8 @@ export class LogSegment {
     segment.lastAppendAt = stat.mtimeMs;
     const fullRecovery = (checkFrom !== null && checkFrom <= baseOffset) || !segment.indexesAreSane();
     const truncatedBytes = fullRecovery ? segment.recover() : segment.recoverFrom(checkFrom ?? Number.MAX_SAFE_INTEGER);
+    // What recovery rebuilt goes to the index files now, so that the next start need not rebuild it again.
+    segment.persistIndexes();
     return { segment, truncatedBytes };
   }
 
@@ -154,7 +160,7 @@ export class LogSegment {
       if (at + BATCH_HEADER_BYTES > this.size) break;
       if (at + BATCH_HEADER_BYTES > chunkStart + chunkLength) {
         chunkStart = at;
-        chunkLength = fs.readSync(this.fd, chunk, 0, chunk.length, at);
+        chunkLength = fs.readSync(this.file.fd, chunk, 0, chunk.length, at);
         if (chunkLength < BATCH_HEADER_BYTES) break;
       }
       const size = claimedBatchSize(chunk, at - chunkStart);
@@ -162,7 +168,7 @@ export class LogSegment {
       if (at + size > chunkStart + chunkLength) {
         if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
         chunkStart = at;
-        chunkLength = fs.readSync(this.fd, chunk, 0, chunk.length, at);
+        chunkLength = fs.readSync(this.file.fd, chunk, 0, chunk.length, at);
         if (chunkLength < size) break;
       }
       const local = at - chunkStart;
@@ -184,10 +190,14 @@ export class LogSegment {
    */
   append(batch: Buffer, info: BatchInfo, now: number): void {
     const position = this.size;
+    // Taken (reopened, if the cache had closed it) before anything is written: a file that cannot
+    // be opened (EMFILE) fails the append with the segment untouched. Nothing else uses the cache
+    // before the write and its undo are done, so the descriptor stays open meanwhile.
+    const fd = this.file.fd;
     try {
-      this.writeFully(batch, position);
+      this.writeFully(fd, batch, position);
     } catch (error) {
-      this.restoreSize(position, error);
+      this.restoreSize(fd, position, error);
       throw error;
     }
     if (position === 0) this.createdAt = now;
@@ -197,25 +207,25 @@ export class LogSegment {
   }
 
   /** pwrite until every byte is written: a write may write less than asked without failing. */
-  private writeFully(batch: Buffer, position: number): void {
+  private writeFully(fd: number, batch: Buffer, position: number): void {
     let written = 0;
     if (failpointsActive) {
       const fault = writeFailpoint();
-      if (fault === 'short') written = fs.writeSync(this.fd, batch, 0, batch.length >>> 1, position);
+      if (fault === 'short') written = fs.writeSync(fd, batch, 0, batch.length >>> 1, position);
       if (fault !== null) throw noSpaceError('write');
     }
     while (written < batch.length) {
-      const count = fs.writeSync(this.fd, batch, written, batch.length - written, position + written);
+      const count = fs.writeSync(fd, batch, written, batch.length - written, position + written);
       if (count <= 0) throw Object.assign(new Error(`write made no progress at position ${position + written}`), { code: 'EIO' });
       written += count;
     }
   }
 
   /** Cuts the file back to `size` after a failed write and checks that it is so. */
-  private restoreSize(size: number, cause: unknown): void {
+  private restoreSize(fd: number, size: number, cause: unknown): void {
     try {
-      fs.ftruncateSync(this.fd, size);
-      const actual = fs.fstatSync(this.fd).size;
+      fs.ftruncateSync(fd, size);
+      const actual = fs.fstatSync(fd).size;
       if (actual !== size) throw new Error(`the file is ${actual} bytes after truncating it to ${size}`);
     } catch (error) {
       throw new SegmentDamagedError(`${this.describe()}: a failed write could not be undone (${(error as Error).message})`, { cause });
@@ -228,8 +238,9 @@ export class LogSegment {
    */
   truncateToOffset(offset: number): void {
     const position = this.positionOf(offset);
-    fs.ftruncateSync(this.fd, position);
-    fs.fsyncSync(this.fd);
+    const fd = this.file.fd;
+    fs.ftruncateSync(fd, position);
+    fs.fsyncSync(fd);
     this.size = position;
     this.recover();
   }
@@ -238,10 +249,19 @@ export class LogSegment {
     return path.join(this.directory, `${segmentBaseName(this.baseOffset)}.log`);
   }
 
-  /** Releases what only appends need, once the segment is no longer the active one. */
+  /** Once the segment is no longer the active one: its index entries go to their files (it gets no more). */
   seal(): void {
-    this.offsetIndex.close();
-    this.timeIndex.close();
+    this.persistIndexes();
+  }
+
+  /**
+   * Writes to the index files the entries they do not have yet (one open, write and close each;
+   * nothing when they are up to date). Never throws: a failed write stops writing that file, and
+   * recovery rebuilds what it lacks.
+   */
+  persistIndexes(): void {
+    this.offsetIndex.persist();
+    this.timeIndex.persist();
   }
 
   private indexBatch(info: BatchInfo, position: number): void {
@@ -263,7 +283,7 @@ export class LogSegment {
     const header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
     let position = start.position;
     while (position + BATCH_HEADER_BYTES <= this.size) {
-      fs.readSync(this.fd, header, 0, BATCH_HEADER_BYTES, position);
+      fs.readSync(this.file.fd, header, 0, BATCH_HEADER_BYTES, position);
       const info = readBatchInfo(header);
       if (info.baseOffset + info.recordCount > offset) return position;
       position += info.size;
@@ -286,12 +306,12 @@ export class LogSegment {
     if (available < BATCH_HEADER_BYTES) return Buffer.alloc(0);
     let length = Math.min(available, Math.max(maxBytes, BATCH_HEADER_BYTES));
     let data = Buffer.allocUnsafeSlow(length);
-    fs.readSync(this.fd, data, 0, length, position);
+    fs.readSync(this.file.fd, data, 0, length, position);
     const first = claimedBatchSize(data, 0);
     if (first > length && first <= available) {
       length = first;
       data = Buffer.allocUnsafeSlow(length);
-      fs.readSync(this.fd, data, 0, length, position);
+      fs.readSync(this.file.fd, data, 0, length, position);
     }
     let end = 0;
     while (end + BATCH_HEADER_BYTES <= length) {
@@ -303,39 +323,30 @@ export class LogSegment {
   }
 
   truncateTo(bytes: number): void {
-    fs.ftruncateSync(this.fd, bytes);
+    fs.ftruncateSync(this.file.fd, bytes);
     this.size = bytes;
     this.offsetIndex.truncateToPosition(bytes);
   }
 
+  /** fdatasync of the log file; its descriptor stays open (pinned in the cache) until it ends. */
   flush(): Promise<void> {
     if (failpointsActive) {
       const injected = failpointError('fsync', 'fdatasync');
       if (injected !== null) return Promise.reject(injected);
     }
-    this.flushesInFlight++;
-    return new Promise((resolve, reject) =>
-      fs.fdatasync(this.fd, (error) => {
-        this.flushesInFlight--;
-        if (this.closed && this.flushesInFlight === 0) fs.closeSync(this.fd);
-        if (error) reject(error);
-        else resolve();
-      }),
-    );
+    return this.file.sync();
   }
 
-  /** Closes the files; the log file once no fdatasync runs on it (a checkpoint may be syncing it). */
+  /** Writes the indexes' last entries and closes the log file, once no fdatasync runs on it (a checkpoint may be syncing it). */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.flushesInFlight === 0) fs.closeSync(this.fd);
-    this.offsetIndex.close();
-    this.timeIndex.close();
+    if (this.file.closed) return;
+    this.persistIndexes();
+    this.file.close();
   }
 
+  /** Closes and removes the segment's files (its indexes are not written first). */
   delete(): void {
-    this.close();
-    fs.rmSync(path.join(this.directory, `${segmentBaseName(this.baseOffset)}.log`), { force: true });
+    this.file.delete();
     this.offsetIndex.delete();
     this.timeIndex.delete();
   }

@@ -266,6 +266,8 @@ export class PartitionLog {
     const target = this.logEndOffset;
     const epoch = this.rollbacks;
     if (target > this.segmentsSyncedEnd) await this.syncSegments();
+    // Index entries reach their files here too (they are never fsynced: recovery checks them).
+    for (const segment of this.segments) segment.persistIndexes();
     if (this.directoryChanged) {
       this.directoryChanged = false;
       try {
@@ -277,10 +279,12 @@ export class PartitionLog {
     }
     if (epoch !== this.rollbacks || this.offline !== null) return;
     if (target > this.segmentsSyncedEnd) this.segmentsSyncedEnd = target;
-    if (this.segmentsSyncedEnd > this.recoveryPoint) {
-      writeRecoveryPoint(this.directory, this.segmentsSyncedEnd);
-      this.recoveryPoint = this.segmentsSyncedEnd;
-    }
+    const point = this.segmentsSyncedEnd;
+    if (point <= this.recoveryPoint) return;
+    // Written off the thread (thousands of partitions checkpoint at once after a crash), and only
+    // if no roll-back came meanwhile: that one wrote its own, lower, recovery point.
+    await writeRecoveryPointAsync(this.directory, point, () => epoch === this.rollbacks && this.offline === null);
+    if (epoch === this.rollbacks && point > this.recoveryPoint) this.recoveryPoint = point;
   }
 
   /** fdatasync of every segment holding offsets past the synced end (the active one, and any rolled since). */
@@ -416,6 +420,24 @@ function readRecoveryPoint(directory: string): number {
 }
 
 /** Written atomically: a temporary file, fsynced, renamed over the old one. */
+/** Checkpoints of one log may overlap (a replay's, the journal's): each writes its own temporary file. */
+let checkpointFiles = 0;
+
+/** As writeRecoveryPoint, with asynchronous calls; renamed into place only if `stillValid()` says so then. */
+async function writeRecoveryPointAsync(directory: string, offset: number, stillValid: () => boolean): Promise<void> {
+  const file = path.join(directory, RECOVERY_POINT_FILE);
+  const temporary = `${file}.checkpoint-${++checkpointFiles}`;
+  const handle = await fs.promises.open(temporary, 'w');
+  try {
+    await handle.writeFile(JSON.stringify({ v: 1, offset }));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  if (stillValid()) await fs.promises.rename(temporary, file);
+  else await fs.promises.rm(temporary, { force: true });
+}
+
 function writeRecoveryPoint(directory: string, offset: number): void {
   const file = path.join(directory, RECOVERY_POINT_FILE);
   const temporary = `${file}.tmp`;

@@ -2,7 +2,8 @@ import path from 'node:path';
 import { resolveDataDir, type RillConfig } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
-import { BATCH_HEADER_BYTES, readBatchInfo, RecordBatchBuilder, replayJournals, TopicCatalog, type RecordHeaders } from '../../storage/index.js';
+import { BATCH_HEADER_BYTES, configureOpenFiles, RecordBatchBuilder, replayJournals, TopicCatalog, type RecordHeaders } from '../../storage/index.js';
+import { fitOpenFiles } from './descriptor-budget.js';
 import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { PartitionAssignment, PartitionOffsets, WorkerFailure } from '../protocol.js';
 import { TopicRegistry, type PartitionPlacement, type Topic } from './topic-registry.js';
@@ -41,17 +42,26 @@ interface PartitionSlot {
 interface InflightEntry {
   slot: PartitionSlot;
   tickets: AppendTicket[];
-  bytes: number;
+  /** Where the batch sits in the buffer sent to the worker, and its size. */
+  position: number;
+  size: number;
 }
 
 const MIN_BATCH_CAPACITY = 4 * 1024;
-/** Batch buffers kept for reuse once workers hand them back. */
-const MAX_POOLED_BUFFERS = 64;
+/** Builder buffers kept for the next turn's batches (a turn may fill one per partition). */
+const MAX_POOLED_BUFFERS = 2048;
+/** Builder buffers larger than this are not kept. */
+const MAX_POOLED_BUFFER_BYTES = 64 * 1024;
+/** Buffers that carried a turn's batches to a worker, kept for reuse once handed back. */
+const MAX_POOLED_PACKS = 16;
+const MAX_POOLED_PACK_BYTES = 8 * 1024 * 1024;
 
 /**
  * The gateway thread's face of the broker workers. It collects the records published in one
  * event-loop turn into one batch per partition, sends each worker a single message per turn
- * carrying all of its batches (transferred, not copied), and tells each ticket what became of its
+ * carrying all of its batches packed in one buffer (transferred, not copied: a turn's keyless
+ * records spread over a thousand partitions make a thousand small batches, and one buffer costs
+ * one transfer where a thousand cost a thousand), and tells each ticket what became of its
  * record. Reads go to the partition's worker; watchers hear of every stored batch.
  */
 export class Broker implements PartitionPlacement {
@@ -64,6 +74,7 @@ export class Broker implements PartitionPlacement {
   private readonly lowWaterListeners = new Set<() => void>();
   private readonly idleWaiters: Array<() => void> = [];
   private readonly bufferPool: ArrayBuffer[] = [];
+  private readonly packPool: ArrayBuffer[] = [];
 
   private constructor(
     private readonly config: RillConfig,
@@ -95,13 +106,20 @@ export class Broker implements PartitionPlacement {
   }
 
   /**
-   * Replays the broker workers' journals (after a crash, whatever the segments lost goes back into
-   * them), then starts the workers on the topics on disk.
+   * Replays the journals the broker workers cannot replay themselves (after a crash, whatever the
+   * segments lost goes back into them; see replayJournals), then starts the workers on the topics on disk.
    */
   static async start(config: RillConfig, logger: Logger): Promise<Broker> {
     const dataDir = resolveDataDir(config);
-    await replayJournals(path.join(dataDir, JOURNALS_DIRECTORY), dataDir, logConfigOf(config.storage), logger);
-    return new Broker(config, logger);
+    // Every thread's cache of open segment files (the workers', and this thread's for the journal
+    // replay), fitted to the process's open-file limit (descriptor-budget.ts).
+    const openFilesPerWorker = fitOpenFiles(config.storage.openFilesPerWorker, config.brokers.workers, logger);
+    configureOpenFiles(openFilesPerWorker);
+    const fitted: RillConfig = { ...config, storage: { ...config.storage, openFilesPerWorker } };
+    const replayStarted = performance.now();
+    await replayJournals(path.join(dataDir, JOURNALS_DIRECTORY), dataDir, logConfigOf(fitted.storage), logger, fitted.brokers.workers);
+    logger.debug({ ms: Math.round(performance.now() - replayStarted) }, 'journals replayed');
+    return new Broker(fitted, logger);
   }
 
   /** A topic by name (internal ones included); `topics` has the rest of the registry. */
@@ -190,51 +208,86 @@ export class Broker implements PartitionPlacement {
     this.dirty.length = 0;
     for (const [worker, slots] of perWorker) {
       const partitionIds: number[] = [];
-      const batches: Uint8Array[] = [];
-      const transfer: ArrayBuffer[] = [];
-      const entries: InflightEntry[] = [];
+      const finished: Buffer[] = [];
+      let total = 0;
       for (const slot of slots) {
         const batch = slot.builder!.finish();
         slot.lastBatchBytes = batch.length;
         slot.builder = null;
-        partitionIds.push(slot.topic.partitionIds[slot.partition]!);
-        batches.push(batch);
-        transfer.push(batch.buffer as ArrayBuffer);
-        entries.push({ slot, tickets: slot.tickets, bytes: batch.length - BATCH_HEADER_BYTES });
-        slot.tickets = [];
+        finished.push(batch);
+        total += batch.length;
       }
-      this.supervisor.call(worker, 'append', { partitionIds, batches }, transfer).then(
-        (reply) => this.settle(entries, reply.baseOffsets, reply.failures, reply.buffers),
+      const pack = this.takePack(total);
+      const packed = Buffer.from(pack, 0, total);
+      const batches: Uint8Array[] = [];
+      const entries: InflightEntry[] = [];
+      let position = 0;
+      for (let i = 0; i < slots.length; i++) {
+        const slot = slots[i]!;
+        const batch = finished[i]!;
+        batch.copy(packed, position);
+        partitionIds.push(slot.topic.partitionIds[slot.partition]!);
+        batches.push(new Uint8Array(pack, position, batch.length));
+        entries.push({ slot, tickets: slot.tickets, position, size: batch.length });
+        slot.tickets = [];
+        position += batch.length;
+        this.keepBuilderBuffer(batch.buffer as ArrayBuffer);
+      }
+      this.supervisor.call(worker, 'append', { partitionIds, batches }, [pack]).then(
+        (reply) => this.settle(entries, reply.baseOffsets, reply.failures, reply.buffers[0]),
         (error: Error) => {
           const failure = error instanceof RillError ? error : new RillError('storage-error', `broker error: ${error.message}`);
           this.settle(
             entries,
             null,
             entries.map(() => failure),
-            [],
+            undefined,
           );
         },
       );
     }
   };
 
-  private settle(entries: InflightEntry[], baseOffsets: number[] | null, failures: Array<WorkerFailure | RillError | null>, buffers: ArrayBuffer[]): void {
+  /** A buffer of at least `bytes` to carry a turn's batches to a worker: a pooled one, or a new one. */
+  private takePack(bytes: number): ArrayBuffer {
+    for (let i = this.packPool.length - 1; i >= 0; i--) {
+      const pack = this.packPool[i]!;
+      if (pack.byteLength < bytes) continue;
+      this.packPool.splice(i, 1);
+      return pack;
+    }
+    return new ArrayBuffer(Math.max(bytes, 64 * 1024));
+  }
+
+  private keepBuilderBuffer(buffer: ArrayBuffer): void {
+    if (buffer.byteLength <= MAX_POOLED_BUFFER_BYTES && this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(buffer);
+  }
+
+  /** `pack`: the buffer that carried the batches, handed back by the worker (none when the call failed). */
+  private settle(
+    entries: InflightEntry[],
+    baseOffsets: number[] | null,
+    failures: Array<WorkerFailure | RillError | null>,
+    pack: ArrayBuffer | undefined,
+  ): void {
     const wasHigh = this.inflight > this.config.limits.maxInflightBytes / 2;
+    let watched = false;
     for (let i = 0; i < entries.length; i++) {
-      const { slot, tickets, bytes } = entries[i]!;
-      this.inflight -= bytes;
+      const { slot, tickets, position, size } = entries[i]!;
+      this.inflight -= size - BATCH_HEADER_BYTES;
       const failed = failures[i] ?? null;
       const failure = failed === null ? null : failed instanceof RillError ? failed : appendFailure(failed);
       const baseOffset = failure === null ? baseOffsets![i]! : -1;
       for (let t = 0; t < tickets.length; t++) tickets[t]!.settle(failure === null ? baseOffset + t : -1, failure);
-      const returned = buffers[i];
       if (failure === null && slot.watchers.size > 0) {
-        // The stored batch goes to the watchers (and is not reused: they may hold its records).
-        const batch = returned === undefined ? null : Buffer.from(returned, 0, readBatchInfo(Buffer.from(returned)).size);
+        // The stored batch goes to the watchers (and the buffer is not reused: they may hold its records).
+        watched = true;
+        const batch = pack === undefined ? null : Buffer.from(pack, position, size);
         const end = baseOffset + tickets.length;
         for (const watcher of slot.watchers) watcher(end, batch, baseOffset);
-      } else if (returned !== undefined && this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(returned);
+      }
     }
+    if (!watched && pack !== undefined && pack.byteLength <= MAX_POOLED_PACK_BYTES && this.packPool.length < MAX_POOLED_PACKS) this.packPool.push(pack);
     if (wasHigh && this.inflight <= this.config.limits.maxInflightBytes / 2) {
       for (const listener of this.lowWaterListeners) listener();
     }

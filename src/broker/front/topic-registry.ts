@@ -5,7 +5,6 @@ import type { Logger } from '../../logging/index.js';
 import type { TopicCatalog, TopicDefinition } from '../../storage/index.js';
 import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
-import { DescriptorBudget, readOpenFileLimit } from './descriptor-budget.js';
 
 export interface Topic {
   readonly name: string;
@@ -34,11 +33,6 @@ export interface TopicPolicy {
   maxTopics: number;
   /** `limits.maxPartitions`: partitions of all topics together beyond which creating or growing a topic is refused. */
   maxPartitions: number;
-  /**
-   * The process's open-file limit, for the descriptor budget (descriptor-budget.ts); left out, it
-   * is read from /proc/self/limits; null: unknown, not checked.
-   */
-  openFileLimit?: number | null;
 }
 
 /**
@@ -50,38 +44,32 @@ export type TopicCreation = 'existing' | 'auto' | 'always';
 
 /**
  * Every topic, once: names are checked here, auto-creation follows one policy here, the limits
- * (`limits.maxTopics`, `limits.maxPartitions`, the descriptor budget, a connection's creation
- * quota) are enforced here, and the catalog on disk is written here. Internal topics (`__` names)
- * are reachable only through `internal()`, never by a name a client sent; they count toward the
- * limits but are never refused, so that the broker can always start.
+ * (`limits.maxTopics`, `limits.maxPartitions`, a connection's creation quota) are enforced here,
+ * and the catalog on disk is written here. Internal topics (`__` names) are reachable only through
+ * `internal()`, never by a name a client sent; they count toward the limits but are never
+ * refused, so that the broker can always start. Open files are no limit on topics: partitions
+ * hold no descriptors of their own (each broker worker keeps a bounded cache of open segment
+ * files, fitted to the open-file limit at start-up: descriptor-budget.ts).
  */
 export class TopicRegistry {
   private readonly topics = new Map<string, RegisteredTopic>();
   private readonly growthListeners = new Set<(topic: string) => void>();
   /** Global partition ids are dense, in the order partitions were opened: this is also how many partitions there are. */
   private nextPartitionId = 0;
-  private readonly descriptors: DescriptorBudget;
 
   constructor(
     private readonly catalog: TopicCatalog,
     private readonly policy: TopicPolicy,
     private readonly placement: PartitionPlacement,
     private readonly logger: Logger,
-  ) {
-    this.descriptors = new DescriptorBudget(policy.openFileLimit === undefined ? readOpenFileLimit() : policy.openFileLimit);
-  }
+  ) {}
 
   /**
    * Registers the topics found on disk (at start-up). They are never refused, whatever the limits:
-   * they exist. When they pass a limit, or need more open files than the budget, a warning says so.
+   * they exist. When they pass a limit, a warning says so.
    */
   load(definitions: TopicDefinition[]): void {
-    for (const definition of definitions) {
-      const topic = this.register(definition);
-      for (let partition = 0; partition < topic.partitions; partition++) {
-        this.descriptors.addExisting(this.catalog.partitionDirectory(topic.name, partition));
-      }
-    }
+    for (const definition of definitions) this.register(definition);
     const { maxTopics, maxPartitions } = this.policy;
     if (this.topics.size > maxTopics || this.nextPartitionId > maxPartitions) {
       this.logger.warn(
@@ -89,7 +77,6 @@ export class TopicRegistry {
         'the topics on disk pass limits.maxTopics or limits.maxPartitions: they are all served, but no topic can be created or grown until the limit is raised',
       );
     }
-    this.descriptors.report(this.logger, this.nextPartitionId, maxPartitions);
   }
 
   get(name: string): Topic | undefined {
@@ -135,8 +122,8 @@ export class TopicRegistry {
 
   /**
    * Creates a topic (or returns it when it exists). The caller has checked the name. Throws
-   * `limit-reached` when the topic would pass `limits.maxTopics`, `limits.maxPartitions` or the
-   * descriptor budget (topics defined in the configuration included: the start-up then fails).
+   * `limit-reached` when the topic would pass `limits.maxTopics` or `limits.maxPartitions` (topics
+   * defined in the configuration included: the start-up then fails).
    */
   create(name: string, partitions: number): Topic {
     const existing = this.topics.get(name);
@@ -149,7 +136,6 @@ export class TopicRegistry {
     const definition: TopicDefinition = { name, partitions, createdAt: Date.now() };
     this.catalog.save(definition);
     const topic = this.register(definition);
-    this.descriptors.addNew(partitions);
     this.logger.info({ topic: name, partitions }, 'topic created');
     return topic;
   }
@@ -166,7 +152,7 @@ export class TopicRegistry {
     this.checkPartitionLimits(`create topic "${name}" with ${partitions} partitions`, partitions);
   }
 
-  /** Throws `limit-reached` when `added` more partitions would pass `limits.maxPartitions` or the descriptor budget. */
+  /** Throws `limit-reached` when `added` more partitions would pass `limits.maxPartitions`. */
   private checkPartitionLimits(what: string, added: number): void {
     const { maxPartitions } = this.policy;
     if (this.nextPartitionId + added > maxPartitions) {
@@ -175,7 +161,6 @@ export class TopicRegistry {
         `cannot ${what}: the topics would have ${this.nextPartitionId + added} partitions together, more than limits.maxPartitions (${maxPartitions}) allows`,
       );
     }
-    this.descriptors.check(added, what);
   }
 
   /**
@@ -189,7 +174,6 @@ export class TopicRegistry {
     const before = topic.partitions;
     if (!isInternal(name)) this.checkPartitionLimits(`grow topic "${name}" from ${before} to ${count} partitions`, count - before);
     this.openPartitions(topic, count);
-    this.descriptors.addNew(count - before);
     this.catalog.save({ name, partitions: count, createdAt: topic.createdAt });
     this.logger.info({ topic: name, from: before, to: count }, 'topic partitions added');
     for (const listener of this.growthListeners) listener(name);

@@ -1,7 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../../logging/index.js';
-import { Journal, JournalRecordWriter, replayJournal, type PartitionLog } from '../../storage/index.js';
+import { configureOpenFiles, Journal, JournalRecordWriter, recoverJournal, type PartitionLog } from '../../storage/index.js';
 import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { FromWorker, PartitionAssignment, ReplyMessage, RequestMessage, ToWorker, WorkerFailure, WorkerInit } from '../protocol.js';
 import { DiskSpace } from './disk-space.js';
@@ -21,16 +22,25 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const logger = createLogger(init.logLevel, { component: 'broker-worker', worker: init.workerIndex });
 const { storage } = init;
+// This thread's cache of open segment files, as fitted to the open-file limit by the front (Broker.start).
+configureOpenFiles(storage.openFilesPerWorker);
 const dataDir = path.resolve(storage.dataDir);
 const logConfig = logConfigOf(storage);
-// A worker that died left its journal behind: what its segments lost goes back before anything opens.
+// After a crash (of the process, or of this worker alone), what the segments lost goes back from
+// the journal before anything opens; the journal then checkpoints those files in the background.
 const journalDirectory = path.join(dataDir, JOURNALS_DIRECTORY, String(init.workerIndex));
-await replayJournal(journalDirectory, dataDir, logConfig, logger);
-const journal = Journal.open(journalDirectory, { fileBytes: storage.journal.fileBytes }, logger);
-const durability = new Durability(storage.durability.mode, storage.durability.intervalMs, journal, logger);
+const recoveryStarted = performance.now();
+const recovered = await recoverJournal(journalDirectory, dataDir, logConfig, logger);
+logger.debug({ ms: Math.round(performance.now() - recoveryStarted), files: recovered.files.length }, 'journal recovered');
 // Under fsync, readers see only what is durable; otherwise what is written.
-const readableEnd = (log: PartitionLog): number => (durability.mode === 'fsync' ? log.durableEndOffset : log.logEndOffset);
-const partitions = new OwnedPartitions(dataDir, logConfig, readableEnd, logger);
+const readableEnd = (log: PartitionLog): number => (storage.durability.mode === 'fsync' ? log.durableEndOffset : log.logEndOffset);
+const partitions = new OwnedPartitions(dataDir, logConfig, readableEnd, logger, recovered.logs);
+const journal = Journal.open(journalDirectory, { fileBytes: storage.journal.fileBytes }, logger, recovered.files, (key) => {
+  const owned = partitions.byJournalKey(key);
+  if (owned !== undefined) return owned.log;
+  return fs.existsSync(path.join(dataDir, key)) ? null : 'gone';
+});
+const durability = new Durability(storage.durability.mode, storage.durability.intervalMs, journal, logger);
 const journalRecords = new JournalRecordWriter();
 
 const diskSpace = new DiskSpace(dataDir, storage.freeSpaceReserveBytes);
@@ -94,7 +104,8 @@ function append(request: RequestMessage<'append'>): void {
     if (!owned.internal) diskFull.end();
     durability.written(owned);
   }
-  const buffers = request.batches.map((batch) => batch.buffer as ArrayBuffer);
+  // The batches are views of one buffer (Broker packs a turn's batches): it goes back once.
+  const buffers = [...new Set(request.batches.map((batch) => batch.buffer as ArrayBuffer))];
   durability.answer({ baseOffsets, failures, buffers }, written, (reply) => {
     const message: ReplyMessage<'append'> = { type: 'append', requestId: request.requestId, ...reply };
     send(message, reply.buffers);
@@ -153,7 +164,7 @@ async function close(request: RequestMessage<'close'>): Promise<void> {
   await durability.drain().catch((error: unknown) => logger.error({ err: error }, 'the last journal sync failed'));
   const clean = await partitions.close();
   // Every log's segments hold what the journal held: its files become spares. Otherwise the next start replays them.
-  journal.close(clean);
+  await journal.close(clean);
   send({ type: 'close', requestId: request.requestId });
 }
 
@@ -167,8 +178,14 @@ let failedToOpen = false;
  * back, and ends; the supervisor restarts it after a backoff, and the restart tries again.
  */
 function open(assignments: PartitionAssignment[]): void {
+  const started = performance.now();
   const failure = partitions.open(assignments);
-  if (failure === null) return;
+  logger.debug({ partitions: assignments.length, ms: Math.round(performance.now() - started) }, 'partitions opened');
+  if (failure === null) {
+    // Journal files taken over after a crash can be checkpointed once their partitions are open.
+    journal.checkpointSoon();
+    return;
+  }
   failedToOpen = true;
   const { assignment, error } = failure;
   send({ type: 'fatal', message: `could not open partition ${assignment.partition} of topic ${assignment.topic} (${error.message})` });

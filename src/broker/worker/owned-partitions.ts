@@ -13,6 +13,9 @@ export interface OwnedPartition {
   readonly journalKey: Buffer;
 }
 
+/** Recovery already reported by the journal's recovery, which opened the log. */
+const NOTHING_TRUNCATED = { truncatedBytes: 0, droppedSegments: 0, cleanShutdown: false };
+
 const UNKNOWN_PARTITION: WorkerFailure = { code: 'unknown-partition', message: 'partition is not open on this broker worker' };
 
 /**
@@ -21,6 +24,8 @@ const UNKNOWN_PARTITION: WorkerFailure = { code: 'unknown-partition', message: '
  */
 export class OwnedPartitions {
   private readonly partitions = new Map<number, OwnedPartition>();
+  /** The same partitions by journal key (their directory relative to the data directory). */
+  private readonly byKey = new Map<string, OwnedPartition>();
 
   constructor(
     /** The data directory, absolute: journal keys are relative to it. */
@@ -28,7 +33,13 @@ export class OwnedPartitions {
     private readonly logConfig: LogConfig,
     private readonly readableEnd: (log: PartitionLog) => number,
     private readonly logger: Logger,
+    /** Logs already opened (and recovered) by the journal's recovery, by journal key: taken over when assigned. */
+    private readonly preopened = new Map<string, PartitionLog>(),
   ) {}
+
+  byJournalKey(key: string): OwnedPartition | undefined {
+    return this.byKey.get(key);
+  }
 
   /**
    * Opens (and recovers) partitions, in order. Stops at the first that cannot be opened (too many
@@ -38,17 +49,21 @@ export class OwnedPartitions {
   open(assignments: PartitionAssignment[]): { assignment: PartitionAssignment; error: Error } | null {
     for (const assignment of assignments) {
       if (this.partitions.has(assignment.id)) continue;
+      const key = path.relative(this.dataDir, assignment.directory);
       let opened: ReturnType<typeof PartitionLog.open>;
       try {
-        opened = PartitionLog.open(assignment.directory, this.logConfig);
+        const preopened = this.preopened.get(key);
+        this.preopened.delete(key);
+        opened = preopened === undefined ? PartitionLog.open(assignment.directory, this.logConfig) : { log: preopened, recovery: NOTHING_TRUNCATED };
       } catch (error) {
         const { topic, partition, directory } = assignment;
         this.logger.error({ err: error, topic, partition, directory }, 'partition could not be opened');
         return { assignment, error: error instanceof Error ? error : new Error(String(error)) };
       }
       const { log, recovery } = opened;
-      const journalKey = encodeKey(path.relative(this.dataDir, assignment.directory));
-      this.partitions.set(assignment.id, { assignment, log, internal: assignment.topic.startsWith('__'), journalKey });
+      const owned: OwnedPartition = { assignment, log, internal: assignment.topic.startsWith('__'), journalKey: encodeKey(key) };
+      this.partitions.set(assignment.id, owned);
+      this.byKey.set(key, owned);
       if (recovery.truncatedBytes > 0 || recovery.droppedSegments > 0) {
         this.logger.warn({ topic: assignment.topic, partition: assignment.partition, ...recovery }, 'recovery truncated a damaged log tail');
       }
@@ -125,7 +140,14 @@ export class OwnedPartitions {
     for (const result of results) if (result.status === 'rejected') this.logger.error({ err: result.reason }, 'fsync on close failed');
     let clean = true;
     for (const owned of this.partitions.values()) if (!owned.log.close()) clean = false;
+    // Logs recovered from the journal but never assigned here (none, unless the topic went away).
+    for (const log of this.preopened.values()) {
+      await log.flush().catch(() => undefined);
+      if (!log.close()) clean = false;
+    }
     this.partitions.clear();
+    this.byKey.clear();
+    this.preopened.clear();
     return clean;
   }
 }

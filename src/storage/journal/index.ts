@@ -1,3 +1,3 @@
-export { Journal, type JournaledLog, type JournalOptions } from './journal.js';
+export { Journal, type JournaledLog, type JournalOptions, type LogResolver, type TakenOverFile } from './journal.js';
 export { JournalRecordWriter, encodeKey } from './journal-record.js';
-export { replayJournal, replayJournals, type ReplayReport } from './replay.js';
+export { recoverJournal, replayJournal, replayJournals, type JournalRecovery, type ReplayReport } from './replay.js';

@@ -144,11 +144,6 @@ export class JournalFile {
     if (this.syncsInFlight === 0) fs.closeSync(this.fd);
   }
 
-  /** Renames the (closed) file to a spare, for reuse. */
-  retire(directory: string): void {
-    JournalFile.retireClosed(directory, this.sequence);
-  }
-
   /** Renames the live file `sequence` of `directory` to a spare. */
   static retireClosed(directory: string, sequence: number): void {
     fs.renameSync(path.join(directory, journalFileName(sequence)), path.join(directory, spareFileName(sequence)));

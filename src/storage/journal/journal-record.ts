@@ -1,5 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
-import { BATCH_HEADER_BYTES, claimedBatchSize, isBatchValid } from '../record-batch.js';
+import { BATCH_HEADER_BYTES, claimedBatchSize } from '../record-batch.js';
 
 /*
  * A journal record: one record batch, already stamped with its offsets, and the partition it was
@@ -92,7 +92,9 @@ export function encodeKey(relativeDirectory: string): Buffer {
 /**
  * Reads the record at `position` of `chunk`: the entry and its size, 'incomplete' when the chunk
  * ends inside it (read more and try again), or 'end' when there is no valid record there (zeros,
- * a torn or corrupt record, a stale one from an earlier use of the file, a damaged batch).
+ * a torn or corrupt record, a stale one from an earlier use of the file). The batch's own CRC is
+ * not checked here: only a batch that is going to be used needs it (`isBatchValid`), and after a
+ * crash most of them are already in their segments.
  */
 export function readJournalRecord(chunk: Buffer, position: number, fileSequence: number): { entry: JournalEntry; size: number } | 'incomplete' | 'end' {
   if (position + RECORD_HEADER_BYTES > chunk.length) return 'incomplete';
@@ -104,7 +106,7 @@ export function readJournalRecord(chunk: Buffer, position: number, fileSequence:
   if (crc32c(chunk.subarray(position + OFFSET_OF_SEQUENCE, checkedEnd(chunk, position))) !== chunk.readUInt32LE(position + OFFSET_OF_CRC)) return 'end';
   const batchStart = position + RECORD_HEADER_BYTES + keyLength;
   const batchSize = size - RECORD_HEADER_BYTES - keyLength;
-  if (claimedBatchSize(chunk, batchStart) !== batchSize || !isBatchValid(chunk, batchStart, batchSize)) return 'end';
+  if (claimedBatchSize(chunk, batchStart) !== batchSize) return 'end';
   const key = chunk.toString('utf8', position + RECORD_HEADER_BYTES, batchStart);
   return { entry: { key, batch: chunk.subarray(batchStart, position + size) }, size };
 }

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
 import { syncDirectory } from '../sync-directory.js';
-import { JournalFile, listJournalFiles } from './journal-file.js';
+import { JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
 import type { JournalRecordWriter } from './journal-record.js';
 
 /** What the journal asks of a partition log before it lets go of the records it holds for it. */
@@ -20,11 +21,31 @@ export interface JournalOptions {
   allocateAheadBytes?: number;
 }
 
+/**
+ * Logs checkpointed at once. Overlapping fsyncs let the file system commit them together (one
+ * at a time, a thousand partitions took seconds and the journal fell behind under load); two per
+ * worker leave libuv's pool (4 threads, shared by the workers) a thread for each group commit.
+ */
+const CHECKPOINTS_AT_ONCE = 2;
+
 interface LiveFile {
-  file: JournalFile;
+  sequence: number;
+  /** The file being written, or null for one taken over from before a crash (complete, on disk). */
+  file: JournalFile | null;
   /** The logs that have records in this file: checkpointed before the file is let go. */
   logs: Set<JournaledLog>;
+  /** Partitions of a taken-over file not yet matched to their logs (by `LogResolver`). */
+  keys: Set<string>;
 }
+
+/** A file of the journal found after a crash (replay.ts, recoverJournal), with the partitions it has records for. */
+export interface TakenOverFile {
+  sequence: number;
+  keys: Set<string>;
+}
+
+/** The log of a partition key, 'gone' when the partition no longer exists, null when it is not open yet. */
+export type LogResolver = (key: string) => JournaledLog | 'gone' | null;
 
 /**
  * A broker worker's write-ahead journal (Apache BookKeeper's journal is the model): every batch a
@@ -45,7 +66,9 @@ export class Journal {
   private nextSequence: number;
   /** A file was created or renamed: the directory wants an fsync before its records count as durable. */
   private directoryChanged = false;
-  private checkpointing = false;
+  /** The checkpoint running, if any. */
+  private checkpointing: Promise<void> | null = null;
+  private closed = false;
   private checkpointFailed = false;
   private broken: Error | null = null;
   private readonly fileBytes: number;
@@ -56,22 +79,41 @@ export class Journal {
     readonly directory: string,
     options: JournalOptions,
     private readonly logger: Logger,
+    takenOver: TakenOverFile[],
+    private readonly resolve: LogResolver,
   ) {
     this.fileBytes = options.fileBytes;
     this.spareFiles = options.spareFiles ?? 2;
     this.allocateAheadBytes = Math.min(options.allocateAheadBytes ?? 4 * 1024 * 1024, options.fileBytes);
     const { live, spares } = listJournalFiles(directory);
-    if (live.length > 0) throw new Error(`${directory} holds journal files that were not replayed`);
+    const expected = takenOver.map((file) => file.sequence).join();
+    if (live.join() !== expected) throw new Error(`${directory} holds journal files that were not replayed (${live.join()}; taken over: ${expected})`);
     this.spares = spares;
-    this.nextSequence = (spares.at(-1) ?? -1) + 1;
-    this.live.push({ file: this.newFile(), logs: new Set() });
+    this.nextSequence = Math.max(spares.at(-1) ?? -1, live.at(-1) ?? -1) + 1;
+    for (const { sequence, keys } of takenOver) this.live.push({ sequence, file: null, logs: new Set(), keys: new Set(keys) });
+    const file = this.newFile();
+    this.live.push({ sequence: file.sequence, file, logs: new Set(), keys: new Set() });
     this.allocate();
   }
 
-  /** Opens the journal in `directory` (created if absent); its files must have been replayed. */
-  static open(directory: string, options: JournalOptions, logger: Logger): Journal {
+  /**
+   * Opens the journal in `directory` (created if absent). Files left by a crash must have been
+   * recovered (recoverJournal) and are passed in `takenOver`: they are checkpointed in the
+   * background like full files, once `resolve` finds the logs of their partitions.
+   */
+  static open(directory: string, options: JournalOptions, logger: Logger, takenOver: TakenOverFile[] = [], resolve: LogResolver = () => 'gone'): Journal {
     fs.mkdirSync(directory, { recursive: true });
-    return new Journal(directory, options, logger);
+    return new Journal(directory, options, logger, takenOver, resolve);
+  }
+
+  /** Checkpoints full files now if it can (after partitions were opened, for files taken over). */
+  checkpointSoon(): void {
+    this.maybeCheckpoint();
+  }
+
+  /** Resolves once no checkpoint runs (one may start at the next sync). */
+  async settled(): Promise<void> {
+    while (this.checkpointing !== null) await this.checkpointing;
   }
 
   /** Whether a full file waits to be checkpointed (after the next sync). */
@@ -79,8 +121,8 @@ export class Journal {
     return this.live.length > 1;
   }
 
-  private get active(): LiveFile {
-    return this.live[this.live.length - 1]!;
+  private get active(): LiveFile & { file: JournalFile } {
+    return this.live[this.live.length - 1]! as LiveFile & { file: JournalFile };
   }
 
   /**
@@ -103,7 +145,7 @@ export class Journal {
   async sync(): Promise<void> {
     if (this.broken !== null) throw this.broken;
     const syncs: Array<Promise<void>> = [];
-    for (const { file } of this.live) if (file.unsynced) syncs.push(file.sync());
+    for (const { file } of this.live) if (file?.unsynced) syncs.push(file.sync());
     if (this.directoryChanged) {
       this.directoryChanged = false;
       syncs.push(syncDirectory(this.directory));
@@ -122,7 +164,7 @@ export class Journal {
    */
   discardUnsynced(cause: unknown): void {
     try {
-      for (const { file } of this.live) if (file.unsynced) file.discardUnsynced();
+      for (const { file } of this.live) if (file?.unsynced) file.discardUnsynced();
     } catch (error) {
       this.broken = new Error(
         `the journal in ${this.directory} could not erase records after a failed fsync (${(error as Error).message}); restart the broker`,
@@ -138,15 +180,18 @@ export class Journal {
    * Closes the files. With `retire`, every log has made its segments durable and the records are
    * no longer needed: the files become spares. Otherwise they stay, for the next start to replay.
    */
-  close(retire: boolean): void {
-    for (const { file } of this.live) file.close();
+  async close(retire: boolean): Promise<void> {
+    this.closed = true;
+    await this.checkpointing;
+    for (const { file } of this.live) file?.close();
     if (!retire) return;
-    for (const { file } of this.live) this.keepAsSpare(file);
+    for (const live of this.live) this.keepAsSpare(live);
     this.live.length = 0;
   }
 
-  private roll(): LiveFile {
-    const next: LiveFile = { file: this.newFile(), logs: new Set() };
+  private roll(): LiveFile & { file: JournalFile } {
+    const file = this.newFile();
+    const next = { sequence: file.sequence, file, logs: new Set<JournaledLog>(), keys: new Set<string>() };
     this.live.push(next);
     return next;
   }
@@ -173,40 +218,53 @@ export class Journal {
 
   /**
    * Lets go of the oldest full file once it is durable: each log with records in it makes its
-   * segments durable (one at a time, so that the group commit's fdatasync is not queued behind a
-   * thousand of them), then the file becomes a spare.
+   * segments durable, then the file becomes a spare.
    */
   private maybeCheckpoint(): void {
-    if (this.checkpointing || this.checkpointFailed || this.live.length < 2) return;
+    if (this.checkpointing !== null || this.checkpointFailed || this.closed || this.live.length < 2) return;
     const oldest = this.live[0]!;
-    if (oldest.file.unsynced) return;
-    this.checkpointing = true;
-    void (async () => {
+    if (oldest.file?.unsynced) return;
+    for (const key of oldest.keys) {
+      const log = this.resolve(key);
+      if (log === null) return; // not open yet: at a later sync
+      if (log !== 'gone') oldest.logs.add(log);
+      oldest.keys.delete(key);
+    }
+    this.checkpointing = (async () => {
       try {
-        for (const log of oldest.logs) await log.checkpoint();
+        const started = performance.now();
+        const logs = [...oldest.logs];
+        let next = 0;
+        const checkpointNext = async (): Promise<void> => {
+          while (next < logs.length) await logs[next++]!.checkpoint();
+        };
+        await Promise.all(Array.from({ length: CHECKPOINTS_AT_ONCE }, checkpointNext));
+        this.logger.debug(
+          { sequence: oldest.sequence, logs: logs.length, ms: Math.round(performance.now() - started), waiting: this.live.length - 2 },
+          'journal checkpoint',
+        );
         this.live.shift();
-        oldest.file.close();
-        this.keepAsSpare(oldest.file);
+        oldest.file?.close();
+        this.keepAsSpare(oldest);
       } catch (error) {
         // The file is kept (its records are replayed at the next start); later ones pile up
         // behind it, so the journal grows until the broker restarts.
         this.checkpointFailed = true;
-        this.logger.error({ err: error, file: oldest.file.path }, 'journal checkpoint failed: the journal keeps its files until the broker restarts');
-      } finally {
-        this.checkpointing = false;
+        this.logger.error({ err: error, sequence: oldest.sequence }, 'journal checkpoint failed: the journal keeps its files until the broker restarts');
       }
+      this.checkpointing = null;
       this.maybeCheckpoint();
     })();
   }
 
-  private keepAsSpare(file: JournalFile): void {
+  private keepAsSpare({ sequence }: LiveFile): void {
     try {
       if (this.spares.length < this.spareFiles) {
-        file.retire(this.directory);
-        this.spares.push(file.sequence);
-      } else fs.rmSync(file.path, { force: true });
+        JournalFile.retireClosed(this.directory, sequence);
+        this.spares.push(sequence);
+      } else fs.rmSync(path.join(this.directory, journalFileName(sequence)), { force: true });
     } catch (error) {
-      this.logger.warn({ err: error, file: file.path }, 'could not retire a journal file');
+      this.logger.warn({ err: error, sequence }, 'could not retire a journal file');
     }
   }
 }

@@ -2,11 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
 import { PartitionLog, type LogConfig } from '../partition-log.js';
-import { readBatchInfo } from '../record-batch.js';
+import { isBatchValid, readBatchInfo } from '../record-batch.js';
 import { JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
 import { readJournalRecord, type JournalEntry } from './journal-record.js';
 
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Partitions checkpointed at once after a replay. */
+const CHECKPOINTS_AT_ONCE = 16;
 /** Spare files a replayed journal keeps for reuse. */
 const SPARES_KEPT = 2;
 
@@ -26,26 +28,42 @@ export interface ReplayReport {
 /** One partition met in the journal: its log, or why its records are skipped. */
 type Replayed = { log: PartitionLog } | { skipped: 'missing' | 'gap' };
 
+/** A journal's files after `recoverJournal`: still live, each with the partitions it has records for. */
+export interface RecoveredFile {
+  sequence: number;
+  /** Partition keys (directories relative to the data directory). */
+  keys: Set<string>;
+}
+
+export interface JournalRecovery {
+  files: RecoveredFile[];
+  /** The logs opened (and recovered) on the way, by key, still open: whoever owns them takes them over. */
+  logs: Map<string, PartitionLog>;
+  report: ReplayReport;
+}
+
 /**
  * After a crash, puts back into the partitions' segments every batch the journal in `directory`
  * holds that they lost (a batch the group commit made durable in the journal but whose segment
- * write never reached the disk), makes the segments durable, marks those logs clean, and then
- * keeps the journal's files as spares. Batches the segments already have are skipped, so
- * replaying twice is harmless. Reading a file stops at its first invalid record (zeros, a torn
- * write, a stale record of an earlier use of the file): nothing past it was acknowledged.
+ * write never reached the disk). Batches the segments already have are skipped, so doing it twice
+ * is harmless. Reading a file stops at its first invalid record (zeros, a torn write, a stale
+ * record of an earlier use of the file): nothing past it was acknowledged.
  *
- * Runs before any broker worker opens the partitions (Broker.start, for every worker's journal,
- * whatever the number of workers now), and in a worker that restarts after it died (its own).
+ * Nothing is fsynced here: the journal's files stay live, so the records stay durable, and the
+ * worker that owns the journal checkpoints them in the background (Journal.open takes them over)
+ * instead of holding up its start to write a journal's worth of segments to disk.
  */
-export async function replayJournal(directory: string, dataDir: string, config: LogConfig, logger: Logger): Promise<ReplayReport> {
+export async function recoverJournal(directory: string, dataDir: string, config: LogConfig, logger: Logger): Promise<JournalRecovery> {
   const report: ReplayReport = { files: 0, records: 0, restored: 0, partitions: 0, gaps: [] };
-  const { live } = listJournalFiles(directory);
-  if (live.length === 0) return report;
+  const files: RecoveredFile[] = [];
   const partitions = new Map<string, Replayed>();
-  for (const sequence of live) {
+  for (const sequence of listJournalFiles(directory).live) {
     report.files++;
+    const keys = new Set<string>();
+    files.push({ sequence, keys });
     readRecords(path.join(directory, journalFileName(sequence)), sequence, (entry) => {
       report.records++;
+      keys.add(entry.key);
       let replayed = partitions.get(entry.key);
       if (replayed === undefined) {
         replayed = openPartition(dataDir, entry.key, config, logger);
@@ -55,6 +73,8 @@ export async function replayJournal(directory: string, dataDir: string, config: 
       const { log } = replayed;
       const info = readBatchInfo(entry.batch);
       if (info.baseOffset + info.recordCount <= log.logEndOffset) return;
+      // A damaged batch ends the file, as a damaged record does: nothing after it was acknowledged.
+      if (!isBatchValid(entry.batch, 0, entry.batch.length)) return false;
       if (info.baseOffset !== log.logEndOffset) {
         // The segments lost more than the journal holds: never when checkpoints kept their promise.
         logger.error(
@@ -70,20 +90,49 @@ export async function replayJournal(directory: string, dataDir: string, config: 
       report.restored++;
     });
   }
-  for (const replayed of partitions.values()) {
-    if ('skipped' in replayed) continue;
-    report.partitions++;
-    await replayed.log.checkpoint();
+  const logs = new Map<string, PartitionLog>();
+  for (const [key, replayed] of partitions) {
+    if (!('log' in replayed)) continue;
+    // What came back from the journal is as durable as the journal: readers may see it.
     replayed.log.markDurable(replayed.log.logEndOffset);
-    replayed.log.close();
+    logs.set(key, replayed.log);
   }
-  retire(directory, live);
-  if (report.restored > 0 || report.gaps.length > 0) logger.warn({ journal: directory, ...report }, 'journal replayed after a crash');
-  else
-    logger.info(
-      { journal: directory, files: report.files, records: report.records, partitions: report.partitions },
-      'journal checked after a crash: the segments had every batch',
-    );
+  report.partitions = logs.size;
+  if (report.files > 0) {
+    if (report.restored > 0 || report.gaps.length > 0) logger.warn({ journal: directory, ...report }, 'journal replayed after a crash');
+    else
+      logger.info(
+        { journal: directory, files: report.files, records: report.records, partitions: report.partitions },
+        'journal checked after a crash: the segments had every batch',
+      );
+  }
+  return { files, logs, report };
+}
+
+/**
+ * `recoverJournal`, then the segments (and their directories) are made durable, the logs closed
+ * clean, and the journal's files kept as spares: for a journal no worker will take over (the
+ * number of workers changed since it was written).
+ */
+export async function replayJournal(directory: string, dataDir: string, config: LogConfig, logger: Logger): Promise<ReplayReport> {
+  const { files, logs: opened, report } = await recoverJournal(directory, dataDir, config, logger);
+  if (files.length === 0) return report;
+  // Several partitions at a time, their fsyncs overlapping on the thread pool.
+  const logs = [...opened.values()];
+  let next = 0;
+  const checkpointNext = async (): Promise<void> => {
+    while (next < logs.length) {
+      const log = logs[next++]!;
+      await log.checkpoint();
+      log.markDurable(log.logEndOffset);
+      log.close();
+    }
+  };
+  await Promise.all(Array.from({ length: CHECKPOINTS_AT_ONCE }, checkpointNext));
+  retire(
+    directory,
+    files.map((file) => file.sequence),
+  );
   return report;
 }
 
@@ -109,8 +158,8 @@ function openPartition(dataDir: string, key: string, config: LogConfig, logger: 
   return { log: PartitionLog.open(directory, config).log };
 }
 
-/** Calls `visit` for each valid record of the file, in order, until the first invalid one. */
-function readRecords(file: string, sequence: number, visit: (entry: JournalEntry) => void): void {
+/** Calls `visit` for each valid record of the file, in order, until the first invalid one or until `visit` returns false. */
+function readRecords(file: string, sequence: number, visit: (entry: JournalEntry) => boolean | undefined): void {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
@@ -133,7 +182,7 @@ function readRecords(file: string, sequence: number, visit: (entry: JournalEntry
         if (chunkLength === 0) return;
         continue;
       }
-      visit(result.entry);
+      if (visit(result.entry) === false) return;
       at += result.size;
     }
   } finally {
@@ -141,20 +190,54 @@ function readRecords(file: string, sequence: number, visit: (entry: JournalEntry
   }
 }
 
+/** `workers.json` beside the journals: how many broker workers wrote them, so which worker owns which partition. */
+const WORKERS_FILE = 'workers.json';
+
 /**
- * Replays the journal of every broker worker found under `journalsDirectory` (`<dataDir>/journal`),
- * one after the other, before any worker starts: the number of workers may have changed since
- * they were written, so a journal's partitions may now belong to another worker.
+ * Before the broker workers start: replays here the journals that their worker cannot replay
+ * itself. When the number of workers is the one that wrote the journals, each worker owns the
+ * same partitions as before and replays its own journal as it starts, all of them at once; only
+ * journals of workers that no longer exist are replayed here. When the number changed, a
+ * journal's partitions may belong to another worker now, so every journal is replayed here, one
+ * after the other. Then the number of workers is written down for the next start.
  */
-export async function replayJournals(journalsDirectory: string, dataDir: string, config: LogConfig, logger: Logger): Promise<void> {
+export async function replayJournals(journalsDirectory: string, dataDir: string, config: LogConfig, logger: Logger, workers: number): Promise<void> {
   let names: string[];
   try {
     names = fs.readdirSync(journalsDirectory);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    names = [];
   }
-  for (const name of names.filter((entry) => /^\d+$/.test(entry)).sort((a, b) => Number(a) - Number(b))) {
-    await replayJournal(path.join(journalsDirectory, name), dataDir, config, logger);
+  const sameWorkers = readWorkers(journalsDirectory) === workers;
+  const indexes = names
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((index) => !sameWorkers || index >= workers)
+    .sort((a, b) => a - b);
+  for (const index of indexes) await replayJournal(path.join(journalsDirectory, String(index)), dataDir, config, logger);
+  if (!sameWorkers) writeWorkers(journalsDirectory, workers);
+}
+
+function readWorkers(journalsDirectory: string): number | null {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(path.join(journalsDirectory, WORKERS_FILE), 'utf8')) as { v?: unknown; workers?: unknown };
+    return parsed.v === 1 && typeof parsed.workers === 'number' ? parsed.workers : null;
+  } catch {
+    return null;
   }
+}
+
+/** Written atomically and durably: a wrong number would let a worker skip a journal it does not own. */
+function writeWorkers(journalsDirectory: string, workers: number): void {
+  fs.mkdirSync(journalsDirectory, { recursive: true });
+  const file = path.join(journalsDirectory, WORKERS_FILE);
+  const fd = fs.openSync(`${file}.tmp`, 'w');
+  try {
+    fs.writeSync(fd, JSON.stringify({ v: 1, workers }));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(`${file}.tmp`, file);
 }

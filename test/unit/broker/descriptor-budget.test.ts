@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DescriptorBudget, readOpenFileLimit } from '../../../src/broker/front/descriptor-budget.js';
-import { RillError } from '../../../src/errors/index.js';
+import { DescriptorBudget, fitOpenFiles, readOpenFileLimit } from '../../../src/broker/front/descriptor-budget.js';
 import type { Logger } from '../../../src/logging/index.js';
+import { MIN_OPEN_FILES } from '../../../src/storage/index.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -14,17 +14,6 @@ afterEach(() => {
 function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-descriptors-'));
   dirs.push(dir);
-  return dir;
-}
-
-/** A partition directory holding `segments` segments (with their index files, which do not count). */
-function partitionWith(segments: number): string {
-  const dir = tempDir();
-  for (let i = 0; i < segments; i++) {
-    const base = String(i * 1000).padStart(20, '0');
-    for (const ext of ['log', 'index', 'timeindex']) fs.writeFileSync(path.join(dir, `${base}.${ext}`), '');
-  }
-  fs.writeFileSync(path.join(dir, '.clean-shutdown'), '');
   return dir;
 }
 
@@ -67,57 +56,68 @@ describe('readOpenFileLimit', () => {
 });
 
 describe('DescriptorBudget', () => {
-  it('counts a partition on disk as its segments plus the active segment indexes, a new partition as 3', () => {
-    const budget = new DescriptorBudget(10_000);
-    budget.addExisting(partitionWith(5));
-    expect(budget.estimated).toBe(7);
-    budget.addExisting(path.join(tempDir(), 'not-created-yet'));
-    expect(budget.estimated).toBe(10);
-    budget.addNew(4);
-    expect(budget.estimated).toBe(22);
+  it('counts a cache of open segment files per broker worker and for the main thread, and each worker journal, whatever the partitions', () => {
+    expect(DescriptorBudget.estimate(1024, 2)).toBe(3 * 1024 + 2 * 4);
+    expect(DescriptorBudget.estimate(64, 8)).toBe(9 * 64 + 8 * 4);
   });
 
-  it('keeps a fifth of the limit (at least 256) for connections and refuses partitions past the rest, naming ulimit -n', () => {
+  it('keeps a fifth of the limit (at least 256) for connections and fits the largest capacity per thread in the rest', () => {
     const budget = new DescriptorBudget(1000);
     expect(budget.reserve).toBe(256);
     expect(budget.budget).toBe(744);
     expect(new DescriptorBudget(10_000).reserve).toBe(2000);
-    budget.addNew(248); // 744 descriptors: the budget exactly
-    expect(budget.room).toBe(0);
-    let refused: unknown;
-    try {
-      budget.check(1, 'create topic "x" with 1 partitions');
-    } catch (error) {
-      refused = error;
-    }
-    expect(refused).toBeInstanceOf(RillError);
-    expect((refused as RillError).code).toBe('limit-reached');
-    expect((refused as RillError).message).toMatch(/cannot create topic "x".*747.*744.*open-file limit is 1000.*ulimit -n/);
-    expect(() => new DescriptorBudget(1000).check(248, 'fill it')).not.toThrow();
+    // (744 - 2 x 4) / 3 threads = 245.
+    expect(budget.fit(1024, 2)).toBe(245);
+    expect(DescriptorBudget.estimate(245, 2)).toBeLessThanOrEqual(744);
+    expect(DescriptorBudget.estimate(246, 2)).toBeGreaterThan(744);
+    expect(budget.fit(100, 2)).toBe(100);
+    expect(new DescriptorBudget(10_000).fit(1024, 2)).toBe(1024);
+    // Never below the minimum, however low the limit.
+    expect(new DescriptorBudget(260).fit(1024, 4)).toBe(MIN_OPEN_FILES);
+  });
+
+  it('fits nothing when the limit is unknown', () => {
+    expect(new DescriptorBudget(null).fit(1_000_000, 256)).toBe(1_000_000);
+  });
+});
+
+describe('fitOpenFiles', () => {
+  it('keeps the configured capacity when it fits, logging the numbers', () => {
+    const { logger, lines } = recordingLogger();
+    expect(fitOpenFiles(512, 2, logger, 10_000)).toBe(512);
+    expect(lines).toEqual([
+      {
+        level: 'info',
+        fields: { openFileLimit: 10_000, workers: 2, openFilesPerWorker: 512, estimatedDescriptors: 1544, descriptorBudget: 8000 },
+        message: 'descriptor budget',
+      },
+    ]);
+  });
+
+  it('shrinks a capacity that does not fit the open-file limit, with a warning naming the key, the numbers and the fix', () => {
+    const { logger, lines } = recordingLogger();
+    expect(fitOpenFiles(1024, 2, logger, 1024)).toBe(253); // (1024 - 256 - 8) / 3
+    expect(lines.map((line) => line.level)).toEqual(['warn']);
+    expect(lines[0]!.fields).toMatchObject({
+      openFileLimit: 1024,
+      configured: 1024,
+      openFilesPerWorker: 253,
+      estimatedDescriptors: 767,
+      descriptorBudget: 768,
+    });
+    expect(lines[0]!.message).toMatch(/storage\.openFilesPerWorker \(1024\) does not fit the open-file limit \(1024\).*at most 253.*ulimit -n/);
+  });
+
+  it('warns that even the least capacity does not fit a tiny limit, and still starts', () => {
+    const { logger, lines } = recordingLogger();
+    expect(fitOpenFiles(1024, 4, logger, 260)).toBe(MIN_OPEN_FILES);
+    expect(lines.map((line) => line.level)).toEqual(['warn']);
+    expect(lines[0]!.message).toMatch(/too few even for 8 open segment files per thread.*EMFILE.*ulimit -n/);
   });
 
   it('checks nothing when the limit is unknown', () => {
-    const budget = new DescriptorBudget(null);
-    budget.addNew(1_000_000);
-    expect(() => budget.check(1_000_000, 'anything')).not.toThrow();
     const { logger, lines } = recordingLogger();
-    budget.report(logger, 1_000_000, 100_000);
-    expect(lines.filter((line) => line.level === 'warn')).toEqual([]);
-  });
-
-  it('warns at start-up when the topics on disk need more than the budget, naming the numbers and the fix', () => {
-    const budget = new DescriptorBudget(1000);
-    for (let i = 0; i < 40; i++) budget.addExisting(partitionWith(i < 20 ? 20 : 1)); // 20 x 22 + 20 x 3 = 500
-    const quiet = recordingLogger();
-    budget.report(quiet.logger, 40, 100);
-    expect(quiet.lines.filter((line) => line.level === 'warn')).toEqual([]);
-    expect(quiet.lines[0]?.fields).toMatchObject({ openFileLimit: 1000, estimatedDescriptors: 500, descriptorBudget: 744, newPartitionsThatFit: 81 });
-
-    for (let i = 0; i < 20; i++) budget.addExisting(partitionWith(12)); // + 20 x 14 = 780
-    const { logger, lines } = recordingLogger();
-    budget.report(logger, 60, 100);
-    const warning = lines.find((line) => line.level === 'warn');
-    expect(warning?.fields).toMatchObject({ openFileLimit: 1000, estimatedDescriptors: 780, descriptorBudget: 744, newPartitionsThatFit: 0 });
-    expect(warning?.message).toMatch(/780 open files.*limit of 1000.*ulimit -n/);
+    expect(fitOpenFiles(4096, 64, logger, null)).toBe(4096);
+    expect(lines.filter((line) => line.level !== 'debug')).toEqual([]);
   });
 });

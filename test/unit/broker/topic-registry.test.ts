@@ -21,7 +21,7 @@ function registry(policy: Partial<TopicPolicy> = {}, options: { dir?: string; lo
   const catalog = new TopicCatalog(dir);
   const topics = new TopicRegistry(
     catalog,
-    { autoCreate: true, defaultPartitions: 3, maxTopics: 10_000, maxPartitions: 100_000, openFileLimit: null, ...policy },
+    { autoCreate: true, defaultPartitions: 3, maxTopics: 10_000, maxPartitions: 100_000, ...policy },
     {
       workerCount: 2,
       place: (topic: Topic, assignments) => {
@@ -152,7 +152,7 @@ describe('TopicRegistry', () => {
     });
 
     it('never refuses an internal topic, which still counts toward the limits', () => {
-      const { topics } = registry({ maxTopics: 1, maxPartitions: 2, defaultPartitions: 1, openFileLimit: 300 });
+      const { topics } = registry({ maxTopics: 1, maxPartitions: 2, defaultPartitions: 1 });
       topics.resolve('only');
       expect(topics.internal('__consumer_offsets', 5).partitions).toBe(5);
       expect(codeOf(() => topics.resolve('more'))).toBe('limit-reached');
@@ -169,34 +169,12 @@ describe('TopicRegistry', () => {
       expect(codeOf(() => topics.resolve('d'))).toBe('limit-reached');
     });
 
-    it('refuses topics past the descriptor budget, counting the segments of the topics on disk', () => {
-      // A limit of 300 leaves 44 descriptors to partitions (256 are kept): 14 new partitions.
-      const first = registry({ defaultPartitions: 1 });
-      first.topics.resolve('old');
-      const segments = first.catalog.partitionDirectory('old', 0);
-      fs.mkdirSync(segments, { recursive: true });
-      for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(segments, `${String(i * 100).padStart(20, '0')}.log`), '');
-      const { logger, warnings } = warningLogger();
-      const { topics, catalog } = registry({ defaultPartitions: 3, openFileLimit: 300 }, { dir: first.dir, logger });
-      topics.load(catalog.load()); // 20 segments + 2 = 22 descriptors
-      expect(warnings).toEqual([]);
-      topics.resolve('t1'); // 9 more: 31
-      topics.resolve('t2'); // 40
-      const refused = errorOf(() => topics.resolve('t3')); // 49 > 44
-      expect(refused?.code).toBe('limit-reached');
-      expect(refused?.message).toMatch(/create topic "t3".*about 49 files open.*44.*open-file limit is 300.*ulimit -n/);
-      expect(topics.create('t3', 1).partitions).toBe(1); // 43: one partition still fits
-      expect(codeOf(() => topics.addPartitions('t3', 2))).toBe('limit-reached');
-    });
-
-    it('warns at start-up when the topics on disk need more descriptors than the budget', () => {
-      const first = registry({ defaultPartitions: 20 });
-      first.topics.resolve('big'); // 20 partitions of 3 descriptors: 60 > 44
-      const { logger, warnings } = warningLogger();
-      const { topics, catalog } = registry({ openFileLimit: 300 }, { dir: first.dir, logger });
-      topics.load(catalog.load());
-      expect(warnings.some((w) => /need about 60 open files.*limit of 300.*ulimit -n/.test(w))).toBe(true);
-      expect(codeOf(() => topics.resolve('more'))).toBe('limit-reached');
+    it('never refuses a topic for open files: partitions hold no descriptors of their own, only limits.maxTopics and limits.maxPartitions count', () => {
+      // Under the old estimate (3 descriptors a partition) a 1024-descriptor limit refused the 257th partition.
+      const { topics, placed } = registry({ defaultPartitions: 4 });
+      for (let i = 0; i < 300; i++) topics.resolve(`t${i}`);
+      expect(topics.list()).toHaveLength(300);
+      expect(placed.flatMap((p) => p.ids)).toHaveLength(1200);
     });
 
     it('takes a creation from the quota only when an auto-created topic is really created', () => {

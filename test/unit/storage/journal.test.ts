@@ -219,6 +219,8 @@ describe('the write-ahead journal', () => {
     const after = fs.readdirSync(worker.journalDir);
     expect(after.filter((f) => f.endsWith('.journal')).length).toBeGreaterThan(1);
     expect(spares.filter((f) => after.includes(f)).length, 'spares reused').toBeLessThan(spares.length);
+    // The power cut comes between checkpoints (a checkpoint running in this process would go on writing after it).
+    await worker.journal.settled();
     // A power cut: the segments lose what was not checkpointed; the journal gives all of it back.
     loseUnsyncedSegmentWrites(dataDir);
     const report = await replayJournal(worker.journalDir, dataDir, config, logger);
