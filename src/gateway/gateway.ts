@@ -34,7 +34,7 @@ export class Gateway {
     this.services = {
       stomp: config.stomp,
       serverName,
-      publisher: new Publisher(broker),
+      publisher: new Publisher(broker, config.topics.keylessPartitioner),
       topics: broker.topics,
       log: broker,
       coordinator,

@@ -97,8 +97,8 @@ describe('publishing over WebSocket with @stomp/stompjs', () => {
     await client.deactivate();
   });
 
-  it('honours a valid partition header and spreads keyless messages round-robin', async () => {
-    const server = await servers.start({ topics: { defaultPartitions: 3 } });
+  it('honours a valid partition header and spreads keyless messages round-robin when so configured', async () => {
+    const server = await servers.start({ topics: { defaultPartitions: 3, keylessPartitioner: 'round-robin' } });
     const client = await connectStompJs(server.wsUrl);
     const acks = collect(client, '/topic/acknowledgment/spread');
     client.publish({ destination: '/producer/publish/spread', body: canonical('pinned', 'any-key', 'x'), headers: { partition: '2' } });
@@ -109,6 +109,30 @@ describe('publishing over WebSocket with @stomp/stompjs', () => {
     const keyless = parsed.filter((a) => a.messageID.startsWith('n-')).map((a) => a.partition);
     expect(keyless.sort()).toEqual([0, 0, 1, 1, 2, 2]);
     await client.deactivate();
+  });
+
+  it('keeps keyless messages that arrive together on one partition and sends the next ones to the next partition (sticky, the default, as Kafka)', async () => {
+    const server = await servers.start({ topics: { defaultPartitions: 3 } });
+    const client = await RawStompClient.session(server.stompPort);
+    client.send('SUBSCRIBE', { id: 'acks', destination: '/topic/acknowledgment/sticky', receipt: 'subscribed' });
+    await client.receipt('subscribed');
+    const frame = (id: string, receipt?: string): Buffer =>
+      encodeFrame(
+        'SEND',
+        { destination: '/producer/publish/sticky', ...(receipt === undefined ? {} : { receipt }) },
+        JSON.stringify({ messageID: id, message: 1 }),
+      );
+    for (let round = 0; round < 3; round++) {
+      // Five SENDs in one write: the server reads them in one turn.
+      client.write(Buffer.concat([0, 1, 2, 3, 4].map((i) => frame(`s-${round}-${i}`, i === 4 ? `r-${round}` : undefined))));
+      await client.receipt(`r-${round}`);
+    }
+    await until('15 acknowledgments', () => client.all('MESSAGE').length === 15);
+    const acks = client.all('MESSAGE').map((m) => JSON.parse(m.body.toString()) as { messageID: string; partition: number });
+    const partitionsOf = (round: number) => new Set(acks.filter((a) => a.messageID.startsWith(`s-${round}-`)).map((a) => a.partition));
+    expect([0, 1, 2].map((round) => partitionsOf(round).size)).toEqual([1, 1, 1]);
+    expect(new Set([0, 1, 2].map((round) => [...partitionsOf(round)][0])).size).toBe(3);
+    client.close();
   });
 
   it('accepts a message field of any JSON type and a missing messageID', async () => {

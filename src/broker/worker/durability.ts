@@ -71,9 +71,12 @@ export class Durability {
 
   /** Syncs what is written and waits for it (on shutdown). */
   async drain(): Promise<void> {
+    if (this.mode === 'fsync') {
+      this.groupCommit();
+      return;
+    }
     while (this.syncRunning) await new Promise((resolve) => setImmediate(resolve));
-    if (this.mode === 'fsync') await this.groupCommit();
-    else await this.backgroundSync();
+    await this.backgroundSync();
   }
 
   stop(): void {
@@ -81,42 +84,29 @@ export class Durability {
   }
 
   private scheduleSync(): void {
-    if (this.syncRunning || this.syncScheduled) return;
+    if (this.syncScheduled) return;
     this.syncScheduled = true;
     // Let every append already queued on the port be written first: one fdatasync then covers them all.
     setImmediate(() => {
       this.syncScheduled = false;
-      void this.groupCommit();
+      this.groupCommit();
     });
   }
 
-  private async groupCommit(): Promise<void> {
-    this.syncRunning = true;
+  /**
+   * One journal fdatasync, on this thread (Journal.syncBlocking says why), for every append
+   * written since the last: the partitions written become durable up to where they are now, and
+   * the answers go out. If it fails, everything written since the last good one is erased from
+   * the journal and cut back from its partitions, and those appends are answered as failed.
+   */
+  private groupCommit(): void {
     const covered = this.waiting;
     this.waiting = [];
-    const failed = await this.sync();
-    if (failed !== null) {
-      // Appends written while the fdatasync ran were erased with the rest: they fail too.
-      for (const pending of this.waiting) failRolledBack(pending);
-    }
-    for (const pending of covered) {
-      failRolledBack(pending);
-      pending.send(pending.reply);
-    }
-    this.syncRunning = false;
-    if (this.waiting.length > 0) this.scheduleSync();
-  }
-
-  /**
-   * One journal sync: the partitions written so far become durable up to where they were when it
-   * began. Returns the error when it failed, after cutting back everything written since the last good one.
-   */
-  private async sync(): Promise<unknown> {
     const logs = [...this.dirty];
-    const ends = logs.map((owned) => owned.log.logEndOffset);
     this.dirty.clear();
     try {
-      await this.journal.sync();
+      this.journal.syncBlocking();
+      for (const owned of logs) owned.log.markDurable(owned.log.logEndOffset);
     } catch (error) {
       this.logger.error(
         { err: error },
@@ -127,18 +117,18 @@ export class Durability {
       } catch (discardError) {
         this.logger.fatal({ err: discardError }, 'the journal refuses writes until the broker restarts');
       }
-      for (const owned of [...logs, ...this.dirty]) {
+      for (const owned of logs) {
         try {
           owned.log.rollBackToDurableEnd(error);
         } catch (rollbackError) {
           this.logger.fatal({ err: rollbackError, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'partition offline');
         }
       }
-      this.dirty.clear();
-      return error;
     }
-    for (let i = 0; i < logs.length; i++) logs[i]!.log.markDurable(ends[i]!);
-    return null;
+    for (const pending of covered) {
+      failRolledBack(pending);
+      pending.send(pending.reply);
+    }
   }
 
   /** The journal sync of `interval` and `os`: the answers went out already, so nothing is cut back. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { partitionForKey, type CreationQuota, type RecordHeaders, type RoundRobin, type Topic, type TopicRegistry } from '../../broker/index.js';
+import { partitionForKey, type CreationQuota, type RecordHeaders, type KeylessPartitioner, type Topic, type TopicRegistry } from '../../broker/index.js';
 import { RillError, type ErrorCode } from '../../errors/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 
@@ -43,7 +43,7 @@ export class PublishError extends RillError {
  */
 export function preparePublish(
   topics: Pick<TopicRegistry, 'resolve'>,
-  roundRobin: RoundRobin,
+  keyless: KeylessPartitioner,
   topicText: string,
   headers: FrameHeaders,
   body: Buffer,
@@ -91,7 +91,7 @@ export function preparePublish(
   } else if (key !== null) {
     partition = partitionForKey(key, topic.partitions);
   } else {
-    partition = roundRobin.next(topic.name, topic.partitions);
+    partition = keyless.next(topic.name, topic.partitions, body.length);
   }
   return { topic, partition, key, messageId, timestamp, headers: userHeaders(headers), value: body };
 }

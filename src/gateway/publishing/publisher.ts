@@ -1,4 +1,4 @@
-import { RoundRobin, type CreationQuota, type Broker } from '../../broker/index.js';
+import { KeylessPartitioner, type CreationQuota, type Broker, type KeylessPartitioning } from '../../broker/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 import type { Producer } from './producer.js';
 import { preparePublish, type PublishRequest } from './publish-request.js';
@@ -10,14 +10,19 @@ import { PublishTicket, type ReceiptCountdown } from './publish-ticket.js';
  * broker with a ticket that answers the producer once storage has.
  */
 export class Publisher {
-  private readonly roundRobin = new RoundRobin();
+  private readonly keyless: KeylessPartitioner;
 
-  constructor(private readonly broker: Pick<Broker, 'topics' | 'append'>) {}
+  constructor(
+    private readonly broker: Pick<Broker, 'topics' | 'append'>,
+    keylessPartitioning: KeylessPartitioning = 'sticky',
+  ) {
+    this.keyless = new KeylessPartitioner(keylessPartitioning);
+  }
 
   /** Throws PublishError with a reason the client can act on. */
   /** `quota`: the connection's allowance for creating topics by naming them (limits.autoCreatePerMinute). */
   prepare(topic: string, headers: FrameHeaders, body: Buffer, fallbackMessageId: () => string, quota?: CreationQuota): PublishRequest {
-    return preparePublish(this.broker.topics, this.roundRobin, topic, headers, body, fallbackMessageId, quota);
+    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota);
   }
 
   /**

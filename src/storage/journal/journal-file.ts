@@ -117,6 +117,17 @@ export class JournalFile {
     if (target > this.syncedTo) this.syncedTo = target;
   }
 
+  /** As `sync`, on the calling thread (a broker worker's group commit: see Durability). */
+  syncBlocking(): void {
+    const target = this.position;
+    if (failpointsActive) {
+      const injected = failpointError('fsync', 'fdatasync');
+      if (injected !== null) throw injected;
+    }
+    fs.fdatasyncSync(this.fd);
+    if (target > this.syncedTo) this.syncedTo = target;
+  }
+
   /** An fdatasync of what is allocated, not counted as making records durable (after `allocateAhead`). */
   syncAllocation(): Promise<void> {
     return this.fdatasync();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashKey, partitionForKey, RoundRobin } from '../../../src/broker/index.js';
+import { hashKey, partitionForKey, KeylessPartitioner } from '../../../src/broker/index.js';
 
 describe('partitioner', () => {
   it('is murmur3 x86 32-bit with seed 0 (published test vectors)', () => {
@@ -22,9 +22,31 @@ describe('partitioner', () => {
     expect(spread.size).toBe(8);
   });
 
-  it('spreads keyless messages round-robin per topic', () => {
-    const roundRobin = new RoundRobin();
-    expect([0, 1, 2, 3].map(() => roundRobin.next('a', 3))).toEqual([0, 1, 2, 0]);
-    expect(roundRobin.next('b', 3)).toBe(0);
+  it('spreads keyless messages round-robin per topic, when so configured', () => {
+    const roundRobin = new KeylessPartitioner('round-robin');
+    expect([0, 1, 2, 3].map(() => roundRobin.next('a', 3, 100))).toEqual([0, 1, 2, 0]);
+    expect(roundRobin.next('b', 3, 100)).toBe(0);
+  });
+
+  it('keeps the keyless messages of one event-loop turn on one partition (sticky, the default), and moves on at the next turn or past 64 KiB', async () => {
+    const sticky = new KeylessPartitioner();
+    const turn = (count: number, bytes = 100): number[] => Array.from({ length: count }, () => sticky.next('a', 3, bytes));
+    const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    expect(turn(50)).toEqual(Array(50).fill(0));
+    await nextTurn();
+    expect(turn(50)).toEqual(Array(50).fill(1));
+    expect(sticky.next('b', 3, 100)).toBe(0);
+    await nextTurn();
+    // 64 KiB in 1 KiB messages fill one partition; the 65th message goes to the next.
+    const big = turn(70, 1024);
+    expect(big.slice(0, 64)).toEqual(Array(64).fill(2));
+    expect(big.slice(64)).toEqual(Array(6).fill(0));
+    // Over many turns, every partition gets its share.
+    const counts = [0, 0, 0];
+    for (let i = 0; i < 30; i++) {
+      await nextTurn();
+      for (const partition of turn(10)) counts[partition]!++;
+    }
+    expect(counts).toEqual([100, 100, 100]);
   });
 });

@@ -112,10 +112,10 @@ describe('SEND', () => {
     expect(request.topic.name).toBe('orders');
   });
 
-  it('spreads keyless messages round-robin and names a message that has no messageID', () => {
+  it('keeps the keyless messages of one turn on one partition (sticky) and names a message that has no messageID', () => {
     const context = new FakeContext();
     for (let i = 0; i < 4; i++) handleSend(context, frame('SEND', { destination: '/topic/orders' }, JSON.stringify({ message: i })));
-    expect(context.published.map((p) => p.request.partition)).toEqual([0, 1, 2, 3]);
+    expect(context.published.map((p) => p.request.partition)).toEqual([0, 0, 0, 0]);
     expect(context.published.map((p) => p.request.messageId)).toEqual(['test-session-1', 'test-session-2', 'test-session-3', 'test-session-4']);
   });
 
