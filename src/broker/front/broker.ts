@@ -256,7 +256,9 @@ export class Broker implements PartitionPlacement {
       this.packPool.splice(i, 1);
       return pack;
     }
-    return new ArrayBuffer(Math.max(bytes, 64 * 1024));
+    // Sized to the turn (rounded up to 4 KiB): a pack watchers keep views of is never reused, and a
+    // large one made for every turn would only feed the garbage collector.
+    return new ArrayBuffer(Math.ceil(Math.max(bytes, 1) / 4096) * 4096);
   }
 
   private keepBuilderBuffer(buffer: ArrayBuffer): void {
