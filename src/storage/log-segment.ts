@@ -120,7 +120,9 @@ export class LogSegment {
     this.nextOffset = from.offset;
     this.bytesSinceIndexEntry = 0;
     const result = this.scan(from.position, from.offset, (info, position) => this.indexBatch(info, position));
-    if (result.nextOffset < checkFrom && result.validBytes < this.size && from.position > 0) return this.recover();
+    // A cut at or before the recovery point, past an index entry, may come from a stale index
+    // (never fsynced), not from damage: check the whole segment before cutting durable data.
+    if (result.nextOffset <= checkFrom && result.validBytes < this.size && from.position > 0) return this.recover();
     this.nextOffset = result.nextOffset;
     if (result.maxTimestamp > this.maxTimestamp) this.maxTimestamp = result.maxTimestamp;
     const truncated = this.size - result.validBytes;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { OffsetOutOfRangeError } from './errors.js';
 import { LogSegment, SegmentDamagedError } from './log-segment.js';
 import { forEachRecord, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch.js';
-import { syncDirectory } from './sync-directory.js';
+import { syncDirectory, syncDirectoryNow } from './sync-directory.js';
 
 export interface LogConfig {
   /** A segment rolls when the next batch would take it past this size. */
@@ -77,7 +77,11 @@ export class PartitionLog {
   }
 
   static open(directory: string, config: LogConfig): { log: PartitionLog; recovery: RecoveryReport } {
-    fs.mkdirSync(directory, { recursive: true });
+    if (!fs.existsSync(directory)) {
+      fs.mkdirSync(directory, { recursive: true });
+      // The new directory's entry must survive a crash before anything in it counts as stored.
+      syncDirectoryNow(path.dirname(directory));
+    }
     const markerPath = path.join(directory, CLEAN_SHUTDOWN_MARKER);
     const cleanShutdown = fs.existsSync(markerPath);
     fs.rmSync(markerPath, { force: true });
@@ -244,6 +248,11 @@ export class PartitionLog {
     const target = this.logEndOffset;
     const epoch = this.rollbacks;
     if (target > this.segmentsSyncedEnd) await this.syncSegments();
+    if (this.directoryChanged) {
+      // On this thread: a worker flushes every log at once on close, and each would hold a descriptor.
+      syncDirectoryNow(this.directory);
+      this.directoryChanged = false;
+    }
     if (epoch === this.rollbacks) {
       if (target > this.durableEnd) this.durableEnd = target;
       if (target > this.segmentsSyncedEnd) this.segmentsSyncedEnd = target;
@@ -268,15 +277,7 @@ export class PartitionLog {
     if (target > this.segmentsSyncedEnd) await this.syncSegments();
     // Index entries reach their files here too (they are never fsynced: recovery checks them).
     for (const segment of this.segments) segment.persistIndexes();
-    if (this.directoryChanged) {
-      this.directoryChanged = false;
-      try {
-        await syncDirectory(this.directory);
-      } catch (error) {
-        this.directoryChanged = true;
-        throw error;
-      }
-    }
+    await this.syncDirectoryIfChanged();
     if (epoch !== this.rollbacks || this.offline !== null) return;
     if (target > this.segmentsSyncedEnd) this.segmentsSyncedEnd = target;
     const point = this.segmentsSyncedEnd;
@@ -285,6 +286,36 @@ export class PartitionLog {
     // if no roll-back came meanwhile: that one wrote its own, lower, recovery point.
     await writeRecoveryPointAsync(this.directory, point, () => epoch === this.rollbacks && this.offline === null);
     if (epoch === this.rollbacks && point > this.recoveryPoint) this.recoveryPoint = point;
+  }
+
+  /** fsync of the directory when a segment file was created in it since the last one. */
+  private async syncDirectoryIfChanged(): Promise<void> {
+    if (!this.directoryChanged) return;
+    this.directoryChanged = false;
+    try {
+      await syncDirectory(this.directory);
+    } catch (error) {
+      this.directoryChanged = true;
+      throw error;
+    }
+  }
+
+  /** The offset below which recovery trusts the batches (`recovery-point.json`, as last written). */
+  get recoveryPointOffset(): number {
+    return this.recoveryPoint;
+  }
+
+  /**
+   * After a crash, removes the batches from `end` on: what the segments hold that no journal has,
+   * so that was never acknowledged, and is not durable either. Left there, it would be read, and
+   * then lost to a power cut with its offsets given again to other messages.
+   */
+  cutUnjournaledTail(end: number): number {
+    const removed = this.logEndOffset - end;
+    if (removed <= 0) return 0;
+    this.durableEnd = Math.min(this.durableEnd, end);
+    this.cutBackTo(end, 'after a crash (batches no journal has)');
+    return removed;
   }
 
   /** fdatasync of every segment holding offsets past the synced end (the active one, and any rolled since). */

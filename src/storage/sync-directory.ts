@@ -1,5 +1,15 @@
 import fs from 'node:fs';
 
+/** As syncDirectory, on the calling thread. */
+export function syncDirectoryNow(directory: string): void {
+  const fd = fs.openSync(directory, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** fsync of a directory, so that a file created or renamed in it survives a crash of the machine. */
 export function syncDirectory(directory: string): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { syncDirectoryNow } from './sync-directory.js';
 
 /** `topic.json`, versioned as Kafka versions its records; files written before versions existed have none. */
 const topicFileSchema = z.object({
@@ -63,6 +64,9 @@ export class TopicCatalog {
       fs.closeSync(fd);
     }
     fs.renameSync(temporary, file);
+    // A topic acknowledged as created (or written to) must not vanish with a crash of the machine.
+    syncDirectoryNow(directory);
+    syncDirectoryNow(this.root);
   }
 
   partitionDirectory(topic: string, partition: number): string {

@@ -171,6 +171,18 @@ describe('crash safety', () => {
       const configFile = path.join(dataDir, 'small-journal.json');
       fs.writeFileSync(configFile, JSON.stringify({ storage: { journal: { fileBytes: 1024 * 1024 } } }));
       const { received, published } = await publishThenKill(await startChild(dataDir, { args: ['--config', configFile] }), 'cut');
+      // The run checkpointed (a recovery point past 0) and reused journal files (spares) before the kill.
+      const points = fs
+        .readdirSync(path.join(dataDir, 'topics', 'cut'))
+        .filter((p) => /^\d+$/.test(p))
+        .map((p) => path.join(dataDir, 'topics', 'cut', p, 'recovery-point.json'))
+        .filter((file) => fs.existsSync(file))
+        .map((file) => (JSON.parse(fs.readFileSync(file, 'utf8')) as { offset: number }).offset);
+      expect(Math.max(0, ...points)).toBeGreaterThan(0);
+      const journalFiles = fs
+        .readdirSync(path.join(dataDir, 'journal'))
+        .flatMap((w) => (/^\d+$/.test(w) ? fs.readdirSync(path.join(dataDir, 'journal', w)) : []));
+      expect(journalFiles.some((f) => f.endsWith('.spare'))).toBe(true);
       const lost = loseWritesPastRecoveryPoints(path.join(dataDir, 'topics'));
       // The cut must have taken acknowledged messages out of the segments, or this proves nothing.
       expect(lost).toBeGreaterThan(0);

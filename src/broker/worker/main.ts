@@ -34,7 +34,7 @@ const recovered = await recoverJournal(journalDirectory, dataDir, logConfig, log
 logger.debug({ ms: Math.round(performance.now() - recoveryStarted), files: recovered.files.length }, 'journal recovered');
 // Under fsync, readers see only what is durable; otherwise what is written.
 const readableEnd = (log: PartitionLog): number => (storage.durability.mode === 'fsync' ? log.durableEndOffset : log.logEndOffset);
-const partitions = new OwnedPartitions(dataDir, logConfig, readableEnd, logger, recovered.logs);
+const partitions = new OwnedPartitions(dataDir, logConfig, readableEnd, logger, recovered.logs, recovered.files.length > 0 ? recovered.journaledEnds : null);
 const journal = Journal.open(journalDirectory, { fileBytes: storage.journal.fileBytes }, logger, recovered.files, (key) => {
   const owned = partitions.byJournalKey(key);
   if (owned !== undefined) return owned.log;
@@ -162,6 +162,7 @@ async function close(request: RequestMessage<'close'>): Promise<void> {
   clearInterval(retentionTimer);
   durability.stop();
   await durability.drain().catch((error: unknown) => logger.error({ err: error }, 'the last journal sync failed'));
+  await journal.stopCheckpoints();
   const clean = await partitions.close();
   // Every log's segments hold what the journal held: its files become spares. Otherwise the next start replays them.
   await journal.close(clean);

@@ -35,6 +35,11 @@ export class OwnedPartitions {
     private readonly logger: Logger,
     /** Logs already opened (and recovered) by the journal's recovery, by journal key: taken over when assigned. */
     private readonly preopened = new Map<string, PartitionLog>(),
+    /**
+     * After a crash, per journal key, where the journal's records of the partition end (null when
+     * the worker had no journal to recover, as with a data directory from before journals).
+     */
+    private readonly journaledEnds: Map<string, number> | null = null,
   ) {}
 
   byJournalKey(key: string): OwnedPartition | undefined {
@@ -61,6 +66,19 @@ export class OwnedPartitions {
         return { assignment, error: error instanceof Error ? error : new Error(String(error)) };
       }
       const { log, recovery } = opened;
+      if (this.journaledEnds !== null) {
+        // What the segments hold past both the recovery point and the journal was never acknowledged.
+        try {
+          const cut = log.cutUnjournaledTail(Math.max(log.recoveryPointOffset, this.journaledEnds.get(key) ?? 0));
+          if (cut > 0)
+            this.logger.info({ topic: assignment.topic, partition: assignment.partition, offsets: cut }, 'removed batches no journal had (never acknowledged)');
+        } catch (error) {
+          this.logger.error(
+            { err: error, topic: assignment.topic, partition: assignment.partition },
+            'could not remove batches no journal had: the partition is offline',
+          );
+        }
+      }
       const owned: OwnedPartition = { assignment, log, internal: assignment.topic.startsWith('__'), journalKey: encodeKey(key) };
       this.partitions.set(assignment.id, owned);
       this.byKey.set(key, owned);

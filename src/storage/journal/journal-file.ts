@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { failpointError, failpointsActive } from '../failpoints.js';
+import { failpointError, failpointsActive, noSpaceError, writeFailpoint } from '../failpoints.js';
 
 const JOURNAL_SUFFIX = '.journal';
 const SPARE_SUFFIX = '.spare';
@@ -12,6 +12,14 @@ export function journalFileName(sequence: number): string {
 
 function spareFileName(sequence: number): string {
   return String(sequence).padStart(20, '0') + SPARE_SUFFIX;
+}
+
+/** A journal file that could not be put back after a failed write: the journal refuses writes until a restart. */
+export class JournalBrokenError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'JournalBrokenError';
+  }
 }
 
 /** The files of a journal directory: live ones (to replay) and spares (to reuse), each by sequence, oldest first. */
@@ -77,17 +85,38 @@ export class JournalFile {
   }
 
   /**
-   * Writes `bytes` at the end; all of them, or throws with the file's position unchanged (a
-   * later record overwrites what a failed write left, and reading stops at a torn record).
+   * Writes `bytes` at the end: all of them, or throws with the file's position unchanged. What a
+   * failed write did write (whole records among them, with this file's sequence and good CRCs) is
+   * overwritten with zeros first, so that it can never be read back; if even that fails,
+   * JournalBrokenError is thrown: the file can no longer be trusted.
    */
   append(bytes: Buffer): void {
     let written = 0;
-    while (written < bytes.length) {
-      const count = fs.writeSync(this.fd, bytes, written, bytes.length - written, this.position + written);
-      if (count <= 0) throw Object.assign(new Error(`journal write made no progress in ${this.path}`), { code: 'EIO' });
-      written += count;
+    try {
+      if (failpointsActive) {
+        const fault = writeFailpoint();
+        if (fault === 'short') written = fs.writeSync(this.fd, bytes, 0, bytes.length >>> 1, this.position);
+        if (fault !== null) throw noSpaceError('write');
+      }
+      while (written < bytes.length) {
+        const count = fs.writeSync(this.fd, bytes, written, bytes.length - written, this.position + written);
+        if (count <= 0) throw Object.assign(new Error(`journal write made no progress in ${this.path}`), { code: 'EIO' });
+        written += count;
+      }
+    } catch (error) {
+      if (written > 0) this.erase(this.position, this.position + written, error);
+      throw error;
     }
     this.position += bytes.length;
+  }
+
+  /** Overwrites [from, to) with zeros (no fsync: nothing there was ever synced). */
+  private erase(from: number, to: number, cause: unknown): void {
+    try {
+      for (let at = from; at < to; at += ZEROS.length) fs.writeSync(this.fd, ZEROS, 0, Math.min(ZEROS.length, to - at), at);
+    } catch (error) {
+      throw new JournalBrokenError(`${this.path}: a failed write could not be erased (${(error as Error).message})`, { cause });
+    }
   }
 
   /**
@@ -106,25 +135,30 @@ export class JournalFile {
     return true;
   }
 
-  /** Makes every byte written so far durable. */
-  async sync(): Promise<void> {
-    const target = this.position;
+  /**
+   * fdatasync of the file; does not count the records as durable: the journal does that
+   * (`markSynced`) once every file and the directory of a group commit have synced, so that a
+   * failure in any of them erases the records of all (`discardUnsynced`).
+   */
+  async syncData(): Promise<void> {
     if (failpointsActive) {
       const injected = failpointError('fsync', 'fdatasync');
       if (injected !== null) throw injected;
     }
     await this.fdatasync();
-    if (target > this.syncedTo) this.syncedTo = target;
   }
 
-  /** As `sync`, on the calling thread (a broker worker's group commit: see Durability). */
-  syncBlocking(): void {
-    const target = this.position;
+  /** As `syncData`, on the calling thread (a broker worker's group commit: see Durability). */
+  syncDataBlocking(): void {
     if (failpointsActive) {
       const injected = failpointError('fsync', 'fdatasync');
       if (injected !== null) throw injected;
     }
     fs.fdatasyncSync(this.fd);
+  }
+
+  /** The bytes below `target` are durable. */
+  markSynced(target: number): void {
     if (target > this.syncedTo) this.syncedTo = target;
   }
 

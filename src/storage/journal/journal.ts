@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
-import { syncDirectory } from '../sync-directory.js';
-import { JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
+import { syncDirectory, syncDirectoryNow } from '../sync-directory.js';
+import { JournalBrokenError, JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
 import type { JournalRecordWriter } from './journal-record.js';
 
 /** What the journal asks of a partition log before it lets go of the records it holds for it. */
@@ -116,6 +116,12 @@ export class Journal {
     while (this.checkpointing !== null) await this.checkpointing;
   }
 
+  /** Starts no more checkpoints and waits for the one running (before the logs are closed). */
+  async stopCheckpoints(): Promise<void> {
+    this.closed = true;
+    await this.settled();
+  }
+
   /** Whether a full file waits to be checkpointed (after the next sync). */
   get hasFullFiles(): boolean {
     return this.live.length > 1;
@@ -133,7 +139,12 @@ export class Journal {
     if (this.broken !== null) throw this.broken;
     let active = this.active;
     if (active.file.position > 0 && active.file.position + records.byteLength > this.fileBytes) active = this.roll();
-    active.file.append(records.seal(active.file.sequence));
+    try {
+      active.file.append(records.seal(active.file.sequence));
+    } catch (error) {
+      if (error instanceof JournalBrokenError) this.broken = error;
+      throw error;
+    }
     for (const log of logs) active.logs.add(log);
   }
 
@@ -144,15 +155,20 @@ export class Journal {
    */
   async sync(): Promise<void> {
     if (this.broken !== null) throw this.broken;
-    const syncs: Array<Promise<void>> = [];
-    for (const { file } of this.live) if (file?.unsynced) syncs.push(file.sync());
-    if (this.directoryChanged) {
+    const pending = this.unsyncedFiles();
+    const syncs: Array<Promise<void>> = pending.map(({ file }) => file.syncData());
+    const directory = this.directoryChanged;
+    if (directory) {
       this.directoryChanged = false;
       syncs.push(syncDirectory(this.directory));
     }
     const results = await Promise.allSettled(syncs);
     const failed = results.find((result) => result.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    if (failed !== undefined) {
+      if (directory) this.directoryChanged = true;
+      throw failed.reason;
+    }
+    for (const { file, target } of pending) file.markSynced(target);
     this.allocate();
     this.maybeCheckpoint();
   }
@@ -164,18 +180,23 @@ export class Journal {
    */
   syncBlocking(): void {
     if (this.broken !== null) throw this.broken;
-    for (const { file } of this.live) if (file?.unsynced) file.syncBlocking();
+    const pending = this.unsyncedFiles();
+    for (const { file } of pending) file.syncDataBlocking();
     if (this.directoryChanged) {
-      const fd = fs.openSync(this.directory, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+      syncDirectoryNow(this.directory);
       this.directoryChanged = false;
     }
+    // Only now, every file and the directory being durable, do the records count as such.
+    for (const { file, target } of pending) file.markSynced(target);
     this.allocate();
     this.maybeCheckpoint();
+  }
+
+  /** The files with records not yet durable, and how far each is written now. */
+  private unsyncedFiles(): Array<{ file: JournalFile; target: number }> {
+    const pending: Array<{ file: JournalFile; target: number }> = [];
+    for (const { file } of this.live) if (file?.unsynced) pending.push({ file, target: file.position });
+    return pending;
   }
 
   /**

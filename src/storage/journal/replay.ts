@@ -37,6 +37,8 @@ export interface RecoveredFile {
 
 export interface JournalRecovery {
   files: RecoveredFile[];
+  /** Per partition key, the end of its last record in the journal (whether its log had it already or not). */
+  journaledEnds: Map<string, number>;
   /** The logs opened (and recovered) on the way, by key, still open: whoever owns them takes them over. */
   logs: Map<string, PartitionLog>;
   report: ReplayReport;
@@ -56,6 +58,7 @@ export interface JournalRecovery {
 export async function recoverJournal(directory: string, dataDir: string, config: LogConfig, logger: Logger): Promise<JournalRecovery> {
   const report: ReplayReport = { files: 0, records: 0, restored: 0, partitions: 0, gaps: [] };
   const files: RecoveredFile[] = [];
+  const journaledEnds = new Map<string, number>();
   const partitions = new Map<string, Replayed>();
   for (const sequence of listJournalFiles(directory).live) {
     report.files++;
@@ -72,6 +75,7 @@ export async function recoverJournal(directory: string, dataDir: string, config:
       if ('skipped' in replayed) return;
       const { log } = replayed;
       const info = readBatchInfo(entry.batch);
+      journaledEnds.set(entry.key, Math.max(journaledEnds.get(entry.key) ?? 0, info.baseOffset + info.recordCount));
       if (info.baseOffset + info.recordCount <= log.logEndOffset) return;
       // A damaged batch ends the file, as a damaged record does: nothing after it was acknowledged.
       if (!isBatchValid(entry.batch, 0, entry.batch.length)) return false;
@@ -90,6 +94,9 @@ export async function recoverJournal(directory: string, dataDir: string, config:
       report.restored++;
     });
   }
+  // The journal's own tail may be only in the page cache (the process died before a group commit
+  // ended): made durable now, before anything it holds becomes readable.
+  for (const { sequence } of files) syncFileNow(path.join(directory, journalFileName(sequence)));
   const logs = new Map<string, PartitionLog>();
   for (const [key, replayed] of partitions) {
     if (!('log' in replayed)) continue;
@@ -106,7 +113,7 @@ export async function recoverJournal(directory: string, dataDir: string, config:
         'journal checked after a crash: the segments had every batch',
       );
   }
-  return { files, logs, report };
+  return { files, journaledEnds, logs, report };
 }
 
 /**
@@ -152,10 +159,19 @@ function openPartition(dataDir: string, key: string, config: LogConfig, logger: 
   const relative = path.relative(path.resolve(dataDir), directory);
   if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative) || !fs.existsSync(directory)) {
     // A topic deleted since (or a key that is not a partition of this data directory).
-    logger.warn({ partition: key }, 'journal records for a partition that no longer exists are skipped');
+    logger.error({ partition: key }, 'the journal has records for a partition whose directory is gone: they are skipped');
     return { skipped: 'missing' };
   }
   return { log: PartitionLog.open(directory, config).log };
+}
+
+function syncFileNow(file: string): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Calls `visit` for each valid record of the file, in order, until the first invalid one or until `visit` returns false. */

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../src/logging/index.js';
 import {
   encodeKey,
@@ -9,6 +9,7 @@ import {
   JournalRecordWriter,
   PartitionLog,
   RecordBatchBuilder,
+  recoverJournal,
   replayJournal,
   type LogConfig,
 } from '../../../src/storage/index.js';
@@ -170,17 +171,20 @@ describe('the write-ahead journal', () => {
       }
       for (const spare of fs.readdirSync(worker.journalDir)) fs.rmSync(path.join(worker.journalDir, spare));
       fs.writeFileSync(journalFile, journalBytes);
-      await replayJournal(worker.journalDir, dataDir, config, logger);
-      return [...reopen(dataDir).values()].flat();
+      // What a worker does as it starts (no fsync: the journal keeps its files); the logs it opened hold the result.
+      const { logs } = await recoverJournal(worker.journalDir, dataDir, config, logger);
+      const ids = [...logs.values()].flatMap((log) => idsOf(log));
+      for (const log of logs.values()) log.close();
+      return ids;
     };
     const all = [...expected(2).values()].flat();
     const inJournalOrder = [0, 1, 2, 3, 4, 5].map((i) => `${Math.floor(i / 3)}:${PARTITIONS[i % 3]}#${Math.floor(i / 3)}`);
-    for (let cut = 0; cut <= written.length; cut += 7) {
+    for (let cut = 0; cut <= written.length; cut++) {
       const whole = ends.filter((end) => end <= cut).length;
       const restored = await restoredAfter(written.subarray(0, cut));
       expect(restored.sort(), `cut at ${cut}`).toEqual(inJournalOrder.slice(0, whole).sort());
     }
-    for (let at = 0; at < written.length; at += 5) {
+    for (let at = 0; at < written.length; at++) {
       const damaged = Buffer.from(written);
       damaged[at] = damaged[at]! ^ 0x5a;
       const before = ends.filter((end) => end <= at).length;
@@ -243,5 +247,36 @@ describe('the write-ahead journal', () => {
     loseUnsyncedSegmentWrites(dataDir);
     await replayJournal(worker.journalDir, dataDir, config, logger);
     expect(reopen(dataDir)).toEqual(expected(10));
+  });
+});
+
+describe('a failed journal write', () => {
+  const tempDir = useTempDirs();
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  it('leaves nothing readable of the request, even the whole records a short write got onto the disk', async () => {
+    const dataDir = tempDir();
+    const directory = path.join(dataDir, 'journal', '0');
+    // A short write (half of the request, then ENOSPC), as a full disk does it.
+    vi.resetModules();
+    vi.stubEnv('RILL_FAILPOINTS', 'write=short');
+    const faulty = await import('../../../src/storage/index.js');
+    const journal = faulty.Journal.open(directory, { fileBytes: 1024 * 1024 }, logger);
+    const records = new faulty.JournalRecordWriter();
+    for (let i = 0; i < 8; i++) {
+      const bytes = batch(`lost-${i}`);
+      records.add(faulty.encodeKey(PARTITIONS[0]!), bytes);
+    }
+    expect(() => journal.append(records, [])).toThrow(/ENOSPC/);
+    await journal.sync();
+    await journal.close(false);
+    fs.mkdirSync(path.join(dataDir, PARTITIONS[0]!), { recursive: true });
+    const { report, logs } = await recoverJournal(directory, dataDir, config, logger);
+    for (const log of logs.values()) log.close();
+    // Half of the request held four whole records: erased with the rest.
+    expect(report.records).toBe(0);
   });
 });
