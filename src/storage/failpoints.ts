@@ -14,7 +14,8 @@
  *   durability mode, the periodic sync under `interval`) and of a partition log segment (a
  *   checkpoint, a flush on shutdown). Not the syncs that repair after a failure (erasing journal
  *   records, cutting a log back). Actions: `error`: the call fails with an I/O error (EIO)
- *   without syncing; `off`: no fault.
+ *   without syncing; `every-<n>`: every n-th call fails so (the others sync), to fail one file
+ *   of several; `off`: no fault.
  * - `write`: every write of a batch to a partition log segment, as a full disk does it. Actions:
  *   `enospc`: the write fails with ENOSPC and writes nothing; `short`: half of the batch is
  *   written, then the write fails with ENOSPC; `off`: no fault.
@@ -23,9 +24,15 @@
  */
 
 export type FailpointName = 'fsync' | 'write';
-type Action = 'error' | 'enospc' | 'short' | 'off';
+type Action = 'error' | 'enospc' | 'short' | 'off' | `every-${number}`;
 
-const KNOWN: Record<FailpointName, readonly Action[]> = { fsync: ['error', 'off'], write: ['enospc', 'short', 'off'] };
+const KNOWN: Record<FailpointName, readonly string[]> = { fsync: ['error', 'every-<n>', 'off'], write: ['enospc', 'short', 'off'] };
+
+/** Whether `action` is one `name` takes (`every-<n>`: n a whole number from 1). */
+function takes(name: FailpointName, action: string): boolean {
+  if (name === 'fsync' && /^every-[1-9]\d*$/.test(action)) return true;
+  return KNOWN[name].includes(action) && action !== 'every-<n>';
+}
 
 function parse(text: string | undefined): ReadonlyMap<FailpointName, Action> | null {
   if (text === undefined || text.trim() === '') return null;
@@ -38,7 +45,7 @@ function parse(text: string | undefined): ReadonlyMap<FailpointName, Action> | n
     const action = entry.slice(equals + 1).trim();
     if (!Object.hasOwn(KNOWN, name)) continue;
     const actions = KNOWN[name as FailpointName];
-    if (!actions.includes(action as Action)) {
+    if (!takes(name as FailpointName, action)) {
       throw new Error(`RILL_FAILPOINTS: failpoint ${name} takes ${actions.join(' or ')}, not "${action}"`);
     }
     parsed.set(name as FailpointName, action as Action);
@@ -55,8 +62,15 @@ export const failpointsActive: boolean = failpoints !== null;
  * The error the failpoint `name` injects at `syscall`, or null when it injects nothing. Call it
  * only when `failpointsActive`.
  */
+let fsyncCalls = 0;
+
 export function failpointError(name: FailpointName, syscall: string): NodeJS.ErrnoException | null {
-  if (failpoints?.get(name) !== 'error') return null;
+  const action = failpoints?.get(name);
+  if (action === undefined || action === 'off') return null;
+  if (action.startsWith('every-')) {
+    fsyncCalls++;
+    if (fsyncCalls % Number(action.slice('every-'.length)) !== 0) return null;
+  } else if (action !== 'error') return null;
   return Object.assign(new Error(`EIO: i/o error, ${syscall} (injected by RILL_FAILPOINTS ${name}=error)`), {
     code: 'EIO',
     errno: -5,

@@ -280,3 +280,40 @@ describe('a failed journal write', () => {
     expect(report.records).toBe(0);
   });
 });
+
+describe('a failed group commit', () => {
+  const tempDir = useTempDirs();
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  it('erases the records of every journal file it covered when only one of them failed to sync', async () => {
+    const dataDir = tempDir();
+    const directory = path.join(dataDir, 'journal', '0');
+    fs.mkdirSync(path.join(dataDir, PARTITIONS[0]!), { recursive: true });
+    // Every second fdatasync fails: after a roll, the first file syncs and the second does not.
+    vi.resetModules();
+    vi.stubEnv('RILL_FAILPOINTS', 'fsync=every-2');
+    const faulty = await import('../../../src/storage/index.js');
+    const journal = faulty.Journal.open(directory, { fileBytes: 1024 * 1024 }, logger);
+    const records = new faulty.JournalRecordWriter();
+    let written = 0;
+    // Records of about 100 KiB: the eleventh rolls to a second file.
+    for (let i = 0; i < 12; i++) {
+      records.reset();
+      records.add(faulty.encodeKey(PARTITIONS[0]!), batch(`failed-${i}`, 100 * 1024));
+      journal.append(records, []);
+      written++;
+    }
+    expect(fs.readdirSync(directory).filter((f) => f.endsWith('.journal')).length).toBe(2);
+    expect(() => journal.syncBlocking()).toThrow(/EIO/);
+    journal.discardUnsynced(new Error('EIO'));
+    await journal.close(false);
+    const { report, logs } = await recoverJournal(directory, dataDir, config, logger);
+    for (const log of logs.values()) log.close();
+    expect(written).toBe(12);
+    // Nothing of the failed group commit survives, in either file.
+    expect(report.records).toBe(0);
+  });
+});
