@@ -34,7 +34,6 @@ export class Durability {
   private waiting: PendingAnswer[] = [];
   /** Partitions written since the last sync began. */
   private readonly dirty = new Set<OwnedPartition>();
-  private syncRunning = false;
   private syncScheduled = false;
   private readonly timer: NodeJS.Timeout | null = null;
 
@@ -45,7 +44,7 @@ export class Durability {
     private readonly logger: Logger,
   ) {
     if (mode !== 'fsync') {
-      const sync = mode === 'interval' ? () => void this.backgroundSync() : () => void (this.journal.hasFullFiles ? this.backgroundSync() : undefined);
+      const sync = mode === 'interval' ? () => this.backgroundSync() : () => (this.journal.hasFullFiles ? this.backgroundSync() : undefined);
       this.timer = setInterval(sync, mode === 'interval' ? intervalMs : OS_MODE_SYNC_MS);
       this.timer.unref();
     }
@@ -69,14 +68,10 @@ export class Durability {
     this.scheduleSync();
   }
 
-  /** Syncs what is written and waits for it (on shutdown). */
-  async drain(): Promise<void> {
-    if (this.mode === 'fsync') {
-      this.groupCommit();
-      return;
-    }
-    while (this.syncRunning) await new Promise((resolve) => setImmediate(resolve));
-    await this.backgroundSync();
+  /** Syncs what is written (on shutdown). */
+  drain(): void {
+    if (this.mode === 'fsync') this.groupCommit();
+    else this.backgroundSync();
   }
 
   stop(): void {
@@ -131,21 +126,19 @@ export class Durability {
     }
   }
 
-  /** The journal sync of `interval` and `os`: the answers went out already, so nothing is cut back. */
-  private async backgroundSync(): Promise<void> {
-    if (this.syncRunning) return;
-    this.syncRunning = true;
+  /**
+   * The journal sync of `interval` and `os`, on this thread as the group commit's: the answers
+   * went out already, so nothing is cut back.
+   */
+  private backgroundSync(): void {
     const logs = [...this.dirty];
-    const ends = logs.map((owned) => owned.log.logEndOffset);
     this.dirty.clear();
     try {
-      await this.journal.sync();
-      for (let i = 0; i < logs.length; i++) logs[i]!.log.markDurable(ends[i]!);
+      this.journal.syncBlocking();
+      for (const owned of logs) owned.log.markDurable(owned.log.logEndOffset);
     } catch (error) {
       for (const owned of logs) this.dirty.add(owned);
       this.logger.error({ err: error }, 'periodic journal fsync failed');
-    } finally {
-      this.syncRunning = false;
     }
   }
 }

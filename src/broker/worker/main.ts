@@ -161,7 +161,7 @@ function offsets(request: RequestMessage<'offsets'>): void {
 async function close(request: RequestMessage<'close'>): Promise<void> {
   clearInterval(retentionTimer);
   durability.stop();
-  await durability.drain().catch((error: unknown) => logger.error({ err: error }, 'the last journal sync failed'));
+  durability.drain();
   await journal.stopCheckpoints();
   const clean = await partitions.close();
   // Every log's segments hold what the journal held: its files become spares. Otherwise the next start replays them.

@@ -140,15 +140,6 @@ export class JournalFile {
    * (`markSynced`) once every file and the directory of a group commit have synced, so that a
    * failure in any of them erases the records of all (`discardUnsynced`).
    */
-  async syncData(): Promise<void> {
-    if (failpointsActive) {
-      const injected = failpointError('fsync', 'fdatasync');
-      if (injected !== null) throw injected;
-    }
-    await this.fdatasync();
-  }
-
-  /** As `syncData`, on the calling thread (a broker worker's group commit: see Durability). */
   syncDataBlocking(): void {
     if (failpointsActive) {
       const injected = failpointError('fsync', 'fdatasync');

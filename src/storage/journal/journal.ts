@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
-import { syncDirectory, syncDirectoryNow } from '../sync-directory.js';
+import { syncDirectoryNow } from '../sync-directory.js';
 import { JournalBrokenError, JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
 import type { JournalRecordWriter } from './journal-record.js';
 
@@ -151,32 +151,9 @@ export class Journal {
   /**
    * Makes every record written so far durable: one fdatasync of each file with unsynced records
    * (the active one, and the previous one just after a roll), and of the directory after a file
-   * was created or renamed.
-   */
-  async sync(): Promise<void> {
-    if (this.broken !== null) throw this.broken;
-    const pending = this.unsyncedFiles();
-    const syncs: Array<Promise<void>> = pending.map(({ file }) => file.syncData());
-    const directory = this.directoryChanged;
-    if (directory) {
-      this.directoryChanged = false;
-      syncs.push(syncDirectory(this.directory));
-    }
-    const results = await Promise.allSettled(syncs);
-    const failed = results.find((result) => result.status === 'rejected');
-    if (failed !== undefined) {
-      if (directory) this.directoryChanged = true;
-      throw failed.reason;
-    }
-    for (const { file, target } of pending) file.markSynced(target);
-    this.allocate();
-    this.maybeCheckpoint();
-  }
-
-  /**
-   * As `sync`, on the calling thread: what a broker worker's group commit uses, since the worker
-   * has nothing else to do meanwhile (appends that arrive queue up for the next one), and a wait
-   * on libuv's pool would add two thread hand-offs to every acknowledgment's latency.
+   * was created or renamed. On the calling thread: a broker worker has nothing else to do
+   * meanwhile (appends that arrive queue up for the next sync), and a wait on libuv's pool would
+   * add two thread hand-offs to every acknowledgment's latency.
    */
   syncBlocking(): void {
     if (this.broken !== null) throw this.broken;

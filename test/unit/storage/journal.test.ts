@@ -131,7 +131,7 @@ describe('the write-ahead journal', () => {
     const dataDir = tempDir();
     const worker = new Worker(dataDir);
     for (let i = 0; i < 50; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
-    await worker.journal.sync();
+    worker.journal.syncBlocking();
     // A crash: nothing closed; the segments lose every write (none was fsynced).
     loseUnsyncedSegmentWrites(dataDir);
     expect(reopen(dataDir).get(PARTITIONS[0]!)).toEqual([]);
@@ -148,7 +148,7 @@ describe('the write-ahead journal', () => {
     const dataDir = tempDir();
     const worker = new Worker(dataDir);
     for (let i = 0; i < 20; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
-    await worker.journal.sync();
+    worker.journal.syncBlocking();
     const report = await replayJournal(worker.journalDir, dataDir, config, logger);
     expect(report).toMatchObject({ records: 60, restored: 0 });
     expect(reopen(dataDir)).toEqual(expected(20));
@@ -159,7 +159,7 @@ describe('the write-ahead journal', () => {
     const worker = new Worker(dataDir);
     const ends: number[] = [];
     for (let i = 0; i < 6; i++) ends.push((ends.at(-1) ?? 0) + worker.append([PARTITIONS[i % 3]!], (key) => `${key}#${Math.floor(i / 3)}`));
-    await worker.journal.sync();
+    worker.journal.syncBlocking();
     loseUnsyncedSegmentWrites(dataDir);
     const journalFile = path.join(worker.journalDir, '00000000000000000000.journal');
     const written = fs.readFileSync(journalFile).subarray(0, ends.at(-1));
@@ -202,14 +202,11 @@ describe('the write-ahead journal', () => {
     // About 3.5 MiB of records: three rolls.
     for (; i < 12_000; i++) {
       worker.append(PARTITIONS, (key) => `${key}#${i}`);
-      if (i % 1000 === 999) await worker.journal.sync();
+      if (i % 1000 === 999) worker.journal.syncBlocking();
     }
-    await worker.journal.sync();
-    // The checkpoints run in the background: wait for full files to be let go.
-    for (let tries = 0; tries < 200 && worker.journal.hasFullFiles; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      await worker.journal.sync();
-    }
+    worker.journal.syncBlocking();
+    // The checkpoints run in the background, one file after the other: wait for them to end.
+    await worker.journal.settled();
     expect(worker.journal.hasFullFiles).toBe(false);
     const files = fs.readdirSync(worker.journalDir).sort();
     expect(files.filter((f) => f.endsWith('.spare')).length).toBeGreaterThan(0);
@@ -219,7 +216,7 @@ describe('the write-ahead journal', () => {
     // More records: the next roll reuses a spare (its stale records carry an older file sequence).
     const spares = files.filter((f) => f.endsWith('.spare'));
     for (let j = 0; j < 4000; j++, i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
-    await worker.journal.sync();
+    worker.journal.syncBlocking();
     const after = fs.readdirSync(worker.journalDir);
     expect(after.filter((f) => f.endsWith('.journal')).length).toBeGreaterThan(1);
     expect(spares.filter((f) => after.includes(f)).length, 'spares reused').toBeLessThan(spares.length);
@@ -236,7 +233,7 @@ describe('the write-ahead journal', () => {
     const dataDir = tempDir();
     const worker = new Worker(dataDir);
     for (let i = 0; i < 10; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
-    await worker.journal.sync();
+    worker.journal.syncBlocking();
     for (let i = 10; i < 20; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
     // As Durability does after a failed fdatasync: the journal erases, the logs cut back to their durable end.
     worker.journal.discardUnsynced(new Error('EIO'));
@@ -271,7 +268,7 @@ describe('a failed journal write', () => {
       records.add(faulty.encodeKey(PARTITIONS[0]!), bytes);
     }
     expect(() => journal.append(records, [])).toThrow(/ENOSPC/);
-    await journal.sync();
+    journal.syncBlocking();
     await journal.close(false);
     fs.mkdirSync(path.join(dataDir, PARTITIONS[0]!), { recursive: true });
     const { report, logs } = await recoverJournal(directory, dataDir, config, logger);
