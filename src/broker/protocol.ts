@@ -1,4 +1,5 @@
 import type { StorageConfig } from '../config/index.js';
+import type { CompressionCodec } from '../storage/index.js';
 
 /*
  * The one contract between the gateway thread (broker/front) and the broker workers
@@ -20,6 +21,8 @@ export interface PartitionAssignment {
   topic: string;
   partition: number;
   directory: string;
+  /** How the worker compresses the batches it stores in this partition. */
+  compression: CompressionCodec;
 }
 
 export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error' | 'disk-full';

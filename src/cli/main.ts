@@ -3,6 +3,8 @@ import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig, type ConfigOverrides } from '../config/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 import { type RillServer, StartupError, startServer } from '../server/index.js';
+import { runDumpSegment } from './dump-segment.js';
+import { runMigrate } from './migrate.js';
 import { runTail } from './tail.js';
 
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -26,6 +28,14 @@ const USAGE = `Usage:
   rill tail <topic> [--url ws://127.0.0.1:8080/stomp] [--from earliest|latest|offset:N|timestamp:MS]
             [--partition P] [--no-follow] [--json]
       Prints what a topic holds, one message a line. --no-follow exits at the end of the log.
+
+  rill migrate [--config FILE] [--data-dir DIR]
+      Converts a data directory written by Rill before 0.2 (its own record format) to Kafka's
+      RecordBatch v2, partition by partition; safe to interrupt and run again. The broker must be stopped.
+
+  rill dump-segment FILE [--records] [--from-offset N]
+      Prints a segment file's batches (and with --records, their records) as JSON lines, as
+      Kafka's kafka-dump-log does.
 `;
 
 /** Runs the CLI; resolves to the process exit code. */
@@ -36,6 +46,10 @@ export async function main(argv: string[]): Promise<number> {
       return start(rest);
     case 'tail':
       return runTail(rest);
+    case 'migrate':
+      return runMigrate(rest);
+    case 'dump-segment':
+      return runDumpSegment(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -140,13 +140,22 @@ const storage = z
   })
   .strict();
 
+const compressionCodec = z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd']);
+
 const topics = z
   .object({
     autoCreate: z.boolean().default(true),
     defaultPartitions: z.number().int().min(1).max(10_000).default(4),
     /** Records without a key: `sticky` (Kafka's default: a turn's records to one partition, the next turn to the next) or `round-robin`. */
     keylessPartitioner: z.enum(['sticky', 'round-robin']).default('sticky'),
-    definitions: z.array(z.object({ name: topicName, partitions: z.number().int().min(1).max(10_000) }).strict()).default([]),
+    /**
+     * How the broker compresses the record batches it stores (Kafka's codecs; `none` by default).
+     * Batches are read whatever their codec.
+     */
+    compression: compressionCodec.default('none'),
+    definitions: z
+      .array(z.object({ name: topicName, partitions: z.number().int().min(1).max(10_000), compression: compressionCodec.optional() }).strict())
+      .default([]),
   })
   .strict();
 

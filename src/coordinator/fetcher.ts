@@ -105,12 +105,11 @@ export class Fetcher {
         continue;
       }
       if (result.batches === null || records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) continue;
-      let next = position;
-      forEachRecord(result.batches, position, (record) => {
+      // Past the last record taken, or past transaction markers that end the batches read.
+      const next = forEachRecord(result.batches, position, (record) => {
         if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) return false;
         records.push({ topic: tp.topic, partition: tp.partition, ...record });
         bytes += record.value.length;
-        next = record.offset + 1;
         return true;
       });
       member.positions.set(tpKey(tp), next);

@@ -130,9 +130,8 @@ export function brokerOffsetLog(broker: Omit<LogAccess, 'watch'>, clock: Clock =
       while (offset < logEndOffset) {
         const result = await broker.read(topic, 0, offset, 4 * 1024 * 1024);
         if (result.batches === null) break;
-        forEachRecord(result.batches, offset, (record) => {
+        offset = forEachRecord(result.batches, offset, (record) => {
           visit(record.key ?? '', record.value.length === 0 ? null : record.value.toString('utf8'));
-          offset = record.offset + 1;
         });
       }
     },

@@ -8,6 +8,7 @@ import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/i
 import { Gateway, httpRoutes } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError } from '../storage/index.js';
+import { LegacyDataFormatError } from '../storage/index.js';
 
 const SERVER_NAME = 'rill/0.1.0';
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
@@ -98,7 +99,7 @@ function lockDataDirectory(dataDir: string, logger: Logger): DataDirectoryLock {
 
 /** Starts the parts in order; `started` collects how to stop each one, for a start-up that fails half-way. */
 async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryLock, started: Array<() => unknown>): Promise<RillServer> {
-  const broker = await Broker.start(config, logger);
+  const broker = await startBroker(config, logger);
   started.push(() => broker.close());
   const { coordinator: settings } = config;
   const coordinator = new GroupCoordinator(
@@ -198,6 +199,18 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
       return closing;
     },
   };
+}
+
+/** Starts the broker; a data directory in the old record format is the operator's to convert, with the command named. */
+async function startBroker(config: RillConfig, logger: Logger): Promise<Broker> {
+  try {
+    return await Broker.start(config, logger);
+  } catch (error) {
+    if (error instanceof LegacyDataFormatError) {
+      throw new StartupError(error.problem, 'storage.dataDir', `convert it with \`${error.command}\``, 'to use another directory');
+    }
+    throw error;
+  }
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {

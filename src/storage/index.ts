@@ -4,11 +4,22 @@ export {
   RecordBatchBuilder,
   forEachRecord,
   readBatchInfo,
+  readBatchProducer,
+  readControlMarker,
+  buildControlBatch,
+  isBatchValid,
+  isControlBatch,
+  claimedBatchSize,
+  CorruptRecordsError,
+  compressBatch,
+  setBaseOffset,
   BATCH_HEADER_BYTES,
   type BatchInfo,
+  type CompressionCodec,
+  type ControlMarker,
   type RecordHeaders,
   type StoredRecord,
-} from './record-batch.js';
+} from './record-batch/index.js';
 export { TopicCatalog, type TopicDefinition } from './topic-catalog.js';
 export { DataDirectoryLock, DataDirectoryLockedError, DataDirectoryAccessError, type LockHolder } from './data-directory-lock.js';
 export {
@@ -26,3 +37,4 @@ export {
   type TakenOverFile,
 } from './journal/index.js';
 export { configureOpenFiles, MIN_OPEN_FILES } from './open-files.js';
+export { assertCurrentDataFormat, LegacyDataFormatError, migrateDataDirectory, type MigrationReport } from './migration/index.js';

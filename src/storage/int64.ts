@@ -11,3 +11,14 @@ export function writeInt64(buffer: Buffer, value: number, position: number): voi
 export function readInt64(buffer: Buffer, position: number): number {
   return buffer.readInt32LE(position + 4) * TWO_32 + buffer.readUInt32LE(position);
 }
+
+/** Big-endian, as Kafka's record batches store them. */
+export function writeInt64BE(buffer: Buffer, value: number, position: number): void {
+  const high = Math.floor(value / TWO_32);
+  buffer.writeInt32BE(high, position);
+  buffer.writeUInt32BE(value - high * TWO_32, position + 4);
+}
+
+export function readInt64BE(buffer: Buffer, position: number): number {
+  return buffer.readInt32BE(position) * TWO_32 + buffer.readUInt32BE(position + 4);
+}

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { failpointError, failpointsActive, noSpaceError, writeFailpoint } from './failpoints.js';
 import { OffsetIndex } from './offset-index.js';
 import { openFiles, type CachedFile } from './open-files.js';
-import { BATCH_HEADER_BYTES, claimedBatchSize, isBatchValid, readBatchInfo, type BatchInfo } from './record-batch.js';
+import { BATCH_HEADER_BYTES, claimedBatchSize, isBatchValid, readBatchInfo, type BatchInfo } from './record-batch/index.js';
 import { TimeIndex } from './time-index.js';
 
 const SCAN_CHUNK_BYTES = 1024 * 1024;
@@ -177,7 +177,7 @@ export class LogSegment {
       const info = readBatchInfo(chunk, local);
       if (info.baseOffset !== nextOffset || !isBatchValid(chunk, local, size)) break;
       visit(info, at);
-      nextOffset = info.baseOffset + info.recordCount;
+      nextOffset = info.nextOffset;
       if (info.maxTimestamp > maxTimestamp) maxTimestamp = info.maxTimestamp;
       at += size;
     }
@@ -272,7 +272,7 @@ export class LogSegment {
       this.bytesSinceIndexEntry = 0;
     }
     this.bytesSinceIndexEntry += info.size;
-    const lastOffset = info.baseOffset + info.recordCount - 1;
+    const lastOffset = info.nextOffset - 1;
     this.timeIndex.maybeAppend(info.maxTimestamp, lastOffset);
     this.nextOffset = lastOffset + 1;
     if (info.maxTimestamp > this.maxTimestamp) this.maxTimestamp = info.maxTimestamp;
@@ -287,7 +287,7 @@ export class LogSegment {
     while (position + BATCH_HEADER_BYTES <= this.size) {
       fs.readSync(this.file.fd, header, 0, BATCH_HEADER_BYTES, position);
       const info = readBatchInfo(header);
-      if (info.baseOffset + info.recordCount > offset) return position;
+      if (info.nextOffset > offset) return position;
       position += info.size;
     }
     return this.size;

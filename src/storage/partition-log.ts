@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OffsetOutOfRangeError } from './errors.js';
 import { LogSegment, SegmentDamagedError } from './log-segment.js';
-import { forEachRecord, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch.js';
+import { forEachRecord, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch/index.js';
 import { syncDirectory, syncDirectoryNow } from './sync-directory.js';
 
 export interface LogConfig {
@@ -434,7 +434,7 @@ function lastOffsetIn(batches: Buffer): number {
   let last = -1;
   while (position + BATCH_HEADER_BYTES <= batches.length) {
     const info = readBatchInfo(batches, position);
-    last = info.baseOffset + info.recordCount - 1;
+    last = info.nextOffset - 1;
     position += info.size;
   }
   return last;

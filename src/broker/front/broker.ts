@@ -2,7 +2,15 @@ import path from 'node:path';
 import { resolveDataDir, type RillConfig } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
-import { BATCH_HEADER_BYTES, configureOpenFiles, RecordBatchBuilder, replayJournals, TopicCatalog, type RecordHeaders } from '../../storage/index.js';
+import {
+  assertCurrentDataFormat,
+  BATCH_HEADER_BYTES,
+  configureOpenFiles,
+  RecordBatchBuilder,
+  replayJournals,
+  TopicCatalog,
+  type RecordHeaders,
+} from '../../storage/index.js';
 import { fitOpenFiles } from './descriptor-budget.js';
 import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { PartitionAssignment, PartitionOffsets, WorkerFailure } from '../protocol.js';
@@ -111,6 +119,8 @@ export class Broker implements PartitionPlacement {
    */
   static async start(config: RillConfig, logger: Logger): Promise<Broker> {
     const dataDir = resolveDataDir(config);
+    // Before anything opens a log or replays a journal: the new code would cut old batches off as corrupt.
+    assertCurrentDataFormat(dataDir, config.storage.dataDir);
     // Every thread's cache of open segment files (the workers', and this thread's for the journal
     // replay), fitted to the process's open-file limit (descriptor-budget.ts).
     const openFilesPerWorker = fitOpenFiles(config.storage.openFilesPerWorker, config.brokers.workers, logger);

@@ -2,7 +2,7 @@ import murmurhash3 from 'murmurhash3js';
 import { topicName } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
-import type { TopicCatalog, TopicDefinition } from '../../storage/index.js';
+import type { CompressionCodec, TopicCatalog, TopicDefinition } from '../../storage/index.js';
 import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
 
@@ -33,6 +33,9 @@ export interface TopicPolicy {
   maxTopics: number;
   /** `limits.maxPartitions`: partitions of all topics together beyond which creating or growing a topic is refused. */
   maxPartitions: number;
+  /** `topics.compression`, unless the topic's definition names its own. */
+  compression: CompressionCodec;
+  definitions: ReadonlyArray<{ name: string; compression?: CompressionCodec | undefined }>;
 }
 
 /**
@@ -196,12 +199,15 @@ export class TopicRegistry {
   private openPartitions(topic: RegisteredTopic, count: number): void {
     const topicHash = murmurhash3.x86.hash32(topic.name) >>> 0;
     const byWorker = new Map<number, PartitionAssignment[]>();
+    const compression = isInternal(topic.name)
+      ? 'none'
+      : (this.policy.definitions.find((definition) => definition.name === topic.name)?.compression ?? this.policy.compression);
     for (let partition = topic.partitions; partition < count; partition++) {
       const id = this.nextPartitionId++;
       const worker = (topicHash + partition) % this.placement.workerCount;
       topic.partitionIds.push(id);
       const list = byWorker.get(worker) ?? [];
-      list.push({ id, topic: topic.name, partition, directory: this.catalog.partitionDirectory(topic.name, partition) });
+      list.push({ id, topic: topic.name, partition, directory: this.catalog.partitionDirectory(topic.name, partition), compression });
       byWorker.set(worker, list);
     }
     topic.partitions = count;

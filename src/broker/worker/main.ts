@@ -92,8 +92,8 @@ function append(request: RequestMessage<'append'>): void {
       baseOffsets.push(outcome.baseOffset);
       failures.push(null);
       written.push(outcome.owned);
-      // The batch as stamped with its offsets by the append.
-      journalRecords.add(outcome.owned.journalKey, Buffer.from(batch.buffer, batch.byteOffset, batch.byteLength));
+      // The bytes the segment got: stamped with their offsets, compressed if the topic says so.
+      journalRecords.add(outcome.owned.journalKey, outcome.stored);
     }
   }
   if (journalRecords.byteLength > 0) journalAppend(baseOffsets, failures, written);

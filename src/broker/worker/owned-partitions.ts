@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
-import { encodeKey, OffsetOutOfRangeError, PartitionLog, type LogConfig } from '../../storage/index.js';
+import { compressBatch, encodeKey, OffsetOutOfRangeError, PartitionLog, setBaseOffset, type LogConfig } from '../../storage/index.js';
 import type { CallReply, PartitionAssignment, WorkerFailure } from '../protocol.js';
 import { failureOf } from './failures.js';
 
@@ -94,12 +94,20 @@ export class OwnedPartitions {
   }
 
   /** Appends one batch; returns its base offset or the failure. */
-  append(id: number, bytes: Uint8Array, now: number): { baseOffset: number; owned: OwnedPartition } | WorkerFailure {
+  /**
+   * Appends one batch, compressed first if the topic says so; returns its base offset and the bytes
+   * stored (for the journal), or the failure. The batch handed in gets its base offset either way:
+   * the front gives it, as it is, to readers waiting for it.
+   */
+  append(id: number, bytes: Uint8Array, now: number): { baseOffset: number; owned: OwnedPartition; stored: Buffer } | WorkerFailure {
     const owned = this.partitions.get(id);
     if (owned === undefined) return UNKNOWN_PARTITION;
     try {
-      const info = owned.log.append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), now);
-      return { baseOffset: info.baseOffset, owned };
+      const batch = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const stored = compressBatch(batch, owned.assignment.compression);
+      const info = owned.log.append(stored, now);
+      if (stored !== batch) setBaseOffset(batch, info.baseOffset);
+      return { baseOffset: info.baseOffset, owned, stored };
     } catch (error) {
       const failure = failureOf(error, 'storage error');
       // A full disk is an ordinary state, logged by the worker once per episode, not per batch.

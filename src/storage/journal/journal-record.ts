@@ -1,9 +1,10 @@
 import { crc32c } from '@node-rs/crc32';
-import { BATCH_HEADER_BYTES, claimedBatchSize } from '../record-batch.js';
+import { BATCH_HEADER_BYTES, claimedBatchSize } from '../record-batch/index.js';
 
 /*
  * A journal record: one record batch, already stamped with its offsets, and the partition it was
- * appended to. Integers are little-endian, as in the segments:
+ * appended to. The journal's own integers are little-endian
+ * (the batch inside is Kafka's RecordBatch v2, big-endian):
  *
  *   0 recordLength uint32   the whole record, this field included
  *   4 crc uint32            CRC32C of bytes 8 to the batch's own CRC, included (the batch's
@@ -21,8 +22,11 @@ const OFFSET_OF_SEQUENCE = 8;
 const OFFSET_OF_KEY_LENGTH = 12;
 const RECORD_HEADER_BYTES = 14;
 const MAX_KEY_BYTES = 0xffff;
-/** The batch's baseOffset (8), batchLength (4) and CRC (4): the bytes its own CRC does not cover, and the CRC itself. */
-const BATCH_CRC_END = 16;
+/**
+ * The batch's baseOffset (8), batchLength (4), partitionLeaderEpoch (4), magic (1) and CRC (4):
+ * the bytes its own CRC does not cover (it starts at the attributes, byte 21), and the CRC itself.
+ */
+const BATCH_CRC_END = 21;
 
 export interface JournalEntry {
   /** The partition's directory relative to the data directory. */

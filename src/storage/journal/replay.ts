@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
 import { PartitionLog, type LogConfig } from '../partition-log.js';
-import { isBatchValid, readBatchInfo } from '../record-batch.js';
+import { isBatchValid, readBatchInfo } from '../record-batch/index.js';
 import { JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
 import { readJournalRecord, type JournalEntry } from './journal-record.js';
 
@@ -75,8 +75,8 @@ export async function recoverJournal(directory: string, dataDir: string, config:
       if ('skipped' in replayed) return;
       const { log } = replayed;
       const info = readBatchInfo(entry.batch);
-      journaledEnds.set(entry.key, Math.max(journaledEnds.get(entry.key) ?? 0, info.baseOffset + info.recordCount));
-      if (info.baseOffset + info.recordCount <= log.logEndOffset) return;
+      journaledEnds.set(entry.key, Math.max(journaledEnds.get(entry.key) ?? 0, info.nextOffset));
+      if (info.nextOffset <= log.logEndOffset) return;
       // A damaged batch ends the file, as a damaged record does: nothing after it was acknowledged.
       if (!isBatchValid(entry.batch, 0, entry.batch.length)) return false;
       if (info.baseOffset !== log.logEndOffset) {

@@ -21,7 +21,7 @@ function registry(policy: Partial<TopicPolicy> = {}, options: { dir?: string; lo
   const catalog = new TopicCatalog(dir);
   const topics = new TopicRegistry(
     catalog,
-    { autoCreate: true, defaultPartitions: 3, maxTopics: 10_000, maxPartitions: 100_000, ...policy },
+    { autoCreate: true, defaultPartitions: 3, maxTopics: 10_000, maxPartitions: 100_000, compression: 'none', definitions: [], ...policy },
     {
       workerCount: 2,
       place: (topic: Topic, assignments) => {

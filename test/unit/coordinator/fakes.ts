@@ -11,7 +11,7 @@ import {
   type TimerHandle,
 } from '../../../src/coordinator/index.js';
 import { forEachRecord, RecordBatchBuilder } from '../../../src/storage/index.js';
-import { stampBatch } from '../../../src/storage/record-batch.js';
+import { buildControlBatch, stampBatch } from '../../../src/storage/record-batch/index.js';
 
 type Topic = NonNullable<ReturnType<LogAccess['topics']['get']>>;
 type ReadResult = Awaited<ReturnType<LogAccess['read']>>;
@@ -184,6 +184,19 @@ class MemoryLog implements LogAccess {
     const value = typeof record.value === 'string' ? Buffer.from(record.value) : record.value;
     builder.append(record.timestamp ?? 0, record.key ?? null, record.messageId ?? null, record.headers ?? null, value);
     const batch = Buffer.from(builder.finish());
+    const offset = stored.end;
+    stampBatch(batch, offset);
+    stored.batches.push(batch);
+    stored.end = offset + 1;
+    for (const watcher of [...stored.watchers]) watcher(stored.end, batch, offset);
+    return offset;
+  }
+
+  /** Stores a transaction marker (a control batch): it takes an offset, as Kafka's do. */
+  appendMarker(topicName: string, partition: number, type: 'commit' | 'abort'): number {
+    const topic = this.topic(topicName) ?? this.createTopic(topicName, partition + 1);
+    const stored = this.partition(topic, partition);
+    const batch = buildControlBatch({ type, producerId: 1, producerEpoch: 0, coordinatorEpoch: 0, timestamp: 0 });
     const offset = stored.end;
     stampBatch(batch, offset);
     stored.batches.push(batch);

@@ -55,6 +55,29 @@ describe('long polls on fake time', () => {
     expect(second.records.map((r) => r.offset)).toEqual([4]);
   });
 
+  it('steps over transaction markers: never pulled as messages, and the position moves past them', async () => {
+    const { clock, log, coordinator } = await startCoordinator();
+    log.createTopic('t', 1);
+    log.append('t', 0, { value: 'v0' });
+    log.appendMarker('t', 0, 'commit');
+    // Auto-commit shows the member's position: it commits it before each pull once 10 ms have passed.
+    await coordinator.createGroup('g', { autoCommitIntervalMs: 10 });
+    await coordinator.join('g', 'm', { topics: ['t'] });
+    const first = await coordinator.pull('m', { maxWaitMs: 0 });
+    expect(first.records.map((r) => [r.offset, r.value.toString()])).toEqual([[0, 'v0']]);
+    log.append('t', 0, { value: 'v2' });
+    log.appendMarker('t', 0, 'abort');
+    const second = await coordinator.pull('m', { maxWaitMs: 0 });
+    expect(second.records.map((r) => [r.offset, r.value.toString()])).toEqual([[2, 'v2']]);
+    // Nothing but a marker left: the pull is empty, and the position is past the marker (a reader
+    // that stopped before it would read it again and again, and lag would never reach 0).
+    const third = await coordinator.pull('m', { maxWaitMs: 0 });
+    expect(third.records).toEqual([]);
+    await clock.advance(10);
+    await coordinator.pull('m', { maxWaitMs: 0 });
+    expect((await coordinator.lag('g'))[0]).toMatchObject({ offset: 4, logEndOffset: 4, lag: 0 });
+  });
+
   it('answers a waiting long poll at once when the coordinator stops (the broker shuts down)', async () => {
     const { clock, log, coordinator } = await startCoordinator();
     log.createTopic('t', 1);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { LogSegment } from '../../../src/storage/log-segment.js';
 import { OffsetIndex } from '../../../src/storage/offset-index.js';
-import { stampBatch } from '../../../src/storage/record-batch.js';
+import { stampBatch } from '../../../src/storage/record-batch/index.js';
 import { TimeIndex } from '../../../src/storage/time-index.js';
 import { forEachRecord, PartitionLog, readBatchInfo, RecordBatchBuilder, type LogConfig } from '../../../src/storage/index.js';
 import { useTempDirs } from '../../helpers/temp-dir.js';

@@ -132,8 +132,8 @@ export abstract class PartitionFeed implements Subscription {
         }
         if (result.logEndOffset > cursor.end) cursor.end = result.logEndOffset;
         if (result.batches !== null) {
-          forEachRecord(result.batches, cursor.next, (record) => void cursor.queue.push(record));
-          if (cursor.queue.length > 0) cursor.next = cursor.queue[cursor.queue.length - 1]!.offset + 1;
+          // Past the last record, or past transaction markers, which take offsets but are never delivered.
+          cursor.next = forEachRecord(result.batches, cursor.next, (record) => void cursor.queue.push(record));
         }
         this.pump(cursor);
       },

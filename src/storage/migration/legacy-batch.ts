@@ -1,8 +1,10 @@
 import { crc32c } from '@node-rs/crc32';
-import { readInt64, writeInt64 } from './int64.js';
+import { readInt64, writeInt64 } from '../int64.js';
 
 /*
- * On-disk and in-transit format, modelled on Kafka's RecordBatch v2 (all integers little-endian):
+ * The record format of Rill before 0.2 (its own, modelled on Kafka's RecordBatch v2, all integers
+ * little-endian). Kept only to read data directories written in it (`rill migrate`); the builder
+ * and `stampBatch` write it, for the tests that make such directories.
  *
  *  batch:  0 baseOffset int64     set by the partition log when it appends
  *          8 batchLength int32    bytes after this field
@@ -18,11 +20,11 @@ import { readInt64, writeInt64 } from './int64.js';
  *          headerCount uint16 + (nameLength uint16, name, valueLength uint32, value)*,
  *          valueLength int32 + value
  *
- * Producers' batches are built in this format on the gateway thread, so the broker worker only
- * stamps the base offset and CRC before writing the bytes it was handed.
+ * Offsets inside a batch are consecutive: its records are at baseOffset, baseOffset + 1, ...
  */
 export const BATCH_HEADER_BYTES = 40;
-const BATCH_MAGIC = 1;
+/** At byte 16 in both formats: 1 here, 2 in Kafka's RecordBatch v2. */
+export const LEGACY_BATCH_MAGIC = 1;
 const OFFSET_OF_LENGTH = 8;
 const OFFSET_OF_CRC = 12;
 const OFFSET_OF_MAGIC = 16;
@@ -32,7 +34,7 @@ const OFFSET_OF_MAX_TIMESTAMP = 32;
 /** Bytes before batchLength's count starts (baseOffset and batchLength itself). */
 const BATCH_LENGTH_PREFIX = 12;
 
-export type RecordHeaders = ReadonlyArray<readonly [string, string]>;
+type RecordHeaders = ReadonlyArray<readonly [string, string]>;
 
 export interface StoredRecord {
   offset: number;
@@ -48,10 +50,9 @@ export interface BatchInfo {
   /** Whole size of the batch in bytes, header included. */
   size: number;
   recordCount: number;
-  maxTimestamp: number;
 }
 
-/** Builds one record batch in a growable buffer that can be transferred to another thread. */
+/** Builds one record batch in a growable buffer. */
 export class RecordBatchBuilder {
   private buffer: Buffer;
   private position = BATCH_HEADER_BYTES;
@@ -59,18 +60,8 @@ export class RecordBatchBuilder {
   private firstTimestamp = 0;
   private maxTimestamp = 0;
 
-  /** Builds into `reuse` when it is large enough (a buffer a worker handed back), else a new one. */
-  constructor(initialCapacity = 16 * 1024, reuse?: ArrayBuffer) {
-    const capacity = Math.max(initialCapacity, BATCH_HEADER_BYTES);
-    this.buffer = Buffer.from(reuse !== undefined && reuse.byteLength >= capacity ? reuse : new ArrayBuffer(capacity));
-  }
-
-  get recordCount(): number {
-    return this.count;
-  }
-
-  get byteLength(): number {
-    return this.position;
+  constructor(initialCapacity = 16 * 1024) {
+    this.buffer = Buffer.alloc(Math.max(initialCapacity, BATCH_HEADER_BYTES));
   }
 
   append(timestamp: number, key: string | null, messageId: string | null, headers: RecordHeaders | null, value: Buffer): void {
@@ -119,7 +110,7 @@ export class RecordBatchBuilder {
     writeInt64(buffer, 0, 0);
     buffer.writeInt32LE(this.position - BATCH_LENGTH_PREFIX, OFFSET_OF_LENGTH);
     buffer.writeUInt32LE(0, OFFSET_OF_CRC);
-    buffer.writeUInt8(BATCH_MAGIC, OFFSET_OF_MAGIC);
+    buffer.writeUInt8(LEGACY_BATCH_MAGIC, OFFSET_OF_MAGIC);
     buffer.writeUInt8(0, OFFSET_OF_MAGIC + 1);
     buffer.writeUInt16LE(0, OFFSET_OF_MAGIC + 2);
     buffer.writeInt32LE(this.count, OFFSET_OF_COUNT);
@@ -130,7 +121,7 @@ export class RecordBatchBuilder {
 
   private ensure(extra: number): void {
     if (this.position + extra <= this.buffer.length) return;
-    const grown = Buffer.from(new ArrayBuffer(Math.max(this.buffer.length * 2, this.position + extra)));
+    const grown = Buffer.alloc(Math.max(this.buffer.length * 2, this.position + extra));
     this.buffer.copy(grown, 0, 0, this.position);
     this.buffer = grown;
   }
@@ -146,7 +137,7 @@ function writeString(buffer: Buffer, text: string | null, position: number): num
   return position + 4 + length;
 }
 
-/** Sets the base offset and seals the batch with its CRC; done by the log on append. */
+/** Sets the base offset and seals the batch with its CRC, as the old partition log did on append. */
 export function stampBatch(batch: Buffer, baseOffset: number): void {
   writeInt64(batch, baseOffset, 0);
   batch.writeUInt32LE(crc32c(batch.subarray(OFFSET_OF_MAGIC)), OFFSET_OF_CRC);
@@ -157,7 +148,6 @@ export function readBatchInfo(buffer: Buffer, position = 0): BatchInfo {
     baseOffset: readInt64(buffer, position),
     size: buffer.readInt32LE(position + OFFSET_OF_LENGTH) + BATCH_LENGTH_PREFIX,
     recordCount: buffer.readInt32LE(position + OFFSET_OF_COUNT),
-    maxTimestamp: readInt64(buffer, position + OFFSET_OF_MAX_TIMESTAMP),
   };
 }
 
@@ -169,22 +159,14 @@ export function claimedBatchSize(buffer: Buffer, position: number): number {
 
 /** Whether the whole batch at `position` is intact: magic, count and CRC. */
 export function isBatchValid(buffer: Buffer, position: number, size: number): boolean {
-  if (buffer[position + OFFSET_OF_MAGIC] !== BATCH_MAGIC) return false;
+  if (buffer[position + OFFSET_OF_MAGIC] !== LEGACY_BATCH_MAGIC) return false;
   if (buffer.readInt32LE(position + OFFSET_OF_COUNT) <= 0) return false;
   const crc = buffer.readUInt32LE(position + OFFSET_OF_CRC);
   return crc32c(buffer.subarray(position + OFFSET_OF_MAGIC, position + size)) === crc;
 }
 
-/**
- * Calls `visit` for every record at or after `fromOffset` in a buffer of whole batches, until it
- * returns false.
- */
-export function forEachRecord(
-  batches: Buffer,
-  fromOffset: number,
-  // biome-ignore lint/suspicious/noConfusingVoidType: a visitor returns nothing to go on, or false to stop
-  visit: (record: StoredRecord) => boolean | void,
-): void {
+/** Calls `visit` for every record of a buffer of whole batches, in order. */
+export function forEachRecord(batches: Buffer, visit: (record: StoredRecord) => void): void {
   let position = 0;
   while (position + BATCH_HEADER_BYTES <= batches.length) {
     const info = readBatchInfo(batches, position);
@@ -193,10 +175,8 @@ export function forEachRecord(
     let p = position + BATCH_HEADER_BYTES;
     for (let i = 0; i < info.recordCount; i++) {
       const length = batches.readInt32LE(p);
-      const next = p + 4 + length;
-      const offset = info.baseOffset + i;
-      if (offset >= fromOffset && visit(decodeRecord(batches, p + 4, offset)) === false) return;
-      p = next;
+      visit(decodeRecord(batches, p + 4, info.baseOffset + i));
+      p += 4 + length;
     }
     position = end;
   }
