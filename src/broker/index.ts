@@ -2,4 +2,4 @@ export { Broker, type AppendTicket } from './front/broker.js';
 export { TopicRegistry, type Topic } from './front/topic-registry.js';
 export { CreationQuota } from './front/creation-quota.js';
 export { hashKey, partitionForKey, KeylessPartitioner, type KeylessPartitioning } from './front/partitioner.js';
-export { forEachRecord, type StoredRecord, type RecordHeaders } from '../storage/index.js';
+export { forEachRecord, offsetAfter, type StoredRecord, type RecordHeaders } from '../storage/index.js';

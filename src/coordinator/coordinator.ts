@@ -2,7 +2,7 @@ import type { Logger } from '../logging/index.js';
 import type { TopicPartition } from './assignors.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { DeadLetters } from './dead-letter.js';
-import { Fetcher, READ_BYTES, type PulledRecord, type PullOptions } from './fetcher.js';
+import { Fetcher, READ_BYTES, type FetchedBatches, type PulledRecord, type PullOptions } from './fetcher.js';
 import type { AssignmentListener, CommittedRecordRef, GroupSettings, GroupState } from './group.js';
 import type { MemberBinding } from './member-binding.js';
 import { Membership, type GroupDescription, type MemberView } from './membership.js';
@@ -156,6 +156,21 @@ export class GroupCoordinator {
     const records = await this.fetcher.pull(member, options.maxMessages ?? 500, options.maxBytes ?? READ_BYTES, deadline);
     member.lastSeen = this.clock.now();
     return { ...this.membership.view(member), records };
+  }
+
+  /**
+   * As `pull`, handing on the stored record batches as they are (Kafka's RecordBatch v2, compressed
+   * or not, transaction markers included) instead of decoded records: the broker does no work per
+   * record, the client decodes.
+   */
+  async pullBatches(memberName: string, options: Omit<PullOptions, 'maxMessages'> = {}): Promise<MemberView & { partitions: FetchedBatches[] }> {
+    const member = this.membership.member(memberName);
+    member.group.fence(options.generation);
+    const deadline = this.clock.now() + (options.maxWaitMs ?? 0);
+    await this.offsets.autoCommitIfDue(member);
+    const partitions = await this.fetcher.pullBatches(member, options.maxBytes ?? READ_BYTES, deadline);
+    member.lastSeen = this.clock.now();
+    return { ...this.membership.view(member), partitions };
   }
 
   // ---- offsets ----

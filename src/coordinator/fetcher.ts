@@ -1,4 +1,4 @@
-import { forEachRecord, type Topic } from '../broker/index.js';
+import { forEachRecord, offsetAfter, type Topic } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import { tpKey, type TopicPartition } from './assignors.js';
 import type { Clock } from './clock.js';
@@ -15,6 +15,16 @@ export interface PulledRecord {
   timestamp: number;
   headers: Array<[string, string]>;
   value: Buffer;
+}
+
+/** One partition's part of a fetch of record batches. */
+export interface FetchedBatches {
+  topic: string;
+  partition: number;
+  /** The member's position when read: records of the first batch before it were handed out already. */
+  fetchOffset: number;
+  /** Whole RecordBatch v2 batches, as stored (compressed ones included). */
+  batches: Buffer;
 }
 
 export interface PullOptions {
@@ -67,17 +77,69 @@ export class Fetcher {
    * yet; an empty batch at once if the member leaves or its group rebalances meanwhile, so that the
    * caller learns its new assignment.
    */
-  async pull(member: Member, maxMessages: number, maxBytes: number, deadline: number): Promise<PulledRecord[]> {
+  pull(member: Member, maxMessages: number, maxBytes: number, deadline: number): Promise<PulledRecord[]> {
+    return this.longPoll(member, deadline, () => this.fetchRecords(member, maxMessages, maxBytes));
+  }
+
+  /**
+   * As `pull`, but hands on the stored record batches themselves, as Kafka's Fetch does: whole
+   * batches (the first may start before the member's position), never decoded here. The member's
+   * position moves past the last batch handed on, transaction markers included.
+   */
+  pullBatches(member: Member, maxBytes: number, deadline: number): Promise<FetchedBatches[]> {
+    return this.longPoll(member, deadline, () => this.fetchBatches(member, maxBytes));
+  }
+
+  private async longPoll<T>(member: Member, deadline: number, fetchOnce: () => Promise<T[]>): Promise<T[]> {
     const generation = member.group.generation;
     for (;;) {
-      const records = await this.fetch(member, maxMessages, maxBytes);
-      if (records.length > 0 || this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) return records;
+      const found = await fetchOnce();
+      if (found.length > 0 || this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) return found;
       await this.waitForData(member, deadline - this.clock.now());
     }
   }
 
-  /** Reads every assigned partition at once, each with its share of the byte budget, and merges. */
-  private async fetch(member: Member, maxMessages: number, maxBytes: number): Promise<PulledRecord[]> {
+  /** The records of one read of every assigned partition, within the limits; moves the positions past what it takes. */
+  private async fetchRecords(member: Member, maxMessages: number, maxBytes: number): Promise<PulledRecord[]> {
+    const records: PulledRecord[] = [];
+    let bytes = 0;
+    for (const { tp, position, batches } of await this.readAssigned(member, maxBytes)) {
+      if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) break;
+      // Past the last record taken, or past transaction markers that end the batches read.
+      const next = forEachRecord(batches, position, (record) => {
+        if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) return false;
+        records.push({ topic: tp.topic, partition: tp.partition, ...record });
+        bytes += record.value.length;
+        return true;
+      });
+      member.positions.set(tpKey(tp), next);
+    }
+    return records;
+  }
+
+  /** The batches of one read of every assigned partition, about `maxBytes` of them (at least one partition's). */
+  private async fetchBatches(member: Member, maxBytes: number): Promise<FetchedBatches[]> {
+    const fetched: FetchedBatches[] = [];
+    let bytes = 0;
+    for (const { tp, position, batches } of await this.readAssigned(member, maxBytes)) {
+      if (bytes >= maxBytes && fetched.length > 0) break;
+      const next = offsetAfter(batches);
+      // Batches wholly before the position (a read starts at the batch holding it) hold nothing new.
+      if (next <= position) continue;
+      fetched.push({ topic: tp.topic, partition: tp.partition, fetchOffset: position, batches });
+      bytes += batches.length;
+      member.positions.set(tpKey(tp), next);
+    }
+    return fetched;
+  }
+
+  /**
+   * Reads every assigned partition at once from the member's positions, each with its share of the
+   * byte budget, starting with the next partition in turn. Partitions without data are left out; a
+   * position that retention overtook is reset by the group's policy. Nothing, if the group
+   * rebalanced meanwhile.
+   */
+  private async readAssigned(member: Member, maxBytes: number): Promise<Array<{ tp: TopicPartition; position: number; batches: Buffer }>> {
     const assignment = member.assignment;
     if (assignment.length === 0) return [];
     const generation = member.group.generation;
@@ -94,8 +156,7 @@ export class Fetcher {
       }),
     );
     if (generation !== member.group.generation) return [];
-    const records: PulledRecord[] = [];
-    let bytes = 0;
+    const found: Array<{ tp: TopicPartition; position: number; batches: Buffer }> = [];
     for (const read of reads) {
       if (read === null) continue;
       const { tp, position, result } = read;
@@ -104,17 +165,9 @@ export class Fetcher {
         member.positions.set(tpKey(tp), Math.max(reset, result.logStartOffset));
         continue;
       }
-      if (result.batches === null || records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) continue;
-      // Past the last record taken, or past transaction markers that end the batches read.
-      const next = forEachRecord(result.batches, position, (record) => {
-        if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) return false;
-        records.push({ topic: tp.topic, partition: tp.partition, ...record });
-        bytes += record.value.length;
-        return true;
-      });
-      member.positions.set(tpKey(tp), next);
+      if (result.batches !== null) found.push({ tp, position, batches: result.batches });
     }
-    return records;
+    return found;
   }
 
   /** Answers every long poll at once (with what it has): the broker is shutting down. */

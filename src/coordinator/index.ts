@@ -1,4 +1,5 @@
 export { GroupCoordinator, type CoordinatorOptions, type MemberView, type PulledRecord } from './coordinator.js';
+export type { FetchedBatches } from './fetcher.js';
 export type { Clock, TimerHandle } from './clock.js';
 export type { MemberBinding } from './member-binding.js';
 export type { PushDeliveries } from './push-deliveries.js';

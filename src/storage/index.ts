@@ -9,6 +9,7 @@ export {
   buildControlBatch,
   isBatchValid,
   isControlBatch,
+  offsetAfter,
   claimedBatchSize,
   CorruptRecordsError,
   compressBatch,

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OffsetOutOfRangeError } from './errors.js';
 import { LogSegment, SegmentDamagedError } from './log-segment.js';
-import { forEachRecord, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch/index.js';
+import { forEachRecord, offsetAfter, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch/index.js';
 import { syncDirectory, syncDirectoryNow } from './sync-directory.js';
 
 export interface LogConfig {
@@ -234,7 +234,7 @@ export class PartitionLog {
         if (found === -1 && record.timestamp >= timestamp) found = record.offset;
       });
       if (found !== -1) return found;
-      offset = lastOffsetIn(batches) + 1;
+      offset = offsetAfter(batches);
     }
     return this.logEndOffset;
   }
@@ -427,17 +427,6 @@ function cutAt(batches: Buffer, endOffset: number): Buffer {
     position += info.size;
   }
   return position === batches.length ? batches : batches.subarray(0, position);
-}
-
-function lastOffsetIn(batches: Buffer): number {
-  let position = 0;
-  let last = -1;
-  while (position + BATCH_HEADER_BYTES <= batches.length) {
-    const info = readBatchInfo(batches, position);
-    last = info.nextOffset - 1;
-    position += info.size;
-  }
-  return last;
 }
 
 function readRecoveryPoint(directory: string): number {

@@ -21,7 +21,8 @@ export type RouteRegistrar = (method: string, path: string, handler: RouteHandle
 export class RawAnswer {
   constructor(
     readonly contentType: string,
-    readonly content: Buffer,
+    /** Several buffers are written one after the other, never concatenated. */
+    readonly content: Buffer | readonly Buffer[],
   ) {}
 }
 
@@ -61,8 +62,10 @@ export class HttpRouter {
       const body = method === 'POST' || method === 'PUT' || method === 'DELETE' ? await readJson(request) : {};
       const result = await (match.store as RouteHandler)(context, params, body);
       if (result instanceof RawAnswer) {
-        response.writeHead(200, { 'content-type': result.contentType, 'content-length': result.content.length });
-        response.end(result.content);
+        const parts = Buffer.isBuffer(result.content) ? [result.content] : result.content;
+        response.writeHead(200, { 'content-type': result.contentType, 'content-length': parts.reduce((sum, part) => sum + part.length, 0) });
+        for (const part of parts) response.write(part);
+        response.end();
       } else if (result instanceof JsonAnswer) send(response, result.status, result.body);
       else send(response, 200, result);
     } catch (error) {

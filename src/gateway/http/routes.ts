@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
 import { HttpRouter, JsonAnswer, RawAnswer, type HttpContext, type RouteHandler } from './router.js';
+import { fetchBatchesRequest, recordBatchesAnswer } from './record-batches-answer.js';
 import { seedRoutes } from './seed-routes.js';
 
 /** Runs a consumer-group operation with the body's fields, the path's taking precedence. */
@@ -18,11 +19,15 @@ const withPath =
   (context, params, body) =>
     runOperation(name, context, { ...(body as object), ...params });
 
+/** Checks that the member in the path belongs to the group in the path. */
+function checkMember(coordinator: GroupCoordinator, group: string, member: string): void {
+  if (!coordinator.group(group).members.has(member)) throw new RillError('unknown-member', `no consumer "${member}" in group "${group}"`);
+}
+
 /** A member's operation, checking that the member belongs to the group in the path. */
 function memberOperation(name: OperationName): RouteHandler {
   return (context, { group, member }, body) => {
-    const described = context.coordinator.group(group!);
-    if (!described.members.has(member!)) throw new RillError('unknown-member', `no consumer "${member}" in group "${group}"`);
+    checkMember(context.coordinator, group!, member!);
     return runOperation(name, context, { ...(body as object), member });
   };
 }
@@ -96,6 +101,14 @@ export function httpRoutes(): HttpRouter {
     route('POST', `/v1/groups/:group/members/:member/${path}`, memberOperation(operation));
   }
   route('DELETE', '/v1/groups/:group/members/:member', memberOperation('leave'));
+  // A pull that hands on the stored record batches, for clients that decode Kafka's format themselves.
+  route('POST', '/v1/groups/:group/members/:member/fetch', async ({ coordinator }, { group, member }, body) => {
+    checkMember(coordinator, group!, member!);
+    const parsed = fetchBatchesRequest.safeParse(body);
+    if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+    const { partitions, ...view } = await coordinator.pullBatches(member!, parsed.data);
+    return recordBatchesAnswer(view, partitions);
+  });
   seedRoutes(route);
   route('GET', '/examples', staticFile('/examples', new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
   route(

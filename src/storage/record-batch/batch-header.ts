@@ -33,6 +33,22 @@ export interface BatchInfo {
   attributes: number;
 }
 
+/**
+ * The offset after the last whole batch in a buffer of batches (markers included), read from
+ * their headers alone; 0 if it holds no whole batch.
+ */
+export function offsetAfter(batches: Buffer): number {
+  let position = 0;
+  let next = 0;
+  while (position + BATCH_HEADER_BYTES <= batches.length) {
+    const size = claimedBatchSize(batches, position);
+    if (size < 0 || position + size > batches.length) break;
+    next = readInt64BE(batches, position) + batches.readInt32BE(position + OFFSET_OF_LAST_OFFSET_DELTA) + 1;
+    position += size;
+  }
+  return next;
+}
+
 /** Who wrote a batch: Kafka's idempotent-producer fields (-1 throughout for a plain producer). */
 export interface BatchProducer {
   producerId: number;

@@ -3,6 +3,7 @@ export {
   claimedBatchSize,
   isBatchValid,
   isControlBatch,
+  offsetAfter,
   readBatchInfo,
   readBatchProducer,
   setBaseOffset,
