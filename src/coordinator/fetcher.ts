@@ -36,6 +36,20 @@ export interface PullOptions {
 
 export const READ_BYTES = 1024 * 1024;
 
+interface PartitionRead {
+  tp: TopicPartition;
+  position: number;
+  batches: Buffer;
+}
+
+/**
+ * A read that found nothing because partitions could not be read (a damaged batch) fails with
+ * why, rather than looking like an empty log; with something to hand out, the rest is served.
+ */
+function throwIfOnlyFailures(handedOut: number, failures: readonly string[]): void {
+  if (handedOut === 0 && failures.length > 0) throw new RillError('storage-error', `cannot read ${failures.join('; ')}`);
+}
+
 /**
  * The read side of a group: where each member is in each partition it owns, and pulls that read
  * all of them at once, waiting (a long poll) until data comes, the group rebalances or time is up.
@@ -103,17 +117,28 @@ export class Fetcher {
   private async fetchRecords(member: Member, maxMessages: number, maxBytes: number): Promise<PulledRecord[]> {
     const records: PulledRecord[] = [];
     let bytes = 0;
-    for (const { tp, position, batches } of await this.readAssigned(member, maxBytes)) {
+    const { found, failures } = await this.readAssigned(member, maxBytes);
+    for (const { tp, position, batches } of found) {
       if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) break;
-      // Past the last record taken, or past transaction markers that end the batches read.
-      const next = forEachRecord(batches, position, (record) => {
-        if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) return false;
-        records.push({ topic: tp.topic, partition: tp.partition, ...record });
-        bytes += record.value.length;
-        return true;
-      });
+      const taken: PulledRecord[] = [];
+      let next: number;
+      try {
+        // Past the last record taken, or past transaction markers that end the batches read.
+        next = forEachRecord(batches, position, (record) => {
+          if (records.length + taken.length >= maxMessages || (bytes >= maxBytes && records.length + taken.length > 0)) return false;
+          taken.push({ topic: tp.topic, partition: tp.partition, ...record });
+          bytes += record.value.length;
+          return true;
+        });
+      } catch (error) {
+        // Undecodable: this partition stays where it is, the others are served.
+        failures.push(`${tp.topic}/${tp.partition} at offset ${position}: ${(error as Error).message}`);
+        continue;
+      }
+      for (const record of taken) records.push(record);
       member.positions.set(tpKey(tp), next);
     }
+    throwIfOnlyFailures(records.length, failures);
     return records;
   }
 
@@ -121,7 +146,8 @@ export class Fetcher {
   private async fetchBatches(member: Member, maxBytes: number): Promise<FetchedBatches[]> {
     const fetched: FetchedBatches[] = [];
     let bytes = 0;
-    for (const { tp, position, batches } of await this.readAssigned(member, maxBytes)) {
+    const { found, failures } = await this.readAssigned(member, maxBytes);
+    for (const { tp, position, batches } of found) {
       if (bytes >= maxBytes && fetched.length > 0) break;
       const next = offsetAfter(batches);
       // Batches wholly before the position (a read starts at the batch holding it) hold nothing new.
@@ -130,18 +156,20 @@ export class Fetcher {
       bytes += batches.length;
       member.positions.set(tpKey(tp), next);
     }
+    throwIfOnlyFailures(fetched.length, failures);
     return fetched;
   }
 
   /**
    * Reads every assigned partition at once from the member's positions, each with its share of the
    * byte budget, starting with the next partition in turn. Partitions without data are left out; a
-   * position that retention overtook is reset by the group's policy. Nothing, if the group
-   * rebalanced meanwhile.
+   * position that retention overtook is reset by the group's policy; a partition that could not be
+   * read is named in `failures`. Nothing, if the group rebalanced meanwhile.
    */
-  private async readAssigned(member: Member, maxBytes: number): Promise<Array<{ tp: TopicPartition; position: number; batches: Buffer }>> {
+  private async readAssigned(member: Member, maxBytes: number): Promise<{ found: PartitionRead[]; failures: string[] }> {
+    const failures: string[] = [];
     const assignment = member.assignment;
-    if (assignment.length === 0) return [];
+    if (assignment.length === 0) return { found: [], failures };
     const generation = member.group.generation;
     const share = Math.max(64 * 1024, Math.min(READ_BYTES, Math.ceil(maxBytes / assignment.length)));
     const first = member.nextPartition % assignment.length;
@@ -155,8 +183,8 @@ export class Fetcher {
         return { tp, position, result: await this.log.read(topic, tp.partition, position, share) };
       }),
     );
-    if (generation !== member.group.generation) return [];
-    const found: Array<{ tp: TopicPartition; position: number; batches: Buffer }> = [];
+    if (generation !== member.group.generation) return { found: [], failures };
+    const found: PartitionRead[] = [];
     for (const read of reads) {
       if (read === null) continue;
       const { tp, position, result } = read;
@@ -165,9 +193,11 @@ export class Fetcher {
         member.positions.set(tpKey(tp), Math.max(reset, result.logStartOffset));
         continue;
       }
-      if (result.batches !== null) found.push({ tp, position, batches: result.batches });
+      // A damaged batch is reported; a partition briefly unavailable (its worker restarting) just has nothing yet.
+      if (result.failure?.code === 'storage-error') failures.push(`${tp.topic}/${tp.partition} at offset ${position}: ${result.failure.message}`);
+      else if (result.batches !== null) found.push({ tp, position, batches: result.batches });
     }
-    return found;
+    return { found, failures };
   }
 
   /** Answers every long poll at once (with what it has): the broker is shutting down. */

@@ -7,8 +7,7 @@ import type { RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
 import { Gateway, httpRoutes } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
-import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError } from '../storage/index.js';
-import { LegacyDataFormatError } from '../storage/index.js';
+import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError, LegacyDataFormatError } from '../storage/index.js';
 
 const SERVER_NAME = 'rill/0.1.0';
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];

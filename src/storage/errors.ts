@@ -8,3 +8,17 @@ export class OffsetOutOfRangeError extends Error {
     this.name = 'OffsetOutOfRangeError';
   }
 }
+
+/**
+ * A stored batch that fails its check when read (its CRC, its codec, its counts): damaged on disk
+ * after recovery checked it (bit rot, or a write outside Rill). Never handed to a reader.
+ */
+export class CorruptBatchError extends Error {
+  constructor(
+    readonly directory: string,
+    readonly baseOffset: number,
+  ) {
+    super(`${directory}: the stored batch at offset ${baseOffset} is damaged (it fails its CRC32C check)`);
+    this.name = 'CorruptBatchError';
+  }
+}

@@ -1,5 +1,5 @@
 export { PartitionLog, PartitionOfflineError, type LogConfig, type RecoveryReport } from './partition-log.js';
-export { OffsetOutOfRangeError } from './errors.js';
+export { CorruptBatchError, OffsetOutOfRangeError } from './errors.js';
 export {
   RecordBatchBuilder,
   forEachRecord,

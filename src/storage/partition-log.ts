@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { OffsetOutOfRangeError } from './errors.js';
+import { CorruptBatchError, OffsetOutOfRangeError } from './errors.js';
 import { LogSegment, SegmentDamagedError } from './log-segment.js';
-import { forEachRecord, offsetAfter, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch/index.js';
+import { forEachRecord, isBatchValid, offsetAfter, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch/index.js';
 import { syncDirectory, syncDirectoryNow } from './sync-directory.js';
 
 export interface LogConfig {
@@ -214,11 +214,29 @@ export class PartitionLog {
     while (from < endOffset && index < this.segments.length) {
       const segment = this.segments[index]!;
       const position = segment.positionOf(from);
-      if (position < segment.size) return cutAt(segment.read(position, maxBytes), endOffset);
+      if (position < segment.size) return this.checked(cutAt(segment.read(position, maxBytes), endOffset));
       from = segment.nextOffset;
       index++;
     }
     return Buffer.alloc(0);
+  }
+
+  /**
+   * The batches read, each checked against its CRC32C first: recovery checked them once, but a disk
+   * can damage them later, and a reader must get an error, never altered records. The intact
+   * batches before a damaged one are returned; a read that starts at a damaged one throws.
+   */
+  private checked(batches: Buffer): Buffer {
+    let position = 0;
+    while (position + BATCH_HEADER_BYTES <= batches.length) {
+      const info = readBatchInfo(batches, position);
+      if (!isBatchValid(batches, position, info.size)) {
+        if (position === 0) throw new CorruptBatchError(this.directory, info.baseOffset);
+        return batches.subarray(0, position);
+      }
+      position += info.size;
+    }
+    return batches;
   }
 
   /** The first offset whose record has a timestamp at or after `timestamp`; the log end if none. */
@@ -231,7 +249,9 @@ export class PartitionLog {
       if (batches.length === 0) break;
       let found = -1;
       forEachRecord(batches, offset, (record) => {
-        if (found === -1 && record.timestamp >= timestamp) found = record.offset;
+        if (record.timestamp < timestamp) return true;
+        found = record.offset;
+        return false;
       });
       if (found !== -1) return found;
       offset = offsetAfter(batches);

@@ -76,6 +76,11 @@ export class LegacyPartition {
   nextOffset: number;
   private readonly segments: Array<{ baseOffset: number; bytes: Buffer[] }> = [];
   private written = 0;
+  /** The end of the batches appended to the segments: a checkpoint made them durable, so the recovery point is here. */
+  private checkpointedEnd: number;
+  private closedClean = false;
+  /** Bytes of the batches the migration must cut off (`unacknowledged`). */
+  cutBytes = 0;
 
   constructor(
     readonly dataDir: string,
@@ -86,6 +91,7 @@ export class LegacyPartition {
     this.key = path.join('topics', topic, String(partition));
     this.directory = path.join(dataDir, this.key);
     this.nextOffset = startOffset;
+    this.checkpointedEnd = startOffset;
     this.segments.push({ baseOffset: startOffset, bytes: [] });
   }
 
@@ -102,7 +108,24 @@ export class LegacyPartition {
     this.segments.at(-1)!.bytes.push(batch);
     this.expected.push(...stored);
     this.nextOffset += records;
+    this.checkpointedEnd = this.nextOffset;
     return batch;
+  }
+
+  /**
+   * A batch the segment holds past the recovery point that no journal holds: written, never made
+   * durable, so never acknowledged (its producer sent it again). The old start-up cut it off after
+   * a crash, and so must the migration. The last thing written to the partition.
+   */
+  unacknowledged(records: number): void {
+    const { batch } = this.makeBatch(records, 40);
+    this.segments.at(-1)!.bytes.push(batch);
+    this.cutBytes += batch.length;
+  }
+
+  /** The partition was closed cleanly (the marker, no crash): everything in its segments was acknowledged. */
+  closeCleanly(): void {
+    this.closedClean = true;
   }
 
   /** A new segment starts at the log's end. */
@@ -145,7 +168,7 @@ export class LegacyPartition {
     return batch;
   }
 
-  /** Writes the segment files (with a legacy index beside each, which the migration must not keep), and a recovery point. */
+  /** Writes the segment files (with a legacy index beside each, which the migration must not keep), and a recovery point (or the clean-shutdown marker). */
   write(): void {
     fs.mkdirSync(this.directory, { recursive: true });
     for (const { baseOffset, bytes } of this.segments) {
@@ -157,7 +180,8 @@ export class LegacyPartition {
       index.writeInt32LE(Math.max(1, (bytes[0]?.length ?? 1) - 1), 4);
       if (bytes.length > 1) fs.writeFileSync(`${base}.index`, index);
     }
-    fs.writeFileSync(path.join(this.directory, 'recovery-point.json'), JSON.stringify({ v: 1, offset: this.segments[0]!.baseOffset }));
+    if (this.closedClean) fs.writeFileSync(path.join(this.directory, '.clean-shutdown'), '');
+    else fs.writeFileSync(path.join(this.directory, 'recovery-point.json'), JSON.stringify({ v: 1, offset: this.checkpointedEnd }));
   }
 }
 

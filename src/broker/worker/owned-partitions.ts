@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
-import { compressBatch, encodeKey, OffsetOutOfRangeError, PartitionLog, setBaseOffset, type LogConfig } from '../../storage/index.js';
+import { compressBatch, CorruptBatchError, encodeKey, OffsetOutOfRangeError, PartitionLog, setBaseOffset, type LogConfig } from '../../storage/index.js';
 import type { CallReply, PartitionAssignment, WorkerFailure } from '../protocol.js';
 import { failureOf } from './failures.js';
 
@@ -26,6 +26,8 @@ export class OwnedPartitions {
   private readonly partitions = new Map<number, OwnedPartition>();
   /** The same partitions by journal key (their directory relative to the data directory). */
   private readonly byKey = new Map<string, OwnedPartition>();
+  /** Damaged batches already logged (partition key @ offset): a reader retrying one logs it once. */
+  private readonly reportedCorruption = new Set<string>();
 
   constructor(
     /** The data directory, absolute: journal keys are relative to it. */
@@ -93,7 +95,6 @@ export class OwnedPartitions {
     return this.partitions.get(id);
   }
 
-  /** Appends one batch; returns its base offset or the failure. */
   /**
    * Appends one batch, compressed first if the topic says so; returns its base offset and the bytes
    * stored (for the journal), or the failure. The batch handed in gets its base offset either way:
@@ -127,12 +128,24 @@ export class OwnedPartitions {
       const data = bytes === null || bytes.length === 0 ? null : bytes;
       return { data, logStartOffset: log.logStartOffset, logEndOffset: end };
     } catch (error) {
-      const failure: WorkerFailure =
-        error instanceof OffsetOutOfRangeError
-          ? { code: 'offset-out-of-range', message: error.message }
-          : { code: 'storage-error', message: `storage error: ${(error as Error).message}` };
-      return { data: null, logStartOffset: log.logStartOffset, logEndOffset: end, failure };
+      return { data: null, logStartOffset: log.logStartOffset, logEndOffset: end, failure: this.readFailure(owned, error) };
     }
+  }
+
+  /** A read's error as a failure for the front; a damaged batch is logged, once per batch (readers retry). */
+  private readFailure(owned: OwnedPartition, error: unknown): WorkerFailure {
+    if (error instanceof OffsetOutOfRangeError) return { code: 'offset-out-of-range', message: error.message };
+    if (error instanceof CorruptBatchError) {
+      const reported = `${owned.journalKey}@${error.baseOffset}`;
+      if (!this.reportedCorruption.has(reported)) {
+        this.reportedCorruption.add(reported);
+        this.logger.error(
+          { topic: owned.assignment.topic, partition: owned.assignment.partition, offset: error.baseOffset },
+          'a stored batch is damaged: its readers are refused until it is repaired or retention removes it',
+        );
+      }
+    }
+    return { code: 'storage-error', message: `storage error: ${(error as Error).message}` };
   }
 
   offsets(id: number, timestamp: number | undefined): CallReply<'offsets'> {
@@ -141,7 +154,12 @@ export class OwnedPartitions {
     const { log } = owned;
     const end = this.readableEnd(log);
     const result: CallReply<'offsets'> = { logStartOffset: log.logStartOffset, logEndOffset: end };
-    if (timestamp !== undefined) result.offsetForTimestamp = Math.min(log.offsetForTimestamp(timestamp), end);
+    try {
+      if (timestamp !== undefined) result.offsetForTimestamp = Math.min(log.offsetForTimestamp(timestamp), end);
+    } catch (error) {
+      // A damaged batch on the way (or a full disk refusing a read): an error for this request, never the worker's end.
+      result.failure = this.readFailure(owned, error);
+    }
     return result;
   }
 

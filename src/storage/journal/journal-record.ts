@@ -81,7 +81,7 @@ export class JournalRecordWriter {
   }
 }
 
-/** Where the record's own CRC stops: after the batch's baseOffset, batchLength and CRC fields. */
+/** Where the record's own CRC stops: after the batch's baseOffset, batchLength, leader epoch, magic and CRC fields. */
 function checkedEnd(buffer: Buffer, position: number): number {
   return position + RECORD_HEADER_BYTES + buffer.readUInt16LE(position + OFFSET_OF_KEY_LENGTH) + BATCH_CRC_END;
 }

@@ -26,6 +26,8 @@ export interface PartitionConversion {
 
 /** As PartitionLog's: `{"v":1,"offset":N}`, every batch below N durable and checked. */
 const RECOVERY_POINT_FILE = 'recovery-point.json';
+/** As PartitionLog's: present in a partition closed cleanly. */
+const CLEAN_SHUTDOWN_MARKER = '.clean-shutdown';
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 
 /**
@@ -40,7 +42,7 @@ const WRITE_BUFFER_BYTES = 1024 * 1024;
 export function convertPartition(source: string, target: string, journaled: readonly JournaledBatch[], logConfig: LogConfig): PartitionConversion {
   const segments = listSegments(source);
   const log = new ConvertedLog(target, segments[0]?.baseOffset ?? 0);
-  const droppedBytes = copySegments(segments, log);
+  const droppedBytes = copySegments(segments, log, acknowledgeableEnd(source, journaled));
   const restored = copyJournaled(journaled, log);
   log.finish();
   checkAndIndex(target, log, logConfig);
@@ -48,11 +50,35 @@ export function convertPartition(source: string, target: string, journaled: read
 }
 
 /**
+ * The offset past which the legacy segments hold nothing that was ever acknowledged, as the old
+ * start-up cut after a crash (`cutUnjournaledTail`): batches past both the recovery point and
+ * everything the journals hold were written but never made durable, so never acknowledged, and
+ * their producers sent them again (kept, they would be stored twice). After a clean shutdown,
+ * everything was acknowledged or answered: nothing is cut.
+ */
+function acknowledgeableEnd(source: string, journaled: readonly JournaledBatch[]): number {
+  if (fs.existsSync(path.join(source, CLEAN_SHUTDOWN_MARKER))) return Number.POSITIVE_INFINITY;
+  const journalEnd = journaled.reduce((end, entry) => Math.max(end, entry.nextOffset), 0);
+  return Math.max(readRecoveryPoint(source), journalEnd);
+}
+
+function readRecoveryPoint(directory: string): number {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(path.join(directory, RECOVERY_POINT_FILE), 'utf8')) as { v?: unknown; offset?: unknown };
+    return parsed.v === 1 && typeof parsed.offset === 'number' && Number.isSafeInteger(parsed.offset) && parsed.offset >= 0 ? parsed.offset : 0;
+  } catch {
+    // None (a partition from before recovery points): the old start-up checked from 0 too.
+    return 0;
+  }
+}
+
+/**
  * The legacy segments' intact batches, as the old recovery kept them: each segment up to its
  * first batch that is torn, corrupt or out of sequence, and no segment after one that does not
- * start where the previous ended. Returns the bytes left behind.
+ * start where the previous ended; none that starts at or past `keepBelow`. Returns the bytes left
+ * behind.
  */
-function copySegments(segments: ReadonlyArray<{ baseOffset: number; file: string }>, log: ConvertedLog): number {
+function copySegments(segments: ReadonlyArray<{ baseOffset: number; file: string }>, log: ConvertedLog, keepBelow: number): number {
   let dropped = 0;
   for (const [i, { baseOffset, file }] of segments.entries()) {
     if (i > 0 && baseOffset !== log.nextOffset) {
@@ -60,7 +86,10 @@ function copySegments(segments: ReadonlyArray<{ baseOffset: number; file: string
       break;
     }
     log.startSegment(baseOffset, fs.statSync(file).mtimeMs);
-    const scan = forEachLegacyBatch(file, baseOffset, (batch, info) => log.append(batch, info));
+    const scan = forEachLegacyBatch(file, baseOffset, (batch, info) => {
+      if (info.baseOffset >= keepBelow) dropped += info.size;
+      else log.append(batch, info);
+    });
     dropped += scan.size - scan.validBytes;
   }
   return dropped;

@@ -11,7 +11,7 @@ import {
   OFFSET_OF_PRODUCER_ID,
   TRANSACTIONAL_FLAG,
 } from './layout.js';
-import { VarintReader, writeVarint } from './varint.js';
+import { CorruptRecordsError, VarintReader, writeVarint } from './varint.js';
 
 /** Kafka's control record types: the end of a transaction, aborted or committed. */
 export type ControlType = 'abort' | 'commit';
@@ -70,6 +70,16 @@ export function buildControlBatch(marker: ControlMarker): Buffer {
 
 /** The marker a control batch at `position` carries, or null if it is not a control batch or not a marker Rill knows. */
 export function readControlMarker(buffer: Buffer, position = 0): ControlMarker | null {
+  try {
+    return readMarker(buffer, position);
+  } catch (error) {
+    // Its record runs past the batch: not a marker Rill can read.
+    if (error instanceof CorruptRecordsError) return null;
+    throw error;
+  }
+}
+
+function readMarker(buffer: Buffer, position: number): ControlMarker | null {
   const info = readBatchInfo(buffer, position);
   if (!isControlBatch(info.attributes) || info.recordCount < 1) return null;
   const reader = new VarintReader(buffer, position + BATCH_HEADER_BYTES, position + info.size);

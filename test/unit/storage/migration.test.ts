@@ -84,7 +84,22 @@ function buildLegacyDataDir(dataDir: string): LegacyPartition[] {
   journal0b.push({ key: gaps0.key, batch: gaps0.notKept(1) });
   journal1.push({ key: gaps0.key, batch: gaps0.lost(1) });
 
-  const partitions = [orders0, orders1, orders2, offsets0, offsets1, gaps0];
+  // What the old start-up cut after a crash, and what it kept after a clean shutdown: a batch past
+  // the recovery point that no journal holds was never acknowledged (its producer sent it again),
+  // so it is not converted; the segments of a partition closed cleanly are kept whole, recovery
+  // point or not.
+  writeLegacyTopic(dataDir, 'cuts', 2);
+  const cuts0 = new LegacyPartition(dataDir, 'cuts', 0);
+  cuts0.append(3);
+  cuts0.append(2);
+  cuts0.unacknowledged(4);
+  const cuts1 = new LegacyPartition(dataDir, 'cuts', 1);
+  cuts1.append(3);
+  cuts1.roll();
+  cuts1.append(2);
+  cuts1.closeCleanly();
+
+  const partitions = [orders0, orders1, orders2, offsets0, offsets1, gaps0, cuts0, cuts1];
   for (const partition of partitions) partition.write();
   writeLegacyJournal(dataDir, 0, 7, journal0a);
   writeLegacyJournal(dataDir, 0, 8, journal0b, tornJournalRecord(orders0.key, orders0.notKept(2), 8));
@@ -222,9 +237,12 @@ describe('migrateDataDirectory', () => {
 
     expectConverted(partitions);
     const records = partitions.reduce((sum, p) => sum + p.expected.length, 0);
-    // The empty partition needed nothing; the others were converted, 6 batches of them from the journals.
-    expect(report).toMatchObject({ partitions: 5, records, restoredBatches: 6 });
-    expect(report.droppedBytes).toBe(25 + 60);
+    // The empty partition needed nothing; the others were converted, 6 batches of them from the
+    // journals; the torn tails and the unacknowledged batch were left behind.
+    expect(report).toMatchObject({ partitions: 7, records, restoredBatches: 6 });
+    const cut = partitions.reduce((sum, p) => sum + p.cutBytes, 0);
+    expect(cut).toBeGreaterThan(0);
+    expect(report.droppedBytes).toBe(25 + 60 + cut);
     expect(report.bytesAfter).toBeGreaterThan(0);
     // Same segments, same names, same modification times (retention counts from them).
     expect(

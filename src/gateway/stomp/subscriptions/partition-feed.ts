@@ -7,6 +7,34 @@ import { ackHeader, type AckMode, type Subscription } from './subscription.js';
 const FETCH_BYTES = 256 * 1024;
 const RETRY_MS = 200;
 
+/**
+ * Most bytes of message bodies, and most messages, one read queues: a read of compressed batches
+ * may hold far more than it took on disk.
+ */
+const QUEUE_BYTES = 4 * 1024 * 1024;
+const QUEUE_RECORDS = 16 * 1024;
+
+/**
+ * The records of `batches` from `from` on (at most about QUEUE_BYTES of bodies) and the offset to
+ * read next; null if they cannot be decoded (a batch no CRC check caught: never a reason for the
+ * gateway to fall over).
+ */
+function decoded(batches: Buffer, from: number): { queue: StoredRecord[]; next: number } | null {
+  const queue: StoredRecord[] = [];
+  let bytes = 0;
+  try {
+    const next = forEachRecord(batches, from, (record) => {
+      if ((bytes >= QUEUE_BYTES || queue.length >= QUEUE_RECORDS) && queue.length > 0) return false;
+      queue.push(record);
+      bytes += record.value.length;
+      return true;
+    });
+    return { queue, next };
+  } catch {
+    return null;
+  }
+}
+
 export interface Cursor {
   partition: number;
   /** The next offset to fetch. */
@@ -79,10 +107,13 @@ export abstract class PartitionFeed implements Subscription {
     cursor.unwatch = this.log.watch(this.topic, partition, (newEnd, batch, baseOffset) => {
       // A caught-up cursor takes the stored batch as it is, without a fetch from the worker.
       if (batch !== null && baseOffset === cursor.next && !cursor.fetching && cursor.queued >= cursor.queue.length) {
-        cursor.queue = [];
-        cursor.queued = 0;
-        forEachRecord(batch, baseOffset, (record) => void cursor.queue.push(record));
-        cursor.next = newEnd;
+        const records = decoded(batch, baseOffset);
+        // Undecodable, it is left to the fetch, which retries (and the broker logs a damaged batch).
+        if (records !== null) {
+          cursor.queue = records.queue;
+          cursor.queued = 0;
+          cursor.next = records.next;
+        }
       }
       if (newEnd > cursor.end) cursor.end = newEnd;
       this.pump(cursor);
@@ -132,8 +163,14 @@ export abstract class PartitionFeed implements Subscription {
         }
         if (result.logEndOffset > cursor.end) cursor.end = result.logEndOffset;
         if (result.batches !== null) {
+          const records = decoded(result.batches, cursor.next);
+          if (records === null) {
+            this.retryLater(cursor);
+            return;
+          }
+          for (const record of records.queue) cursor.queue.push(record);
           // Past the last record, or past transaction markers, which take offsets but are never delivered.
-          cursor.next = forEachRecord(result.batches, cursor.next, (record) => void cursor.queue.push(record));
+          cursor.next = records.next;
         }
         this.pump(cursor);
       },
