@@ -2,6 +2,7 @@
 // and by push, fan-out, end-to-end latency, and how fast partitions move after a leave or a death.
 import { WebSocket } from 'ws';
 import { encodeFrame, FrameParser } from '../dist/protocol/stomp/index.js';
+import { forEachRecord } from '../dist/storage/index.js';
 
 async function post(base, method, path, body) {
   const response = await fetch(`${base}${path}`, {
@@ -65,6 +66,49 @@ export async function pullDrain(httpBase, topic, group, members, total) {
   );
   const seconds = (performance.now() - started) / 1000;
   for (const member of names) await post(httpBase, 'DELETE', `/v1/groups/${group}/members/${member}`);
+  return { messages: drained, seconds, rate: drained / seconds };
+}
+
+/**
+ * Drains `total` messages with one member fetching record batches (POST .../fetch: the stored
+ * batches as they are) and decoding them itself with a RecordBatch v2 decoder (Rill's, from dist/),
+ * as a Kafka client does, committing after each fetch.
+ */
+export async function fetchDrain(httpBase, topic, group, total) {
+  const member = `${group}-m0`;
+  await post(httpBase, 'POST', `/v1/groups/${group}/members`, { member, topics: [topic] });
+  let drained = 0;
+  let empty = 0;
+  const started = performance.now();
+  while (drained < total && empty < 3) {
+    const response = await fetch(`${httpBase}/v1/groups/${group}/members/${member}/fetch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ maxBytes: 4 * 1024 * 1024 }),
+    });
+    const bytes = Buffer.from(await response.arrayBuffer());
+    const headLength = bytes.readUInt32BE(0);
+    const head = JSON.parse(bytes.toString('utf8', 4, 4 + headLength));
+    if (head.partitions.length === 0) {
+      empty++;
+      continue;
+    }
+    empty = 0;
+    let position = 4 + headLength;
+    const offsets = [];
+    for (const part of head.partitions) {
+      let last = -1;
+      forEachRecord(bytes.subarray(position, position + part.bytes), part.fetchOffset, (record) => {
+        drained++;
+        last = record.offset;
+      });
+      if (last >= 0) offsets.push({ topic: part.topic, partition: part.partition, offset: last + 1 });
+      position += part.bytes;
+    }
+    if (offsets.length > 0) await post(httpBase, 'POST', `/v1/groups/${group}/members/${member}/commit`, { offsets });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await post(httpBase, 'DELETE', `/v1/groups/${group}/members/${member}`);
   return { messages: drained, seconds, rate: drained / seconds };
 }
 

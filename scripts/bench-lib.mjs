@@ -45,10 +45,12 @@ export function scratch(config) {
   };
 }
 
-/** Starts the built server (`bin/rill.js start`) on free ports; resolves once it logs `ready` (it listens on both ports then). */
-export async function startRill(dataDir, configFile) {
+/** Starts the built server (`bin/rill.js start` of `build`, this checkout by default) on free ports; resolves once it logs `ready` (it listens on both ports then). */
+export async function startRill(dataDir, configFile, { build = root } = {}) {
   const config = configFile === undefined ? [] : ['--config', configFile];
-  const child = spawnNode(['bin/rill.js', 'start', ...config, '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0']);
+  const child = spawnNode(['bin/rill.js', 'start', ...config, '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0'], {
+    cwd: build,
+  });
   const ready = await new Promise((resolve, reject) => {
     child.once('exit', (code, signal) => reject(new Error(`rill exited with ${code ?? signal}`)));
     lines(child, (line) => {
@@ -121,11 +123,11 @@ export async function settle() {
  * `started` (optional) is called once every producer is connected and has been told to go.
  */
 export async function produce(url, topic, producers, perProducer, size, options = {}) {
-  const { receiptEvery = 100, window = 50, keyless = false, started: onStarted } = options;
+  const { receiptEvery = 100, window = 50, keyless = false, text = 'x', started: onStarted } = options;
   const children = [];
   const results = [];
   for (let i = 0; i < producers; i++) {
-    const args = [url, topic, String(perProducer), String(size), String(receiptEvery), String(window), `p${i}`, keyless ? 'keyless' : 'keyed'];
+    const args = [url, topic, String(perProducer), String(size), String(receiptEvery), String(window), `p${i}`, keyless ? 'keyless' : 'keyed', text];
     children.push(spawnNode(['scripts/bench-producer.mjs', ...args]));
   }
   await Promise.all(

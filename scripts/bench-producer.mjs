@@ -3,11 +3,13 @@
 // messages, at most `window` receipts outstanding), then prints its figures as JSON. `keyless`
 // leaves the key out of the body, so that the broker spreads the messages round-robin (by default
 // the key cycles through 1,000 values). If the server closes the connection first (killed), the
-// figures printed count the messages acknowledged until then, with "closed": true.
-//   node scripts/bench-producer.mjs <url> <topic> <count> <size> <receiptEvery> <window> <id> [keyed|keyless]
+// figures printed count the messages acknowledged until then, with "closed": true. The message
+// text is 'x' repeated, or with `words` words drawn at random (512 different texts, in turn), so
+// that compression meets text as compressible as ordinary JSON, not a run of one letter.
+//   node scripts/bench-producer.mjs <url> <topic> <count> <size> <receiptEvery> <window> <id> [keyed|keyless] [x|words]
 import { WebSocket } from 'ws';
 
-const [url, topic, countText, sizeText, receiptEveryText, windowText, id, keyMode = 'keyed'] = process.argv.slice(2);
+const [url, topic, countText, sizeText, receiptEveryText, windowText, id, keyMode = 'keyed', textMode = 'x'] = process.argv.slice(2);
 const count = Number(countText);
 const size = Number(sizeText);
 const receiptEvery = Number(receiptEveryText);
@@ -22,6 +24,21 @@ function template(size) {
 }
 
 const body = template(size);
+const WORDS =
+  'order customer payment shipped pending account balance invoice total amount currency status created updated region warehouse item quantity price discount user session device event click view cart checkout delivered returned refund priority standard express'.split(
+    ' ',
+  );
+/** The texts cycled through in `words` mode: the template's padding filled with random words, 512 different ones. */
+const texts =
+  textMode === 'words'
+    ? Array.from({ length: 512 }, () => {
+        const padStart = body.indexOf('"message":"') + 11;
+        const padEnd = body.lastIndexOf('","timestamp"');
+        let words = '';
+        while (words.length < padEnd - padStart) words += `${WORDS[Math.floor(Math.random() * WORDS.length)]} ${Math.floor(Math.random() * 10_000)} `;
+        return { at: padStart, bytes: Buffer.from(words.slice(0, padEnd - padStart)) };
+      })
+    : null;
 const idDigits = body.indexOf('-0000000000') + 1;
 const keyDigits = body.indexOf('key-000') + 4;
 const plain = Buffer.concat([Buffer.from(`SEND\ndestination:/producer/publish/${topic}\ncontent-length:${body.length}\n\n`), body, Buffer.from([0])]);
@@ -41,6 +58,10 @@ function frame(n) {
   }
   bytes.write(String(n).padStart(10, '0'), start + idDigits - 0, 'latin1');
   if (keyed) bytes.write(String(n % 1000).padStart(3, '0'), start + keyDigits, 'latin1');
+  if (texts !== null) {
+    const text = texts[n % texts.length];
+    text.bytes.copy(bytes, start + text.at);
+  }
   return bytes;
 }
 

@@ -5,20 +5,22 @@
 //   node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
 // Sections (all by default): core (publishing, consuming, memory), partitions (1,024 partitions
 // against 16), startup (start-up after kill -9 with 1,024 partitions and 1 GB of log), window (one
-// producer waiting on each receipt window of 100), latency (publish->deliver against a bare relay).
+// producer waiting on each receipt window of 100), latency (publish->deliver against a bare relay),
+// format (publishing before and after Kafka's RecordBatch v2, built from git; compression codecs).
 // With --only, the sections not run are kept as they are in the output file.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { bareDeliveries, endToEnd, fanOut, pullDrain, pushDrain, rebalanceTimes } from './bench-consumers.mjs';
+import { bareDeliveries, endToEnd, fanOut, fetchDrain, pullDrain, pushDrain, rebalanceTimes } from './bench-consumers.mjs';
+import { formatComparison } from './bench-format.mjs';
 import { partitionScaling, receiptWindow, relayLatency, startupAfterKill } from './bench-hardening.mjs';
 import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, settle, startBare, startRill, stop } from './bench-lib.mjs';
 
 /** Sections in the order they appear in the report; each writes its own part. */
-const SECTIONS = ['core', 'partitions', 'startup', 'window', 'latency'];
+const SECTIONS = ['core', 'format', 'partitions', 'startup', 'window', 'latency'];
 /** The order they run in: the latency-sensitive ones first, on a quiet disk (each section also lets the disk settle after itself). */
-const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'core'];
+const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'format', 'core'];
 
 const USAGE = `Usage: node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
   --quick        shorter runs (smaller counts, N = 16 and 1,024 only, 0.2 GB for start-up)
@@ -169,6 +171,11 @@ async function core() {
   await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 1 (HTTP, batches of 10,000, commit per batch)`, 250_000, () =>
     pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-1', 1, backlog),
   );
+  await consumerCase(
+    `drain ${fmt(backlog)} x 100 B by fetching record batches (HTTP, 4 MiB a fetch, decoded by the client, commit per fetch), group of 1`,
+    250_000,
+    () => fetchDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'fetch-1', backlog),
+  );
   await consumerCase(`drain ${fmt(backlog)} x 100 B by pull, group of 4`, 250_000, () =>
     pullDrain(`http://127.0.0.1:${rill.httpPort}`, 'bench-100-4', 'drain-4', 4, backlog),
   );
@@ -317,6 +324,7 @@ ${body}`;
 
 const RUNNERS = {
   core,
+  format: () => formatComparison({ quick }),
   partitions: () => partitionScaling({ quick }),
   startup: () => startupAfterKill({ quick }),
   window: () => receiptWindow({ quick }),
