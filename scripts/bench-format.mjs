@@ -60,7 +60,7 @@ export async function formatComparison({ quick, baseline = FORMAT_BASELINE }) {
   const rows = [];
   // Runs of one case move by ±15 % on this machine: several per build, in alternating order (drift
   // falls on both), and the median of each.
-  const rounds = quick ? 2 : 4;
+  const rounds = quick ? 2 : 6;
   for (const c of cases) {
     const rates = { before: [], after: [] };
     for (let round = 0; round < rounds; round++) {
