@@ -7,4 +7,4 @@ export { OffsetStore, brokerOffsetLog, type OffsetLog } from './offset-store.js'
 export type { TopicPartition } from './assignors.js';
 export type { GroupSettings } from './group.js';
 export type { LogAccess } from './topics.js';
-export { operations, answers, type OperationName } from './operations.js';
+export { operations, answers, fetchOptions, type OperationName } from './operations.js';

@@ -45,6 +45,23 @@ function toWire(record: PulledRecord): WireRecord {
   };
 }
 
+/**
+ * What a pull takes besides its member and message count; a fetch of record batches (HTTP only:
+ * its answer is not JSON) takes exactly these, batches being cut by bytes as Kafka's Fetch does.
+ */
+export const fetchOptions = z
+  .object({
+    generation: z.number().int().min(0).optional(),
+    maxBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64 * 1024 * 1024)
+      .optional(),
+    maxWaitMs: z.number().int().min(0).max(60_000).optional(),
+  })
+  .strict();
+
 function operation<S extends z.ZodType, R>(input: S, run: (coordinator: GroupCoordinator, request: z.output<S>) => Promise<R> | R) {
   return { input, run };
 }
@@ -77,15 +94,8 @@ export const operations = {
     z
       .object({
         member: name,
-        generation: z.number().int().min(0).optional(),
+        ...fetchOptions.shape,
         maxMessages: z.number().int().min(1).max(100_000).optional(),
-        maxBytes: z
-          .number()
-          .int()
-          .min(1)
-          .max(64 * 1024 * 1024)
-          .optional(),
-        maxWaitMs: z.number().int().min(0).max(60_000).optional(),
       })
       .strict(),
     async (c, { member, ...options }) => {

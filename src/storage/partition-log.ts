@@ -449,7 +449,8 @@ function cutAt(batches: Buffer, endOffset: number): Buffer {
   return position === batches.length ? batches : batches.subarray(0, position);
 }
 
-function readRecoveryPoint(directory: string): number {
+/** A partition directory's recovery point; 0 when it has none (then everything is checked). */
+export function readRecoveryPoint(directory: string): number {
   try {
     const parsed = JSON.parse(fs.readFileSync(path.join(directory, RECOVERY_POINT_FILE), 'utf8')) as { v?: unknown; offset?: unknown };
     return parsed.v === 1 && typeof parsed.offset === 'number' && Number.isSafeInteger(parsed.offset) && parsed.offset >= 0 ? parsed.offset : 0;

@@ -1,13 +1,18 @@
 import fs from 'node:fs';
 
-/** As syncDirectory, on the calling thread. */
-export function syncDirectoryNow(directory: string): void {
-  const fd = fs.openSync(directory, 'r');
+/** fsync of a file or a directory by its path, on the calling thread. */
+export function syncPathNow(target: string): void {
+  const fd = fs.openSync(target, 'r');
   try {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** As syncDirectory, on the calling thread. */
+export function syncDirectoryNow(directory: string): void {
+  syncPathNow(directory);
 }
 
 /** fsync of a directory, so that a file created or renamed in it survives a crash of the machine. */

@@ -1,20 +1,5 @@
-import { z } from 'zod';
 import type { FetchedBatches, MemberView } from '../../coordinator/index.js';
 import { RawAnswer } from './router.js';
-
-/** What a fetch of record batches takes: a pull's options, less maxMessages (batches are cut by bytes, as Kafka's Fetch). */
-export const fetchBatchesRequest = z
-  .object({
-    generation: z.number().int().min(0).optional(),
-    maxBytes: z
-      .number()
-      .int()
-      .min(1)
-      .max(64 * 1024 * 1024)
-      .optional(),
-    maxWaitMs: z.number().int().min(0).max(60_000).optional(),
-  })
-  .strict();
 
 const RECORD_BATCHES_CONTENT_TYPE = 'application/vnd.rill.record-batches';
 

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
+import { fetchOptions, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
 import { HttpRouter, JsonAnswer, RawAnswer, type HttpContext, type RouteHandler } from './router.js';
-import { fetchBatchesRequest, recordBatchesAnswer } from './record-batches-answer.js';
+import { recordBatchesAnswer } from './record-batches-answer.js';
 import { seedRoutes } from './seed-routes.js';
 
 /** Runs a consumer-group operation with the body's fields, the path's taking precedence. */
@@ -104,7 +104,7 @@ export function httpRoutes(): HttpRouter {
   // A pull that hands on the stored record batches, for clients that decode Kafka's format themselves.
   route('POST', '/v1/groups/:group/members/:member/fetch', async ({ coordinator }, { group, member }, body) => {
     checkMember(coordinator, group!, member!);
-    const parsed = fetchBatchesRequest.safeParse(body);
+    const parsed = fetchOptions.safeParse(body);
     if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
     const { partitions, ...view } = await coordinator.pullBatches(member!, parsed.data);
     return recordBatchesAnswer(view, partitions);

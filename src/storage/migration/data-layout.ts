@@ -114,16 +114,6 @@ export function readHead(file: string, length: number): Buffer {
   }
 }
 
-/** fsync of a file, so that what was written to it survives a crash of the machine. */
-export function syncFile(file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /**
  * Writes `contents` to `file` atomically and durably: a temporary file, fsynced, renamed over
  * it, then the directory fsynced. A crash leaves the old file or the new one, whole.

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PartitionLog, type LogConfig } from '../partition-log.js';
+import { PartitionLog, readRecoveryPoint, type LogConfig } from '../partition-log.js';
 import { RecordBatchBuilder, stampBatch } from '../record-batch/index.js';
-import { syncDirectoryNow } from '../sync-directory.js';
-import { listEntries, listSegments, segmentFileName, syncFile } from './data-layout.js';
+import { syncDirectoryNow, syncPathNow } from '../sync-directory.js';
+import { listEntries, listSegments, segmentFileName } from './data-layout.js';
 import * as legacy from './legacy-batch.js';
 import { forEachLegacyBatch } from './legacy-segment.js';
 import { type JournaledBatch, readJournaledBatch } from './legacy-journals.js';
@@ -60,16 +60,6 @@ function acknowledgeableEnd(source: string, journaled: readonly JournaledBatch[]
   if (fs.existsSync(path.join(source, CLEAN_SHUTDOWN_MARKER))) return Number.POSITIVE_INFINITY;
   const journalEnd = journaled.reduce((end, entry) => Math.max(end, entry.nextOffset), 0);
   return Math.max(readRecoveryPoint(source), journalEnd);
-}
-
-function readRecoveryPoint(directory: string): number {
-  try {
-    const parsed = JSON.parse(fs.readFileSync(path.join(directory, RECOVERY_POINT_FILE), 'utf8')) as { v?: unknown; offset?: unknown };
-    return parsed.v === 1 && typeof parsed.offset === 'number' && Number.isSafeInteger(parsed.offset) && parsed.offset >= 0 ? parsed.offset : 0;
-  } catch {
-    // None (a partition from before recovery points): the old start-up checked from 0 too.
-    return 0;
-  }
 }
 
 /**
@@ -135,7 +125,7 @@ function checkAndIndex(directory: string, converted: ConvertedLog, logConfig: Lo
       `${directory}: the converted log reads back as offsets ${read.logStartOffset} to ${read.logEndOffset}, not ${converted.logStartOffset} to ${converted.nextOffset}`,
     );
   }
-  for (const name of listEntries(directory)) syncFile(path.join(directory, name));
+  for (const name of listEntries(directory)) syncPathNow(path.join(directory, name));
   syncDirectoryNow(directory);
 }
 
