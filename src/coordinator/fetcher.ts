@@ -42,12 +42,10 @@ interface PartitionRead {
   batches: Buffer;
 }
 
-/**
- * A read that found nothing because partitions could not be read (a damaged batch) fails with
- * why, rather than looking like an empty log; with something to hand out, the rest is served.
- */
-function throwIfOnlyFailures(handedOut: number, failures: readonly string[]): void {
-  if (handedOut === 0 && failures.length > 0) throw new RillError('storage-error', `cannot read ${failures.join('; ')}`);
+/** What one pass over the assigned partitions found, and the partitions it could not read (why, for the error). */
+interface Fetched<T> {
+  found: T[];
+  failures: string[];
 }
 
 /**
@@ -104,30 +102,41 @@ export class Fetcher {
     return this.longPoll(member, deadline, () => this.fetchBatches(member, maxBytes));
   }
 
-  private async longPoll<T>(member: Member, deadline: number, fetchOnce: () => Promise<T[]>): Promise<T[]> {
+  /**
+   * Fetches until something is found or the wait is over. Partitions that could not be read (a
+   * damaged batch) fail the request only when, at the end, nothing else was found: the others are
+   * served, and waited for, as usual.
+   */
+  private async longPoll<T>(member: Member, deadline: number, fetchOnce: () => Promise<Fetched<T>>): Promise<T[]> {
     const generation = member.group.generation;
     for (;;) {
-      const found = await fetchOnce();
-      if (found.length > 0 || this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) return found;
+      const { found, failures } = await fetchOnce();
+      if (found.length > 0) return found;
+      if (this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) {
+        if (failures.length > 0) throw new RillError('storage-error', `cannot read ${failures.join('; ')}`);
+        return found;
+      }
       await this.waitForData(member, deadline - this.clock.now());
     }
   }
 
   /** The records of one read of every assigned partition, within the limits; moves the positions past what it takes. */
-  private async fetchRecords(member: Member, maxMessages: number, maxBytes: number): Promise<PulledRecord[]> {
+  private async fetchRecords(member: Member, maxMessages: number, maxBytes: number): Promise<Fetched<PulledRecord>> {
     const records: PulledRecord[] = [];
     let bytes = 0;
     const { found, failures } = await this.readAssigned(member, maxBytes);
     for (const { tp, position, batches } of found) {
       if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) break;
       const taken: PulledRecord[] = [];
+      let takenBytes = 0;
       let next: number;
       try {
         // Past the last record taken, or past transaction markers that end the batches read.
         next = forEachRecord(batches, position, (record) => {
-          if (records.length + taken.length >= maxMessages || (bytes >= maxBytes && records.length + taken.length > 0)) return false;
+          const count = records.length + taken.length;
+          if (count >= maxMessages || (bytes + takenBytes >= maxBytes && count > 0)) return false;
           taken.push({ topic: tp.topic, partition: tp.partition, ...record });
-          bytes += record.value.length;
+          takenBytes += record.value.length;
           return true;
         });
       } catch (error) {
@@ -136,14 +145,14 @@ export class Fetcher {
         continue;
       }
       for (const record of taken) records.push(record);
+      bytes += takenBytes;
       member.positions.set(tpKey(tp), next);
     }
-    throwIfOnlyFailures(records.length, failures);
-    return records;
+    return { found: records, failures };
   }
 
   /** The batches of one read of every assigned partition, about `maxBytes` of them (at least one partition's). */
-  private async fetchBatches(member: Member, maxBytes: number): Promise<FetchedBatches[]> {
+  private async fetchBatches(member: Member, maxBytes: number): Promise<Fetched<FetchedBatches>> {
     const fetched: FetchedBatches[] = [];
     let bytes = 0;
     const { found, failures } = await this.readAssigned(member, maxBytes);
@@ -156,8 +165,7 @@ export class Fetcher {
       bytes += batches.length;
       member.positions.set(tpKey(tp), next);
     }
-    throwIfOnlyFailures(fetched.length, failures);
-    return fetched;
+    return { found: fetched, failures };
   }
 
   /**
@@ -193,7 +201,7 @@ export class Fetcher {
         member.positions.set(tpKey(tp), Math.max(reset, result.logStartOffset));
         continue;
       }
-      // A damaged batch is reported; a partition briefly unavailable (its worker restarting) just has nothing yet.
+      // A damaged batch is reported; a partition its worker does not have open yet (unknown-partition) just has nothing yet.
       if (result.failure?.code === 'storage-error') failures.push(`${tp.topic}/${tp.partition} at offset ${position}: ${result.failure.message}`);
       else if (result.batches !== null) found.push({ tp, position, batches: result.batches });
     }

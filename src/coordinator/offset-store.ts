@@ -1,4 +1,5 @@
 import { forEachRecord } from '../broker/index.js';
+import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import type { TopicPartition } from './assignors.js';
 import { systemClock, type Clock } from './clock.js';
@@ -17,7 +18,7 @@ export interface OffsetLog {
 export interface OffsetStoreOptions {
   clock?: Clock;
   /** Told of records skipped at replay because they do not match their schema. */
-  logger?: Pick<Logger, 'warn'>;
+  logger?: Pick<Logger, 'warn' | 'error'>;
 }
 
 const OFFSET_PREFIX = 'offset/';
@@ -35,7 +36,7 @@ export class OffsetStore {
   private readonly offsets = new Map<string, number>();
   private readonly groups = new Map<string, Partial<GroupSettings>>();
   private readonly clock: Clock;
-  private readonly logger: Pick<Logger, 'warn'> | undefined;
+  private readonly logger: Pick<Logger, 'warn' | 'error'> | undefined;
 
   constructor(
     private readonly log: OffsetLog,
@@ -45,8 +46,23 @@ export class OffsetStore {
     this.logger = options.logger;
   }
 
+  /**
+   * Reads every committed offset and group setting back from the log. A damaged batch there stops
+   * the reading, loudly: the broker still starts (groups then resume from the commits before it,
+   * and read again what they had committed after: at least once holds), where refusing to start
+   * would stop every group and producer.
+   */
   async load(): Promise<void> {
-    await this.log.replay((key, value) => {
+    try {
+      await this.replay();
+    } catch (error) {
+      if (!(error instanceof RillError)) throw error;
+      this.logger?.error({ err: error }, 'committed offsets after a damaged batch of __consumer_offsets are lost: their groups resume from earlier commits');
+    }
+  }
+
+  private replay(): Promise<void> {
+    return this.log.replay((key, value) => {
       if (key.startsWith(OFFSET_PREFIX)) {
         if (value === null) return void this.offsets.delete(key);
         const record = decodeRecord(committedOffsetRecord, value);
@@ -129,6 +145,8 @@ export function brokerOffsetLog(broker: Omit<LogAccess, 'watch'>, clock: Clock =
       let offset = logStartOffset;
       while (offset < logEndOffset) {
         const result = await broker.read(topic, 0, offset, 4 * 1024 * 1024);
+        if (result.failure !== undefined)
+          throw new RillError('storage-error', `committed offsets from offset ${offset} on cannot be read: ${result.failure.message}`);
         if (result.batches === null) break;
         offset = forEachRecord(result.batches, offset, (record) => {
           visit(record.key ?? '', record.value.length === 0 ? null : record.value.toString('utf8'));

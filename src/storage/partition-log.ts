@@ -214,7 +214,12 @@ export class PartitionLog {
     while (from < endOffset && index < this.segments.length) {
       const segment = this.segments[index]!;
       const position = segment.positionOf(from);
-      if (position < segment.size) return this.checked(cutAt(segment.read(position, maxBytes), endOffset));
+      if (position < segment.size) {
+        const read = segment.read(position, maxBytes);
+        // Bytes are there but no whole batch: its length field is damaged.
+        if (read.length === 0) throw new CorruptBatchError(this.directory, from);
+        return this.checked(cutAt(read, endOffset), from);
+      }
       from = segment.nextOffset;
       index++;
     }
@@ -222,18 +227,23 @@ export class PartitionLog {
   }
 
   /**
-   * The batches read, each checked against its CRC32C first: recovery checked them once, but a disk
-   * can damage them later, and a reader must get an error, never altered records. The intact
-   * batches before a damaged one are returned; a read that starts at a damaged one throws.
+   * The batches read for `from`, each checked first: recovery checked them once, but a disk can
+   * damage them later, and a reader must get an error, never altered records. Each batch must pass
+   * its CRC32C and take up the offsets where the last one ended (the first must hold `from`): the
+   * CRC does not cover the base offset. The intact batches before a damaged one are returned; a
+   * read that starts at a damaged one throws.
    */
-  private checked(batches: Buffer): Buffer {
+  private checked(batches: Buffer, from: number): Buffer {
     let position = 0;
+    let expected = from;
     while (position + BATCH_HEADER_BYTES <= batches.length) {
       const info = readBatchInfo(batches, position);
-      if (!isBatchValid(batches, position, info.size)) {
-        if (position === 0) throw new CorruptBatchError(this.directory, info.baseOffset);
+      const inSequence = position === 0 ? info.baseOffset <= from && from < info.nextOffset : info.baseOffset === expected;
+      if (!inSequence || !isBatchValid(batches, position, info.size)) {
+        if (position === 0) throw new CorruptBatchError(this.directory, from);
         return batches.subarray(0, position);
       }
+      expected = info.nextOffset;
       position += info.size;
     }
     return batches;
@@ -254,7 +264,10 @@ export class PartitionLog {
         return false;
       });
       if (found !== -1) return found;
-      offset = offsetAfter(batches);
+      const next = offsetAfter(batches);
+      // Checked batches always move on; if they did not, looping would never end.
+      if (next <= offset) throw new CorruptBatchError(this.directory, offset);
+      offset = next;
     }
     return this.logEndOffset;
   }

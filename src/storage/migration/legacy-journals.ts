@@ -19,14 +19,17 @@ export interface JournaledBatch {
 
 /**
  * Every batch the legacy journals' live files hold, by partition key, in the order the old
- * start-up replayed them (journal directory, file, position). Only positions are kept: a journal
- * holds up to a few files of records per worker, and after a clean shutdown none at all.
+ * start-up replayed them (journal directory, file, position), and how many live files there were.
+ * Only positions are kept: a journal holds up to a few files of records per worker, and after a
+ * clean shutdown none at all.
  */
-export function indexLegacyJournals(dataDir: string): Map<string, JournaledBatch[]> {
+export function indexLegacyJournals(dataDir: string): { byKey: Map<string, JournaledBatch[]>; liveFiles: number } {
   const byKey = new Map<string, JournaledBatch[]>();
+  let liveFiles = 0;
   listJournalDirectories(dataDir).forEach((directory, journal) => {
     for (const file of listJournalFiles(directory)) {
       if (!file.live || journalFileFormat(file) !== 'legacy') continue;
+      liveFiles++;
       forEachLegacyRecord(file, ({ key, batch, position }) => {
         const info = readBatchInfo(batch);
         const entry = { journal, file, position, size: batch.length, baseOffset: info.baseOffset, nextOffset: info.baseOffset + info.recordCount };
@@ -36,7 +39,7 @@ export function indexLegacyJournals(dataDir: string): Map<string, JournaledBatch
       });
     }
   });
-  return byKey;
+  return { byKey, liveFiles };
 }
 
 /** A journaled batch's bytes, read from its file. */

@@ -62,10 +62,13 @@ export async function migrateDataDirectory(dataDir: string, logger: Logger, opti
   }
   const afterStep = options.afterStep ?? (() => {});
   const logConfig = logConfigFor(options.indexIntervalBytes ?? DEFAULT_INDEX_INTERVAL_BYTES);
-  const journaled = indexLegacyJournals(directory);
+  const { byKey: journaled, liveFiles } = indexLegacyJournals(directory);
+  // The old start-up cut unjournaled tails only when it had journal files to recover from: a data
+  // directory from before the journal (or after a clean shutdown) has none, and nothing is cut.
+  const journalsLive = liveFiles > 0;
   for (const place of listPartitions(directory)) {
     settleLeftovers(place, logger);
-    const converted = migratePartition(place, journaled.get(place.key) ?? [], logConfig, afterStep, logger);
+    const converted = migratePartition(place, journaled.get(place.key) ?? [], journalsLive, logConfig, afterStep, logger);
     if (converted !== null) addTo(report, converted);
     // Lets the log line out (pino writes asynchronously) before the next partition holds the thread.
     await new Promise((resolve) => setImmediate(resolve));
@@ -81,6 +84,7 @@ export async function migrateDataDirectory(dataDir: string, logger: Logger, opti
 function migratePartition(
   place: PartitionPlace,
   journaled: readonly JournaledBatch[],
+  journalsLive: boolean,
   logConfig: LogConfig,
   afterStep: (step: MigrationStep, key: string) => void,
   logger: Logger,
@@ -92,7 +96,7 @@ function migratePartition(
     return null;
   }
   const started = performance.now();
-  const conversion = convertPartition(place.directory, place.migrating, journaled, logConfig);
+  const conversion = convertPartition(place.directory, place.migrating, journaled, journalsLive, logConfig);
   afterStep('converted', place.key);
   fs.renameSync(place.directory, place.legacy);
   afterStep('moved-aside', place.key);

@@ -39,10 +39,17 @@ const WRITE_BUFFER_BYTES = 1024 * 1024;
  * directory are fsynced, the indexes built, and the result read back by PartitionLog before this
  * returns: from then on `target` is a complete copy.
  */
-export function convertPartition(source: string, target: string, journaled: readonly JournaledBatch[], logConfig: LogConfig): PartitionConversion {
+export function convertPartition(
+  source: string,
+  target: string,
+  journaled: readonly JournaledBatch[],
+  journalsLive: boolean,
+  logConfig: LogConfig,
+): PartitionConversion {
   const segments = listSegments(source);
   const log = new ConvertedLog(target, segments[0]?.baseOffset ?? 0);
-  const droppedBytes = copySegments(segments, log, acknowledgeableEnd(source, journaled));
+  const keepBelow = journalsLive ? acknowledgeableEnd(source, journaled) : Number.POSITIVE_INFINITY;
+  const droppedBytes = copySegments(segments, log, keepBelow);
   const restored = copyJournaled(journaled, log);
   log.finish();
   checkAndIndex(target, log, logConfig);
@@ -54,7 +61,8 @@ export function convertPartition(source: string, target: string, journaled: read
  * start-up cut after a crash (`cutUnjournaledTail`): batches past both the recovery point and
  * everything the journals hold were written but never made durable, so never acknowledged, and
  * their producers sent them again (kept, they would be stored twice). After a clean shutdown,
- * everything was acknowledged or answered: nothing is cut.
+ * everything was acknowledged or answered: nothing is cut. Asked only when the old journals have
+ * live files, as the old start-up cut only then.
  */
 function acknowledgeableEnd(source: string, journaled: readonly JournaledBatch[]): number {
   if (fs.existsSync(path.join(source, CLEAN_SHUTDOWN_MARKER))) return Number.POSITIVE_INFINITY;

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { OffsetStore } from '../../../src/coordinator/index.js';
+import { OffsetStore, type OffsetLog } from '../../../src/coordinator/index.js';
+import { RillError } from '../../../src/errors/index.js';
 import { FakeClock, memoryOffsetLog } from './fakes.js';
 
 describe('OffsetStore', () => {
@@ -90,13 +91,29 @@ describe('OffsetStore', () => {
       ['offset/g/t/1', JSON.stringify({ v: 1, offset: 4 })],
     );
     const warn = vi.fn();
-    const store = new OffsetStore(log, { logger: { warn } });
+    const store = new OffsetStore(log, { logger: { warn, error: vi.fn() } });
     await store.load();
     expect(store.committed('g', { topic: 't', partition: 0 })).toBe(3);
     expect(store.committed('g', { topic: 't', partition: 1 })).toBe(4);
     expect(store.savedGroups().get('g')).toEqual({ assignor: 'range' });
     expect(warn).toHaveBeenCalledTimes(4);
     expect(warn.mock.calls.map(([fields]) => fields.key)).toEqual(['offset/g/t/0', 'offset/g/t/0', 'offset/g/t/0', 'group/g']);
+  });
+
+  it('keeps what it read before a damaged batch of the log, says so, and lets the broker start', async () => {
+    const damaged: OffsetLog = {
+      write: async () => {},
+      replay: async (visit) => {
+        visit('offset/g/t/0', JSON.stringify({ v: 1, offset: 7 }));
+        throw new RillError('storage-error', 'the stored batch at offset 1 is damaged');
+      },
+    };
+    const error = vi.fn();
+    const store = new OffsetStore(damaged, { logger: { warn: vi.fn(), error } });
+    await store.load();
+    expect(store.committed('g', { topic: 't', partition: 0 })).toBe(7);
+    expect(error).toHaveBeenCalledTimes(1);
+    expect(String(error.mock.calls[0]![1])).toMatch(/damaged batch of __consumer_offsets/);
   });
 
   it('forgets a key at its tombstone', async () => {

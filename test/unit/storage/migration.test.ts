@@ -264,6 +264,19 @@ describe('migrateDataDirectory', () => {
     expect(() => assertCurrentDataFormat(dataDir)).not.toThrow();
   });
 
+  it('a directory from before the journal (no journal files, no recovery point): nothing is cut, as the old start-up cut nothing', async () => {
+    const dataDir = tempDir();
+    writeLegacyTopic(dataDir, 'early', 1);
+    const partition = new LegacyPartition(dataDir, 'early', 0);
+    partition.append(3);
+    partition.append(2);
+    partition.write();
+    fs.rmSync(path.join(partition.directory, 'recovery-point.json'));
+    await migrateDataDirectory(dataDir, silent);
+    expect(partition.expected).toHaveLength(5);
+    expectConverted([partition]);
+  });
+
   it('run again: nothing to do, nothing changes', async () => {
     const dataDir = tempDir();
     const partitions = buildLegacyDataDir(dataDir);

@@ -171,6 +171,10 @@ export abstract class PartitionFeed implements Subscription {
           for (const record of records.queue) cursor.queue.push(record);
           // Past the last record, or past transaction markers, which take offsets but are never delivered.
           cursor.next = records.next;
+        } else if (cursor.next < cursor.end) {
+          // Nothing where something should be: fetching again at once would only spin.
+          this.retryLater(cursor);
+          return;
         }
         this.pump(cursor);
       },
