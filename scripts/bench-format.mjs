@@ -52,10 +52,10 @@ export async function formatComparison({ quick, baseline = FORMAT_BASELINE }) {
   log(`building the baseline (${baseline}, the format before RecordBatch v2) ...`);
   const before = buildBaseline(baseline);
   const cases = [
-    { name: '1 producer x 100 B', producers: 1, count: 300_000, size: 100 },
-    { name: '4 producers x 100 B', producers: 4, count: 100_000, size: 100 },
-    { name: '1 producer x 1 KiB', producers: 1, count: 150_000, size: 1024 },
-    { name: '4 producers x 1 KiB', producers: 4, count: 50_000, size: 1024 },
+    { name: '1 producer x 100 B', producers: 1, count: 600_000, size: 100 },
+    { name: '4 producers x 100 B', producers: 4, count: 200_000, size: 100 },
+    { name: '1 producer x 1 KiB', producers: 1, count: 300_000, size: 1024 },
+    { name: '4 producers x 1 KiB', producers: 4, count: 100_000, size: 1024 },
   ];
   const rows = [];
   // Runs of one case move by ±15 % on this machine: several per build, in alternating order (drift
