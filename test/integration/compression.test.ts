@@ -81,4 +81,32 @@ describe('compressed topics', () => {
     const again = await servers.start(settings, dataDir);
     await check(again);
   });
+
+  it('a subscription whose one read of compressed batches holds more messages than it queues at once (16,384) delivers every one, once, in order', async () => {
+    const server = await servers.start({ topics: { definitions: [{ name: 'many', partitions: 1, compression: 'zstd' }] } });
+    const producer = await RawStompClient.session(server.stompPort);
+    const total = 20_000;
+    // One write: the broker reads it in one turn, so it becomes one batch of (nearly) every message.
+    let frames = '';
+    for (let i = 0; i < total; i++) {
+      const body = JSON.stringify({ messageID: `m${i}`, key: 'k', message: i });
+      frames += `SEND\ndestination:/producer/publish/many\n${i === total - 1 ? 'receipt:done\n' : ''}content-length:${Buffer.byteLength(body)}\n\n${body}\0`;
+    }
+    producer.write(frames);
+    await producer.receipt('done');
+    producer.close();
+
+    // Compressed, the whole topic is smaller than one read of a subscription (256 KiB), so its first
+    // read holds all 20,000 messages: more than the 16,384 it queues, and it must go on from there.
+    const segment = fs.statSync(path.join(server.dataDir, 'topics', 'many', '0', `${'0'.padStart(20, '0')}.log`));
+    expect(segment.size).toBeLessThan(256 * 1024);
+    const reader = await RawStompClient.session(server.stompPort);
+    reader.send('SUBSCRIBE', { id: 'r', destination: '/topic/many', from: 'earliest', receipt: 'subscribed' });
+    await reader.receipt('subscribed');
+    await until(`${total} messages`, () => reader.all('MESSAGE').length >= total, 30_000);
+    const offsets = reader.all('MESSAGE').map((frame) => Number(frame.headers.offset));
+    expect(offsets).toEqual(Array.from({ length: total }, (_, i) => i));
+    expect(reader.all('MESSAGE').map((frame) => frame.headers['message-id'])).toEqual(Array.from({ length: total }, (_, i) => `m${i}`));
+    reader.close();
+  });
 });

@@ -1,5 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { readInt64, writeInt64 } from '../int64.js';
+// The old format's records read back as the new reader gives them: the same fields.
+import type { StoredRecord } from '../record-batch/index.js';
 
 /*
  * The record format of Rill before 0.2 (its own, modelled on Kafka's RecordBatch v2, all integers
@@ -35,15 +37,6 @@ const OFFSET_OF_MAX_TIMESTAMP = 32;
 const BATCH_LENGTH_PREFIX = 12;
 
 type RecordHeaders = ReadonlyArray<readonly [string, string]>;
-
-export interface StoredRecord {
-  offset: number;
-  timestamp: number;
-  key: string | null;
-  messageId: string | null;
-  headers: Array<[string, string]>;
-  value: Buffer;
-}
 
 export interface BatchInfo {
   baseOffset: number;
