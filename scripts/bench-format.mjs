@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pullDrain } from './bench-consumers.mjs';
-import { directoryBytes, fmt, log, produce, root, scratch, settle, startRill, stop } from './bench-lib.mjs';
+import { directoryBytes, fmt, log, median, produce, publishOnFreshServer, root, scratch, settle, startRill, stop } from './bench-lib.mjs';
 
 /** The last commit before segments held RecordBatch v2: the "before" of the format comparison. */
 export const FORMAT_BASELINE = 'f01b393';
@@ -28,25 +28,6 @@ function buildBaseline(ref) {
   return dir;
 }
 
-/** One publishing run on a fresh server of `build`: a warm-up, then the measured case. */
-async function publishOn(build, c, scale) {
-  const dir = scratch();
-  const rill = await startRill(dir.dataDir, undefined, { build });
-  try {
-    await produce(rill.url, 'warmup', c.producers, Math.round(20_000 * scale), c.size);
-    return await produce(rill.url, 'bench', c.producers, Math.round(c.count * scale), c.size);
-  } finally {
-    await stop(rill.child);
-    dir.remove();
-  }
-}
-
-function median(list) {
-  const sorted = [...list].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
 export async function formatComparison({ quick, baseline = FORMAT_BASELINE }) {
   const scale = quick ? 0.3 : 1;
   log(`building the baseline (${baseline}, the format before RecordBatch v2) ...`);
@@ -65,7 +46,7 @@ export async function formatComparison({ quick, baseline = FORMAT_BASELINE }) {
     const rates = { before: [], after: [] };
     for (let round = 0; round < rounds; round++) {
       for (const which of round % 2 === 0 ? ['before', 'after'] : ['after', 'before']) {
-        const result = await publishOn(which === 'before' ? before : root, c, scale);
+        const result = await publishOnFreshServer(c, scale, { build: which === 'before' ? before : root });
         rates[which].push(result.rate);
         log(`  ${c.name}, ${which}: ${fmt(result.rate)} msgs/s`);
       }

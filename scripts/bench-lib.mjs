@@ -46,11 +46,12 @@ export function scratch(config) {
 }
 
 /** Starts the built server (`bin/rill.js start` of `build`, this checkout by default) on free ports; resolves once it logs `ready` (it listens on both ports then). */
-export async function startRill(dataDir, configFile, { build = root } = {}) {
+export async function startRill(dataDir, configFile, { build = root, onSpawn } = {}) {
   const config = configFile === undefined ? [] : ['--config', configFile];
   const child = spawnNode(['bin/rill.js', 'start', ...config, '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--stomp-port', '0'], {
     cwd: build,
   });
+  onSpawn?.(child);
   const ready = await new Promise((resolve, reject) => {
     child.once('exit', (code, signal) => reject(new Error(`rill exited with ${code ?? signal}`)));
     lines(child, (line) => {
@@ -250,4 +251,26 @@ export function directoryBytes(dir) {
 export function machine() {
   const cpus = os.cpus();
   return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
+}
+
+export function median(list) {
+  const sorted = [...list].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * One publishing run of case `c` ({producers, count, size}) on a fresh server (of `build`, with
+ * `config` when given): a warm-up, then the measured run; `scale` shortens both.
+ */
+export async function publishOnFreshServer(c, scale, { build = root, config } = {}) {
+  const dir = scratch(config);
+  const rill = await startRill(dir.dataDir, dir.configFile, { build });
+  try {
+    await produce(rill.url, 'warmup', c.producers, Math.round(20_000 * scale), c.size);
+    return await produce(rill.url, 'bench', c.producers, Math.round(c.count * scale), c.size);
+  } finally {
+    await stop(rill.child);
+    dir.remove();
+  }
 }

@@ -3,3 +3,4 @@ export { TopicRegistry, type Topic } from './front/topic-registry.js';
 export { CreationQuota } from './front/creation-quota.js';
 export { hashKey, partitionForKey, KeylessPartitioner, type KeylessPartitioning } from './front/partitioner.js';
 export { forEachRecord, offsetAfter, type StoredRecord, type RecordHeaders } from '../storage/index.js';
+export type { DeduplicatedTicket } from './front/deduplication/index.js';

@@ -38,6 +38,8 @@ export interface PartitionOffsets {
   logEndOffset: number;
   /** With a timestamp: the first offset at or after it. */
   offsetForTimestamp?: number;
+  /** With `appendedSince`: an offset at or before every record the broker appended since then. */
+  appendedSinceOffset?: number;
 }
 
 /** Every request a worker answers: what the front sends, what comes back. */
@@ -57,7 +59,7 @@ export interface WorkerCalls {
     reply: PartitionOffsets & { data: Uint8Array | null; failure?: WorkerFailure };
   };
   offsets: {
-    request: { partitionId: number; timestamp?: number };
+    request: { partitionId: number; timestamp?: number; appendedSince?: number };
     reply: PartitionOffsets & { failure?: WorkerFailure };
   };
   close: {

@@ -141,6 +141,11 @@ const storage = z
   .strict();
 
 const compressionCodec = z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd']);
+const deduplicationWindowMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(7 * DAY_MS);
 
 const topics = z
   .object({
@@ -153,8 +158,22 @@ const topics = z
      * Batches are read whatever their codec.
      */
     compression: compressionCodec.default('none'),
+    /**
+     * Idempotent publishing: a message whose messageID was stored in the topic less than this long
+     * ago is not stored again (its publisher hears where the first copy is). 0 turns it off.
+     */
+    deduplicationWindowMs: deduplicationWindowMs.default(5 * 60_000),
     definitions: z
-      .array(z.object({ name: topicName, partitions: z.number().int().min(1).max(10_000), compression: compressionCodec.optional() }).strict())
+      .array(
+        z
+          .object({
+            name: topicName,
+            partitions: z.number().int().min(1).max(10_000),
+            compression: compressionCodec.optional(),
+            deduplicationWindowMs: deduplicationWindowMs.optional(),
+          })
+          .strict(),
+      )
       .default([]),
   })
   .strict();
@@ -209,6 +228,11 @@ const limits = z
     maxPartitions: z.number().int().min(1).default(100_000),
     /** Topics one connection may auto-create per minute. */
     autoCreatePerMinute: z.number().int().min(1).default(600),
+    /**
+     * messageIDs the deduplication windows remember, all topics together (about 100 bytes each);
+     * past it the oldest are forgotten before their window is over, and a warning says so.
+     */
+    maxDeduplicationIds: z.number().int().min(1000).max(16_000_000).default(1_000_000),
   })
   .strict();
 

@@ -1,3 +1,5 @@
+import { isMainThread } from 'node:worker_threads';
+
 /**
  * Failpoints: faults that tests inject into storage, to check what the broker does when the disk
  * misbehaves. They are set with one environment variable, read once when this module is loaded
@@ -15,7 +17,10 @@
  *   checkpoint, a flush on shutdown). Not the syncs that repair after a failure (erasing journal
  *   records, cutting a log back). Actions: `error`: the call fails with an I/O error (EIO)
  *   without syncing; `every-<n>`: every n-th call fails so (the others sync), to fail one file
- *   of several; `off`: no fault.
+ *   of several; `exit-at-<n>`: a broker worker thread's n-th call ends the thread instead
+ *   (process.exit in a worker thread), after its batches were written and before they are
+ *   durable or answered, in every life of every worker (the main thread is never ended so);
+ *   `off`: no fault.
  * - `write`: every write of a batch to a partition log segment, as a full disk does it. Actions:
  *   `enospc`: the write fails with ENOSPC and writes nothing; `short`: half of the batch is
  *   written, then the write fails with ENOSPC; `off`: no fault.
@@ -24,14 +29,14 @@
  */
 
 export type FailpointName = 'fsync' | 'write';
-type Action = 'error' | 'enospc' | 'short' | 'off' | `every-${number}`;
+type Action = 'error' | 'enospc' | 'short' | 'off' | `every-${number}` | `exit-at-${number}`;
 
-const KNOWN: Record<FailpointName, readonly string[]> = { fsync: ['error', 'every-<n>', 'off'], write: ['enospc', 'short', 'off'] };
+const KNOWN: Record<FailpointName, readonly string[]> = { fsync: ['error', 'every-<n>', 'exit-at-<n>', 'off'], write: ['enospc', 'short', 'off'] };
 
 /** Whether `action` is one `name` takes (`every-<n>`: n a whole number from 1). */
 function takes(name: FailpointName, action: string): boolean {
-  if (name === 'fsync' && /^every-[1-9]\d*$/.test(action)) return true;
-  return KNOWN[name].includes(action) && action !== 'every-<n>';
+  if (name === 'fsync' && /^(every|exit-at)-[1-9]\d*$/.test(action)) return true;
+  return KNOWN[name].includes(action) && !action.endsWith('-<n>');
 }
 
 function parse(text: string | undefined): ReadonlyMap<FailpointName, Action> | null {
@@ -67,6 +72,10 @@ let fsyncCalls = 0;
 export function failpointError(name: FailpointName, syscall: string): NodeJS.ErrnoException | null {
   const action = failpoints?.get(name);
   if (action === undefined || action === 'off') return null;
+  if (action.startsWith('exit-at-')) {
+    if (++fsyncCalls === Number(action.slice('exit-at-'.length)) && !isMainThread) process.exit(1);
+    return null;
+  }
   if (action.startsWith('every-')) {
     fsyncCalls++;
     if (fsyncCalls % Number(action.slice('every-'.length)) !== 0) return null;

@@ -2,6 +2,7 @@ export { PartitionLog, PartitionOfflineError, type LogConfig, type RecoveryRepor
 export { CorruptBatchError, OffsetOutOfRangeError } from './errors.js';
 export {
   RecordBatchBuilder,
+  forEachMessageId,
   forEachRecord,
   readBatchInfo,
   readBatchProducer,

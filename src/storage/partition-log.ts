@@ -249,6 +249,16 @@ export class PartitionLog {
     return batches;
   }
 
+  /**
+   * The base offset of the oldest segment appended to at or after `time` (the broker's clock, not
+   * the records' timestamps, which producers set); the log end if none. Every record appended
+   * since `time` is at or after it.
+   */
+  firstOffsetAppendedSince(time: number): number {
+    const segment = this.segments.find((s) => s.lastAppendAt >= time);
+    return segment === undefined ? this.logEndOffset : Math.max(segment.baseOffset, this.logStartOffset);
+  }
+
   /** The first offset whose record has a timestamp at or after `timestamp`; the log end if none. */
   offsetForTimestamp(timestamp: number): number {
     const segment = this.segments.find((s) => s.maxTimestamp >= timestamp);

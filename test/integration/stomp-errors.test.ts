@@ -9,9 +9,12 @@ import { useServers, type TestServer } from '../helpers/server.js';
  * stored in the order they reach the broker; the same key keeps them in one partition), so the
  * topic holding exactly this one message proves that nothing else was stored.
  */
+let barriers = 0;
+
 async function barrier(server: TestServer, topic: string, key = 'k'): Promise<void> {
   const client = await RawStompClient.session(server.stompPort);
-  client.send('SEND', { destination: `/producer/publish/${topic}`, receipt: 'barrier' }, canonical(`barrier-${topic}`, key, 'barrier'));
+  // Each barrier a messageID of its own: a second one with the same ID would be a resend, not stored.
+  client.send('SEND', { destination: `/producer/publish/${topic}`, receipt: 'barrier' }, canonical(`barrier-${topic}-${++barriers}`, key, 'barrier'));
   await client.receipt('barrier');
   client.close();
 }

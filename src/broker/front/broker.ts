@@ -11,19 +11,15 @@ import {
   TopicCatalog,
   type RecordHeaders,
 } from '../../storage/index.js';
+import type { AppendTicket } from './append-ticket.js';
+import { Deduplicator } from './deduplication/index.js';
 import { fitOpenFiles } from './descriptor-budget.js';
 import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { PartitionAssignment, PartitionOffsets, WorkerFailure } from '../protocol.js';
 import { TopicRegistry, type PartitionPlacement, type Topic } from './topic-registry.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 
-/**
- * Whoever appended a record, told once what became of it: its offset, or why it was not stored
- * (`unavailable` when sending it again may succeed, `storage-error` otherwise).
- */
-export interface AppendTicket {
-  settle(offset: number, failure: RillError | null): void;
-}
+export type { AppendTicket } from './append-ticket.js';
 
 export interface ReadResult extends PartitionOffsets {
   /** Whole record batches (the first may start before the offset asked for), or null if none. */
@@ -74,6 +70,8 @@ const MAX_POOLED_PACK_BYTES = 8 * 1024 * 1024;
  */
 export class Broker implements PartitionPlacement {
   readonly topics: TopicRegistry;
+  /** Idempotent publishing: each topic's recent messageIDs (deduplication/). */
+  readonly deduplication: Deduplicator;
   private readonly slots: PartitionSlot[] = [];
   private readonly dirty: PartitionSlot[] = [];
   private flushScheduled = false;
@@ -111,6 +109,14 @@ export class Broker implements PartitionPlacement {
       void this.supervisor.close();
       throw error;
     }
+    this.deduplication = new Deduplicator(
+      this,
+      { windowOf: (topic) => deduplicationWindowOf(config, topic), maxMessageIds: config.limits.maxDeduplicationIds },
+      logger,
+    );
+    this.supervisor.on('worker-restarted', (index: number) => {
+      void this.deduplication.workerRestarted(this.topics.listPublic(), (topic, partition) => this.slot(topic, partition).worker === index);
+    });
   }
 
   /**
@@ -129,7 +135,10 @@ export class Broker implements PartitionPlacement {
     const replayStarted = performance.now();
     await replayJournals(path.join(dataDir, JOURNALS_DIRECTORY), dataDir, logConfigOf(fitted.storage), logger, fitted.brokers.workers);
     logger.debug({ ms: Math.round(performance.now() - replayStarted) }, 'journals replayed');
-    return new Broker(fitted, logger);
+    const broker = new Broker(fitted, logger);
+    // Not awaited: the broker serves at once; publishes to a topic wait until its own window is back.
+    void broker.deduplication.rebuild(broker.topics.listPublic());
+    return broker;
   }
 
   /** A topic by name (internal ones included); `topics` has the rest of the registry. */
@@ -326,11 +335,17 @@ export class Broker implements PartitionPlacement {
     return { batches, logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, failure: reply.failure };
   }
 
-  async offsets(topic: Topic, partition: number, timestamp?: number): Promise<PartitionOffsets> {
+  /** `appendedSince`: also an offset at or before every record the broker appended since then (its clock). */
+  async offsets(topic: Topic, partition: number, timestamp?: number, appendedSince?: number): Promise<PartitionOffsets> {
     const partitionId = topic.partitionIds[partition]!;
-    const reply = await this.supervisor.call(this.slot(topic, partition).worker, 'offsets', { partitionId, timestamp });
+    const reply = await this.supervisor.call(this.slot(topic, partition).worker, 'offsets', { partitionId, timestamp, appendedSince });
     if (reply.failure !== undefined) throw new RillError(reply.failure.code === 'unknown-partition' ? 'unavailable' : 'storage-error', reply.failure.message);
-    return { logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, offsetForTimestamp: reply.offsetForTimestamp };
+    return {
+      logStartOffset: reply.logStartOffset,
+      logEndOffset: reply.logEndOffset,
+      offsetForTimestamp: reply.offsetForTimestamp,
+      appendedSinceOffset: reply.appendedSinceOffset,
+    };
   }
 
   /** Requests in flight to a worker (for diagnostics and tests). */
@@ -343,6 +358,7 @@ export class Broker implements PartitionPlacement {
   }
 
   async close(): Promise<void> {
+    this.deduplication.close();
     if (this.flushScheduled) this.flush();
     await this.supervisor.close();
   }
@@ -357,6 +373,13 @@ export class Broker implements PartitionPlacement {
   health(): ReturnType<WorkerSupervisor['health']> {
     return this.supervisor.health();
   }
+}
+
+/** A topic's deduplication window: its definition's, or `topics.deduplicationWindowMs`; internal topics have none. */
+function deduplicationWindowOf(config: RillConfig, topic: string): number {
+  if (topic.startsWith('__')) return 0;
+  const definition = config.topics.definitions.find((d) => d.name === topic);
+  return definition?.deduplicationWindowMs ?? config.topics.deduplicationWindowMs;
 }
 
 /** A worker's failure to store a batch, as the client hears of it. */

@@ -39,6 +39,16 @@ interface WorkerSlot {
   restartTimer: NodeJS.Timeout | null;
 }
 
+/**
+ * A request a worker took and never answered because it stopped: unlike a refusal, its outcome is
+ * unknown (an append may have been written before the worker died, and be read after its restart).
+ */
+export class WorkerStoppedError extends RillError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
+
 /** The `brokers` settings the supervisor follows. */
 export interface BrokerWorkerSettings {
   workers: number;
@@ -273,7 +283,7 @@ export class WorkerSupervisor extends EventEmitter {
   /** The slot's worker is gone: fails what was in flight to it and restarts it after its backoff. */
   private died(slot: WorkerSlot, reason: string, exitCode: number | null): void {
     slot.worker = null;
-    const failure = new RillError('unavailable', `broker worker ${slot.index} stopped before answering (${reason}); retry`);
+    const failure = new WorkerStoppedError(`broker worker ${slot.index} stopped before answering (${reason}); retry`);
     for (const pending of slot.pending.values()) pending.reject(failure);
     slot.pending.clear();
     if (slot.state === 'stopping' || this.closed) return;

@@ -154,7 +154,11 @@ function read(request: RequestMessage<'read'>): void {
 }
 
 function offsets(request: RequestMessage<'offsets'>): void {
-  const message: ReplyMessage<'offsets'> = { type: 'offsets', requestId: request.requestId, ...partitions.offsets(request.partitionId, request.timestamp) };
+  const message: ReplyMessage<'offsets'> = {
+    type: 'offsets',
+    requestId: request.requestId,
+    ...partitions.offsets(request.partitionId, request.timestamp, request.appendedSince),
+  };
   send(message);
 }
 

@@ -148,12 +148,13 @@ export class OwnedPartitions {
     return { code: 'storage-error', message: `storage error: ${(error as Error).message}` };
   }
 
-  offsets(id: number, timestamp: number | undefined): CallReply<'offsets'> {
+  offsets(id: number, timestamp: number | undefined, appendedSince?: number): CallReply<'offsets'> {
     const owned = this.partitions.get(id);
     if (owned === undefined) return { logStartOffset: 0, logEndOffset: 0, failure: UNKNOWN_PARTITION };
     const { log } = owned;
     const end = this.readableEnd(log);
     const result: CallReply<'offsets'> = { logStartOffset: log.logStartOffset, logEndOffset: end };
+    if (appendedSince !== undefined) result.appendedSinceOffset = Math.min(log.firstOffsetAppendedSince(appendedSince), end);
     try {
       if (timestamp !== undefined) result.offsetForTimestamp = Math.min(log.offsetForTimestamp(timestamp), end);
     } catch (error) {

@@ -2,7 +2,8 @@ import type { RillError } from '../../errors/index.js';
 
 /** Where a producer hears of each message's fate when it subscribed to its acknowledgments. */
 export interface AcknowledgmentSink {
-  stored(messageId: string, partition: number, offset: number, timestamp: number): void;
+  /** `duplicate`: nothing was stored now; the message was already, at this partition and offset. */
+  stored(messageId: string, partition: number, offset: number, timestamp: number, duplicate: boolean): void;
   failed(messageId: string | null, partition: number | null, error: RillError): void;
 }
 

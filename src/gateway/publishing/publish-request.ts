@@ -19,6 +19,8 @@ export interface PublishRequest {
   partition: number;
   key: string | null;
   messageId: string;
+  /** The producer named the messageID (false: the broker made one up), so a resend can be recognised. */
+  messageIdGiven: boolean;
   timestamp: number;
   headers: RecordHeaders | null;
   value: Buffer;
@@ -74,6 +76,7 @@ export function preparePublish(
     messageId = result.data.messageID ?? null;
     timestampInput = result.data.timestamp;
   }
+  const messageIdGiven = messageId !== null;
   messageId ??= fallbackMessageId();
 
   const topic = resolveTopic(topics, topicText, messageId, quota);
@@ -93,7 +96,7 @@ export function preparePublish(
   } else {
     partition = keyless.next(topic.name, topic.partitions, body.length);
   }
-  return { topic, partition, key, messageId, timestamp, headers: userHeaders(headers), value: body };
+  return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: userHeaders(headers), value: body };
 }
 
 function looksLikeJson(headers: FrameHeaders, body: Buffer): boolean {

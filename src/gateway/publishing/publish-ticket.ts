@@ -1,4 +1,4 @@
-import type { AppendTicket } from '../../broker/index.js';
+import type { DeduplicatedTicket } from '../../broker/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Producer } from './producer.js';
 
@@ -18,7 +18,7 @@ export class ReceiptCountdown {
  * the producer then: an acknowledgment on its acknowledgment subscription, the RECEIPT it asked
  * for, or, for a failure it has no other way to hear of, an ERROR frame.
  */
-export class PublishTicket implements AppendTicket {
+export class PublishTicket implements DeduplicatedTicket {
   constructor(
     private readonly producer: Producer,
     private readonly topic: string,
@@ -35,12 +35,21 @@ export class PublishTicket implements AppendTicket {
   ) {}
 
   settle(offset: number, failure: RillError | null): void {
+    this.answer(this.partition, offset, failure, false);
+  }
+
+  /** Nothing was stored: the message already was (a resend), at `offset` of `partition`. Answered as stored, marked a duplicate. */
+  duplicate(partition: number, offset: number): void {
+    this.answer(partition, offset, null, true);
+  }
+
+  private answer(partition: number, offset: number, failure: RillError | null, duplicate: boolean): void {
     const producer = this.producer;
     if (producer.open) {
       const acknowledgments = producer.acknowledgments(this.topic);
       const countdown = this.countdown;
       if (failure === null) {
-        acknowledgments?.stored(this.messageId, this.partition, offset, this.timestamp);
+        acknowledgments?.stored(this.messageId, partition, offset, this.timestamp, duplicate);
         if (countdown !== null) {
           if (--countdown.remaining === 0 && countdown.receipt !== null) producer.answered(countdown.place);
         } else if (this.receipt) producer.answered(this.place);

@@ -1,4 +1,4 @@
-import { KeylessPartitioner, type CreationQuota, type Broker, type KeylessPartitioning } from '../../broker/index.js';
+import { KeylessPartitioner, type AppendTicket, type CreationQuota, type Broker, type KeylessPartitioning } from '../../broker/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 import type { Producer } from './producer.js';
 import { preparePublish, type PublishRequest } from './publish-request.js';
@@ -13,7 +13,7 @@ export class Publisher {
   private readonly keyless: KeylessPartitioner;
 
   constructor(
-    private readonly broker: Pick<Broker, 'topics' | 'append'>,
+    private readonly broker: Pick<Broker, 'topics' | 'append' | 'deduplication'>,
     keylessPartitioning: KeylessPartitioning = 'sticky',
   ) {
     this.keyless = new KeylessPartitioner(keylessPartitioning);
@@ -33,6 +33,13 @@ export class Publisher {
   publish(producer: Producer, request: PublishRequest, place: number, receipt: boolean, countdown: ReceiptCountdown | null, owedBytes: number): void {
     const { topic, partition, messageId, timestamp } = request;
     const ticket = new PublishTicket(producer, topic.name, partition, messageId, timestamp, place, receipt, countdown, owedBytes);
-    this.broker.append(request.topic, request.partition, request.timestamp, request.key, request.messageId, request.headers, request.value, ticket);
+    const { deduplication } = this.broker;
+    // A messageID the broker made up cannot come again: only the producer's own are looked up.
+    if (request.messageIdGiven && deduplication.covers(topic)) deduplication.submit(topic, partition, messageId, ticket, request, this.store);
+    else this.store(request, ticket);
   }
+
+  private readonly store = (request: PublishRequest, ticket: AppendTicket): void => {
+    this.broker.append(request.topic, request.partition, request.timestamp, request.key, request.messageId, request.headers, request.value, ticket);
+  };
 }

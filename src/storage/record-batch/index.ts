@@ -12,7 +12,7 @@ export {
   type BatchProducer,
 } from './batch-header.js';
 export { RecordBatchBuilder, type RecordHeaders } from './record-batch-builder.js';
-export { forEachRecord, type StoredRecord } from './records.js';
+export { forEachMessageId, forEachRecord, type StoredRecord } from './records.js';
 export { CorruptRecordsError } from './varint.js';
 export { buildControlBatch, readControlMarker, type ControlMarker, type ControlType } from './control-batch.js';
 export { compressRecords, decompressRecords, type CompressionCodec } from './compression.js';

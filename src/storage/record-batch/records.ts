@@ -29,6 +29,35 @@ export function forEachRecord(
   // biome-ignore lint/suspicious/noConfusingVoidType: a visitor returns nothing to go on, or false to stop
   visit: (record: StoredRecord) => boolean | void,
 ): number {
+  return walkRecords(batches, fromOffset, (reader, recordEnd, offset, timestamp) => visit(decodeRecord(reader, recordEnd, offset, timestamp)));
+}
+
+/**
+ * Calls `visit` with the offset and the `message-id` header (null when it has none) of every
+ * message at or after `fromOffset`, decoding nothing else: the walk that rebuilds the
+ * deduplication window from the log at start-up. Returns as forEachRecord does.
+ */
+export function forEachMessageId(batches: Buffer, fromOffset: number, visit: (offset: number, messageId: string | null) => void): number {
+  return walkRecords(batches, fromOffset, (reader, recordEnd, offset) => {
+    skipField(reader, recordEnd); // key
+    skipField(reader, recordEnd); // value
+    const headerCount = reader.read();
+    if (headerCount < 0 || headerCount > recordEnd - reader.position) throw new CorruptRecordsError(`record at offset ${offset} claims ${headerCount} headers`);
+    let messageId: string | null = null;
+    for (let h = 0; h < headerCount && messageId === null; h++) {
+      const name = readString(reader, recordEnd);
+      const value = readString(reader, recordEnd);
+      if (name === MESSAGE_ID_HEADER) messageId = value ?? '';
+    }
+    visit(offset, messageId);
+  });
+}
+
+/** Given the reader just past a record's offset delta: returns false to stop at this record. */
+// biome-ignore lint/suspicious/noConfusingVoidType: as forEachRecord's visitor
+type RecordVisitor = (reader: VarintReader, recordEnd: number, offset: number, timestamp: number) => boolean | void;
+
+function walkRecords(batches: Buffer, fromOffset: number, visit: RecordVisitor): number {
   let position = 0;
   let next = fromOffset;
   while (position + BATCH_HEADER_BYTES <= batches.length) {
@@ -48,15 +77,7 @@ export function forEachRecord(
 }
 
 /** Visits one batch's records; returns the offset of the record `visit` refused, or -1. */
-function visitBatch(
-  batches: Buffer,
-  position: number,
-  end: number,
-  info: BatchInfo,
-  fromOffset: number,
-  // biome-ignore lint/suspicious/noConfusingVoidType: as forEachRecord's
-  visit: (record: StoredRecord) => boolean | void,
-): number {
+function visitBatch(batches: Buffer, position: number, end: number, info: BatchInfo, fromOffset: number, visit: RecordVisitor): number {
   const baseTimestamp = readInt64BE(batches, position + OFFSET_OF_BASE_TIMESTAMP);
   const codec = codecOf(info);
   const records = codec === 'none' ? batches : decompressed(codec, batches.subarray(position + BATCH_HEADER_BYTES, end), info.baseOffset);
@@ -68,7 +89,7 @@ function visitBatch(
     reader.position++; // record attributes: none are defined
     const timestamp = baseTimestamp + reader.read();
     const offset = info.baseOffset + reader.read();
-    if (offset >= fromOffset && visit(decodeRecord(reader, recordEnd, offset, timestamp)) === false) return offset;
+    if (offset >= fromOffset && visit(reader, recordEnd, offset, timestamp) === false) return offset;
     reader.position = recordEnd;
   }
   return -1;
@@ -120,6 +141,13 @@ function readBytes(reader: VarintReader, recordEnd: number): Buffer | null {
   if (start + length > recordEnd) throw new CorruptRecordsError('a record field runs past its record');
   reader.position = start + length;
   return reader.buffer.subarray(start, start + length);
+}
+
+function skipField(reader: VarintReader, recordEnd: number): void {
+  const length = reader.read();
+  if (length <= 0) return;
+  if (reader.position + length > recordEnd) throw new CorruptRecordsError('a record field runs past its record');
+  reader.position += length;
 }
 
 function readString(reader: VarintReader, recordEnd: number): string | null {

@@ -71,7 +71,9 @@ export class FakeContext implements CommandContext {
       append: (topic: Topic, partition: number, _timestamp: number, key: string | null, messageId: string | null) => {
         this.appended.push({ topic: topic.name, partition, key, messageId });
       },
-    } as unknown as Pick<Broker, 'topics' | 'append'>;
+      // These unit tests look at what is handed to the broker: no window between.
+      deduplication: { covers: () => false },
+    } as unknown as Pick<Broker, 'topics' | 'append' | 'deduplication'>;
     this.transactions = new Transactions(config.stomp.maxTransactionFrames);
     this.services = {
       stomp: config.stomp,

@@ -56,7 +56,7 @@ describe('storage failpoints (RILL_FAILPOINTS)', () => {
 
   it('refuses a malformed entry or an unknown action for a known failpoint', async () => {
     await expect(storageWith('fsync')).rejects.toThrow(/"fsync" is not <name>=<action>/);
-    await expect(storageWith('fsync=sometimes')).rejects.toThrow(/failpoint fsync takes error or every-<n> or off, not "sometimes"/);
+    await expect(storageWith('fsync=sometimes')).rejects.toThrow(/failpoint fsync takes error or every-<n> or exit-at-<n> or off, not "sometimes"/);
   });
 
   it('takes several entries, separated by commas', async () => {

@@ -20,8 +20,9 @@ export class AcknowledgmentSubscription extends JsonMessageSubscription implemen
     super(channel, id, number, ackMode, acknowledgmentDestination(topic), 'ack');
   }
 
-  stored(messageId: string, partition: number, offset: number, timestamp: number): void {
-    this.send({}, { messageID: messageId, status: 'ACK', topic: this.topic, partition, offset, timestamp });
+  stored(messageId: string, partition: number, offset: number, timestamp: number, duplicate: boolean): void {
+    const body = { messageID: messageId, status: 'ACK', topic: this.topic, partition, offset, timestamp };
+    this.send({}, duplicate ? { ...body, duplicate: true } : body);
   }
 
   failed(messageId: string | null, partition: number | null, error: RillError): void {

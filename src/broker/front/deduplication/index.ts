@@ -1,0 +1,1 @@
+export { Deduplicator, type DeduplicatedTicket, type LogReads } from './deduplicator.js';
