@@ -41,6 +41,8 @@ interface PartitionSlot {
   tickets: AppendTicket[];
   lastBatchBytes: number;
   watchers: Set<PartitionWatcher>;
+  /** The end of the partition after the last batch this thread saw stored (0 if none since the start). */
+  storedEnd: number;
 }
 
 interface InflightEntry {
@@ -153,7 +155,7 @@ export class Broker implements PartitionPlacement {
   place(topic: Topic, assignments: Map<number, PartitionAssignment[]>): void {
     for (const [worker, list] of assignments) {
       for (const { id, partition } of list) {
-        this.slots[id] = { topic, partition, worker, builder: null, tickets: [], lastBatchBytes: 0, watchers: new Set() };
+        this.slots[id] = { topic, partition, worker, builder: null, tickets: [], lastBatchBytes: 0, watchers: new Set(), storedEnd: 0 };
       }
       this.supervisor.open(worker, list);
     }
@@ -164,9 +166,9 @@ export class Broker implements PartitionPlacement {
     return this.inflight;
   }
 
-  /** Whether producers should be paused until `onInflightLow` fires. */
+  /** Whether producers should be paused until `onInflightLow` fires (publishes held for deduplication count too). */
   get overloaded(): boolean {
-    return this.inflight > this.config.limits.maxInflightBytes;
+    return this.inflight + this.deduplication.heldBytes > this.config.limits.maxInflightBytes;
   }
 
   onInflightLow(listener: () => void): void {
@@ -300,6 +302,7 @@ export class Broker implements PartitionPlacement {
       const failure = failed === null ? null : failed instanceof RillError ? failed : appendFailure(failed);
       const baseOffset = failure === null ? baseOffsets![i]! : -1;
       for (let t = 0; t < tickets.length; t++) tickets[t]!.settle(failure === null ? baseOffset + t : -1, failure);
+      if (failure === null && baseOffset + tickets.length > slot.storedEnd) slot.storedEnd = baseOffset + tickets.length;
       if (failure === null && slot.watchers.size > 0) {
         // The stored batch goes to the watchers (and the buffer is not reused: they may hold its records).
         watched = true;
@@ -315,10 +318,16 @@ export class Broker implements PartitionPlacement {
     if (this.inflight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  /** Resolves once every record handed to the broker has been answered (at once if none is waiting). */
-  whenIdle(): Promise<void> {
-    if (this.inflight === 0 && !this.flushScheduled) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  /** Resolves once every record handed to the broker (or held for deduplication) has been answered (at once if none is waiting). */
+  async whenIdle(): Promise<void> {
+    await this.deduplication.whenNothingHeld();
+    if (this.inflight === 0 && !this.flushScheduled) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The end of a partition after the last batch this thread saw stored there (0 if none since the start). */
+  storedEnd(topic: Topic, partition: number): number {
+    return this.slot(topic, partition).storedEnd;
   }
 
   /** Calls `listener` with the new readable end each time a partition gets new stored records. */

@@ -49,6 +49,13 @@ export class WorkerStoppedError extends RillError {
   }
 }
 
+/** A request refused at once because its worker is down (restarting after its backoff): nothing was done. */
+export class WorkerDownError extends RillError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
+
 /** The `brokers` settings the supervisor follows. */
 export interface BrokerWorkerSettings {
   workers: number;
@@ -156,7 +163,7 @@ export class WorkerSupervisor extends EventEmitter {
     const slot = this.slot(workerIndex);
     if (slot.worker === null) {
       const inMs = Math.max(0, slot.restartAt - Date.now());
-      return Promise.reject(new RillError('unavailable', `broker worker ${slot.index} is down (${slot.lastFailure}) and restarts in ${inMs} ms; retry`));
+      return Promise.reject(new WorkerDownError(`broker worker ${slot.index} is down (${slot.lastFailure}) and restarts in ${inMs} ms; retry`));
     }
     return this.send(slot, slot.worker, type, request, transfer);
   }

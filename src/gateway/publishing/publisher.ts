@@ -35,7 +35,8 @@ export class Publisher {
     const ticket = new PublishTicket(producer, topic.name, partition, messageId, timestamp, place, receipt, countdown, owedBytes);
     const { deduplication } = this.broker;
     // A messageID the broker made up cannot come again: only the producer's own are looked up.
-    if (request.messageIdGiven && deduplication.covers(topic)) deduplication.submit(topic, partition, messageId, ticket, request, this.store);
+    if (request.messageIdGiven && deduplication.covers(topic))
+      deduplication.submit(topic, partition, messageId, ticket, request, this.store, request.value.length);
     else this.store(request, ticket);
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Deduplicator, type DeduplicatedTicket, type LogReads } from '../../../src/broker/front/deduplication/index.js';
-import { WorkerStoppedError } from '../../../src/broker/front/worker-supervisor.js';
+import { WorkerDownError, WorkerStoppedError } from '../../../src/broker/front/worker-supervisor.js';
 import { StoredMessageIds, type MessageIdTable } from '../../../src/broker/front/deduplication/stored-message-ids.js';
 import type { Topic } from '../../../src/broker/index.js';
 import { RillError } from '../../../src/errors/index.js';
@@ -8,18 +8,19 @@ import { createLogger } from '../../../src/logging/index.js';
 import { RecordBatchBuilder } from '../../../src/storage/index.js';
 
 describe('StoredMessageIds', () => {
-  it('finds each messageID at its partition and offset while the ring grows, after it wrapped round', () => {
+  it('finds each messageID at its partition and offset while a ring grows, after it wrapped round', () => {
     const ids = new StoredMessageIds<never>(100_000);
+    const ring = ids.ringFor(5);
     const table: MessageIdTable<never> = new Map();
     // Expire the first 1,000 so that later ones wrap round the first columns before they grow.
-    for (let i = 0; i < 1000; i++) ids.add(table, `old-${i}`, 0, i, 0);
-    ids.expire(10, () => 5);
+    for (let i = 0; i < 1000; i++) ids.add(ring, table, `old-${i}`, 0, i, 0);
+    ids.expire(10);
     expect(ids.size).toBe(0);
-    for (let i = 0; i < 5000; i++) ids.add(table, `m-${i}`, i % 7, 1000 + i, 100);
+    for (let i = 0; i < 5000; i++) ids.add(ring, table, `m-${i}`, i % 7, 1000 + i, 100);
     expect(ids.size).toBe(5000);
     for (let i = 0; i < 5000; i++) {
       const slot = table.get(`m-${i}`) as number;
-      expect([ids.partition(slot), ids.offset(slot), ids.storedAt(slot)]).toEqual([i % 7, 1000 + i, 100]);
+      expect([ring.partition(slot), ring.offset(slot), ring.isWithinWindow(slot, 104), ring.isWithinWindow(slot, 105)]).toEqual([i % 7, 1000 + i, true, false]);
     }
     expect(table.has('old-0')).toBe(false);
     expect(ids.evictedEarly).toBe(0);
@@ -27,28 +28,33 @@ describe('StoredMessageIds', () => {
 
   it('forgets the oldest first when full, and counts it', () => {
     const ids = new StoredMessageIds<never>(1000);
+    const ring = ids.ringFor(1_000_000);
     const table: MessageIdTable<never> = new Map();
-    for (let i = 0; i < 1500; i++) ids.add(table, `m-${i}`, 0, i, i);
+    for (let i = 0; i < 1500; i++) ids.add(ring, table, `m-${i}`, 0, i, i);
     expect(ids.size).toBe(1000);
     expect(table.size).toBe(1000);
     expect(table.has('m-499')).toBe(false);
-    expect(ids.offset(table.get('m-500') as number)).toBe(500);
+    expect(ring.offset(table.get('m-500') as number)).toBe(500);
     expect(ids.evictedEarly).toBe(500);
   });
 
-  it('expires by each topic’s own window, oldest first', () => {
+  it('makes room from expired entries of a short window before forgetting a long window’s live ones', () => {
     const ids = new StoredMessageIds<never>(1000);
-    const short: MessageIdTable<never> = new Map();
-    const long: MessageIdTable<never> = new Map();
-    ids.add(short, 'a', 0, 0, 0);
-    ids.add(long, 'b', 0, 0, 10);
-    ids.add(short, 'c', 0, 1, 20);
-    const windowOf = (table: MessageIdTable<never>) => (table === short ? 100 : 1000);
-    ids.expire(150, windowOf);
-    // 'a' is past its 100 ms; 'b' is within its 1000 ms and 'c', behind it, waits for it.
-    expect([...short.keys(), ...long.keys()]).toEqual(['c', 'b']);
-    ids.expire(1010, windowOf);
-    expect(short.size + long.size).toBe(0);
+    const long = ids.ringFor(7 * 24 * 3600_000);
+    const short = ids.ringFor(1000);
+    const longTable: MessageIdTable<never> = new Map();
+    const shortTable: MessageIdTable<never> = new Map();
+    // The long window's entries are the oldest of all; then the short window fills the rest and keeps coming.
+    for (let i = 0; i < 10; i++) ids.add(long, longTable, `keep-${i}`, 0, i, 0);
+    // One every 2 ms in a 1 s window: about 500 live at a time, so the 1,000 fill up with expired ones.
+    for (let i = 0; i < 5000; i++) ids.add(short, shortTable, `s-${i}`, 0, i, 10 + 2 * i);
+    expect(longTable.size).toBe(10);
+    expect(ids.evictedEarly).toBe(0);
+    // Only when nothing has expired does a live entry go, the oldest: the long window's first.
+    for (let i = 0; i < 1000; i++) ids.add(short, shortTable, `burst-${i}`, 0, i, 10_008);
+    expect(longTable.has('keep-0')).toBe(false);
+    expect(ids.evictedEarly).toBeGreaterThan(0);
+    expect(ids.size).toBe(1000);
   });
 });
 
@@ -80,6 +86,7 @@ describe('Deduplicator', () => {
     const logs = [batchOf(0, ['a', 'b']), batchOf(0, ['c'])];
     const reads: LogReads = {
       offsets: async (_topic, partition) => ({ logStartOffset: 0, logEndOffset: partition === 0 ? 2 : 1, appendedSinceOffset: 0 }),
+      storedEnd: () => 0,
       read: async (_topic, partition, offset) => {
         await readGate;
         return { batches: offset === 0 ? logs[partition]! : null };
@@ -87,43 +94,43 @@ describe('Deduplicator', () => {
     };
     const deduplicator = new Deduplicator(reads, settings, createLogger('silent'));
     const stored: string[] = [];
-    const store = (id: string, ticket: { settle: (offset: number, failure: RillError | null) => void }) => {
+    const store = (id: string, ticket: { settle: (offset: number, failure: RillError | null) => void }): void => {
       stored.push(id);
       ticket.settle(10 + stored.length, null);
     };
     const rebuilt = deduplicator.rebuild([topic]);
     const early = new Ticket();
-    deduplicator.submit(topic, 1, 'b', early, 'b', store);
+    deduplicator.submit(topic, 1, 'b', early, 'b', store, 1);
     expect(early.outcome).toBeNull();
     releaseRead();
     await rebuilt;
     expect(early.outcome).toBe('duplicate@0/1');
     const fresh = new Ticket();
-    deduplicator.submit(topic, 0, 'd', fresh, 'd', store);
+    deduplicator.submit(topic, 0, 'd', fresh, 'd', store, 1);
     const again = new Ticket();
-    deduplicator.submit(topic, 1, 'c', again, 'c', store);
+    deduplicator.submit(topic, 1, 'c', again, 'c', store, 1);
     expect([fresh.outcome, again.outcome, stored]).toEqual(['stored@11', 'duplicate@1/0', ['d']]);
     deduplicator.close();
   });
 
   it('gives a resend waiting on a copy in flight that copy’s outcome, and forgets a copy that failed', () => {
-    const reads: LogReads = { offsets: async () => ({ logStartOffset: 0, logEndOffset: 0 }), read: async () => ({ batches: null }) };
+    const reads: LogReads = { offsets: async () => ({ logStartOffset: 0, logEndOffset: 0 }), read: async () => ({ batches: null }), storedEnd: () => 0 };
     const deduplicator = new Deduplicator(reads, settings, createLogger('silent'));
     const inFlight: Array<{ settle: (offset: number, failure: RillError | null) => void }> = [];
     const store = (_id: string, ticket: (typeof inFlight)[number]) => void inFlight.push(ticket);
 
     const first = new Ticket();
     const resend = new Ticket();
-    deduplicator.submit(topic, 0, 'x', first, 'x', store);
-    deduplicator.submit(topic, 1, 'x', resend, 'x', store);
+    deduplicator.submit(topic, 0, 'x', first, 'x', store, 1);
+    deduplicator.submit(topic, 1, 'x', resend, 'x', store, 1);
     expect(inFlight).toHaveLength(1);
     inFlight[0]!.settle(-1, new RillError('unavailable', 'worker died'));
     expect([first.outcome, resend.outcome]).toEqual(['failed:unavailable', 'failed:unavailable']);
 
     const retry = new Ticket();
     const retryCopy = new Ticket();
-    deduplicator.submit(topic, 1, 'x', retry, 'x', store);
-    deduplicator.submit(topic, 0, 'x', retryCopy, 'x', store);
+    deduplicator.submit(topic, 1, 'x', retry, 'x', store, 1);
+    deduplicator.submit(topic, 0, 'x', retryCopy, 'x', store, 1);
     expect(inFlight).toHaveLength(2);
     inFlight[1]!.settle(7, null);
     expect([retry.outcome, retryCopy.outcome]).toEqual(['stored@7', 'duplicate@1/7']);
@@ -133,39 +140,100 @@ describe('Deduplicator', () => {
   it('refuses resends of a message in flight to a worker that stopped until the worker is back, then answers them from the log', async () => {
     // Partition 1 holds "a" (written before its worker died, never answered); "b" never reached it.
     const log = batchOf(5, ['a']);
+    const readAt: number[] = [];
     const reads: LogReads = {
       offsets: async () => ({ logStartOffset: 0, logEndOffset: 6 }),
-      read: async (_topic, _partition, offset) => ({ batches: offset <= 5 ? log : null }),
+      read: async (_topic, _partition, offset) => {
+        readAt.push(offset);
+        return { batches: offset <= 5 ? log : null };
+      },
+      // Where the partition's end was when the batch went in flight: the read starts there, not at 0.
+      storedEnd: () => 5,
     };
     const deduplicator = new Deduplicator(reads, settings, createLogger('silent'));
     const inFlight: Array<{ settle: (offset: number, failure: RillError | null) => void }> = [];
     const store = (_id: string, ticket: (typeof inFlight)[number]) => void inFlight.push(ticket);
-    deduplicator.submit(topic, 1, 'a', new Ticket(), 'a', store);
-    deduplicator.submit(topic, 1, 'b', new Ticket(), 'b', store);
+    deduplicator.submit(topic, 1, 'a', new Ticket(), 'a', store, 1);
+    deduplicator.submit(topic, 1, 'b', new Ticket(), 'b', store, 1);
     const stopped = new WorkerStoppedError('broker worker 1 stopped before answering');
     for (const ticket of inFlight.splice(0)) ticket.settle(-1, stopped);
 
     const early = new Ticket();
-    deduplicator.submit(topic, 0, 'a', early, 'a', store);
+    deduplicator.submit(topic, 0, 'a', early, 'a', store, 1);
     expect(early.outcome).toBe('failed:unavailable');
     expect(inFlight).toHaveLength(0);
 
     // Another worker's restart settles nothing of partition 1.
     await deduplicator.workerRestarted([topic], () => false);
     const stillEarly = new Ticket();
-    deduplicator.submit(topic, 0, 'b', stillEarly, 'b', store);
+    deduplicator.submit(topic, 0, 'b', stillEarly, 'b', store, 1);
     expect(stillEarly.outcome).toBe('failed:unavailable');
 
     await deduplicator.workerRestarted([topic], (_topic, partition) => partition === 1);
     const resendA = new Ticket();
     const resendB = new Ticket();
-    deduplicator.submit(topic, 0, 'a', resendA, 'a', store);
-    deduplicator.submit(topic, 0, 'b', resendB, 'b', store);
+    deduplicator.submit(topic, 0, 'a', resendA, 'a', store, 1);
+    deduplicator.submit(topic, 0, 'b', resendB, 'b', store, 1);
     expect(resendA.outcome).toBe('duplicate@1/5');
+    expect(readAt).toEqual([5]);
     // "b" was never written: stored now.
     expect(inFlight).toHaveLength(1);
     inFlight[0]!.settle(6, null);
     expect(resendB.outcome).toBe('stored@6');
     deduplicator.close();
+  });
+
+  it('does not hold a topic for a partition whose worker is down at start-up, and reads that partition once the worker is back', async () => {
+    let workerUp = false;
+    const logs = [batchOf(0, ['a']), batchOf(0, ['c'])];
+    const reads: LogReads = {
+      offsets: async (_topic, partition) => {
+        if (partition === 1 && !workerUp) throw new WorkerDownError('broker worker 1 is down');
+        return { logStartOffset: 0, logEndOffset: 1, appendedSinceOffset: 0 };
+      },
+      read: async (_topic, partition, offset) => ({ batches: offset === 0 ? logs[partition]! : null }),
+      storedEnd: () => 0,
+    };
+    const deduplicator = new Deduplicator(reads, settings, createLogger('silent'));
+    const stored: string[] = [];
+    const store = (id: string, ticket: { settle: (offset: number, failure: RillError | null) => void }): void => {
+      stored.push(id);
+      ticket.settle(100 + stored.length, null);
+    };
+    await deduplicator.rebuild([topic]);
+    const resendA = new Ticket();
+    deduplicator.submit(topic, 1, 'a', resendA, 'a', store, 1);
+    expect(resendA.outcome).toBe('duplicate@0/0');
+
+    workerUp = true;
+    await deduplicator.workerRestarted([topic], (_topic, partition) => partition === 1);
+    const resendC = new Ticket();
+    deduplicator.submit(topic, 0, 'c', resendC, 'c', store, 1);
+    expect(resendC.outcome).toBe('duplicate@1/0');
+    expect(stored).toEqual([]);
+    deduplicator.close();
+  });
+
+  it('answers the publishes it holds when the broker closes, refuses new ones, and says when none is held', async () => {
+    const reads: LogReads = {
+      offsets: () => new Promise(() => {}), // a read-back that never ends
+      read: async () => ({ batches: null }),
+      storedEnd: () => 0,
+    };
+    const deduplicator = new Deduplicator(reads, settings, createLogger('silent'));
+    void deduplicator.rebuild([topic]);
+    const held = new Ticket();
+    deduplicator.submit(topic, 0, 'x', held, 'x', () => undefined, 500);
+    expect(deduplicator.heldBytes).toBe(500);
+    let idle = false;
+    void deduplicator.whenNothingHeld().then(() => (idle = true));
+    await Promise.resolve();
+    expect([held.outcome, idle]).toEqual([null, false]);
+    deduplicator.close();
+    await Promise.resolve();
+    expect([held.outcome, idle, deduplicator.heldBytes]).toEqual(['failed:unavailable', true, 0]);
+    const late = new Ticket();
+    deduplicator.submit(topic, 0, 'y', late, 'y', () => undefined, 1);
+    expect(late.outcome).toBe('failed:unavailable');
   });
 });

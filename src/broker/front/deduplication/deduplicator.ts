@@ -3,8 +3,8 @@ import type { Logger } from '../../../logging/index.js';
 import { forEachMessageId } from '../../../storage/index.js';
 import type { AppendTicket } from '../append-ticket.js';
 import type { Topic } from '../topic-registry.js';
-import { WorkerStoppedError } from '../worker-supervisor.js';
-import { StoredMessageIds, type MessageIdTable } from './stored-message-ids.js';
+import { WorkerDownError, WorkerStoppedError } from '../worker-supervisor.js';
+import { StoredMessageIds, type MessageIdRing, type MessageIdTable } from './stored-message-ids.js';
 
 /** A publish the deduplicator may answer itself: as a duplicate of a message stored before. */
 export interface DeduplicatedTicket extends AppendTicket {
@@ -22,7 +22,7 @@ export interface DeduplicationSettings {
   maxMessageIds: number;
 }
 
-/** What rebuilding a window reads of the log (the broker's reads, through the partitions' workers). */
+/** What the deduplicator reads of the log (the broker's reads, through the partitions' workers). */
 export interface LogReads {
   offsets(
     topic: Topic,
@@ -36,17 +36,19 @@ export interface LogReads {
     offset: number,
     maxBytes: number,
   ): Promise<{ batches: Buffer | null; failure?: { code: string; message: string } | undefined }>;
+  /** The end of the partition as this thread last saw a batch stored there (0 if none since the start). */
+  storedEnd(topic: Topic, partition: number): number;
 }
 
-/** Publishes queued while a topic's window is rebuilt, at most; past that, refused (retriably). */
-const MAX_QUEUED_PUBLISHES = 100_000;
-/** Partitions read at once while rebuilding. */
-const REBUILD_CONCURRENCY = 8;
-const REBUILD_READ_BYTES = 1024 * 1024;
+/** Publishes held while a topic's window is read back, at most, per topic; past that, refused (retriably). */
+const MAX_HELD_PUBLISHES = 100_000;
+/** Partitions read at once while reading windows back. */
+const READ_CONCURRENCY = 8;
+const READ_BYTES = 1024 * 1024;
 const EXPIRY_INTERVAL_MS = 1000;
 
 /**
- * One message in flight, the first with its messageID: the broker's ticket for it. Retries of the
+ * One message in flight, the first with its messageID: the broker's ticket for it. Resends of the
  * same messageID that come meanwhile wait on it and are answered as its duplicates once it is
  * stored (or fail with it).
  */
@@ -75,38 +77,46 @@ class InDoubt {
   constructor(readonly partition: number) {}
 }
 
-interface QueuedPublish {
+type Entry = PendingPublish | InDoubt;
+
+interface HeldPublish {
   topic: Topic;
   partition: number;
   messageId: string;
   ticket: DeduplicatedTicket;
   item: unknown;
   store: StoreFunction<unknown>;
+  bytes: number;
+}
+
+/** A partition to read once its worker is back: from an offset, or (null) its recent records as at start-up. */
+interface UnreadPartition {
+  from: number | null;
+  /** The messageIDs in doubt there, forgotten once it is read unless the read found them. */
+  messageIds: string[];
 }
 
 /** One topic's deduplication state. */
 class TopicWindow {
-  readonly table: MessageIdTable<PendingPublish | InDoubt> = new Map();
-  /** While false, the window is being rebuilt from the log and publishes wait in `queued`. */
+  readonly table: MessageIdTable<Entry> = new Map();
+  /** While false, the window is being read back from the log at start-up and publishes are held. */
   ready = true;
-  readonly queued: QueuedPublish[] = [];
-  /** Per partition: every record below this has been seen (stored through here, or read back). */
-  readonly seenEnd: number[] = [];
-  /** Partitions to read back before the window is ready (at start-up). */
-  readonly unsettled = new Set<number>();
-  /**
-   * Per partition, the messageIDs in doubt there (their worker stopped before answering), and the
-   * offset to read from to find them: where the partition's end was last seen when the first of
-   * them failed (stores after it, once the worker is back, move `seenEnd` past them).
-   */
-  readonly inDoubt = new Map<number, { from: number; messageIds: string[] }>();
+  readonly held: HeldPublish[] = [];
+  /** Partitions to read when their broker worker is back (it stopped, or was down at start-up). */
+  readonly unread = new Map<number, UnreadPartition>();
   /** The topic's partitions, as last seen. */
   partitions = 0;
 
   constructor(
-    readonly topic: string,
-    public windowMs: number,
+    readonly topic: Topic,
+    readonly windowMs: number,
+    readonly ring: MessageIdRing<Entry>,
   ) {}
+}
+
+/** Whether a failed read is the worker's absence (read again when it is back) rather than the data's fault. */
+function workerAway(error: unknown): boolean {
+  return error instanceof WorkerStoppedError || error instanceof WorkerDownError;
 }
 
 /**
@@ -117,16 +127,19 @@ class TopicWindow {
  *
  * The window lives in memory and is rebuilt from the log. At start-up each topic reads back the
  * records appended within its window (at most its share of `limits.maxDeduplicationIds` per
- * partition), and its publishes wait until it has. When a broker worker stops before answering an
- * append, the messageIDs in flight to it are in doubt (they may have been written): their resends
- * are refused, retriably, until the worker is back and their partitions have been read; the rest
- * of the topic goes on meanwhile. So a resend never slips past a copy on disk the window does not know.
+ * partition), and its publishes are held until it has (topics with publishes waiting first). When
+ * a broker worker stops before answering an append, the messageIDs in flight to it are in doubt
+ * (they may have been written): their resends are refused, retriably, until the worker is back and
+ * their partitions have been read; the rest of the topic goes on meanwhile. A partition whose
+ * worker is down at start-up is read when the worker is back (the topic does not wait for it).
  */
 export class Deduplicator {
   private readonly windows = new Map<string, TopicWindow>();
-  private readonly ids: StoredMessageIds<PendingPublish | InDoubt>;
-  private readonly windowOfTable = new Map<MessageIdTable<PendingPublish | InDoubt>, TopicWindow>();
+  private readonly ids: StoredMessageIds<Entry>;
   private readonly expiryTimer: NodeJS.Timeout;
+  private readonly idleWaiters: Array<() => void> = [];
+  private heldCount = 0;
+  private held = 0;
   private warnedEviction = false;
   private closed = false;
 
@@ -136,24 +149,33 @@ export class Deduplicator {
     private readonly logger: Logger,
   ) {
     this.ids = new StoredMessageIds(settings.maxMessageIds);
-    this.expiryTimer = setInterval(() => this.expire(Date.now()), EXPIRY_INTERVAL_MS);
+    this.expiryTimer = setInterval(() => this.ids.expire(Date.now()), EXPIRY_INTERVAL_MS);
     this.expiryTimer.unref();
   }
 
   /** Whether publishes to `topic` go through `submit`. */
   covers(topic: Topic): boolean {
-    return this.settings.windowOf(topic.name) > 0;
+    return this.windowFor(topic).windowMs > 0;
+  }
+
+  /** Bytes of publishes held until their topic's window is read back (they count toward the broker's in-flight bytes). */
+  get heldBytes(): number {
+    return this.held;
   }
 
   /**
-   * A publish with a messageID the producer chose. Either stored (by `store`, with a ticket that
-   * records it), or answered at once as a duplicate, or held until the copy in flight is answered
-   * or the topic's window is rebuilt.
+   * A publish with a messageID the producer chose (`bytes`: about what it holds in memory). Either
+   * stored (by `store`, with a ticket that records it), or answered at once as a duplicate, or
+   * held until the copy in flight is answered or the topic's window is read back.
    */
-  submit<Item>(topic: Topic, partition: number, messageId: string, ticket: DeduplicatedTicket, item: Item, store: StoreFunction<Item>): void {
+  submit<Item>(topic: Topic, partition: number, messageId: string, ticket: DeduplicatedTicket, item: Item, store: StoreFunction<Item>, bytes: number): void {
+    if (this.closed) {
+      ticket.settle(-1, new RillError('unavailable', 'the broker is shutting down'));
+      return;
+    }
     const window = this.windowFor(topic);
     if (!window.ready) {
-      this.hold(window, { topic, partition, messageId, ticket, item, store: store as StoreFunction<unknown> });
+      this.hold(window, { topic, partition, messageId, ticket, item, store: store as StoreFunction<unknown>, bytes });
       return;
     }
     const known = window.table.get(messageId);
@@ -162,13 +184,13 @@ export class Deduplicator {
       window.table.set(messageId, pending);
       store(item, pending);
     } else if (typeof known === 'number') {
-      if (this.ids.storedAt(known) + window.windowMs > Date.now()) {
-        ticket.duplicate(this.ids.partition(known), this.ids.offset(known));
+      if (window.ring.isWithinWindow(known, Date.now())) {
+        ticket.duplicate(window.ring.partition(known), window.ring.offset(known));
         return;
       }
       // Stored, but longer ago than the window: a new message of the same ID.
       window.table.delete(messageId);
-      this.submit(topic, partition, messageId, ticket, item, store);
+      this.submit(topic, partition, messageId, ticket, item, store, bytes);
     } else if (known instanceof InDoubt) {
       ticket.settle(
         -1,
@@ -182,23 +204,21 @@ export class Deduplicator {
     }
   }
 
-  /** The first copy's outcome: recorded, and given to the retries that waited for it. */
+  /** The first copy's outcome: recorded, and given to the resends that waited for it. */
   settled(pending: PendingPublish, offset: number, failure: RillError | null): void {
     const { window, messageId, partition } = pending;
     const current = window.table.get(messageId) === pending;
     if (failure === null) {
-      if (current) this.ids.add(window.table, messageId, partition, offset, Date.now());
-      this.sawStored(window, partition, offset + 1);
+      if (current) this.ids.add(window.ring, window.table, messageId, partition, offset, Date.now());
       pending.ticket.settle(offset, null);
       if (pending.waiters !== null) for (const waiter of pending.waiters) waiter.duplicate(partition, offset);
       this.warnOnEviction();
     } else {
       if (current && failure instanceof WorkerStoppedError) {
-        // Perhaps written: resends wait for the partition to be read once the worker is back.
+        // Perhaps written: its resends wait for the partition to be read once the worker is back,
+        // from where this thread last saw it stored (the batch in doubt cannot be before that).
         window.table.set(messageId, new InDoubt(partition));
-        const doubts = window.inDoubt.get(partition);
-        if (doubts === undefined) window.inDoubt.set(partition, { from: window.seenEnd[partition] ?? 0, messageIds: [messageId] });
-        else doubts.messageIds.push(messageId);
+        this.unread(window, partition, this.reads.storedEnd(window.topic, partition)).messageIds.push(messageId);
       } else if (current) window.table.delete(messageId);
       pending.ticket.settle(-1, failure);
       if (pending.waiters !== null) for (const waiter of pending.waiters) waiter.settle(-1, failure);
@@ -206,61 +226,73 @@ export class Deduplicator {
   }
 
   /**
-   * At start-up: every topic on disk rebuilds its window from its log. Publishes to a topic wait
-   * until its own is rebuilt; resolves once all are.
+   * At start-up: every topic on disk reads its window back from its log, topics with publishes
+   * waiting first. Publishes to a topic are held until its own window is back; resolves once all are.
    */
   async rebuild(topics: readonly Topic[]): Promise<void> {
     const started = performance.now();
-    const rebuilt: TopicWindow[] = [];
+    const waiting: Array<{ topic: Topic; window: TopicWindow }> = [];
     for (const topic of topics) {
       const window = this.windowFor(topic);
       if (window.windowMs === 0) continue;
       window.ready = false;
-      for (let p = 0; p < topic.partitions; p++) window.unsettled.add(p);
-      rebuilt.push(window);
+      waiting.push({ topic, window });
     }
-    for (const topic of topics) {
-      const window = this.windows.get(topic.name)!;
-      if (!window.ready) await this.readBack(topic, window);
-    }
-    if (rebuilt.length > 0) {
-      this.logger.info(
-        { topics: rebuilt.length, messageIds: this.ids.size, ms: Math.round(performance.now() - started) },
-        'deduplication windows rebuilt from the log',
+    const share = Math.max(1, Math.ceil(this.settings.maxMessageIds / Math.max(1, this.coveredPartitions())));
+    while (waiting.length > 0 && !this.closed) {
+      const index = Math.max(
+        0,
+        waiting.findIndex(({ window }) => window.held.length > 0),
       );
+      const [{ topic, window }] = waiting.splice(index, 1) as [{ topic: Topic; window: TopicWindow }];
+      const all = Array.from({ length: topic.partitions }, (_, p) => p);
+      await this.readPartitions(topic, window, all, (partition) => this.readRecent(topic, window, partition, share));
+      this.release(window, null);
+    }
+    if (!this.closed && this.windows.size > 0) {
+      this.logger.info({ messageIds: this.ids.size, ms: Math.round(performance.now() - started) }, 'deduplication windows rebuilt from the log');
     }
   }
 
   /**
-   * A broker worker is back: the partitions that have messageIDs in doubt are read from where this
-   * thread last saw them stored, which settles each: stored (its resends are duplicates) or not
-   * (forgotten). Partitions whose worker is still down wait for its restart.
+   * A broker worker is back: the partitions it holds that wait to be read (messageIDs in doubt, or
+   * a read that found it down at start-up) are read, which settles each messageID in doubt: stored
+   * (its resends are duplicates) or not (forgotten).
    */
-  async workerRestarted(topics: readonly Topic[], isUp: (topic: Topic, partition: number) => boolean): Promise<void> {
+  async workerRestarted(topics: readonly Topic[], ownedByIt: (topic: Topic, partition: number) => boolean): Promise<void> {
     for (const topic of topics) {
       const window = this.windows.get(topic.name);
-      if (window === undefined) continue;
-      for (const partition of [...window.inDoubt.keys()]) {
-        if (!isUp(topic, partition)) continue;
-        const doubts = window.inDoubt.get(partition)!;
-        window.inDoubt.delete(partition);
+      if (window === undefined || window.unread.size === 0) continue;
+      const partitions = [...window.unread.keys()].filter((partition) => ownedByIt(topic, partition));
+      const share = Math.max(1, Math.ceil(this.settings.maxMessageIds / Math.max(1, this.coveredPartitions())));
+      await this.readPartitions(topic, window, partitions, async (partition) => {
+        const unread = window.unread.get(partition)!;
+        window.unread.delete(partition);
         try {
-          await this.readPartition(topic, window, partition, doubts.from);
+          if (unread.from === null) await this.readRecent(topic, window, partition, share);
+          else await this.readFrom(topic, window, partition, unread.from);
         } catch (error) {
-          if (error instanceof RillError && error.code === 'unavailable') {
-            // The worker stopped again: the doubts wait for its next restart.
-            const later = window.inDoubt.get(partition);
-            window.inDoubt.set(partition, { from: doubts.from, messageIds: [...doubts.messageIds, ...(later?.messageIds ?? [])] });
-            continue;
+          if (workerAway(error)) {
+            // Stopped again: all of it waits for the next restart.
+            const later = this.unread(window, partition, unread.from);
+            later.from = unread.from === null || later.from === null ? null : Math.min(unread.from, later.from);
+            later.messageIds.push(...unread.messageIds);
+            return;
           }
-          this.logger.error(
-            { err: error, topic: topic.name, partition, messageIds: doubts.messageIds.length },
-            'could not read the partition back after its worker restarted: resends of the messages in flight when it stopped may be stored twice',
-          );
+          throw error;
+        } finally {
+          if (!window.unread.has(partition)) {
+            for (const messageId of unread.messageIds) if (window.table.get(messageId) instanceof InDoubt) window.table.delete(messageId);
+          }
         }
-        for (const messageId of doubts.messageIds) if (window.table.get(messageId) instanceof InDoubt) window.table.delete(messageId);
-      }
+      });
     }
+  }
+
+  /** Resolves once no publish is held (at once if none is). */
+  whenNothingHeld(): Promise<void> {
+    if (this.heldCount === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   close(): void {
@@ -269,100 +301,119 @@ export class Deduplicator {
     for (const window of this.windows.values()) this.release(window, new RillError('unavailable', 'the broker is shutting down'));
   }
 
-  /** Reads the topic's unsettled partitions back into its window, then lets its held publishes go. */
-  private async readBack(topic: Topic, window: TopicWindow): Promise<void> {
-    const partitions = [...window.unsettled];
-    const since = Date.now() - window.windowMs;
-    const share = Math.max(1, Math.ceil(this.settings.maxMessageIds / Math.max(1, this.coveredPartitions())));
+  /**
+   * Reads the partitions with `read`, a few at once. A read that finds the partition's worker away
+   * leaves the partition to be read when the worker is back (the window goes on without it
+   * meanwhile); a read that fails otherwise is logged, and the window goes on without it.
+   */
+  private async readPartitions(topic: Topic, window: TopicWindow, partitions: number[], read: (partition: number) => Promise<void>): Promise<void> {
     let next = 0;
-    const readOne = async (): Promise<void> => {
+    const reader = async (): Promise<void> => {
       while (next < partitions.length && !this.closed) {
         const partition = partitions[next++]!;
         try {
-          await this.readPartition(topic, window, partition, null, since, share);
-          window.unsettled.delete(partition);
+          await read(partition);
         } catch (error) {
-          // Publishing must not stop for good on a damaged batch: the window then covers less, and says so.
-          window.unsettled.delete(partition);
+          if (this.closed) return;
+          if (workerAway(error)) {
+            this.unread(window, partition, null);
+            this.logger.warn(
+              { topic: topic.name, partition, reason: (error as Error).message },
+              'the partition’s broker worker is down: its recent messageIDs are read when it is back, and resends of them may be stored twice until then',
+            );
+            continue;
+          }
           this.logger.error(
             { err: error, topic: topic.name, partition },
-            'could not read the partition back into the deduplication window: retries of its recent messages may be stored twice',
+            'could not read the partition back into the deduplication window: resends of its recent messages may be stored twice',
           );
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(REBUILD_CONCURRENCY, partitions.length) }, readOne));
-    if (window.unsettled.size === 0) this.release(window, null);
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, partitions.length) }, reader));
   }
 
-  /**
-   * Adds the messageIDs of a partition's records to the window: from `from` when given (every
-   * record after it), else the most recent `share` of those appended `since` then.
-   */
-  private async readPartition(topic: Topic, window: TopicWindow, partition: number, from: number | null, since = 0, share = 0): Promise<void> {
-    const offsets = await this.reads.offsets(topic, partition, undefined, from === null ? since : undefined);
-    const end = offsets.logEndOffset;
-    let offset = from === null ? Math.max(offsets.logStartOffset, offsets.appendedSinceOffset ?? 0, end - share) : Math.max(offsets.logStartOffset, from);
+  /** The partition's most recent records appended within the window: at most `share` of them. */
+  private async readRecent(topic: Topic, window: TopicWindow, partition: number, share: number): Promise<void> {
+    const offsets = await this.reads.offsets(topic, partition, undefined, Date.now() - window.windowMs);
+    const from = Math.max(offsets.logStartOffset, offsets.appendedSinceOffset ?? 0, offsets.logEndOffset - share);
+    await this.scan(topic, window, partition, from, offsets.logEndOffset);
+  }
+
+  /** Every record from `from` on (only in segments appended to within the window). */
+  private async readFrom(topic: Topic, window: TopicWindow, partition: number, from: number): Promise<void> {
+    const offsets = await this.reads.offsets(topic, partition, undefined, Date.now() - window.windowMs);
+    await this.scan(topic, window, partition, Math.max(offsets.logStartOffset, offsets.appendedSinceOffset ?? 0, from), offsets.logEndOffset);
+  }
+
+  /** Adds the messageIDs of the records from `offset` to `end` to the window (the first copy of each, if several). */
+  private async scan(topic: Topic, window: TopicWindow, partition: number, offset: number, end: number): Promise<void> {
     const now = Date.now();
     while (offset < end && !this.closed) {
-      const read = await this.reads.read(topic, partition, offset, REBUILD_READ_BYTES);
+      const read = await this.reads.read(topic, partition, offset, READ_BYTES);
       if (read.failure !== undefined) throw new RillError(read.failure.code === 'unknown-partition' ? 'unavailable' : 'storage-error', read.failure.message);
       if (read.batches === null) break;
       const next = forEachMessageId(read.batches, offset, (recordOffset, messageId) => {
         if (messageId === null) return;
         const known = window.table.get(messageId);
-        if (known === undefined || known instanceof InDoubt) this.ids.add(window.table, messageId, partition, recordOffset, now);
+        if (known === undefined || known instanceof InDoubt) this.ids.add(window.ring, window.table, messageId, partition, recordOffset, now);
       });
       if (next <= offset) break;
       offset = next;
     }
-    this.sawStored(window, partition, Math.max(offset, end));
   }
 
-  private hold(window: TopicWindow, publish: QueuedPublish): void {
-    if (window.queued.length >= MAX_QUEUED_PUBLISHES) {
+  private unread(window: TopicWindow, partition: number, from: number | null): UnreadPartition {
+    let unread = window.unread.get(partition);
+    if (unread === undefined) {
+      unread = { from, messageIds: [] };
+      window.unread.set(partition, unread);
+    } else if (from === null || unread.from === null) unread.from = null;
+    else unread.from = Math.min(unread.from, from);
+    return unread;
+  }
+
+  private hold(window: TopicWindow, publish: HeldPublish): void {
+    if (window.held.length >= MAX_HELD_PUBLISHES) {
       publish.ticket.settle(
         -1,
-        new RillError('unavailable', `topic ${window.topic} is reading its recent messageIDs back from its log (after a start or a worker restart); retry`),
+        new RillError('unavailable', `topic ${window.topic.name} is reading its recent messageIDs back from its log after a start; retry`),
       );
       return;
     }
-    window.queued.push(publish);
+    window.held.push(publish);
+    this.heldCount++;
+    this.held += publish.bytes;
   }
 
   /** The window is ready: held publishes go on in the order they came (or all fail with `failure`). */
   private release(window: TopicWindow, failure: RillError | null): void {
-    window.ready = failure === null;
-    const queued = window.queued.splice(0);
-    for (const publish of queued) {
+    window.ready = true;
+    const held = window.held.splice(0);
+    for (const publish of held) {
+      this.heldCount--;
+      this.held -= publish.bytes;
       if (failure !== null) publish.ticket.settle(-1, failure);
-      else this.submit(publish.topic, publish.partition, publish.messageId, publish.ticket, publish.item, publish.store);
+      else this.submit(publish.topic, publish.partition, publish.messageId, publish.ticket, publish.item, publish.store, publish.bytes);
     }
+    if (this.heldCount === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private windowFor(topic: Topic): TopicWindow {
     let window = this.windows.get(topic.name);
     if (window === undefined) {
-      window = new TopicWindow(topic.name, this.settings.windowOf(topic.name));
+      const windowMs = this.settings.windowOf(topic.name);
+      window = new TopicWindow(topic, windowMs, this.ids.ringFor(windowMs));
       this.windows.set(topic.name, window);
-      this.windowOfTable.set(window.table, window);
     }
     window.partitions = topic.partitions;
     return window;
-  }
-
-  private sawStored(window: TopicWindow, partition: number, end: number): void {
-    if (end > (window.seenEnd[partition] ?? 0)) window.seenEnd[partition] = end;
   }
 
   private coveredPartitions(): number {
     let partitions = 0;
     for (const window of this.windows.values()) if (window.windowMs > 0) partitions += window.partitions;
     return partitions;
-  }
-
-  private expire(now: number): void {
-    this.ids.expire(now, (table) => this.windowOfTable.get(table)?.windowMs ?? 0);
   }
 
   private warnOnEviction(): void {
