@@ -176,7 +176,11 @@ const topics = z
       )
       .default([]),
   })
-  .strict();
+  .strict()
+  .refine(
+    (topics) => new Set([topics.deduplicationWindowMs, ...topics.definitions.map((d) => d.deduplicationWindowMs)]).size <= 100,
+    "at most 100 different deduplication windows (topics.deduplicationWindowMs and the definitions' own)",
+  );
 
 const brokers = z
   .object({

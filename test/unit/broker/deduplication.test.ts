@@ -1,58 +1,99 @@
 import { describe, expect, it } from 'vitest';
 import { Deduplicator, type DeduplicatedTicket, type LogReads } from '../../../src/broker/front/deduplication/index.js';
 import { WorkerDownError, WorkerStoppedError } from '../../../src/broker/front/worker-supervisor.js';
-import { StoredMessageIds, type MessageIdTable } from '../../../src/broker/front/deduplication/stored-message-ids.js';
+import { Fingerprint, FingerprintIndex } from '../../../src/broker/front/deduplication/fingerprint-index.js';
+import { StoredMessageIds } from '../../../src/broker/front/deduplication/stored-message-ids.js';
 import type { Topic } from '../../../src/broker/index.js';
 import { RillError } from '../../../src/errors/index.js';
 import { createLogger } from '../../../src/logging/index.js';
 import { RecordBatchBuilder } from '../../../src/storage/index.js';
 
+const fingerprint = (id: string): Fingerprint => new Fingerprint().of(id, 42);
+
+describe('FingerprintIndex', () => {
+  it('agrees with a Map through random inserts, replacements and deletions, across growth and wrapped runs', () => {
+    const index = new FingerprintIndex();
+    const model = new Map<string, number>();
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    for (let step = 0; step < 200_000; step++) {
+      const id = `id-${random(5000)}`;
+      const fp = fingerprint(id);
+      if (random(3) === 0) {
+        // Removed only when it holds the value named.
+        const value = random(4) + 1;
+        index.deleteIf(fp.a, fp.b, fp.c, value);
+        if (model.get(id) === value) model.delete(id);
+      } else {
+        const value = random(4) + 1;
+        index.set(fp, value);
+        model.set(id, value);
+      }
+    }
+    expect(index.size).toBe(model.size);
+    for (let i = 0; i < 5000; i++) expect(index.get(fingerprint(`id-${i}`)), `id-${i}`).toBe(model.get(`id-${i}`) ?? -1);
+  });
+
+  it('gives different fingerprints to the same ID in two topics (seeds) and to IDs that differ in one character', () => {
+    const one = new Fingerprint().of('order-1', 1);
+    const other = new Fingerprint().of('order-1', 2);
+    const next = new Fingerprint().of('order-2', 1);
+    expect([one.a, one.b, one.c]).not.toEqual([other.a, other.b, other.c]);
+    expect([one.a, one.b, one.c]).not.toEqual([next.a, next.b, next.c]);
+  });
+});
+
 describe('StoredMessageIds', () => {
   it('finds each messageID at its partition and offset while a ring grows, after it wrapped round', () => {
-    const ids = new StoredMessageIds<never>(100_000);
+    const ids = new StoredMessageIds(100_000);
     const ring = ids.ringFor(5);
-    const table: MessageIdTable<never> = new Map();
     // Expire the first 1,000 so that later ones wrap round the first columns before they grow.
-    for (let i = 0; i < 1000; i++) ids.add(ring, table, `old-${i}`, 0, i, 0);
+    for (let i = 0; i < 1000; i++) ids.add(ring, fingerprint(`old-${i}`), 0, i, 0);
     ids.expire(10);
     expect(ids.size).toBe(0);
-    for (let i = 0; i < 5000; i++) ids.add(ring, table, `m-${i}`, i % 7, 1000 + i, 100);
+    for (let i = 0; i < 5000; i++) ids.add(ring, fingerprint(`m-${i}`), i % 7, 1000 + i, 100);
     expect(ids.size).toBe(5000);
     for (let i = 0; i < 5000; i++) {
-      const slot = table.get(`m-${i}`) as number;
-      expect([ring.partition(slot), ring.offset(slot), ring.isWithinWindow(slot, 104), ring.isWithinWindow(slot, 105)]).toEqual([i % 7, 1000 + i, true, false]);
+      const at = ids.find(fingerprint(`m-${i}`))!;
+      expect([at.ring.partition(at.slot), at.ring.offset(at.slot), at.ring.isWithinWindow(at.slot, 104), at.ring.isWithinWindow(at.slot, 105)]).toEqual([
+        i % 7,
+        1000 + i,
+        true,
+        false,
+      ]);
     }
-    expect(table.has('old-0')).toBe(false);
+    expect(ids.find(fingerprint('old-0'))).toBeNull();
     expect(ids.evictedEarly).toBe(0);
   });
 
   it('forgets the oldest first when full, and counts it', () => {
-    const ids = new StoredMessageIds<never>(1000);
+    const ids = new StoredMessageIds(1000);
     const ring = ids.ringFor(1_000_000);
-    const table: MessageIdTable<never> = new Map();
-    for (let i = 0; i < 1500; i++) ids.add(ring, table, `m-${i}`, 0, i, i);
+    for (let i = 0; i < 1500; i++) ids.add(ring, fingerprint(`m-${i}`), 0, i, i);
     expect(ids.size).toBe(1000);
-    expect(table.size).toBe(1000);
-    expect(table.has('m-499')).toBe(false);
-    expect(ring.offset(table.get('m-500') as number)).toBe(500);
+    expect(ids.find(fingerprint('m-499'))).toBeNull();
+    const at = ids.find(fingerprint('m-500'))!;
+    expect(at.ring.offset(at.slot)).toBe(500);
     expect(ids.evictedEarly).toBe(500);
   });
 
   it('makes room from expired entries of a short window before forgetting a long window’s live ones', () => {
-    const ids = new StoredMessageIds<never>(1000);
+    const ids = new StoredMessageIds(1000);
     const long = ids.ringFor(7 * 24 * 3600_000);
     const short = ids.ringFor(1000);
-    const longTable: MessageIdTable<never> = new Map();
-    const shortTable: MessageIdTable<never> = new Map();
+    const kept = (): number => Array.from({ length: 10 }, (_, i) => ids.find(fingerprint(`keep-${i}`))).filter((at) => at !== null).length;
     // The long window's entries are the oldest of all; then the short window fills the rest and keeps coming.
-    for (let i = 0; i < 10; i++) ids.add(long, longTable, `keep-${i}`, 0, i, 0);
+    for (let i = 0; i < 10; i++) ids.add(long, fingerprint(`keep-${i}`), 0, i, 0);
     // One every 2 ms in a 1 s window: about 500 live at a time, so the 1,000 fill up with expired ones.
-    for (let i = 0; i < 5000; i++) ids.add(short, shortTable, `s-${i}`, 0, i, 10 + 2 * i);
-    expect(longTable.size).toBe(10);
+    for (let i = 0; i < 5000; i++) ids.add(short, fingerprint(`s-${i}`), 0, i, 10 + 2 * i);
+    expect(kept()).toBe(10);
     expect(ids.evictedEarly).toBe(0);
     // Only when nothing has expired does a live entry go, the oldest: the long window's first.
-    for (let i = 0; i < 1000; i++) ids.add(short, shortTable, `burst-${i}`, 0, i, 10_008);
-    expect(longTable.has('keep-0')).toBe(false);
+    for (let i = 0; i < 1000; i++) ids.add(short, fingerprint(`burst-${i}`), 0, i, 10_008);
+    expect(ids.find(fingerprint('keep-0'))).toBeNull();
     expect(ids.evictedEarly).toBeGreaterThan(0);
     expect(ids.size).toBe(1000);
   });
@@ -235,5 +276,21 @@ describe('Deduplicator', () => {
     const late = new Ticket();
     deduplicator.submit(topic, 0, 'y', late, 'y', () => undefined, 1);
     expect(late.outcome).toBe('failed:unavailable');
+  });
+
+  it('remembers a message whose entry was forgotten while it was in flight (the limit reached), once it is stored', () => {
+    const reads: LogReads = { offsets: async () => ({ logStartOffset: 0, logEndOffset: 0 }), read: async () => ({ batches: null }), storedEnd: () => 0 };
+    const deduplicator = new Deduplicator(reads, { windowOf: () => 60_000, maxMessageIds: 1000 }, createLogger('silent'));
+    const inFlight: Array<{ settle: (offset: number, failure: RillError | null) => void }> = [];
+    const store = (_id: string, ticket: (typeof inFlight)[number]) => void inFlight.push(ticket);
+    deduplicator.submit(topic, 0, 'slow', new Ticket(), 'slow', store, 1);
+    // A thousand more in flight push the first one's entry out.
+    for (let i = 0; i < 1000; i++) deduplicator.submit(topic, 1, `m-${i}`, new Ticket(), `m-${i}`, store, 1);
+    for (let i = 1; i <= 1000; i++) inFlight[i]!.settle(i, null);
+    inFlight[0]!.settle(0, null);
+    const resend = new Ticket();
+    deduplicator.submit(topic, 1, 'slow', resend, 'slow', store, 1);
+    expect(resend.outcome).toBe('duplicate@0/0');
+    deduplicator.close();
   });
 });

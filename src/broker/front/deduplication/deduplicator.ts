@@ -4,7 +4,9 @@ import { forEachMessageId } from '../../../storage/index.js';
 import type { AppendTicket } from '../append-ticket.js';
 import type { Topic } from '../topic-registry.js';
 import { WorkerDownError, WorkerStoppedError } from '../worker-supervisor.js';
-import { StoredMessageIds, type MessageIdRing, type MessageIdTable } from './stored-message-ids.js';
+import { randomInt } from 'node:crypto';
+import { Fingerprint } from './fingerprint-index.js';
+import { IN_FLIGHT, StoredMessageIds, type MessageIdRing } from './stored-message-ids.js';
 
 /** A publish the deduplicator may answer itself: as a duplicate of a message stored before. */
 export interface DeduplicatedTicket extends AppendTicket {
@@ -54,6 +56,12 @@ const EXPIRY_INTERVAL_MS = 1000;
  */
 class PendingPublish implements AppendTicket {
   waiters: DeduplicatedTicket[] | null = null;
+  /** Its entry's sequence in its topic's ring. */
+  sequence = -1;
+  /** Its fingerprint (a, b, c), should its entry be forgotten before it settles. */
+  readonly a: number;
+  readonly b: number;
+  readonly c: number;
 
   constructor(
     private readonly owner: Deduplicator,
@@ -61,7 +69,12 @@ class PendingPublish implements AppendTicket {
     readonly messageId: string,
     readonly partition: number,
     readonly ticket: AppendTicket,
-  ) {}
+    fingerprint: Fingerprint,
+  ) {
+    this.a = fingerprint.a;
+    this.b = fingerprint.b;
+    this.c = fingerprint.c;
+  }
 
   settle(offset: number, failure: RillError | null): void {
     this.owner.settled(this, offset, failure);
@@ -96,9 +109,8 @@ interface UnreadPartition {
   messageIds: string[];
 }
 
-/** One topic's deduplication state. */
+/** One topic's deduplication state (its messageIDs are in StoredMessageIds, by fingerprint). */
 class TopicWindow {
-  readonly table: MessageIdTable<Entry> = new Map();
   /** While false, the window is being read back from the log at start-up and publishes are held. */
   ready = true;
   readonly held: HeldPublish[] = [];
@@ -111,6 +123,8 @@ class TopicWindow {
     readonly topic: Topic,
     readonly windowMs: number,
     readonly ring: MessageIdRing<Entry>,
+    /** Seeds its messageIDs' fingerprints: the same ID in two topics is two messages. */
+    readonly seed: number,
   ) {}
 }
 
@@ -136,6 +150,11 @@ function workerAway(error: unknown): boolean {
 export class Deduplicator {
   private readonly windows = new Map<string, TopicWindow>();
   private readonly ids: StoredMessageIds<Entry>;
+  /** Scratch fingerprints, reused: one for lookups, one for what a settling publish carries. */
+  private readonly fingerprint = new Fingerprint();
+  private readonly settling = new Fingerprint();
+  /** Makes fingerprints unpredictable from outside the process, so that no one can craft IDs that collide. */
+  private readonly processSeed = randomInt(2 ** 31);
   private readonly expiryTimer: NodeJS.Timeout;
   private readonly idleWaiters: Array<() => void> = [];
   private heldCount = 0;
@@ -178,48 +197,63 @@ export class Deduplicator {
       this.hold(window, { topic, partition, messageId, ticket, item, store: store as StoreFunction<unknown>, bytes });
       return;
     }
-    const known = window.table.get(messageId);
-    if (known === undefined) {
-      const pending = new PendingPublish(this, window, messageId, partition, ticket);
-      window.table.set(messageId, pending);
-      store(item, pending);
-    } else if (typeof known === 'number') {
-      if (window.ring.isWithinWindow(known, Date.now())) {
-        ticket.duplicate(window.ring.partition(known), window.ring.offset(known));
+    const fingerprint = this.fingerprint.of(messageId, window.seed);
+    const now = Date.now();
+    const known = this.ids.find(fingerprint);
+    if (known !== null) {
+      const { ring, slot } = known;
+      const entry = ring.entry(slot);
+      if (entry instanceof PendingPublish) {
+        (entry.waiters ??= []).push(ticket);
         return;
       }
-      // Stored, but longer ago than the window: a new message of the same ID.
-      window.table.delete(messageId);
-      this.submit(topic, partition, messageId, ticket, item, store, bytes);
-    } else if (known instanceof InDoubt) {
-      ticket.settle(
-        -1,
-        new RillError(
-          'unavailable',
-          `message "${messageId}" was on its way to partition ${known.partition} of topic ${topic.name} when its broker worker stopped; whether it was stored is known once the worker is back: retry`,
-        ),
-      );
-    } else {
-      (known.waiters ??= []).push(ticket);
+      if (entry instanceof InDoubt) {
+        ticket.settle(
+          -1,
+          new RillError(
+            'unavailable',
+            `message "${messageId}" was on its way to partition ${entry.partition} of topic ${topic.name} when its broker worker stopped; whether it was stored is known once the worker is back: retry`,
+          ),
+        );
+        return;
+      }
+      // One that came longer ago than the window is not it: a new message of the same ID, stored again.
+      if (ring.offset(slot) !== IN_FLIGHT && ring.isWithinWindow(slot, now)) {
+        ticket.duplicate(ring.partition(slot), ring.offset(slot));
+        return;
+      }
     }
+    const pending = new PendingPublish(this, window, messageId, partition, ticket, fingerprint);
+    pending.sequence = this.ids.add(window.ring, fingerprint, partition, IN_FLIGHT, now, pending);
+    store(item, pending);
   }
 
   /** The first copy's outcome: recorded, and given to the resends that waited for it. */
   settled(pending: PendingPublish, offset: number, failure: RillError | null): void {
-    const { window, messageId, partition } = pending;
-    const current = window.table.get(messageId) === pending;
+    const { window, partition } = pending;
+    const { ring } = window;
+    const slot = ring.slotOf(pending.sequence);
+    // Its entry may have been forgotten meanwhile (limits.maxDeduplicationIds reached).
+    const live = slot >= 0 && ring.entry(slot) === pending;
     if (failure === null) {
-      if (current) this.ids.add(window.ring, window.table, messageId, partition, offset, Date.now());
+      if (live) ring.stored(slot, partition, offset);
+      else {
+        const fingerprint = this.settling;
+        fingerprint.a = pending.a;
+        fingerprint.b = pending.b;
+        fingerprint.c = pending.c;
+        this.ids.add(ring, fingerprint, partition, offset, Date.now());
+      }
       pending.ticket.settle(offset, null);
       if (pending.waiters !== null) for (const waiter of pending.waiters) waiter.duplicate(partition, offset);
       this.warnOnEviction();
     } else {
-      if (current && failure instanceof WorkerStoppedError) {
+      if (failure instanceof WorkerStoppedError) {
         // Perhaps written: its resends wait for the partition to be read once the worker is back,
         // from where this thread last saw it stored (the batch in doubt cannot be before that).
-        window.table.set(messageId, new InDoubt(partition));
-        this.unread(window, partition, this.reads.storedEnd(window.topic, partition)).messageIds.push(messageId);
-      } else if (current) window.table.delete(messageId);
+        if (live) ring.setEntry(slot, new InDoubt(partition));
+        this.unread(window, partition, this.reads.storedEnd(window.topic, partition)).messageIds.push(pending.messageId);
+      } else if (live) ring.dropped(slot);
       pending.ticket.settle(-1, failure);
       if (pending.waiters !== null) for (const waiter of pending.waiters) waiter.settle(-1, failure);
     }
@@ -282,7 +316,7 @@ export class Deduplicator {
           throw error;
         } finally {
           if (!window.unread.has(partition)) {
-            for (const messageId of unread.messageIds) if (window.table.get(messageId) instanceof InDoubt) window.table.delete(messageId);
+            for (const messageId of unread.messageIds) this.forgetIfInDoubt(window, messageId);
           }
         }
       });
@@ -355,12 +389,22 @@ export class Deduplicator {
       if (read.batches === null) break;
       const next = forEachMessageId(read.batches, offset, (recordOffset, messageId) => {
         if (messageId === null) return;
-        const known = window.table.get(messageId);
-        if (known === undefined || known instanceof InDoubt) this.ids.add(window.ring, window.table, messageId, partition, recordOffset, now);
+        const fingerprint = this.fingerprint.of(messageId, window.seed);
+        const known = this.ids.find(fingerprint);
+        if (known === null) this.ids.add(window.ring, fingerprint, partition, recordOffset, now);
+        // In doubt, and there it is: stored.
+        else if (known.ring.entry(known.slot) instanceof InDoubt) known.ring.stored(known.slot, partition, recordOffset);
+        // Otherwise known already: the first copy in the log is the one (or a copy in flight will record itself).
       });
       if (next <= offset) break;
       offset = next;
     }
+  }
+
+  /** A messageID still in doubt after its partition was read was not stored: forgotten. */
+  private forgetIfInDoubt(window: TopicWindow, messageId: string): void {
+    const known = this.ids.find(this.fingerprint.of(messageId, window.seed));
+    if (known !== null && known.ring.entry(known.slot) instanceof InDoubt) known.ring.dropped(known.slot);
   }
 
   private unread(window: TopicWindow, partition: number, from: number | null): UnreadPartition {
@@ -403,7 +447,7 @@ export class Deduplicator {
     let window = this.windows.get(topic.name);
     if (window === undefined) {
       const windowMs = this.settings.windowOf(topic.name);
-      window = new TopicWindow(topic, windowMs, this.ids.ringFor(windowMs));
+      window = new TopicWindow(topic, windowMs, this.ids.ringFor(windowMs), new Fingerprint().of(topic.name, this.processSeed).a);
       this.windows.set(topic.name, window);
     }
     window.partitions = topic.partitions;
