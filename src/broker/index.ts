@@ -4,3 +4,4 @@ export { CreationQuota } from './front/creation-quota.js';
 export { hashKey, partitionForKey, KeylessPartitioner, type KeylessPartitioning } from './front/partitioner.js';
 export { forEachRecord, offsetAfter, type StoredRecord, type RecordHeaders } from '../storage/index.js';
 export type { DeduplicatedTicket } from './front/deduplication/index.js';
+export { EXPIRES_HEADER, hasExpired } from './message-expiry.js';

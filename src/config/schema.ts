@@ -141,6 +141,11 @@ const storage = z
   .strict();
 
 const compressionCodec = z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd']);
+const ttlMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(365 * DAY_MS);
 const deduplicationWindowMs = z
   .number()
   .int()
@@ -163,6 +168,8 @@ const topics = z
      * ago is not stored again (its publisher hears where the first copy is). 0 turns it off.
      */
     deduplicationWindowMs: deduplicationWindowMs.default(5 * 60_000),
+    /** Time-to-live of a message published without an `expires` or `ttl` header; 0: it never expires. */
+    ttlMs: ttlMs.default(0),
     definitions: z
       .array(
         z
@@ -171,6 +178,7 @@ const topics = z
             partitions: z.number().int().min(1).max(10_000),
             compression: compressionCodec.optional(),
             deduplicationWindowMs: deduplicationWindowMs.optional(),
+            ttlMs: ttlMs.optional(),
           })
           .strict(),
       )

@@ -1,4 +1,4 @@
-import { forEachRecord, offsetAfter, type Topic } from '../broker/index.js';
+import { forEachRecord, hasExpired, offsetAfter, type Topic } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import { tpKey, type TopicPartition } from './assignors.js';
 import type { Clock } from './clock.js';
@@ -125,6 +125,7 @@ export class Fetcher {
     const records: PulledRecord[] = [];
     let bytes = 0;
     const { found, failures } = await this.readAssigned(member, maxBytes);
+    const now = Date.now();
     for (const { tp, position, batches } of found) {
       if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) break;
       const taken: PulledRecord[] = [];
@@ -135,6 +136,8 @@ export class Fetcher {
         next = forEachRecord(batches, position, (record) => {
           const count = records.length + taken.length;
           if (count >= maxMessages || (bytes + takenBytes >= maxBytes && count > 0)) return false;
+          // Past its time-to-live: passed over (the position moves past it, as if consumed).
+          if (hasExpired(record.headers, now)) return true;
           taken.push({ topic: tp.topic, partition: tp.partition, ...record });
           takenBytes += record.value.length;
           return true;

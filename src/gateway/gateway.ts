@@ -34,7 +34,7 @@ export class Gateway {
     this.services = {
       stomp: config.stomp,
       serverName,
-      publisher: new Publisher(broker, config.topics.keylessPartitioner),
+      publisher: new Publisher(broker, config.topics.keylessPartitioner, ttlsOf(config)),
       topics: broker.topics,
       log: broker,
       coordinator,
@@ -119,4 +119,10 @@ export class Gateway {
   destroyAll(): void {
     for (const session of this.sessions) session.destroy();
   }
+}
+
+/** Each topic's time-to-live for messages that name none: its definition's, or `topics.ttlMs`. */
+function ttlsOf(config: RillConfig): (topic: string) => number {
+  const own = new Map(config.topics.definitions.flatMap((d) => (d.ttlMs === undefined ? [] : [[d.name, d.ttlMs] as const])));
+  return (topic) => own.get(topic) ?? config.topics.ttlMs;
 }

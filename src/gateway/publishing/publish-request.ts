@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { partitionForKey, type CreationQuota, type RecordHeaders, type KeylessPartitioner, type Topic, type TopicRegistry } from '../../broker/index.js';
+import {
+  EXPIRES_HEADER,
+  partitionForKey,
+  type CreationQuota,
+  type RecordHeaders,
+  type KeylessPartitioner,
+  type Topic,
+  type TopicRegistry,
+} from '../../broker/index.js';
 import { RillError, type ErrorCode } from '../../errors/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 
@@ -12,7 +20,18 @@ const canonicalMessageSchema = z.object({
 });
 
 /** Headers that steer a SEND rather than travel with the message. */
-const CONTROL_HEADERS = new Set(['destination', 'content-length', 'receipt', 'transaction', 'partition', 'key', 'message-id', 'timestamp']);
+const CONTROL_HEADERS = new Set([
+  'destination',
+  'content-length',
+  'receipt',
+  'transaction',
+  'partition',
+  'key',
+  'message-id',
+  'timestamp',
+  'ttl',
+  EXPIRES_HEADER,
+]);
 
 export interface PublishRequest {
   topic: Topic;
@@ -51,6 +70,8 @@ export function preparePublish(
   body: Buffer,
   fallbackMessageId: () => string,
   quota?: CreationQuota,
+  /** The topic's time-to-live for messages without an `expires` or `ttl` header (0: none). */
+  ttlOf: (topic: string) => number = () => 0,
 ): PublishRequest {
   let key: string | null = headers.key ?? null;
   let messageId: string | null = headers['message-id'] ?? null;
@@ -96,7 +117,10 @@ export function preparePublish(
   } else {
     partition = keyless.next(topic.name, topic.partitions, body.length);
   }
-  return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: userHeaders(headers), value: body };
+  const expires = expiryFor(headers, ttlOf(topic.name), messageId);
+  let stored = userHeaders(headers);
+  if (expires !== 0) (stored ??= []).push([EXPIRES_HEADER, String(expires)]);
+  return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: stored, value: body };
 }
 
 function looksLikeJson(headers: FrameHeaders, body: Buffer): boolean {
@@ -132,7 +156,24 @@ function parseTimestamp(input: number | string | undefined, messageId: string): 
   return Math.trunc(value);
 }
 
-function userHeaders(headers: FrameHeaders): RecordHeaders | null {
+/**
+ * When the message expires (epoch ms; 0: never): its `expires` header (epoch ms, 0 for never, as
+ * JMS has it), else now plus its `ttl` header (ms), else now plus the topic's time-to-live.
+ */
+function expiryFor(headers: FrameHeaders, topicTtlMs: number, messageId: string): number {
+  const { expires, ttl } = headers;
+  if (expires !== undefined) {
+    if (!/^\d{1,16}$/.test(expires)) throw new PublishError('invalid-message', `expires header "${expires}" is not epoch milliseconds (0: never)`, messageId);
+    return Number(expires);
+  }
+  if (ttl !== undefined) {
+    if (!/^\d{1,13}$/.test(ttl)) throw new PublishError('invalid-message', `ttl header "${ttl}" is not a whole number of milliseconds`, messageId);
+    return Number(ttl) === 0 ? 0 : Date.now() + Number(ttl);
+  }
+  return topicTtlMs === 0 ? 0 : Date.now() + topicTtlMs;
+}
+
+function userHeaders(headers: FrameHeaders): Array<[string, string]> | null {
   let result: Array<[string, string]> | null = null;
   // for...in, not Object.entries: this runs for every message, and allocates nothing for control headers.
   for (const name in headers) {

@@ -15,6 +15,8 @@ export class Publisher {
   constructor(
     private readonly broker: Pick<Broker, 'topics' | 'append' | 'deduplication'>,
     keylessPartitioning: KeylessPartitioning = 'sticky',
+    /** A topic's time-to-live for messages that name none (`topics.ttlMs`, or its definition's). */
+    private readonly ttlOf: (topic: string) => number = () => 0,
   ) {
     this.keyless = new KeylessPartitioner(keylessPartitioning);
   }
@@ -22,7 +24,7 @@ export class Publisher {
   /** Throws PublishError with a reason the client can act on. */
   /** `quota`: the connection's allowance for creating topics by naming them (limits.autoCreatePerMinute). */
   prepare(topic: string, headers: FrameHeaders, body: Buffer, fallbackMessageId: () => string, quota?: CreationQuota): PublishRequest {
-    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota);
+    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota, this.ttlOf);
   }
 
   /**

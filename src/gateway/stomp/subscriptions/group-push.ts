@@ -83,6 +83,12 @@ export class GroupPush extends PartitionFeed {
     super.deliver(cursor, record, extra);
   }
 
+  /** An expired message counts as consumed: the group's committed offset moves past it. */
+  protected override expired(cursor: Cursor, record: StoredRecord): void {
+    this.deliveries.delivered(cursor.partition, record.offset);
+    this.deliveries.acknowledged(cursor.partition, record.offset);
+  }
+
   protected delivered(cursor: Cursor, record: StoredRecord, sequence: number): void {
     // Sequence 0: auto ack mode, nothing to settle.
     if (sequence !== 0) this.inFlight.set(sequence, { partition: cursor.partition, record });

@@ -1,4 +1,4 @@
-import { forEachRecord, type StoredRecord, type Topic } from '../../../broker/index.js';
+import { forEachRecord, hasExpired, type StoredRecord, type Topic } from '../../../broker/index.js';
 import { encodeRawFrame, escapeHeader, type EscapeMode, type HeaderInput } from '../../../protocol/stomp/index.js';
 import type { PartitionReader } from '../command-context.js';
 import type { DeliveryChannel } from '../delivery-channel.js';
@@ -141,8 +141,14 @@ export abstract class PartitionFeed implements Subscription {
 
   protected pump(cursor: Cursor): void {
     if (cursor.queued < cursor.queue.length && this.hasCredit()) {
+      const now = Date.now();
       this.channel.cork();
-      while (cursor.queued < cursor.queue.length && this.hasCredit()) this.deliver(cursor, cursor.queue[cursor.queued++]!);
+      while (cursor.queued < cursor.queue.length && this.hasCredit()) {
+        const record = cursor.queue[cursor.queued++]!;
+        // Past its time-to-live: never delivered (a redelivery neither).
+        if (hasExpired(record.headers, now)) this.expired(cursor, record);
+        else this.deliver(cursor, record);
+      }
       this.channel.uncork();
     }
     if (cursor.queued < cursor.queue.length) return;
@@ -184,6 +190,9 @@ export abstract class PartitionFeed implements Subscription {
       },
     );
   }
+
+  /** A record passed over because it expired: nothing to do for a tail, which keeps no position. */
+  protected expired(_cursor: Cursor, _record: StoredRecord): void {}
 
   /** Puts a record back in front of its partition's queue, to be delivered again. */
   protected redeliver(cursor: Cursor, record: StoredRecord): void {
