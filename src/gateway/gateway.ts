@@ -5,6 +5,7 @@ import type { RillConfig } from '../config/index.js';
 import type { GroupCoordinator } from '../coordinator/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
+import type { TransactionCoordinator } from '../transactions/index.js';
 import { Publisher } from './publishing/index.js';
 import type { SessionServices } from './stomp/command-context.js';
 import { StompSession, type ConnectionView } from './stomp/session.js';
@@ -30,11 +31,12 @@ export class Gateway {
     coordinator: GroupCoordinator,
     private readonly logger: Logger,
     serverName: string,
+    transactions?: TransactionCoordinator,
   ) {
     this.services = {
       stomp: config.stomp,
       serverName,
-      publisher: new Publisher(broker, config.topics.keylessPartitioner, ttlsOf(config)),
+      publisher: new Publisher(broker, config.topics.keylessPartitioner, ttlsOf(config), transactions),
       topics: broker.topics,
       log: broker,
       coordinator,

@@ -5,6 +5,7 @@ import { WebSocketServer } from 'ws';
 import { Broker } from '../broker/index.js';
 import type { RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
+import { TransactionCoordinator } from '../transactions/index.js';
 import { Gateway, httpRoutes } from '../gateway/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError, LegacyDataFormatError } from '../storage/index.js';
@@ -120,7 +121,12 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
   started.push(() => coordinator.stop());
   await coordinator.start();
   broker.topics.onPartitionsAdded((topic) => coordinator.partitionsAdded(topic));
-  const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME);
+  // Transactions committed before a crash are completed before anything reads the partitions back.
+  const transactions = new TransactionCoordinator(broker, logger);
+  started.push(() => transactions.close());
+  await transactions.recover();
+  broker.startDeduplication();
+  const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME, transactions);
   const paths = new Set(config.server.websocketPaths);
 
   const webSockets = new WebSocketServer({
@@ -185,9 +191,13 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
         // stored); then each client gets an ERROR saying the broker is going away, and is closed.
         const stopped = Promise.all([closeServer(httpServer), closeServer(tcpServer)]);
         gateway.shutDown();
-        await withTimeout(broker.whenIdle(), 5000);
+        await withTimeout(
+          Promise.all([broker.whenIdle(), transactions.whenIdle()]).then(() => undefined),
+          5000,
+        );
         await withTimeout(gateway.whenEmpty(), 2000);
         coordinator.stop();
+        transactions.close();
         gateway.destroyAll();
         webSockets.close();
         await stopped;

@@ -25,13 +25,22 @@ import { isMainThread } from 'node:worker_threads';
  *   `enospc`: the write fails with ENOSPC and writes nothing; `short`: half of the batch is
  *   written, then the write fails with ENOSPC; `off`: no fault.
  *
+ * - `transaction`: the steps of a transaction's COMMIT (src/transactions). Actions:
+ *   `kill-after-log`: the process kills itself (SIGKILL) once the transaction's record is durable
+ *   in its log, before any partition has its messages; `kill-after-first-partition`: once the
+ *   first partition has them; `off`: no fault.
+ *
  * Unset (the normal case), the cost is one check of a constant boolean at each failpoint.
  */
 
-export type FailpointName = 'fsync' | 'write';
-type Action = 'error' | 'enospc' | 'short' | 'off' | `every-${number}` | `exit-at-${number}`;
+export type FailpointName = 'fsync' | 'write' | 'transaction';
+type Action = 'error' | 'enospc' | 'short' | 'off' | 'kill-after-log' | 'kill-after-first-partition' | `every-${number}` | `exit-at-${number}`;
 
-const KNOWN: Record<FailpointName, readonly string[]> = { fsync: ['error', 'every-<n>', 'exit-at-<n>', 'off'], write: ['enospc', 'short', 'off'] };
+const KNOWN: Record<FailpointName, readonly string[]> = {
+  fsync: ['error', 'every-<n>', 'exit-at-<n>', 'off'],
+  write: ['enospc', 'short', 'off'],
+  transaction: ['kill-after-log', 'kill-after-first-partition', 'off'],
+};
 
 /** Whether `action` is one `name` takes (`every-<n>`: n a whole number from 1). */
 function takes(name: FailpointName, action: string): boolean {
@@ -96,4 +105,9 @@ export function writeFailpoint(): 'enospc' | 'short' | null {
 /** The error a full disk gives a write. */
 export function noSpaceError(syscall: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall} (injected by RILL_FAILPOINTS write)`), { code: 'ENOSPC', errno: -28, syscall });
+}
+
+/** The `transaction` failpoint: kills the process (SIGKILL) at `step` if it is the one set. Call it only when `failpointsActive`. */
+export function transactionFailpoint(step: 'kill-after-log' | 'kill-after-first-partition'): void {
+  if (failpoints?.get('transaction') === step) process.kill(process.pid, 'SIGKILL');
 }

@@ -15,6 +15,7 @@ export {
   CorruptRecordsError,
   compressBatch,
   setBaseOffset,
+  setBatchProducer,
   BATCH_HEADER_BYTES,
   type BatchInfo,
   type CompressionCodec,
@@ -40,3 +41,4 @@ export {
 } from './journal/index.js';
 export { configureOpenFiles, MIN_OPEN_FILES } from './open-files.js';
 export { assertCurrentDataFormat, LegacyDataFormatError, migrateDataDirectory, type MigrationReport } from './migration/index.js';
+export { failpointsActive, transactionFailpoint } from './failpoints.js';

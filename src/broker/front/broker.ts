@@ -137,10 +137,16 @@ export class Broker implements PartitionPlacement {
     const replayStarted = performance.now();
     await replayJournals(path.join(dataDir, JOURNALS_DIRECTORY), dataDir, logConfigOf(fitted.storage), logger, fitted.brokers.workers);
     logger.debug({ ms: Math.round(performance.now() - replayStarted) }, 'journals replayed');
-    const broker = new Broker(fitted, logger);
-    // Not awaited: the broker serves at once; publishes to a topic wait until its own window is back.
-    void broker.deduplication.rebuild(broker.topics.listPublic());
-    return broker;
+    return new Broker(fitted, logger);
+  }
+
+  /**
+   * Reads the deduplication windows back from the log (after anything that appends at start-up:
+   * the transactions to complete). Not awaited: the broker serves at once; publishes to a topic
+   * wait until its own window is back.
+   */
+  startDeduplication(): void {
+    void this.deduplication.rebuild(this.topics.listPublic());
   }
 
   /** A topic by name (internal ones included); `topics` has the rest of the registry. */
@@ -216,6 +222,27 @@ export class Broker implements PartitionPlacement {
         settle: (offset, failure) => (failure === null ? resolve(offset) : reject(failure)),
       });
     });
+  }
+
+  /**
+   * Appends a batch built elsewhere (a transaction's, with its producer named) as it is, in its own
+   * message to the partition's worker; resolves to its base offset once stored, or rejects with why
+   * not (a WorkerStoppedError when the worker stopped before answering: it may have been stored).
+   */
+  async appendBatch(topic: Topic, partition: number, batch: Buffer, recordCount: number): Promise<number> {
+    const slot = this.slot(topic, partition);
+    const buffer = new ArrayBuffer(batch.length);
+    const bytes = new Uint8Array(buffer);
+    bytes.set(batch);
+    const reply = await this.supervisor.call(slot.worker, 'append', { partitionIds: [topic.partitionIds[partition]!], batches: [bytes] }, [buffer]);
+    const failure = reply.failures[0];
+    if (failure !== null && failure !== undefined) throw appendFailure(failure);
+    const baseOffset = reply.baseOffsets[0]!;
+    const end = baseOffset + recordCount;
+    if (end > slot.storedEnd) slot.storedEnd = end;
+    const stored = reply.buffers[0] === undefined ? null : Buffer.from(reply.buffers[0], 0, batch.length);
+    for (const watcher of slot.watchers) watcher(end, stored, baseOffset);
+    return baseOffset;
   }
 
   private readonly flush = (): void => {

@@ -81,7 +81,9 @@ export class OwnedPartitions {
           );
         }
       }
-      const owned: OwnedPartition = { assignment, log, internal: assignment.topic.startsWith('__'), journalKey: encodeKey(key) };
+      // The free-space reserve is for committed offsets and metadata, not for the transaction log's message data.
+      const internal = assignment.topic.startsWith('__') && assignment.topic !== '__transaction_state';
+      const owned: OwnedPartition = { assignment, log, internal, journalKey: encodeKey(key) };
       this.partitions.set(assignment.id, owned);
       this.byKey.set(key, owned);
       if (recovery.truncatedBytes > 0 || recovery.droppedSegments > 0) {

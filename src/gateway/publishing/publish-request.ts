@@ -3,7 +3,7 @@ import {
   EXPIRES_HEADER,
   partitionForKey,
   type CreationQuota,
-  type RecordHeaders,
+  type PreparedMessage,
   type KeylessPartitioner,
   type Topic,
   type TopicRegistry,
@@ -33,17 +33,8 @@ const CONTROL_HEADERS = new Set([
   EXPIRES_HEADER,
 ]);
 
-export interface PublishRequest {
-  topic: Topic;
-  partition: number;
-  key: string | null;
-  messageId: string;
-  /** The producer named the messageID (false: the broker made one up), so a resend can be recognised. */
-  messageIdGiven: boolean;
-  timestamp: number;
-  headers: RecordHeaders | null;
-  value: Buffer;
-}
+/** A SEND worked out: what the broker stores. */
+export type PublishRequest = PreparedMessage;
 
 /** A SEND that cannot be published; carries the messageID when it could be read first. */
 export class PublishError extends RillError {

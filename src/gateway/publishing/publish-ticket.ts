@@ -56,7 +56,7 @@ export class PublishTicket implements DeduplicatedTicket {
       } else {
         acknowledgments?.failed(this.messageId, this.partition, failure);
         const reason = `message "${this.messageId}" was not stored: ${failure.message}`;
-        if (countdown !== null) producer.failed(countdown.place, new RillError(failure.code, `transaction partly failed: ${reason}`));
+        if (countdown !== null) producer.failed(countdown.place, new RillError(failure.code, `transaction not committed: ${reason}`));
         else if (acknowledgments === undefined) producer.failed(this.place, new RillError(failure.code, reason));
         else if (this.receipt) producer.answered(this.place);
       }

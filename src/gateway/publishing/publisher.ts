@@ -1,4 +1,5 @@
 import { KeylessPartitioner, type AppendTicket, type CreationQuota, type Broker, type KeylessPartitioning } from '../../broker/index.js';
+import type { TransactionCoordinator } from '../../transactions/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 import type { Producer } from './producer.js';
 import { preparePublish, type PublishRequest } from './publish-request.js';
@@ -17,6 +18,8 @@ export class Publisher {
     keylessPartitioning: KeylessPartitioning = 'sticky',
     /** A topic's time-to-live for messages that name none (`topics.ttlMs`, or its definition's). */
     private readonly ttlOf: (topic: string) => number = () => 0,
+    /** Commits transactions atomically; without one (unit tests of the frames), a COMMIT publishes its messages one by one. */
+    private readonly transactions?: TransactionCoordinator,
   ) {
     this.keyless = new KeylessPartitioner(keylessPartitioning);
   }
@@ -40,6 +43,22 @@ export class Publisher {
     if (request.messageIdGiven && deduplication.covers(topic))
       deduplication.submit(topic, partition, messageId, ticket, request, this.store, request.value.length);
     else this.store(request, ticket);
+  }
+
+  /**
+   * A COMMIT's messages, all stored or none (the TransactionCoordinator); each answers the producer
+   * as a publish does, and the COMMIT's RECEIPT comes through `countdown` once all are stored.
+   */
+  publishTransaction(producer: Producer, requests: readonly PublishRequest[], countdown: ReceiptCountdown, owedBytes: readonly number[]): void {
+    const tickets = requests.map(
+      ({ topic, partition, messageId, timestamp }, i) =>
+        new PublishTicket(producer, topic.name, partition, messageId, timestamp, countdown.place, false, countdown, owedBytes[i]!),
+    );
+    if (this.transactions === undefined) {
+      for (let i = 0; i < requests.length; i++) this.store(requests[i]!, tickets[i]!);
+      return;
+    }
+    this.transactions.commit(requests, tickets);
   }
 
   private readonly store = (request: PublishRequest, ticket: AppendTicket): void => {

@@ -74,6 +74,8 @@ export interface CommandContext {
    * is stored) or one of a COMMIT's (the countdown's RECEIPT once all are; `receipt` is then null).
    */
   publish(request: PublishRequest, receipt: string | null, countdown: ReceiptCountdown | null): void;
+  /** Publishes a COMMIT's messages together: all stored or none; the countdown's RECEIPT once all are. */
+  commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void;
   /** DISCONNECT: its RECEIPT waits for every publish still in flight, then the connection closes. */
   disconnect(receipt: string | null): void;
   /** A messageID for a message published without one: unique to this connection. */

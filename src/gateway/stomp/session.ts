@@ -333,6 +333,18 @@ export class StompSession implements TransportEvents {
     else publisher.publish(this.producer, request, this.answers.reserve(receipt), receipt !== null, null, owed);
   }
 
+  /** A COMMIT's messages, stored together (or none of them); each counted as a publish until answered. */
+  private commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void {
+    const owed = requests.map((request) => {
+      this.inflightPublishes++;
+      const topic = request.topic.name;
+      const bytes = this.subscriptions.acknowledgments(topic) === undefined ? 0 : ACKNOWLEDGMENT_BYTES + request.messageId.length + 2 * topic.length;
+      this.owedBytes += bytes;
+      return bytes;
+    });
+    this.services.publisher.publishTransaction(this.producer, requests, countdown, owed);
+  }
+
   private publishSettled(owedBytes: number): void {
     this.inflightPublishes--;
     this.owedBytes -= owedBytes;
@@ -384,6 +396,7 @@ export class StompSession implements TransportEvents {
       later: (receipt) => this.later(receipt),
       connected: (version, headers, outgoingMs, incomingMs) => this.connected(version, headers, outgoingMs, incomingMs),
       publish: (request, receipt, countdown) => this.publish(request, receipt, countdown),
+      commitTransaction: (requests, countdown) => this.commitTransaction(requests, countdown),
       disconnect: (receipt) => this.disconnect(receipt),
       nextMessageId: () => `${this.id}-${++this.messageCounter}`,
       onClose: (release) => {

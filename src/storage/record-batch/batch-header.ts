@@ -78,6 +78,17 @@ export function readBatchProducer(buffer: Buffer, position = 0): BatchProducer {
   };
 }
 
+/**
+ * Names the producer of a batch built by RecordBatchBuilder (which leaves them -1): a transaction
+ * applied by the broker marks its batches so, to find them again after a crash. Before it is
+ * stored: the log seals the batch (CRC) on append.
+ */
+export function setBatchProducer(batch: Buffer, producerId: number, producerEpoch: number, baseSequence: number): void {
+  writeInt64BE(batch, producerId, OFFSET_OF_PRODUCER_ID);
+  batch.writeInt16BE(producerEpoch, OFFSET_OF_PRODUCER_EPOCH);
+  batch.writeInt32BE(baseSequence, OFFSET_OF_BASE_SEQUENCE);
+}
+
 /** Whether the batch holds commit or abort markers, never delivered as messages. */
 export function isControlBatch(attributes: number): boolean {
   return (attributes & CONTROL_FLAG) !== 0;

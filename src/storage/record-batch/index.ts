@@ -7,6 +7,7 @@ export {
   readBatchInfo,
   readBatchProducer,
   setBaseOffset,
+  setBatchProducer,
   stampBatch,
   type BatchInfo,
   type BatchProducer,

@@ -129,6 +129,10 @@ export class FakeContext implements CommandContext {
     this.published.push({ request, receipt, countdown });
   }
 
+  commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void {
+    for (const request of requests) this.published.push({ request, receipt: null, countdown });
+  }
+
   disconnect(receipt: string | null): void {
     this.disconnected = receipt;
   }

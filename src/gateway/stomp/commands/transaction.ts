@@ -19,7 +19,8 @@ export function handleBegin(context: CommandContext, frame: Frame): void {
 
 /**
  * COMMIT publishes every SEND of the transaction or none: all are checked before any is handed
- * to the broker. Its RECEIPT waits until all of them are stored.
+ * on, and the TransactionCoordinator stores them atomically, across partitions and crashes. Its
+ * RECEIPT waits until all of them are stored.
  */
 export function handleCommit(context: CommandContext, frame: Frame): void {
   const id = transactionId(context, frame);
@@ -45,7 +46,7 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
   }
   const receipt = frame.headers.receipt ?? null;
   const countdown = new ReceiptCountdown(requests.length, receipt, context.later(receipt).place);
-  for (const request of requests) context.publish(request, null, countdown);
+  context.commitTransaction(requests, countdown);
 }
 
 export function handleAbort(context: CommandContext, frame: Frame): void {

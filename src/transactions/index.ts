@@ -1,0 +1,1 @@
+export { TransactionCoordinator } from './transaction-coordinator.js';
