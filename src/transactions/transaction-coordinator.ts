@@ -22,7 +22,8 @@ class ShutDownError extends RillError {
 /** One message of a transaction, as the publish path prepared it. */
 type TransactionMessage = PreparedMessage;
 
-type Broker_ = Pick<Broker, 'topics' | 'topic' | 'appendAndWait' | 'appendBatch' | 'offsets' | 'read' | 'storedEnd' | 'deduplication'>;
+/** What committing and recovering transactions use of the broker. */
+type TransactionBroker = Pick<Broker, 'topics' | 'topic' | 'appendAndWait' | 'appendBatch' | 'offsets' | 'read' | 'storedEnd' | 'deduplication'>;
 
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
@@ -92,7 +93,7 @@ export class TransactionCoordinator {
   private readonly idleWaiters: Array<() => void> = [];
 
   constructor(
-    private readonly broker: Broker_,
+    private readonly broker: TransactionBroker,
     private readonly logger: Logger,
   ) {
     this.log = new TransactionLog(broker);
