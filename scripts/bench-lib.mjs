@@ -123,12 +123,17 @@ export async function settle() {
  * to its last receipt, which leaves out process exit (it matters for short runs).
  * `started` (optional) is called once every producer is connected and has been told to go.
  */
+let produceRuns = 0;
+
 export async function produce(url, topic, producers, perProducer, size, options = {}) {
   const { receiptEvery = 100, window = 50, keyless = false, text = 'x', started: onStarted } = options;
+  const run = ++produceRuns;
   const children = [];
   const results = [];
   for (let i = 0; i < producers; i++) {
-    const args = [url, topic, String(perProducer), String(size), String(receiptEvery), String(window), `p${i}`, keyless ? 'keyless' : 'keyed', text];
+    // A messageID prefix of its own per run and producer: a second run into the same topic (a fill)
+    // with the same IDs would be resends, and the broker would store none of them.
+    const args = [url, topic, String(perProducer), String(size), String(receiptEvery), String(window), `r${run}p${i}`, keyless ? 'keyless' : 'keyed', text];
     children.push(spawnNode(['scripts/bench-producer.mjs', ...args]));
   }
   await Promise.all(
