@@ -45,6 +45,8 @@ describe('idempotent publishing (deduplication by messageID)', () => {
     for (let i = 0; i < 8; i++) send(client, 'orders', `keyless-${i}`, null);
     for (let i = 0; i < 8; i++) send(client, 'orders', `keyed-${i}`, `customer-${i % 3}`, i === 7 ? 'first' : undefined);
     await client.receipt('first');
+    // Acknowledgments are not held back behind RECEIPTs, nor a RECEIPT behind the acknowledgments of frames without one.
+    await until('16 acknowledgments', () => acks().length === 16);
     const first = new Map(acks().map((ack) => [ack.messageID, ack]));
     expect(first.size).toBe(16);
 

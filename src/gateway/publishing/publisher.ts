@@ -32,12 +32,12 @@ export class Publisher {
 
   /**
    * Hands the record to the broker. `place` is the frame's place in the producer's order of
-   * answers; `receipt`, whether a single SEND asked for a RECEIPT (a COMMIT's is its countdown's);
-   * `owedBytes`, the producer's guess of what its answers will take, handed back when it settles.
+   * answers; `receipt`, whether the SEND asked for a RECEIPT; `owedBytes`, the producer's guess of
+   * what its answers will take, handed back when it settles. (A COMMIT's: publishTransaction.)
    */
-  publish(producer: Producer, request: PublishRequest, place: number, receipt: boolean, countdown: ReceiptCountdown | null, owedBytes: number): void {
+  publish(producer: Producer, request: PublishRequest, place: number, receipt: boolean, owedBytes: number): void {
     const { topic, partition, messageId, timestamp } = request;
-    const ticket = new PublishTicket(producer, topic.name, partition, messageId, timestamp, place, receipt, countdown, owedBytes);
+    const ticket = new PublishTicket(producer, topic.name, partition, messageId, timestamp, place, receipt, null, owedBytes);
     const { deduplication } = this.broker;
     // A messageID the broker made up cannot come again: only the producer's own are looked up.
     if (request.messageIdGiven && deduplication.covers(topic))

@@ -73,7 +73,7 @@ export interface CommandContext {
    * Publishes one message of the frame being handled: a SEND (its RECEIPT, for `receipt`, once it
    * is stored) or one of a COMMIT's (the countdown's RECEIPT once all are; `receipt` is then null).
    */
-  publish(request: PublishRequest, receipt: string | null, countdown: ReceiptCountdown | null): void;
+  publish(request: PublishRequest, receipt: string | null): void;
   /** Publishes a COMMIT's messages together: all stored or none; the countdown's RECEIPT once all are. */
   commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void;
   /** DISCONNECT: its RECEIPT waits for every publish still in flight, then the connection closes. */

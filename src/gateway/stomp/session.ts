@@ -321,28 +321,28 @@ export class StompSession implements TransportEvents {
     this.heartbeats.start(outgoingMs, incomingMs, this.services.stomp.heartbeat.grace);
   }
 
-  private publish(request: PublishRequest, receipt: string | null, countdown: ReceiptCountdown | null): void {
-    this.inflightPublishes++;
-    // What its answers will take, counted against the mark until they are written (see onData).
-    let owed = receipt === null ? 0 : RECEIPT_BYTES + receipt.length;
-    const topic = request.topic.name;
-    if (this.subscriptions.acknowledgments(topic) !== undefined) owed += ACKNOWLEDGMENT_BYTES + request.messageId.length + 2 * topic.length;
-    this.owedBytes += owed;
-    const { publisher } = this.services;
-    if (countdown !== null) publisher.publish(this.producer, request, countdown.place, false, countdown, owed);
-    else publisher.publish(this.producer, request, this.answers.reserve(receipt), receipt !== null, null, owed);
+  private publish(request: PublishRequest, receipt: string | null): void {
+    const owed = this.owe(request, receipt);
+    this.services.publisher.publish(this.producer, request, this.answers.reserve(receipt), receipt !== null, owed);
   }
 
   /** A COMMIT's messages, stored together (or none of them); each counted as a publish until answered. */
   private commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void {
-    const owed = requests.map((request) => {
-      this.inflightPublishes++;
-      const topic = request.topic.name;
-      const bytes = this.subscriptions.acknowledgments(topic) === undefined ? 0 : ACKNOWLEDGMENT_BYTES + request.messageId.length + 2 * topic.length;
-      this.owedBytes += bytes;
-      return bytes;
-    });
+    const owed = requests.map((request) => this.owe(request, null));
     this.services.publisher.publishTransaction(this.producer, requests, countdown, owed);
+  }
+
+  /**
+   * Counts a publish in flight, and what its answers (a RECEIPT for `receipt`, an acknowledgment)
+   * will take, against the mark until they are written (see onData); returns those bytes.
+   */
+  private owe(request: PublishRequest, receipt: string | null): number {
+    this.inflightPublishes++;
+    let owed = receipt === null ? 0 : RECEIPT_BYTES + receipt.length;
+    const topic = request.topic.name;
+    if (this.subscriptions.acknowledgments(topic) !== undefined) owed += ACKNOWLEDGMENT_BYTES + request.messageId.length + 2 * topic.length;
+    this.owedBytes += owed;
+    return owed;
   }
 
   private publishSettled(owedBytes: number): void {
@@ -395,7 +395,7 @@ export class StompSession implements TransportEvents {
       fail: (error, receipt, details) => this.fail(error, receipt, details),
       later: (receipt) => this.later(receipt),
       connected: (version, headers, outgoingMs, incomingMs) => this.connected(version, headers, outgoingMs, incomingMs),
-      publish: (request, receipt, countdown) => this.publish(request, receipt, countdown),
+      publish: (request, receipt) => this.publish(request, receipt),
       commitTransaction: (requests, countdown) => this.commitTransaction(requests, countdown),
       disconnect: (receipt) => this.disconnect(receipt),
       nextMessageId: () => `${this.id}-${++this.messageCounter}`,

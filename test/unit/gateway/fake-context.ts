@@ -125,8 +125,8 @@ export class FakeContext implements CommandContext {
     this.isConnected = true;
   }
 
-  publish(request: PublishRequest, receipt: string | null, countdown: ReceiptCountdown | null): void {
-    this.published.push({ request, receipt, countdown });
+  publish(request: PublishRequest, receipt: string | null): void {
+    this.published.push({ request, receipt, countdown: null });
   }
 
   commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void {

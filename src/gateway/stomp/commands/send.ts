@@ -26,7 +26,7 @@ export function handleSend(context: CommandContext, frame: Frame): void {
     rejectSend(context, frame, error);
     return;
   }
-  context.publish(request, frame.headers.receipt ?? null, null);
+  context.publish(request, frame.headers.receipt ?? null);
 }
 
 /** Validates a SEND and works out its record; throws PublishError. */
