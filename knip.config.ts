@@ -11,6 +11,8 @@ const config: KnipConfig = {
     'scripts/*.mjs',
     'examples/*.ts',
     'test/**/*.test.ts',
+    // Processes the crash tests start and kill.
+    'test/crash/fixtures/*.ts',
   ],
   project: ['src/**/*.{ts,mts,mjs}', 'test/**/*.ts', 'scripts/**/*.mjs', 'examples/**/*.ts'],
   // A type or interface exported and used in its own file is a documented contract (broker/protocol.ts's

@@ -10,6 +10,7 @@ import { OffsetManager, type LagRow, type SeekTarget } from './offset-manager.js
 import type { OffsetStore } from './offset-store.js';
 import { PushDeliveries } from './push-deliveries.js';
 import type { LogAccess } from './topics.js';
+import { TransactionalOffsetCommit, type TransactionOffsetSource } from './transactional-offsets.js';
 
 export type { MemberView } from './membership.js';
 export type { PulledRecord, PullOptions } from './fetcher.js';
@@ -180,6 +181,19 @@ export class GroupCoordinator {
     const member = this.membership.member(memberName);
     await this.offsets.commit(member, offsets, generation);
     return this.membership.view(member);
+  }
+
+  /**
+   * Offsets to commit as part of a transaction, checked when it is decided (see
+   * TransactionalOffsetCommit): for partitions the member owns, in `generation` if one is named.
+   */
+  offsetsInTransaction(memberName: string, source: TransactionOffsetSource, generation?: number): TransactionalOffsetCommit {
+    return new TransactionalOffsetCommit(this.membership.member(memberName), source, this.store, generation);
+  }
+
+  /** At start-up: the offsets of a transaction decided before a crash, committed unless a later commit passed them. */
+  commitIfAhead(group: string, offsets: readonly CommittedRecordRef[]): Promise<void> {
+    return this.store.commitForward(group, offsets);
   }
 
   /** Remembers what a single-message poll handed out under `messageId`, for `acknowledge`. */

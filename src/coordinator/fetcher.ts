@@ -75,6 +75,13 @@ export class Fetcher {
   private async position(member: Member, tp: TopicPartition, topic: Topic): Promise<number> {
     const known = member.positions.get(tpKey(tp));
     if (known !== undefined) return known;
+    // A transaction committing this partition's offset (its previous owner's): start from its outcome.
+    const pending = this.store.settled(member.group.name, tp);
+    if (pending !== undefined) {
+      await pending;
+      const meanwhile = member.positions.get(tpKey(tp));
+      if (meanwhile !== undefined) return meanwhile;
+    }
     const committed = this.store.committed(member.group.name, tp);
     const offsets = await this.log.offsets(topic, tp.partition);
     let position: number;

@@ -8,3 +8,4 @@ export type { TopicPartition } from './assignors.js';
 export type { GroupSettings } from './group.js';
 export type { LogAccess } from './topics.js';
 export { operations, answers, fetchOptions, type OperationName } from './operations.js';
+export type { TransactionalOffsetCommit } from './transactional-offsets.js';

@@ -34,6 +34,8 @@ function offsetKey(group: string, tp: TopicPartition): string {
  */
 export class OffsetStore {
   private readonly offsets = new Map<string, number>();
+  /** Offsets a transaction is committing, by key: who reads them waits until it is over. */
+  private readonly pending = new Map<string, { done: Promise<void>; holders: number; release: () => void }>();
   private readonly groups = new Map<string, Partial<GroupSettings>>();
   private readonly clock: Clock;
   private readonly logger: Pick<Logger, 'warn' | 'error'> | undefined;
@@ -91,6 +93,57 @@ export class OffsetStore {
     const committedAt = this.clock.now();
     await Promise.all(entries.map((entry) => this.log.write(offsetKey(group, entry), encodeRecord({ offset: entry.offset, committedAt }))));
     for (const entry of entries) this.offsets.set(offsetKey(group, entry), entry.offset);
+  }
+
+  /**
+   * Commits offsets only forward (transactions' offsets, and those replayed at start-up): each
+   * partition's offset becomes the higher of the two at once, before the write, and the write
+   * carries that, so writes issued in turn never put a lower offset after a higher one.
+   */
+  async commitForward(group: string, entries: readonly CommittedRecordRef[]): Promise<void> {
+    const committedAt = this.clock.now();
+    const writes = entries.map((entry) => {
+      const key = offsetKey(group, entry);
+      const offset = Math.max(this.offsets.get(key) ?? -1, entry.offset);
+      this.offsets.set(key, offset);
+      return this.log.write(key, encodeRecord({ offset, committedAt }));
+    });
+    await Promise.all(writes);
+  }
+
+  /**
+   * Marks offsets a transaction is about to commit: until `release`, `settled` makes whoever reads
+   * them wait (a new owner of the partition), so that it starts from the transaction's outcome
+   * (Kafka's pending transactional offsets).
+   */
+  hold(group: string, tps: readonly TopicPartition[]): () => void {
+    const keys = tps.map((tp) => offsetKey(group, tp));
+    for (const key of keys) {
+      const entry = this.pending.get(key);
+      if (entry !== undefined) {
+        entry.holders++;
+        continue;
+      }
+      let release = (): void => {};
+      const done = new Promise<void>((resolve) => (release = resolve));
+      this.pending.set(key, { done, holders: 1, release });
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const key of keys) {
+        const entry = this.pending.get(key);
+        if (entry === undefined || --entry.holders > 0) continue;
+        this.pending.delete(key);
+        entry.release();
+      }
+    };
+  }
+
+  /** Resolves once no transaction is committing the partition's offset (undefined when none is). */
+  settled(group: string, tp: TopicPartition): Promise<void> | undefined {
+    return this.pending.get(offsetKey(group, tp))?.done;
   }
 
   /** Every committed offset of a group. */

@@ -11,6 +11,25 @@ export interface PushRules {
   deadLetter(partition: number, record: StoredRecord, deliveries: number): Promise<unknown>;
 }
 
+/** A transaction's ACKs of one push subscription, as its offsets are worked out and committed. */
+export interface TransactionPlan {
+  /** Resolves once every transaction before it that shares a partition is decided (or over). */
+  ready(): Promise<void>;
+  /** The offset of each partition to commit with the transaction, worked out now. */
+  offsets(): CommittedRecordRef[];
+  /** Its record is durable: its messages count as acknowledged for the transactions after it. */
+  decided(): void;
+  /** Over: `committed`, its messages are settled; otherwise they are still unacknowledged. */
+  ended(committed: boolean): void;
+}
+
+interface OpenPlan {
+  partitions: Map<number, Set<number>>;
+  decided: boolean;
+  /** Set while the plan waits in `ready`: checks again whether it may go on. */
+  wake: (() => void) | null;
+}
+
 /**
  * The group rules of one push subscription (a member reading one topic): which offset to commit
  * as messages are acknowledged out of order, how often a message went out, and whether a NACKed
@@ -28,6 +47,8 @@ export class PushDeliveries {
   /** Highest offset delivered plus one, per partition. */
   private readonly deliveredEnd = new Map<number, number>();
   private readonly toCommit = new Set<number>();
+  /** Transactions acknowledging this subscription's messages, in COMMIT order. */
+  private readonly plans: OpenPlan[] = [];
   private commitScheduled = false;
   private closed = false;
 
@@ -94,6 +115,96 @@ export class PushDeliveries {
     );
   }
 
+  /**
+   * ACKs inside a transaction. Transactions of one subscription may overlap (a processor commits
+   * message after message without waiting), so each one's offsets are worked out when it is
+   * decided, counting the messages of transactions decided before it as acknowledged: their
+   * commit is certain, even across a crash. Transactions sharing a partition are decided in COMMIT
+   * order, so the offset each records covers every one before it; the partition's own commits
+   * wait until they are all over, so that none is written after a transaction's.
+   */
+  inTransaction(acked: ReadonlyArray<{ partition: number; offset: number }>): TransactionPlan {
+    const partitions = new Map<number, Set<number>>();
+    for (const { partition, offset } of acked) {
+      const set = partitions.get(partition);
+      if (set === undefined) partitions.set(partition, new Set([offset]));
+      else set.add(offset);
+    }
+    const plan: OpenPlan = { partitions, decided: false, wake: null };
+    this.plans.push(plan);
+    const earlierUndecided = (): boolean => {
+      for (const other of this.plans) {
+        if (other === plan) return false;
+        if (!other.decided && [...partitions.keys()].some((p) => other.partitions.has(p))) return true;
+      }
+      return false;
+    };
+    let over = false;
+    return {
+      ready: () =>
+        earlierUndecided()
+          ? new Promise<void>((resolve) => {
+              plan.wake = () => {
+                if (earlierUndecided()) return;
+                plan.wake = null;
+                resolve();
+              };
+            })
+          : Promise.resolve(),
+      offsets: () => {
+        const offsets: CommittedRecordRef[] = [];
+        for (const [partition] of partitions) {
+          let lowest: number | undefined;
+          for (const offset of this.pending.get(partition) ?? []) {
+            if (this.settledByPlans(partition, offset, plan)) continue;
+            lowest = offset;
+            break;
+          }
+          const offset = lowest ?? this.deliveredEnd.get(partition);
+          if (offset !== undefined) offsets.push({ topic: this.topic, partition, offset });
+        }
+        return offsets;
+      },
+      decided: () => {
+        plan.decided = true;
+        this.wakePlans();
+      },
+      ended: (committed) => {
+        if (over) return;
+        over = true;
+        this.plans.splice(this.plans.indexOf(plan), 1);
+        if (committed) {
+          // Committed with the transaction: settled without a commit of their own.
+          for (const [partition, settled] of partitions) {
+            for (const offset of settled) {
+              this.deliveryCounts.delete(`${partition}:${offset}`);
+              this.pending.get(partition)?.delete(offset);
+            }
+          }
+        }
+        this.wakePlans();
+        // Commits that waited for the transactions go out now.
+        if (this.toCommit.size > 0) this.scheduleCommit(this.toCommit.values().next().value!);
+      },
+    };
+  }
+
+  /** Whether the message is acknowledged by `plan` or by a transaction decided already. */
+  private settledByPlans(partition: number, offset: number, plan: OpenPlan): boolean {
+    for (const other of this.plans) {
+      if ((other === plan || other.decided) && other.partitions.get(partition)?.has(offset)) return true;
+    }
+    return false;
+  }
+
+  private wakePlans(): void {
+    for (const plan of [...this.plans]) plan.wake?.();
+  }
+
+  private heldByTransaction(partition: number): boolean {
+    return this.plans.some((plan) => plan.partitions.has(partition));
+  }
+
   /** The subscription ended: commits not yet sent are dropped (the next owner goes on from the last one). */
   close(): void {
     this.closed = true;
@@ -106,12 +217,14 @@ export class PushDeliveries {
     this.clock.setImmediate(() => {
       this.commitScheduled = false;
       const offsets = [...this.toCommit].flatMap((p) => {
+        // A transaction is committing this partition: it commits once that is over.
+        if (this.heldByTransaction(p)) return [];
+        this.toCommit.delete(p);
         // Offsets enter in delivery order and a redelivery keeps its place: the first is the lowest.
         const lowest = this.pending.get(p)?.values().next().value;
         const offset = lowest ?? this.deliveredEnd.get(p);
         return offset === undefined ? [] : [{ topic: this.topic, partition: p, offset }];
       });
-      this.toCommit.clear();
       if (offsets.length === 0 || this.closed) return;
       this.rules.commit(offsets).catch((error: Error) => {
         // A partition revoked meanwhile is fenced: its new owner goes on from the last commit.

@@ -47,6 +47,11 @@ export class Gateway {
     broker.onInflightLow(() => this.resumeReading());
   }
 
+  /** The publish path's router stage, for requests that publish (the HTTP API's transactions). */
+  get publisher(): Publisher {
+    return this.services.publisher;
+  }
+
   /** Every open STOMP connection, as operators see it. */
   connections(): ConnectionView[] {
     return [...this.sessions].map((session) => session.describe());

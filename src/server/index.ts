@@ -122,7 +122,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
   await coordinator.start();
   broker.topics.onPartitionsAdded((topic) => coordinator.partitionsAdded(topic));
   // Transactions committed before a crash are completed before anything reads the partitions back.
-  const transactions = new TransactionCoordinator(broker, logger);
+  const transactions = new TransactionCoordinator(broker, logger, coordinator);
   started.push(() => transactions.close());
   await transactions.recover();
   broker.startDeduplication();
@@ -139,7 +139,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
     handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
   const router = httpRoutes();
-  const httpServer = http.createServer((request, response) => void router.handle({ broker, coordinator }, request, response));
+  const httpServer = http.createServer((request, response) => void router.handle({ broker, coordinator, publisher: gateway.publisher }, request, response));
   httpServer.on('upgrade', (request, socket: net.Socket, head) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (!paths.has(path)) {

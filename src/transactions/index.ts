@@ -1,1 +1,1 @@
-export { TransactionCoordinator } from './transaction-coordinator.js';
+export { TransactionCoordinator, type TransactionalOffsets } from './transaction-coordinator.js';

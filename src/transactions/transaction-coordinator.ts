@@ -10,7 +10,35 @@ import {
   setBatchProducer,
   transactionFailpoint,
 } from '../storage/index.js';
-import { type CommittedTransaction, TransactionLog, type TransactionPart } from './transaction-log.js';
+import { type CommittedTransaction, type GroupOffset, TransactionLog, type TransactionPart } from './transaction-log.js';
+
+/**
+ * A consumer group's offset commits made part of a transaction (Kafka's sendOffsetsToTransaction),
+ * as the group coordinator hands them over: fenced when the transaction is decided, written once
+ * its messages are stored.
+ */
+export interface TransactionalOffsets {
+  readonly group: string;
+  /** Resolves when the offsets may be fenced: earlier transactions committing the same partitions are decided. */
+  ready(): Promise<void>;
+  /**
+   * Throws when the committer no longer owns a partition (the group rebalanced: a zombie); else
+   * holds the offsets as pending, so that a new owner starts from the transaction's outcome, and
+   * returns them, to be recorded with the transaction.
+   */
+  fence(): ReadonlyArray<{ topic: string; partition: number; offset: number }>;
+  /** The transaction's record is durable: it will be applied, whatever happens. */
+  decided(): void;
+  /** Commits them: the transaction is decided and its messages are stored. */
+  write(): Promise<void>;
+  /** The transaction is over (committed or not): the offsets are no longer pending. */
+  release(): void;
+}
+
+/** How start-up commits the offsets of a transaction decided before a crash. */
+export interface OffsetRecovery {
+  commitIfAhead(group: string, offsets: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void>;
+}
 
 /** The broker closed while a decided transaction was being applied: it is completed at the next start. */
 class ShutDownError extends RillError {
@@ -95,6 +123,8 @@ export class TransactionCoordinator {
   constructor(
     private readonly broker: TransactionBroker,
     private readonly logger: Logger,
+    /** Commits the group offsets of transactions completed at start-up (none in tests without groups). */
+    private readonly offsetRecovery?: OffsetRecovery,
   ) {
     this.log = new TransactionLog(broker);
   }
@@ -140,15 +170,22 @@ export class TransactionCoordinator {
   }
 
   /**
-   * Commits a transaction's messages, each answered through its ticket: a duplicate as such, the
-   * rest with their offsets once all are stored, or all with the failure when none is.
+   * Commits a transaction's messages and group offsets, each message answered through its ticket:
+   * a duplicate as such, the rest with their offsets once all are stored, or all with the failure
+   * when none is. Resolves once the transaction is stored (offsets included), rejects when it is not.
    */
-  commit(messages: readonly TransactionMessage[], tickets: readonly DeduplicatedTicket[]): void {
+  commit(messages: readonly TransactionMessage[], tickets: readonly DeduplicatedTicket[], offsets: readonly TransactionalOffsets[] = []): Promise<void> {
     let undecided = messages.length;
     const entries: TransactionEntry[] = [];
+    let outcome!: { resolve: () => void; reject: (error: RillError) => void };
+    const stored = new Promise<void>((resolve, reject) => (outcome = { resolve, reject }));
     const decided = (): void => {
-      if (--undecided === 0) void this.decidedAll(entries);
+      if (--undecided === 0) void this.decidedAll(entries, offsets, outcome);
     };
+    if (messages.length === 0) {
+      void this.decidedAll(entries, offsets, outcome);
+      return stored;
+    }
     for (let i = 0; i < messages.length; i++) entries.push(new TransactionEntry(messages[i]!, tickets[i]!, decided));
     const { deduplication } = this.broker;
     // A messageID twice in one transaction: one message, the later copies its duplicates (waiting on
@@ -176,6 +213,7 @@ export class TransactionCoordinator {
         deduplication.submit(message.topic, message.partition, message.messageId, entry, entry, include, message.value.length);
       } else include(entry, entry);
     }
+    return stored;
   }
 
   close(): void {
@@ -184,10 +222,24 @@ export class TransactionCoordinator {
 
   private async complete(transaction: CommittedTransaction): Promise<void> {
     await Promise.all(transaction.parts.map((part) => this.apply(transaction.id, part, true)));
+    const byGroup = new Map<string, GroupOffset[]>();
+    for (const entry of transaction.offsets) {
+      const list = byGroup.get(entry.group);
+      if (list === undefined) byGroup.set(entry.group, [entry]);
+      else list.push(entry);
+    }
+    const recovery = this.offsetRecovery;
+    if (recovery !== undefined) {
+      for (const [group, offsets] of byGroup) await this.retryDecided(transaction.id, 'offsets', () => recovery.commitIfAhead(group, offsets));
+    }
     await this.log.complete(transaction.id);
   }
 
-  private async decidedAll(entries: TransactionEntry[]): Promise<void> {
+  private async decidedAll(
+    entries: TransactionEntry[],
+    offsets: readonly TransactionalOffsets[],
+    outcome: { resolve: () => void; reject: (error: RillError) => void },
+  ): Promise<void> {
     const included = entries.filter((entry) => entry.state === 'included');
     const refused = entries.find((entry) => entry.failure !== null);
     if (refused !== undefined) {
@@ -198,27 +250,58 @@ export class TransactionCoordinator {
         if (entry.followers !== null) for (const follower of entry.followers) follower.settle(-1, entry.failure);
       }
       for (const entry of included) entry.recorder!.settle(-1, failure);
+      outcome.reject(failure);
       return;
     }
-    if (included.length === 0) return;
+    if (included.length === 0 && offsets.length === 0) {
+      outcome.resolve();
+      return;
+    }
+    // The zombie fence, at the moment of decision: a committer whose partitions went to another
+    // member since it read them commits nothing; from here new owners wait for the outcome.
+    const fenced: TransactionalOffsets[] = [];
+    const recorded: GroupOffset[] = [];
+    try {
+      await Promise.all(offsets.map((entry) => entry.ready()));
+      for (const entry of offsets) {
+        for (const { topic, partition, offset } of entry.fence()) recorded.push({ group: entry.group, topic, partition, offset });
+        fenced.push(entry);
+      }
+    } catch (error) {
+      for (const entry of fenced) entry.release();
+      const failure = error instanceof RillError ? error : new RillError('internal', (error as Error).message);
+      for (const entry of included) entry.recorder!.settle(-1, failure);
+      outcome.reject(failure);
+      return;
+    }
     this.committing++;
     try {
-      const offsets = await this.store(included.map((entry) => entry.message));
-      for (let i = 0; i < included.length; i++) included[i]!.recorder!.settle(offsets[i]!, null);
+      const stored = await this.store(
+        included.map((entry) => entry.message),
+        offsets,
+        recorded,
+      );
+      for (let i = 0; i < included.length; i++) included[i]!.recorder!.settle(stored[i]!, null);
+      outcome.resolve();
     } catch (error) {
       // Shut down while applying a decided transaction: it is completed at the next start, so it
       // has not failed; its connection is closing and hears nothing more.
-      if (error instanceof ShutDownError) return;
+      if (error instanceof ShutDownError) {
+        outcome.reject(error);
+        return;
+      }
       // A plain error, never a WorkerStoppedError: the deduplicator must not think the messages in doubt.
       const failure = new RillError(error instanceof RillError ? error.code : 'storage-error', (error as Error).message);
       for (const entry of included) entry.recorder!.settle(-1, failure);
+      outcome.reject(failure);
     } finally {
+      for (const entry of offsets) entry.release();
       if (--this.committing === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 
   /** Decides the transaction (its record durable in the log), applies it, completes it; resolves to each message's offset. */
-  private async store(messages: TransactionMessage[]): Promise<number[]> {
+  private async store(messages: TransactionMessage[], groupOffsets: readonly TransactionalOffsets[], recorded: GroupOffset[]): Promise<number[]> {
     const id = this.nextId++;
     const byPartition = new Map<string, { topic: Topic; partition: number; indexes: number[]; builder: RecordBatchBuilder }>();
     messages.forEach((message, index) => {
@@ -247,7 +330,8 @@ export class TransactionCoordinator {
       return { topic: topic.name, partition, from: ends[p]!, records: indexes.length, batch };
     });
     // The decision: from here the transaction is applied, even across a crash.
-    await this.decide({ id, parts });
+    await this.decide({ id, parts, offsets: recorded });
+    for (const entry of groupOffsets) entry.decided();
     if (failpointsActive) transactionFailpoint('kill-after-log');
     const offsets: number[] = new Array(messages.length);
     const applyPart = async (p: number): Promise<void> => {
@@ -256,12 +340,14 @@ export class TransactionCoordinator {
         offsets[index] = base + i;
       });
     };
-    if (failpointsActive) {
+    if (failpointsActive && parts.length > 0) {
       // Under test: the first partition alone, so that a kill after it leaves the others without theirs.
       await applyPart(0);
       transactionFailpoint('kill-after-first-partition');
       await Promise.all(parts.slice(1).map((_, p) => applyPart(p + 1)));
     } else await Promise.all(parts.map((_, p) => applyPart(p)));
+    // The input's offsets after the output: a crash in between leaves them to recovery, never the reverse.
+    for (const entry of groupOffsets) await this.retryDecided(id, 'offsets', () => entry.write());
     void this.log
       .complete(id)
       .catch((error: Error) =>
@@ -316,6 +402,20 @@ export class TransactionCoordinator {
             { err: error, transaction: id, topic: part.topic, partition: part.partition },
             'a committed transaction could not be applied yet; retrying',
           );
+        await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt)).unref());
+      }
+    }
+  }
+
+  /** Runs a step of a decided transaction until it succeeds (a worker restarting, a full disk), or the broker closes. */
+  private async retryDecided(id: number, step: string, run: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new ShutDownError();
+      try {
+        await run();
+        return;
+      } catch (error) {
+        if (attempt === 0) this.logger.warn({ err: error, transaction: id, step }, 'a step of a committed transaction failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt)).unref());
       }
     }

@@ -15,10 +15,19 @@ export interface TransactionPart {
   batch: Buffer;
 }
 
-/** A committed transaction: decided, and to be applied to every partition it names. */
+/** A consumer group's committed offset (the next offset to read) made part of a transaction. */
+export interface GroupOffset {
+  group: string;
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/** A committed transaction: decided, and to be applied to every partition it names, then its groups' offsets committed. */
 export interface CommittedTransaction {
   id: number;
   parts: TransactionPart[];
+  offsets: GroupOffset[];
 }
 
 const headSchema = z.object({
@@ -33,12 +42,14 @@ const headSchema = z.object({
       size: z.number().int().min(0),
     }),
   ),
+  offsets: z.array(z.object({ group: z.string(), topic: z.string(), partition: z.number().int().min(0), offset: z.number().int().min(0) })).optional(),
 });
 
 /**
  * The transaction log (Kafka's transaction state log, as a redo log): a COMMIT is decided when its
- * record, holding every batch of the transaction, is durable here; the batches are then appended
- * to their partitions, and a completion record says so. At start-up a transaction committed and
+ * record, holding every batch of the transaction and the consumer-group offsets it commits, is
+ * durable here; the batches are then appended to their partitions, the offsets committed, and a
+ * completion record says so. At start-up a transaction committed and
  * not completed is applied again (RECOVERY in TransactionCoordinator), so a crash in between
  * loses none of it and, since no batch reaches a partition before the decision, no reader ever
  * sees a transaction that was not committed.
@@ -63,6 +74,7 @@ export class TransactionLog {
         v: 1,
         id: transaction.id,
         parts: transaction.parts.map(({ topic, partition, from, records, batch }) => ({ topic, partition, from, records, size: batch.length })),
+        offsets: transaction.offsets,
       }),
     );
     const length = Buffer.alloc(4);
@@ -113,5 +125,5 @@ function decodeCommit(value: Buffer): CommittedTransaction {
     position += size;
     return { topic, partition, from, records, batch };
   });
-  return { id: head.id, parts };
+  return { id: head.id, parts, offsets: head.offsets ?? [] };
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Broker } from '../../broker/index.js';
+import type { Publisher } from '../publishing/index.js';
 import type { GroupCoordinator } from '../../coordinator/index.js';
 import { asRillError, RillError, toHttp } from '../../errors/index.js';
 
@@ -11,6 +12,7 @@ const METHODS: HTTPMethod[] = ['GET', 'POST', 'PUT', 'DELETE'];
 export interface HttpContext {
   broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes' | 'health'>;
   coordinator: GroupCoordinator;
+  publisher: Publisher;
 }
 
 export type Params = Record<string, string>;

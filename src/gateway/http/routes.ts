@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { fetchOptions, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
+import { transact, transactInput } from '../publishing/index.js';
 import { HttpRouter, JsonAnswer, RawAnswer, type HttpContext, type RouteHandler } from './router.js';
 import { recordBatchesAnswer } from './record-batches-answer.js';
 import { seedRoutes } from './seed-routes.js';
@@ -101,6 +102,13 @@ export function httpRoutes(): HttpRouter {
     route('POST', `/v1/groups/:group/members/:member/${path}`, memberOperation(operation));
   }
   route('DELETE', '/v1/groups/:group/members/:member', memberOperation('leave'));
+  // Offsets and publishes committed together: the pull consumer's exactly-once step.
+  route('POST', '/v1/groups/:group/members/:member/transaction', ({ coordinator, publisher }, { group, member }, body) => {
+    checkMember(coordinator, group!, member!);
+    const parsed = transactInput.safeParse({ ...(body as object), member });
+    if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+    return transact(publisher, coordinator, parsed.data);
+  });
   // A pull that hands on the stored record batches, for clients that decode Kafka's format themselves.
   route('POST', '/v1/groups/:group/members/:member/fetch', async ({ coordinator }, { group, member }, body) => {
     checkMember(coordinator, group!, member!);

@@ -1,5 +1,13 @@
-import { KeylessPartitioner, type AppendTicket, type CreationQuota, type Broker, type KeylessPartitioning } from '../../broker/index.js';
-import type { TransactionCoordinator } from '../../transactions/index.js';
+import {
+  KeylessPartitioner,
+  type AppendTicket,
+  type DeduplicatedTicket,
+  type CreationQuota,
+  type Broker,
+  type KeylessPartitioning,
+} from '../../broker/index.js';
+import type { TransactionalOffsets, TransactionCoordinator } from '../../transactions/index.js';
+import { RillError } from '../../errors/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 import type { Producer } from './producer.js';
 import { preparePublish, type PublishRequest } from './publish-request.js';
@@ -49,16 +57,28 @@ export class Publisher {
    * A COMMIT's messages, all stored or none (the TransactionCoordinator); each answers the producer
    * as a publish does, and the COMMIT's RECEIPT comes through `countdown` once all are stored.
    */
-  publishTransaction(producer: Producer, requests: readonly PublishRequest[], countdown: ReceiptCountdown, owedBytes: readonly number[]): void {
+  publishTransaction(
+    producer: Producer,
+    requests: readonly PublishRequest[],
+    countdown: ReceiptCountdown,
+    owedBytes: readonly number[],
+    offsets: readonly TransactionalOffsets[] = [],
+  ): Promise<void> {
     const tickets = requests.map(
       ({ topic, partition, messageId, timestamp }, i) =>
         new PublishTicket(producer, topic.name, partition, messageId, timestamp, countdown.place, false, countdown, owedBytes[i]!),
     );
     if (this.transactions === undefined) {
       for (let i = 0; i < requests.length; i++) this.store(requests[i]!, tickets[i]!);
-      return;
+      return Promise.resolve();
     }
-    this.transactions.commit(requests, tickets);
+    return this.transactions.commit(requests, tickets, offsets);
+  }
+
+  /** A request's transaction (not a connection's): its messages answered through `tickets`. */
+  transact(requests: readonly PublishRequest[], tickets: readonly DeduplicatedTicket[], offsets: readonly TransactionalOffsets[]): Promise<void> {
+    if (this.transactions === undefined) return Promise.reject(new RillError('internal', 'transactions are not available'));
+    return this.transactions.commit(requests, tickets, offsets);
   }
 
   private readonly store = (request: PublishRequest, ticket: AppendTicket): void => {

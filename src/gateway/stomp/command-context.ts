@@ -4,6 +4,7 @@ import type { GroupCoordinator } from '../../coordinator/index.js';
 import type { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
 import type { EscapeMode, Frame, HeaderInput } from '../../protocol/stomp/index.js';
+import type { TransactionalOffsets } from '../../transactions/index.js';
 import type { Publisher, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
 import type { ErrorDetails } from './answer-queue.js';
 import type { DeliveryChannel } from './delivery-channel.js';
@@ -74,8 +75,11 @@ export interface CommandContext {
    * is stored) or one of a COMMIT's (the countdown's RECEIPT once all are; `receipt` is then null).
    */
   publish(request: PublishRequest, receipt: string | null): void;
-  /** Publishes a COMMIT's messages together: all stored or none; the countdown's RECEIPT once all are. */
-  commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void;
+  /**
+   * Publishes a COMMIT's messages, and commits its group offsets, together: all stored or none;
+   * the countdown's RECEIPT once all are. Resolves once the transaction is stored.
+   */
+  commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown, offsets: readonly TransactionalOffsets[]): Promise<void>;
   /** DISCONNECT: its RECEIPT waits for every publish still in flight, then the connection closes. */
   disconnect(receipt: string | null): void;
   /** A messageID for a message published without one: unique to this connection. */

@@ -1,6 +1,7 @@
 import { CreationQuota } from '../../broker/index.js';
 import { asRillError, RillError, stompErrorHeaders } from '../../errors/index.js';
 import { encodeFrame, FrameParser, StompProtocolError, type EscapeMode, type Frame, type HeaderInput } from '../../protocol/stomp/index.js';
+import type { TransactionalOffsets } from '../../transactions/index.js';
 import type { Producer, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
 import type { Transport, TransportEvents } from '../transport/index.js';
 import { AnswerQueue, type AnswerWriter, type ErrorDetails } from './answer-queue.js';
@@ -327,9 +328,9 @@ export class StompSession implements TransportEvents {
   }
 
   /** A COMMIT's messages, stored together (or none of them); each counted as a publish until answered. */
-  private commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void {
+  private commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown, offsets: readonly TransactionalOffsets[]): Promise<void> {
     const owed = requests.map((request) => this.owe(request, null));
-    this.services.publisher.publishTransaction(this.producer, requests, countdown, owed);
+    return this.services.publisher.publishTransaction(this.producer, requests, countdown, owed, offsets);
   }
 
   /**
@@ -396,7 +397,7 @@ export class StompSession implements TransportEvents {
       later: (receipt) => this.later(receipt),
       connected: (version, headers, outgoingMs, incomingMs) => this.connected(version, headers, outgoingMs, incomingMs),
       publish: (request, receipt) => this.publish(request, receipt),
-      commitTransaction: (requests, countdown) => this.commitTransaction(requests, countdown),
+      commitTransaction: (requests, countdown, offsets) => this.commitTransaction(requests, countdown, offsets),
       disconnect: (receipt) => this.disconnect(receipt),
       nextMessageId: () => `${this.id}-${++this.messageCounter}`,
       onClose: (release) => {

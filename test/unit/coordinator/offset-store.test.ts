@@ -23,6 +23,36 @@ describe('OffsetStore', () => {
     expect(replayed.savedGroups().get('g')).toEqual({ assignor: 'range' });
   });
 
+  it('commits transactional offsets only forward, in the order they are issued, whatever order the writes finish in', async () => {
+    const log = memoryOffsetLog();
+    const store = new OffsetStore(log);
+    // Two transactions decided one after the other write their offsets, the later one's first.
+    const later = store.commitForward('g', [{ topic: 't', partition: 0, offset: 10 }]);
+    const earlier = store.commitForward('g', [{ topic: 't', partition: 0, offset: 8 }]);
+    await Promise.all([later, earlier]);
+    expect(store.committed('g', { topic: 't', partition: 0 })).toBe(10);
+    const replayed = new OffsetStore(log);
+    await replayed.load();
+    expect(replayed.committed('g', { topic: 't', partition: 0 })).toBe(10);
+  });
+
+  it('makes readers of a partition a transaction is committing wait until it is over', async () => {
+    const store = new OffsetStore(memoryOffsetLog());
+    const tp = { topic: 't', partition: 0 };
+    expect(store.settled('g', tp)).toBeUndefined();
+    const release = store.hold('g', [tp]);
+    const releaseAgain = store.hold('g', [tp]);
+    let settled = false;
+    void store.settled('g', tp)!.then(() => (settled = true));
+    release();
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    releaseAgain();
+    await vi.waitFor(() => expect(settled).toBe(true));
+    expect(store.settled('g', tp)).toBeUndefined();
+    expect(store.settled('other', tp)).toBeUndefined();
+  });
+
   it('checkpoints every live entry, so that retention of old records loses nothing', async () => {
     const log = memoryOffsetLog();
     const store = new OffsetStore(log);

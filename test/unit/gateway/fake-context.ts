@@ -129,8 +129,9 @@ export class FakeContext implements CommandContext {
     this.published.push({ request, receipt, countdown: null });
   }
 
-  commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): void {
+  commitTransaction(requests: readonly PublishRequest[], countdown: ReceiptCountdown): Promise<void> {
     for (const request of requests) this.published.push({ request, receipt: null, countdown });
+    return Promise.resolve();
   }
 
   disconnect(receipt: string | null): void {

@@ -15,7 +15,14 @@ function settle(context: CommandContext, frame: Frame, accepted: boolean): void 
   }
   const parsed = parseAckHeader(id);
   const subscription = parsed === null ? undefined : context.subscriptions.byAckNumber(parsed.subscription);
-  if (parsed === null || subscription === undefined || !subscription.settle(parsed.sequence, accepted)) {
+  const transaction = frame.headers.transaction;
+  if (parsed !== null && subscription !== undefined && transaction !== undefined && subscription.handedOut(parsed.sequence)) {
+    // Applied at COMMIT: with a group subscription, its offset commit is part of the transaction.
+    context.transactions.holdSettle(transaction, { subscription, sequence: parsed.sequence, accepted });
+    context.receipt(frame.headers.receipt);
+    return;
+  }
+  if (parsed === null || subscription === undefined || transaction !== undefined || !subscription.settle(parsed.sequence, accepted)) {
     context.fail(new RillError('unknown-message', `${frame.command} for unknown message "${id}"`), frame.headers.receipt);
     return;
   }

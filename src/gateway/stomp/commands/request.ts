@@ -1,6 +1,7 @@
 import { operations, type GroupCoordinator, type MemberView, type OperationName } from '../../../coordinator/index.js';
 import { asRillError, RillError, toHttp } from '../../../errors/index.js';
 import type { Frame } from '../../../protocol/stomp/index.js';
+import { transact, transactInput, type TransactInput } from '../../publishing/index.js';
 import type { CommandContext } from '../command-context.js';
 import { DEFAULT_REPLY_DESTINATION } from '../destinations.js';
 
@@ -31,8 +32,8 @@ export function handleRequest(context: CommandContext, frame: Frame, operation: 
     const { status, body } = toHttp(error);
     answer(status, body);
   };
-  if (!Object.hasOwn(operations, operation)) {
-    fail(new RillError('unknown-operation', `no operation "${operation}"; one of ${Object.keys(operations).join(', ')}`));
+  if (!Object.hasOwn(operations, operation) && operation !== 'transact') {
+    fail(new RillError('unknown-operation', `no operation "${operation}"; one of ${[...Object.keys(operations), 'transact'].join(', ')}`));
     return;
   }
   let input: unknown;
@@ -42,13 +43,17 @@ export function handleRequest(context: CommandContext, frame: Frame, operation: 
     fail(new RillError('invalid-json', `request body is not JSON: ${(error as Error).message}`));
     return;
   }
-  const definition = operations[operation as OperationName];
+  const { coordinator, publisher, logger } = context.services;
+  // Publishing and committing together is the gateway's; every other operation is the coordinator's.
+  const definition =
+    operation === 'transact'
+      ? { input: transactInput, run: (c: GroupCoordinator, r: TransactInput) => transact(publisher, c, r) }
+      : operations[operation as OperationName];
   const parsed = definition.input.safeParse(input);
   if (!parsed.success) {
     fail(new RillError('invalid-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')));
     return;
   }
-  const { coordinator, logger } = context.services;
   // Run inside a promise, so that an operation that refuses at once (an unknown member) is answered, not fatal.
   Promise.resolve()
     .then(() => (definition.run as (c: GroupCoordinator, r: unknown) => unknown)(coordinator, parsed.data))

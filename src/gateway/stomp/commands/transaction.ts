@@ -1,7 +1,9 @@
-import { RillError } from '../../../errors/index.js';
+import { asRillError, RillError } from '../../../errors/index.js';
 import type { Frame } from '../../../protocol/stomp/index.js';
 import { PublishError, ReceiptCountdown, type PublishRequest } from '../../publishing/index.js';
 import type { CommandContext } from '../command-context.js';
+import type { Subscription, TransactionalAcks } from '../subscriptions/subscription.js';
+import type { HeldSettle } from '../transactions.js';
 import { prepareSend } from './send.js';
 
 function transactionId(context: CommandContext, frame: Frame): string | undefined {
@@ -19,15 +21,17 @@ export function handleBegin(context: CommandContext, frame: Frame): void {
 
 /**
  * COMMIT publishes every SEND of the transaction or none: all are checked before any is handed
- * on, and the TransactionCoordinator stores them atomically, across partitions and crashes. Its
- * RECEIPT waits until all of them are stored.
+ * on, and the TransactionCoordinator stores them atomically, across partitions and crashes. ACKs
+ * of group messages inside it commit the group's offsets as part of the same transaction (the
+ * consume-transform-produce loop, exactly once); a member that lost the partition since is fenced
+ * and nothing is committed. Its RECEIPT waits until all of it is stored.
  */
 export function handleCommit(context: CommandContext, frame: Frame): void {
   const id = transactionId(context, frame);
   if (id === undefined) return;
-  const frames = context.transactions.end(id);
+  const { sends, settles } = context.transactions.end(id);
   const requests: PublishRequest[] = [];
-  for (const held of frames) {
+  for (const held of sends) {
     try {
       requests.push(prepareSend(context, held));
     } catch (error) {
@@ -40,18 +44,65 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
       return;
     }
   }
-  if (requests.length === 0) {
+  // Group ACKs become offset commits of the transaction; other ACKs and NACKs are applied once it is stored.
+  const groupAcks = new Map<Subscription, number[]>();
+  const afterCommit: HeldSettle[] = [];
+  for (const settle of settles) {
+    if (settle.accepted && settle.subscription.prepareTransaction !== undefined) {
+      const sequences = groupAcks.get(settle.subscription);
+      if (sequences === undefined) groupAcks.set(settle.subscription, [settle.sequence]);
+      else sequences.push(settle.sequence);
+    } else afterCommit.push(settle);
+  }
+  const acks: TransactionalAcks[] = [];
+  try {
+    for (const [subscription, sequences] of groupAcks) acks.push(subscription.prepareTransaction!(sequences));
+  } catch (error) {
+    for (const prepared of acks) prepared.aborted();
+    const failure = asRillError(error);
+    context.fail(new RillError(failure.code, `transaction "${id}" was not committed, nothing was published: ${failure.message}`), frame.headers.receipt);
+    return;
+  }
+  const settleRest = (): void => {
+    for (const { subscription, sequence, accepted } of afterCommit) subscription.settle(sequence, accepted);
+  };
+  if (requests.length === 0 && acks.length === 0) {
+    settleRest();
     context.receipt(frame.headers.receipt);
     return;
   }
   const receipt = frame.headers.receipt ?? null;
-  const countdown = new ReceiptCountdown(requests.length, receipt, context.later(receipt).place);
-  context.commitTransaction(requests, countdown);
+  const later = context.later(receipt);
+  // One more to count down than messages when offsets are committed: the RECEIPT waits for them too.
+  const countdown = new ReceiptCountdown(requests.length + (acks.length > 0 ? 1 : 0), receipt, later.place);
+  context
+    .commitTransaction(
+      requests,
+      countdown,
+      acks.map((prepared) => prepared.offsets),
+    )
+    .then(
+      () => {
+        for (const prepared of acks) prepared.committed();
+        settleRest();
+        if (acks.length > 0 && --countdown.remaining === 0 && receipt !== null) later.receipt();
+      },
+      (error: unknown) => {
+        for (const prepared of acks) prepared.aborted();
+        // A failed message has failed the COMMIT already; a transaction of ACKs alone fails here.
+        if (requests.length === 0) {
+          const failure = asRillError(error);
+          later.fail(new RillError(failure.code, `transaction "${id}" was not committed: ${failure.message}`));
+        }
+      },
+    );
 }
 
+/** ABORT: nothing is published; the group messages it ACKed or NACKed count as rejected and are delivered again. */
 export function handleAbort(context: CommandContext, frame: Frame): void {
   const id = transactionId(context, frame);
   if (id === undefined) return;
-  context.transactions.end(id);
+  const { settles } = context.transactions.end(id);
+  for (const { subscription, sequence } of settles) if (subscription.prepareTransaction !== undefined) subscription.settle(sequence, false);
   context.receipt(frame.headers.receipt);
 }

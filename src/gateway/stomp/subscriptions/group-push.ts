@@ -5,8 +5,9 @@ import type { HeaderInput } from '../../../protocol/stomp/index.js';
 import type { PartitionReader } from '../command-context.js';
 import type { DeliveryChannel } from '../delivery-channel.js';
 import { groupDestination } from '../destinations.js';
+import { RillError } from '../../../errors/index.js';
 import { PartitionFeed, type Cursor } from './partition-feed.js';
-import type { AckMode } from './subscription.js';
+import type { AckMode, TransactionalAcks } from './subscription.js';
 
 interface InFlight {
   partition: number;
@@ -107,6 +108,67 @@ export class GroupPush extends PartitionFeed {
     }
     this.resume();
     return true;
+  }
+
+  prepareTransaction(sequences: readonly number[]): TransactionalAcks {
+    const chosen = new Map<number, InFlight>();
+    for (const sequence of sequences) {
+      if (this.ackMode === 'client') {
+        for (const [s, entry] of this.inFlight) if (s <= sequence) chosen.set(s, entry);
+        continue;
+      }
+      const entry = this.inFlight.get(sequence);
+      if (entry === undefined) throw this.notHeld();
+      chosen.set(sequence, entry);
+    }
+    const entries = [...chosen];
+    // Checked again when the transaction is decided: a revoked partition drops its messages from inFlight.
+    const stillHeld = (): void => {
+      if (this.closed) throw this.notHeld();
+      for (const [sequence, entry] of entries) if (this.inFlight.get(sequence) !== entry) throw this.notHeld(entry);
+    };
+    stillHeld();
+    const plan = this.deliveries.inTransaction(entries.map(([, entry]) => ({ partition: entry.partition, offset: entry.record.offset })));
+    let offsets: TransactionalAcks['offsets'];
+    try {
+      offsets = this.coordinator.offsetsInTransaction(this.binding.member, {
+        offsets: () => plan.offsets(),
+        ready: () => plan.ready(),
+        decided: () => plan.decided(),
+        stillHeld,
+      });
+    } catch (error) {
+      plan.ended(false);
+      throw error;
+    }
+    const settleAll = (accepted: boolean): void => {
+      for (const [sequence, entry] of entries) {
+        if (this.inFlight.get(sequence) !== entry) continue;
+        this.inFlight.delete(sequence);
+        if (!accepted) this.deliveries.rejected(entry.partition, entry.record, () => this.deliverAgain(entry));
+      }
+      this.resume();
+    };
+    return {
+      offsets,
+      committed: () => {
+        plan.ended(true);
+        settleAll(true);
+      },
+      aborted: () => {
+        plan.ended(false);
+        settleAll(false);
+      },
+    };
+  }
+
+  /** A message of a transaction's ACKs that this subscription may no longer settle: its partition went to another member. */
+  private notHeld(entry?: InFlight): RillError {
+    const what = entry === undefined ? 'a message' : `${this.topic.name}/${entry.partition} offset ${entry.record.offset}`;
+    return new RillError(
+      'not-owner',
+      `${what} is no longer this subscription's to acknowledge: the group rebalanced and its partition went to another member, or it was settled already`,
+    );
   }
 
   private deliverAgain(entry: InFlight): void {

@@ -40,5 +40,9 @@ export class JsonMessageSubscription implements Subscription {
     return sequence <= this.sequence;
   }
 
+  handedOut(sequence: number): boolean {
+    return sequence >= 1 && sequence <= this.sequence;
+  }
+
   close(): void {}
 }

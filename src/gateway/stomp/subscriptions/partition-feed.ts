@@ -102,6 +102,10 @@ export abstract class PartitionFeed implements Subscription {
 
   abstract settle(sequence: number, accepted: boolean): boolean;
 
+  handedOut(sequence: number): boolean {
+    return sequence >= 1 && sequence <= this.sequence;
+  }
+
   protected addPartition(partition: number, next: number, end: number): void {
     const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {} };
     cursor.unwatch = this.log.watch(this.topic, partition, (newEnd, batch, baseOffset) => {

@@ -1,3 +1,5 @@
+import type { TransactionalOffsetCommit } from '../../../coordinator/index.js';
+
 export type AckMode = 'auto' | 'client' | 'client-individual';
 
 export const ACK_MODES: ReadonlySet<string> = new Set(['auto', 'client', 'client-individual']);
@@ -15,8 +17,24 @@ export interface Subscription {
    * one). Returns false if the subscription never handed out that number.
    */
   settle(sequence: number, accepted: boolean): boolean;
+  /** Whether the subscription handed out delivery number `sequence` (settled since or not). */
+  handedOut(sequence: number): boolean;
+  /**
+   * ACKs inside a transaction (group subscriptions only): the group offsets they commit, to be
+   * committed with the transaction; throws when a message is no longer this subscription's to settle.
+   */
+  prepareTransaction?(sequences: readonly number[]): TransactionalAcks;
   /** `clean`: the client ended it (UNSUBSCRIBE, DISCONNECT) rather than the connection dropping. */
   close(clean?: boolean): void;
+}
+
+/** A group subscription's ACKs made part of a transaction. */
+export interface TransactionalAcks {
+  readonly offsets: TransactionalOffsetCommit;
+  /** The transaction is stored: the messages are settled, their offsets committed with it. */
+  committed(): void;
+  /** It was not: the messages count as rejected (NACK), and are delivered again or dead-lettered. */
+  aborted(): void;
 }
 
 /** Builds and reads the `ack` header values: `<subscription number>.<delivery sequence>`. */
