@@ -1,7 +1,8 @@
+import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import type { TopicPartition } from './assignors.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { DeadLetters } from './dead-letter.js';
+import { DeadLetters, readRecordAt } from './dead-letter.js';
 import { Fetcher, READ_BYTES, type FetchedBatches, type PulledRecord, type PullOptions } from './fetcher.js';
 import type { AssignmentListener, CommittedRecordRef, GroupSettings, GroupState } from './group.js';
 import type { MemberBinding } from './member-binding.js';
@@ -46,7 +47,7 @@ export class GroupCoordinator {
   private checkpointTimer: TimerHandle | null = null;
 
   constructor(
-    log: LogAccess,
+    private readonly log: LogAccess,
     readonly store: OffsetStore,
     options: CoordinatorOptions,
     private readonly logger: Logger,
@@ -54,8 +55,8 @@ export class GroupCoordinator {
     this.clock = options.clock ?? systemClock;
     this.membership = new Membership(log, store, options, this.clock, logger);
     this.offsets = new OffsetManager(log, store, this.clock);
-    this.fetcher = new Fetcher(log, store, this.clock);
     this.deadLetters = new DeadLetters(log, this.clock);
+    this.fetcher = new Fetcher(log, store, this.deadLetters, this.clock);
   }
 
   async start(): Promise<void> {
@@ -174,6 +175,33 @@ export class GroupCoordinator {
     return { ...this.membership.view(member), partitions };
   }
 
+  /**
+   * A pull consumer gives up on a message it was handed (RabbitMQ's reject without requeue): it
+   * goes to the dead-letter topic at once, and no member of the group is handed it again. The
+   * consumer still commits past it as it goes on.
+   */
+  async reject(memberName: string, ref: CommittedRecordRef, generation?: number): Promise<CommittedRecordRef & { deadLetter: CommittedRecordRef }> {
+    const member = this.membership.member(memberName);
+    member.group.fence(generation);
+    if (!member.owns(ref)) throw new RillError('not-owner', `consumer "${member.name}" does not own ${ref.topic}/${ref.partition}`);
+    const record = await readRecordAt(this.log, ref.topic, ref.partition, ref.offset);
+    const group = member.group;
+    const failures = this.store.deliveries.partition(group.name, ref).get(ref.offset) ?? 0;
+    const deadLetter = await this.deadLetters.send(
+      {
+        group: group.name,
+        topic: ref.topic,
+        partition: ref.partition,
+        record,
+        deliveries: Math.max(failures, 0) + 1,
+        reason: `rejected by consumer ${member.name} of group ${group.name}`,
+      },
+      group.settings.deadLetterSuffix,
+    );
+    await this.store.deliveries.deadLettered(group.name, ref, ref.offset);
+    return { topic: ref.topic, partition: ref.partition, offset: ref.offset, deadLetter };
+  }
+
   // ---- offsets ----
 
   /** Commits offsets (the next offset to read, as Kafka) for partitions the member owns in this generation. */
@@ -226,6 +254,7 @@ export class GroupCoordinator {
   /** The commit and dead-letter rules for a push subscription of a held member to one topic. */
   pushDeliveries(binding: MemberBinding, topic: string, autoAck: boolean): PushDeliveries {
     const group = this.membership.group(binding.group);
+    const counts = this.store.deliveries;
     return new PushDeliveries(
       group.name,
       topic,
@@ -233,8 +262,11 @@ export class GroupCoordinator {
       {
         maxDeliveries: () => group.settings.maxDeliveries,
         commit: (offsets) => this.commit(binding.member, offsets),
-        deadLetter: (partition, record, deliveries) =>
-          this.deadLetters.send({ group: group.name, topic, partition, record, deliveries }, group.settings.deadLetterSuffix),
+        deadLetter: (partition, record, deliveries, reason) =>
+          this.deadLetters.send({ group: group.name, topic, partition, record, deliveries, reason }, group.settings.deadLetterSuffix),
+        counts: (partition) => counts.partition(group.name, { topic, partition }),
+        failed: (partition, offsets) => counts.failed(group.name, { topic, partition }, offsets),
+        deadLettered: (partition, offset) => counts.deadLettered(group.name, { topic, partition }, offset),
       },
       this.clock,
       this.logger,

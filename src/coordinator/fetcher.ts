@@ -1,7 +1,9 @@
-import { forEachRecord, hasExpired, offsetAfter, type Topic } from '../broker/index.js';
+import { forEachRecord, hasExpired, offsetAfter, type StoredRecord, type Topic } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import { tpKey, type TopicPartition } from './assignors.js';
 import type { Clock } from './clock.js';
+import type { DeadLetters } from './dead-letter.js';
+import { DeliveryCounts } from './delivery-counts.js';
 import type { Member } from './group.js';
 import type { OffsetStore } from './offset-store.js';
 import type { LogAccess } from './topics.js';
@@ -15,6 +17,8 @@ export interface PulledRecord {
   timestamp: number;
   headers: Array<[string, string]>;
   value: Buffer;
+  /** How often the group was handed this message, this time included (earlier ones failed: see DeliveryCounts). */
+  deliveryCount: number;
 }
 
 /** One partition's part of a fetch of record batches. */
@@ -46,6 +50,8 @@ interface PartitionRead {
 interface Fetched<T> {
   found: T[];
   failures: string[];
+  /** Positions moved past messages passed over (dead-lettered): fetch again at once rather than wait. */
+  again?: boolean;
 }
 
 /**
@@ -60,6 +66,7 @@ export class Fetcher {
   constructor(
     private readonly log: LogAccess,
     private readonly store: OffsetStore,
+    private readonly deadLetters: DeadLetters,
     private readonly clock: Clock,
   ) {}
 
@@ -117,8 +124,9 @@ export class Fetcher {
   private async longPoll<T>(member: Member, deadline: number, fetchOnce: () => Promise<Fetched<T>>): Promise<T[]> {
     const generation = member.group.generation;
     for (;;) {
-      const { found, failures } = await fetchOnce();
+      const { found, failures, again } = await fetchOnce();
       if (found.length > 0) return found;
+      if (again === true && !this.stopped) continue;
       if (this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) {
         if (failures.length > 0) throw new RillError('storage-error', `cannot read ${failures.join('; ')}`);
         return found;
@@ -127,17 +135,26 @@ export class Fetcher {
     }
   }
 
-  /** The records of one read of every assigned partition, within the limits; moves the positions past what it takes. */
+  /**
+   * The records of one read of every assigned partition, within the limits; moves the positions
+   * past what it takes. Messages the group dead-lettered are passed over; one that failed
+   * maxDeliveries times (its consumers crashed on it) is dead-lettered here, not handed out.
+   */
   private async fetchRecords(member: Member, maxMessages: number, maxBytes: number): Promise<Fetched<PulledRecord>> {
     const records: PulledRecord[] = [];
     let bytes = 0;
+    let again = false;
     const { found, failures } = await this.readAssigned(member, maxBytes);
     const now = Date.now();
+    const group = member.group.name;
+    const { maxDeliveries } = member.group.settings;
     for (const { tp, position, batches } of found) {
       if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) break;
+      const counts = this.store.deliveries.partition(group, tp);
       const taken: PulledRecord[] = [];
       let takenBytes = 0;
       let next: number;
+      let exhausted: { record: StoredRecord; failures: number } | null = null;
       try {
         // Past the last record taken, or past transaction markers that end the batches read.
         next = forEachRecord(batches, position, (record) => {
@@ -145,7 +162,13 @@ export class Fetcher {
           if (count >= maxMessages || (bytes + takenBytes >= maxBytes && count > 0)) return false;
           // Past its time-to-live: passed over (the position moves past it, as if consumed).
           if (hasExpired(record.headers, now)) return true;
-          taken.push({ topic: tp.topic, partition: tp.partition, ...record });
+          const verdict = DeliveryCounts.verdict(counts, record.offset, maxDeliveries);
+          if (verdict.action === 'skip') return true;
+          if (verdict.action === 'dead-letter') {
+            exhausted = { record, failures: verdict.failures };
+            return false;
+          }
+          taken.push({ topic: tp.topic, partition: tp.partition, ...record, deliveryCount: verdict.failures + 1 });
           takenBytes += record.value.length;
           return true;
         });
@@ -156,9 +179,41 @@ export class Fetcher {
       }
       for (const record of taken) records.push(record);
       bytes += takenBytes;
+      if (exhausted !== null) {
+        next = await this.deadLetterExhausted(member, tp, exhausted, failures);
+        again ||= next > position;
+      }
       member.positions.set(tpKey(tp), next);
     }
-    return { found: records, failures };
+    return { found: records, failures, again };
+  }
+
+  /** Dead-letters a message that failed maxDeliveries times; returns where the member reads on (at it again, if that failed). */
+  private async deadLetterExhausted(
+    member: Member,
+    tp: TopicPartition,
+    { record, failures }: { record: StoredRecord; failures: number },
+    problems: string[],
+  ): Promise<number> {
+    const group = member.group.name;
+    try {
+      await this.deadLetters.send(
+        {
+          group,
+          topic: tp.topic,
+          partition: tp.partition,
+          record,
+          deliveries: failures,
+          reason: `delivered ${failures} times to group ${group} without being committed (its consumers gone)`,
+        },
+        member.group.settings.deadLetterSuffix,
+      );
+      await this.store.deliveries.deadLettered(group, tp, record.offset);
+      return record.offset + 1;
+    } catch (error) {
+      problems.push(`${tp.topic}/${tp.partition} at offset ${record.offset}: could not dead-letter it: ${(error as Error).message}`);
+      return record.offset;
+    }
   }
 
   /** The batches of one read of every assigned partition, about `maxBytes` of them (at least one partition's). */

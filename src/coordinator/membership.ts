@@ -1,7 +1,7 @@
 import { TOPIC_NAME_PATTERN } from '../config/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
-import { assign, type PreviousAssignment, type TopicPartition } from './assignors.js';
+import { assign, tpKey, type PreviousAssignment, type TopicPartition } from './assignors.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { ConsumerGroup, Member, type AssignmentListener, type GroupSettings } from './group.js';
 import { HeldMember, type MemberBinding } from './member-binding.js';
@@ -31,6 +31,8 @@ export interface GroupDescription {
 }
 
 const EXPIRY_CHECK_MS = 200;
+/** Most pulled messages of one partition counted as failed when a member is lost. */
+const MAX_COUNTED_PULLED = 10_000;
 const MEMBER_NAME = /^[^\s/]{1,249}$/;
 
 /**
@@ -206,11 +208,13 @@ export class Membership {
   /** The last connection holding a member dropped: it times out, or leaves at once if so configured. */
   private connectionLost(member: Member): void {
     member.lastSeen = this.clock.now();
-    if (this.options.removeOnDisconnect && member.instanceId === null) this.remove(member, `member ${member.name} disconnected`);
+    if (this.options.removeOnDisconnect && member.instanceId === null) this.remove(member, `member ${member.name} disconnected`, true);
   }
 
-  private remove(member: Member, reason: string): void {
+  /** `gone`: it did not leave, it was lost (timed out, disconnected): what it pulled and did not commit failed. */
+  private remove(member: Member, reason: string, gone = false): void {
     if (this.members.get(member.name) !== member) return;
+    if (gone) this.countPulledUncommitted(member);
     this.members.delete(member.name);
     member.group.members.delete(member.name);
     member.removed = true;
@@ -218,12 +222,31 @@ export class Membership {
     this.rebalance(member.group, reason);
   }
 
+  /**
+   * A member was lost: the messages it pulled past its group's committed offset count as failed
+   * deliveries (it may have crashed on one of them), so that a message that kills every consumer
+   * reaching it is dead-lettered after maxDeliveries rather than pulled for ever.
+   */
+  private countPulledUncommitted(member: Member): void {
+    const group = member.group.name;
+    for (const tp of member.assignment) {
+      const position = member.positions.get(tpKey(tp));
+      const committed = this.store.committed(group, tp) ?? 0;
+      if (position === undefined || position <= committed) continue;
+      const offsets: number[] = [];
+      for (let offset = committed; offset < Math.min(position, committed + MAX_COUNTED_PULLED); offset++) offsets.push(offset);
+      this.store.deliveries.failed(group, tp, offsets).catch((error: Error) => {
+        this.logger.error({ err: error, group, topic: tp.topic, partition: tp.partition }, 'could not count the deliveries of a lost member');
+      });
+    }
+  }
+
   private expireMembers(): void {
     const now = this.clock.now();
     for (const member of [...this.members.values()]) {
       const { sessionTimeoutMs } = member.group.settings;
       if (member.connections === 0 && now - member.lastSeen > sessionTimeoutMs) {
-        this.remove(member, `member ${member.name} timed out after ${sessionTimeoutMs} ms without a heartbeat`);
+        this.remove(member, `member ${member.name} timed out after ${sessionTimeoutMs} ms without a heartbeat`, true);
       }
     }
   }

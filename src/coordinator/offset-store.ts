@@ -3,6 +3,7 @@ import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import type { TopicPartition } from './assignors.js';
 import { systemClock, type Clock } from './clock.js';
+import { DELIVERY_COUNT_PREFIX, DeliveryCounts } from './delivery-counts.js';
 import type { CommittedRecordRef, GroupSettings } from './group.js';
 import { committedOffsetRecord, decodeRecord, encodeRecord, groupSettingsRecord } from './stored-records.js';
 import type { LogAccess } from './topics.js';
@@ -28,12 +29,22 @@ function offsetKey(group: string, tp: TopicPartition): string {
   return `${OFFSET_PREFIX}${group}/${tp.topic}/${tp.partition}`;
 }
 
+/** The group and partition of an offset key (a group name has no '/': the first one ends it). */
+function parseOffsetKey(key: string): { group: string; tp: TopicPartition } {
+  const rest = key.slice(OFFSET_PREFIX.length);
+  const groupEnd = rest.indexOf('/');
+  const partitionStart = rest.lastIndexOf('/');
+  return { group: rest.slice(0, groupEnd), tp: { topic: rest.slice(groupEnd + 1, partitionStart), partition: Number(rest.slice(partitionStart + 1)) } };
+}
+
 /**
  * Committed offsets and group settings, kept in memory and logged to the internal topic
  * `__consumer_offsets` (as Kafka does): the last entry written for a key wins at replay.
  */
 export class OffsetStore {
   private readonly offsets = new Map<string, number>();
+  /** Failed deliveries per group and message, kept in the same log. */
+  readonly deliveries: DeliveryCounts;
   /** Offsets a transaction is committing, by key: who reads them waits until it is over. */
   private readonly pending = new Map<string, { done: Promise<void>; holders: number; release: () => void }>();
   private readonly groups = new Map<string, Partial<GroupSettings>>();
@@ -46,6 +57,7 @@ export class OffsetStore {
   ) {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger;
+    this.deliveries = new DeliveryCounts(log, options.logger);
   }
 
   /**
@@ -61,6 +73,11 @@ export class OffsetStore {
       if (!(error instanceof RillError)) throw error;
       this.logger?.error({ err: error }, 'committed offsets after a damaged batch of __consumer_offsets are lost: their groups resume from earlier commits');
     }
+    // Counts below the committed offsets are done with.
+    for (const [key, offset] of this.offsets) {
+      const { group, tp } = parseOffsetKey(key);
+      this.deliveries.committed(group, tp, offset);
+    }
   }
 
   private replay(): Promise<void> {
@@ -70,6 +87,8 @@ export class OffsetStore {
         const record = decodeRecord(committedOffsetRecord, value);
         if ('error' in record) return this.skip(key, record.error);
         this.offsets.set(key, record.value.offset);
+      } else if (key.startsWith(DELIVERY_COUNT_PREFIX)) {
+        this.deliveries.replayed(key, value, (skipped, reason) => this.skip(skipped, reason));
       } else if (key.startsWith(GROUP_PREFIX)) {
         const group = key.slice(GROUP_PREFIX.length);
         if (value === null) return void this.groups.delete(group);
@@ -92,7 +111,10 @@ export class OffsetStore {
   async commit(group: string, entries: CommittedRecordRef[]): Promise<void> {
     const committedAt = this.clock.now();
     await Promise.all(entries.map((entry) => this.log.write(offsetKey(group, entry), encodeRecord({ offset: entry.offset, committedAt }))));
-    for (const entry of entries) this.offsets.set(offsetKey(group, entry), entry.offset);
+    for (const entry of entries) {
+      this.offsets.set(offsetKey(group, entry), entry.offset);
+      this.deliveries.committed(group, entry, entry.offset);
+    }
   }
 
   /**
@@ -109,6 +131,7 @@ export class OffsetStore {
       return this.log.write(key, encodeRecord({ offset, committedAt }));
     });
     await Promise.all(writes);
+    for (const entry of entries) this.deliveries.committed(group, entry, this.offsets.get(offsetKey(group, entry))!);
   }
 
   /**
@@ -173,6 +196,7 @@ export class OffsetStore {
     const committedAt = this.clock.now();
     for (const [key, offset] of this.offsets) writes.push(this.log.write(key, encodeRecord({ offset, committedAt })));
     for (const [group, settings] of this.groups) writes.push(this.log.write(`${GROUP_PREFIX}${group}`, encodeRecord(settings)));
+    writes.push(...this.deliveries.checkpoint());
     await Promise.all(writes);
     return writes.length;
   }

@@ -42,6 +42,7 @@ function toWire(record: PulledRecord): WireRecord {
     headers: record.headers.length === 0 ? {} : Object.fromEntries(record.headers),
     value: record.value.toString(text ? 'utf8' : 'base64'),
     valueEncoding: text ? 'utf8' : 'base64',
+    deliveryCount: record.deliveryCount,
   };
 }
 
@@ -113,6 +114,10 @@ export const operations = {
       .strict(),
     (c, { member, offsets, generation }) => c.commit(member, offsets, generation),
   ),
+  reject: operation(
+    z.object({ member: name, generation: z.number().int().min(0).optional(), ...topicPartition, offset: z.number().int().min(0) }).strict(),
+    (c, { member, generation, topic, partition, offset }) => c.reject(member, { topic, partition, offset }, generation),
+  ),
   seek: operation(z.object({ member: name, ...topicPartition, target: seekTarget }).strict(), async (c, { member, topic, partition, target }) => ({
     topic,
     partition,
@@ -163,9 +168,11 @@ export const answers = {
         headers: z.record(z.string(), z.string()),
         value: z.string(),
         valueEncoding: z.enum(['utf8', 'base64']),
+        deliveryCount: z.number().int().min(1),
       }),
     ),
   }),
   commit: memberView,
   seek: z.object({ topic: z.string(), partition: z.number().int(), position: z.number().int() }),
+  reject: committedEntry.extend({ deadLetter: committedEntry }),
 } satisfies Record<OperationName | 'error', z.ZodType>;

@@ -1,15 +1,25 @@
 import type { StoredRecord } from '../broker/index.js';
 import type { Logger } from '../logging/index.js';
 import type { Clock } from './clock.js';
+import { DeliveryCounts, type DeliveryVerdict, type PartitionCounts } from './delivery-counts.js';
 import type { CommittedRecordRef } from './group.js';
 
 /** What the push bookkeeping asks of the coordinator. */
 export interface PushRules {
-  /** Read at each rejection, so that a settings change applies at once. */
+  /** Read at each decision, so that a settings change applies at once. */
   maxDeliveries(): number;
   commit(offsets: CommittedRecordRef[]): Promise<unknown>;
-  deadLetter(partition: number, record: StoredRecord, deliveries: number): Promise<unknown>;
+  deadLetter(partition: number, record: StoredRecord, deliveries: number, reason: string): Promise<unknown>;
+  /** The durable failed-delivery counts of a partition (live: read on every delivery). */
+  counts(partition: number): PartitionCounts;
+  /** Counts one more failed delivery of each offset, durably; resolves to each one's failures now. */
+  failed(partition: number, offsets: readonly number[]): Promise<number[]>;
+  /** Marks a message dead-lettered, durably. */
+  deadLettered(partition: number, offset: number): Promise<void>;
 }
+
+/** How long a dead-lettering that failed (a full disk) waits before it is tried again. */
+const DEAD_LETTER_RETRY_MS = 1000;
 
 /** A transaction's ACKs of one push subscription, as its offsets are worked out and committed. */
 export interface TransactionPlan {
@@ -32,18 +42,19 @@ interface OpenPlan {
 
 /**
  * The group rules of one push subscription (a member reading one topic): which offset to commit
- * as messages are acknowledged out of order, how often a message went out, and whether a NACKed
- * message is delivered again or dead-lettered. The subscription only delivers and reports.
+ * as messages are acknowledged out of order, and what becomes of a message that failed: delivered
+ * again, or dead-lettered once it failed maxDeliveries times. The subscription only delivers and
+ * reports.
  *
  * The committed offset of a partition is its lowest unacknowledged offset, else the highest
- * delivered plus one; commits of one event-loop turn go out together. In auto ack mode a
- * delivered message counts as consumed (at most once).
+ * delivered plus one; commits of one event-loop turn go out together. A delivery fails when the
+ * consumer NACKs it or its connection drops with it unsettled; the counts are durable and the
+ * group's (DeliveryCounts), so they hold across members, reconnects and restarts. In auto ack
+ * mode a delivered message counts as consumed (at most once), and nothing is counted.
  */
 export class PushDeliveries {
   /** Unacknowledged offsets per partition, in delivery order (a redelivery keeps its place). */
   private readonly pending = new Map<number, Set<number>>();
-  /** How often each unacknowledged message went out, by `partition:offset`. */
-  private readonly deliveryCounts = new Map<string, number>();
   /** Highest offset delivered plus one, per partition. */
   private readonly deliveredEnd = new Map<number, number>();
   private readonly toCommit = new Set<number>();
@@ -71,12 +82,13 @@ export class PushDeliveries {
     this.pending.delete(partition);
   }
 
-  /** Counts a delivery about to go out; returns how often the message went out, this time included. */
-  delivering(partition: number, offset: number): number {
-    const key = `${partition}:${offset}`;
-    const count = (this.deliveryCounts.get(key) ?? 0) + 1;
-    if (!this.autoAck) this.deliveryCounts.set(key, count);
-    return count;
+  /**
+   * What to do with a message about to go out: deliver it (with how often it failed before), pass
+   * over it (dead-lettered already), or dead-letter it (it failed maxDeliveries times: a consumer
+   * that crashed on it each time never NACKed it).
+   */
+  verdict(partition: number, offset: number): DeliveryVerdict {
+    return DeliveryCounts.verdict(this.rules.counts(partition), offset, this.autoAck ? Number.POSITIVE_INFINITY : this.rules.maxDeliveries());
   }
 
   delivered(partition: number, offset: number): void {
@@ -90,29 +102,44 @@ export class PushDeliveries {
   }
 
   acknowledged(partition: number, offset: number): void {
-    this.deliveryCounts.delete(`${partition}:${offset}`);
     this.pending.get(partition)?.delete(offset);
     this.scheduleCommit(partition);
   }
 
   /**
-   * A NACK: `redeliver` is called at once while the message went out fewer than maxDeliveries
-   * times; after that it is dead-lettered and counts as acknowledged, or is delivered again if
-   * dead-lettering fails.
+   * A NACK: counted (durably), then `redeliver` is called while the message failed fewer than
+   * maxDeliveries times; after that it is dead-lettered and counts as acknowledged, or is
+   * delivered again if dead-lettering fails.
    */
   rejected(partition: number, record: StoredRecord, redeliver: () => void): void {
-    const count = this.deliveryCounts.get(`${partition}:${record.offset}`) ?? 1;
-    if (count < this.rules.maxDeliveries()) {
-      redeliver();
-      return;
-    }
-    this.rules.deadLetter(partition, record, count).then(
-      () => this.acknowledged(partition, record.offset),
+    this.rules.failed(partition, [record.offset]).then(
+      ([failures]) => {
+        if (failures! < this.rules.maxDeliveries()) redeliver();
+        else this.deadLetter(partition, record, failures!, redeliver);
+      },
       (error: Error) => {
-        this.logger.error({ err: error, group: this.group, topic: this.topic, partition }, 'dead-lettering failed; the message will be delivered again');
+        this.logger.error({ err: error, group: this.group, topic: this.topic, partition }, 'could not count a failed delivery; the message is delivered again');
         redeliver();
       },
     );
+  }
+
+  /**
+   * Sends a message that failed maxDeliveries times to the dead-letter topic and marks it so; it
+   * then counts as acknowledged. If that fails, `retry` is called a moment later.
+   */
+  deadLetter(partition: number, record: StoredRecord, failures: number, retry: () => void): void {
+    const reason = `delivered ${failures} times to group ${this.group} without being acknowledged (NACKed, or its consumer gone)`;
+    this.rules
+      .deadLetter(partition, record, failures, reason)
+      .then(() => this.rules.deadLettered(partition, record.offset))
+      .then(
+        () => this.acknowledged(partition, record.offset),
+        (error: Error) => {
+          this.logger.error({ err: error, group: this.group, topic: this.topic, partition }, 'dead-lettering failed; trying again');
+          this.clock.setTimeout(retry, DEAD_LETTER_RETRY_MS);
+        },
+      );
   }
 
   /**
@@ -175,12 +202,7 @@ export class PushDeliveries {
         this.plans.splice(this.plans.indexOf(plan), 1);
         if (committed) {
           // Committed with the transaction: settled without a commit of their own.
-          for (const [partition, settled] of partitions) {
-            for (const offset of settled) {
-              this.deliveryCounts.delete(`${partition}:${offset}`);
-              this.pending.get(partition)?.delete(offset);
-            }
-          }
+          for (const [partition, settled] of partitions) for (const offset of settled) this.pending.get(partition)?.delete(offset);
         }
         this.wakePlans();
         // Commits that waited for the transactions go out now.
@@ -205,9 +227,20 @@ export class PushDeliveries {
     return this.plans.some((plan) => plan.partitions.has(partition));
   }
 
-  /** The subscription ended: commits not yet sent are dropped (the next owner goes on from the last one). */
-  close(): void {
+  /**
+   * The subscription ended: commits not yet sent are dropped (the next owner goes on from the last
+   * one). When the connection dropped (not `clean`), every message it held unsettled counts as a
+   * failed delivery: the consumer may have crashed on it.
+   */
+  close(clean = true): void {
     this.closed = true;
+    if (clean || this.autoAck) return;
+    for (const [partition, offsets] of this.pending) {
+      if (offsets.size === 0) continue;
+      this.rules.failed(partition, [...offsets]).catch((error: Error) => {
+        this.logger.error({ err: error, group: this.group, topic: this.topic, partition }, 'could not count the deliveries of a dropped connection');
+      });
+    }
   }
 
   private scheduleCommit(partition: number): void {

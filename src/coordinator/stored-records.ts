@@ -26,6 +26,12 @@ export const groupSettingsRecord = z.object({
   deadLetterSuffix: z.string().optional(),
 }) satisfies z.ZodType<Partial<GroupSettings> & { v?: number }>;
 
+/** A partition's delivery counts in one group: [offset, failed deliveries (-1: dead-lettered)]. */
+export const deliveryCountsRecord = z.object({
+  v: version,
+  counts: z.array(z.tuple([z.number().int().min(0), z.number().int().min(-1)])),
+});
+
 export function encodeRecord(fields: object): string {
   return JSON.stringify({ v: RECORD_VERSION, ...fields });
 }

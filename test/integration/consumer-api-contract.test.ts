@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { partitionForKey } from '../../src/broker/index.js';
 import { answers } from '../../src/coordinator/index.js';
 import { canonical, connectStompJs, publishWithReceipt } from '../helpers/clients.js';
 import { call, httpBase } from '../helpers/http.js';
@@ -24,6 +25,7 @@ describe('consumer API answers match their schemas', () => {
     await check('subscribe', 'POST', '/v1/groups/c/members/m/subscription', { topics: ['contract'] });
     await check('heartbeat', 'POST', '/v1/groups/c/members/m/heartbeat', {});
     await check('pull', 'POST', '/v1/groups/c/members/m/pull', { maxMessages: 10 });
+    await check('reject', 'POST', '/v1/groups/c/members/m/reject', { topic: 'contract', partition: partitionForKey('k', 2), offset: 0 });
     await check('commit', 'POST', '/v1/groups/c/members/m/commit', { offsets: [{ topic: 'contract', partition: 0, offset: 0 }] });
     await check('seek', 'POST', '/v1/groups/c/members/m/seek', { topic: 'contract', partition: 0, target: { to: 'latest' } });
     await check('list-groups', 'GET', '/v1/groups');

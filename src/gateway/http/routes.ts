@@ -98,6 +98,7 @@ export function httpRoutes(): HttpRouter {
     ['pull', 'pull'],
     ['commit', 'commit'],
     ['seek', 'seek'],
+    ['reject', 'reject'],
   ] as const) {
     route('POST', `/v1/groups/:group/members/:member/${path}`, memberOperation(operation));
   }

@@ -239,7 +239,8 @@ const DEFAULT_SETTINGS: GroupSettings = {
 export async function startCoordinator(settings: Partial<GroupSettings> = {}, options: Partial<CoordinatorOptions> = {}) {
   const clock = new FakeClock();
   const log = new MemoryLog();
-  const store = new OffsetStore(memoryOffsetLog(), { clock });
+  const offsetLog = memoryOffsetLog();
+  const store = new OffsetStore(offsetLog, { clock });
   const coordinator = new GroupCoordinator(
     log,
     store,
@@ -247,7 +248,7 @@ export async function startCoordinator(settings: Partial<GroupSettings> = {}, op
     pino({ level: 'silent' }),
   );
   await coordinator.start();
-  return { clock, log, store, coordinator };
+  return { clock, log, store, offsetLog, coordinator };
 }
 
 /** Tracks whether a promise has settled yet. */

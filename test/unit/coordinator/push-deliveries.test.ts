@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { OffsetStore, type PushDeliveries } from '../../../src/coordinator/index.js';
 import { startCoordinator } from './fakes.js';
 
 /** A coordinator with one push member owning partition 0 of `jobs`, which holds `count` messages. */
@@ -13,13 +14,28 @@ async function pushSetup(count: number, options: { autoAck?: boolean; maxDeliver
   deliveries.partitionAssigned(0);
   const records = setup.log.records('jobs', 0);
   const committed = () => setup.store.committed('workers', { topic: 'jobs', partition: 0 });
-  /** Delivers a message as the subscription would: counted, then sent. */
-  const deliver = (offset: number): number => {
-    const count = deliveries.delivering(0, offset);
-    deliveries.delivered(0, offset);
-    return count;
+  /** Delivers a message as the subscription would; returns its delivery count (failures before, plus this one). */
+  const deliver = (offset: number, to: PushDeliveries = deliveries): number => {
+    const verdict = to.verdict(0, offset);
+    if (verdict.action !== 'deliver') throw new Error(`offset ${offset} is not to be delivered: ${verdict.action}`);
+    to.delivered(0, offset);
+    return verdict.failures + 1;
   };
-  return { ...setup, deliveries, records, committed, deliver };
+  /** Another member's subscription to the same partition (after a rebalance or a reconnect). */
+  const nextMember = async (name: string): Promise<PushDeliveries> => {
+    const memberBinding = await setup.coordinator.connect('workers', name, { topics: ['jobs'] }, () => {});
+    const next = setup.coordinator.pushDeliveries(memberBinding, 'jobs', false);
+    next.partitionAssigned(0);
+    bindings.set(next, memberBinding);
+    return next;
+  };
+  const bindings = new Map([[deliveries, binding]]);
+  /** The member's connection drops, and the member is gone (its session timed out): the next one owns the partition. */
+  const drop = (member: PushDeliveries): void => {
+    member.close(false);
+    bindings.get(member)!.release(true);
+  };
+  return { ...setup, deliveries, records, committed, deliver, nextMember, drop };
 }
 
 describe('push delivery bookkeeping', () => {
@@ -73,6 +89,7 @@ describe('push delivery bookkeeping', () => {
     let redeliveries = 0;
     for (let attempt = 1; attempt <= 2; attempt++) {
       deliveries.rejected(0, records[1]!, () => redeliveries++);
+      await clock.flush();
       expect(redeliveries).toBe(attempt);
       expect(deliver(1)).toBe(attempt + 1);
     }
@@ -88,7 +105,7 @@ describe('push delivery bookkeeping', () => {
     expect(dead.value.toString()).toBe('body 1');
     expect(dead.headers).toEqual([
       ['trace', 't1'],
-      ['x-dead-letter-reason', 'rejected (NACK) 3 times by group workers'],
+      ['x-dead-letter-reason', 'delivered 3 times to group workers without being acknowledged (NACKed, or its consumer gone)'],
       ['x-delivery-count', '3'],
       ['x-original-topic', 'jobs'],
       ['x-original-partition', '0'],
@@ -97,6 +114,55 @@ describe('push delivery bookkeeping', () => {
     ]);
     // The dead letter counts as handled: the group moves past it.
     expect(committed()).toBe(3);
+  });
+
+  it('counts the unsettled messages of a dropped connection as failed deliveries, for the group: after maxDeliveries drops the next member dead-letters the message', async () => {
+    const { clock, log, offsetLog, deliveries, records, deliver, nextMember, committed, drop } = await pushSetup(2, { maxDeliveries: 2 });
+    expect(deliver(0)).toBe(1);
+    expect(deliver(1)).toBe(1);
+    deliveries.acknowledged(0, 1);
+    // The consumer crashed on offset 0: its connection dropped with it unsettled.
+    drop(deliveries);
+    await clock.flush();
+    const second = await nextMember('w2');
+    expect(deliver(0, second)).toBe(2);
+    drop(second);
+    await clock.flush();
+    const third = await nextMember('w3');
+    expect(third.verdict(0, 0)).toEqual({ action: 'dead-letter', failures: 2 });
+    third.delivered(0, 0);
+    third.deadLetter(0, records[0]!, 2, () => {});
+    await clock.flush();
+    expect(log.records('jobs.DLQ', 0).map((r) => r.messageId)).toEqual(['m0']);
+    // Past the dead letter (offset 1 is this member's to deliver next).
+    expect(committed()).toBe(1);
+
+    // Once the group committed past it, its count is done with, after a restart too.
+    const reloaded = new OffsetStore(offsetLog);
+    await reloaded.load();
+    expect(reloaded.deliveries.partition('workers', { topic: 'jobs', partition: 0 }).size).toBe(0);
+  });
+
+  it('never delivers a dead-lettered message again, and a reload keeps the counts above the committed offset', async () => {
+    const { clock, offsetLog, deliveries, records, deliver, nextMember, drop } = await pushSetup(3, { maxDeliveries: 1 });
+    deliver(0);
+    deliver(1);
+    deliveries.rejected(0, records[1]!, () => {});
+    await clock.flush();
+    // Offset 1 is dead-lettered, offset 0 still unacknowledged: the committed offset stays at 0.
+    drop(deliveries);
+    await clock.flush();
+    const reloaded = new OffsetStore(offsetLog);
+    await reloaded.load();
+    const counts = reloaded.deliveries.partition('workers', { topic: 'jobs', partition: 0 });
+    expect([...counts].sort()).toEqual([
+      [0, 1],
+      [1, -1],
+    ]);
+    const next = await nextMember('w2');
+    expect(next.verdict(0, 1)).toEqual({ action: 'skip' });
+    expect(next.verdict(0, 0)).toEqual({ action: 'dead-letter', failures: 1 });
+    expect(next.verdict(0, 2)).toEqual({ action: 'deliver', failures: 0 });
   });
 
   it('replaces the dead-letter headers of a message that was dead-lettered before', async () => {
@@ -121,7 +187,7 @@ describe('push delivery bookkeeping', () => {
     const { clock, deliveries, committed, deliver } = await pushSetup(1);
     deliver(0);
     deliveries.acknowledged(0, 0);
-    deliveries.close();
+    deliveries.close(true);
     await clock.flush();
     expect(committed()).toBeUndefined();
   });

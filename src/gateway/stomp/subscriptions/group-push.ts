@@ -79,15 +79,32 @@ export class GroupPush extends PartitionFeed {
   }
 
   protected override deliver(cursor: Cursor, record: StoredRecord): void {
-    const count = this.deliveries.delivering(cursor.partition, record.offset);
+    const verdict = this.deliveries.verdict(cursor.partition, record.offset);
+    if (verdict.action === 'skip') {
+      // Dead-lettered already (by a member before this one): consumed.
+      this.passOver(cursor, record);
+      return;
+    }
+    if (verdict.action === 'dead-letter') {
+      // It failed maxDeliveries times, its consumers gone each time without a NACK: not again.
+      this.deliveries.delivered(cursor.partition, record.offset);
+      this.deliveries.deadLetter(cursor.partition, record, verdict.failures, () => this.deliverAgain({ partition: cursor.partition, record }));
+      return;
+    }
+    const count = verdict.failures + 1;
     const extra: HeaderInput | undefined = count > 1 ? { redelivered: 'true', 'delivery-count': count } : undefined;
     super.deliver(cursor, record, extra);
   }
 
-  /** An expired message counts as consumed: the group's committed offset moves past it. */
-  protected override expired(cursor: Cursor, record: StoredRecord): void {
+  /** A message the group is done with, passed over: its committed offset moves past it. */
+  private passOver(cursor: Cursor, record: StoredRecord): void {
     this.deliveries.delivered(cursor.partition, record.offset);
     this.deliveries.acknowledged(cursor.partition, record.offset);
+  }
+
+  /** An expired message counts as consumed: the group's committed offset moves past it. */
+  protected override expired(cursor: Cursor, record: StoredRecord): void {
+    this.passOver(cursor, record);
   }
 
   protected delivered(cursor: Cursor, record: StoredRecord, sequence: number): void {
@@ -173,14 +190,16 @@ export class GroupPush extends PartitionFeed {
 
   private deliverAgain(entry: InFlight): void {
     const cursor = this.cursors.get(entry.partition);
-    if (cursor !== undefined) this.redeliver(cursor, entry.record);
+    if (cursor === undefined || this.closed) return;
+    this.redeliver(cursor, entry.record);
+    this.pump(cursor);
   }
 
   /** `clean`: UNSUBSCRIBE or DISCONNECT, so the member leaves at once; otherwise it may come back. */
   override close(clean = false): void {
     if (this.closed) return;
     super.close();
-    this.deliveries.close();
+    this.deliveries.close(clean);
     this.binding.release(clean);
   }
 }
