@@ -220,7 +220,7 @@ export class GroupCoordinator {
   }
 
   /** At start-up: the offsets of a transaction decided before a crash, committed unless a later commit passed them. */
-  commitIfAhead(group: string, offsets: readonly CommittedRecordRef[]): Promise<void> {
+  commitForward(group: string, offsets: readonly CommittedRecordRef[]): Promise<void> {
     return this.store.commitForward(group, offsets);
   }
 

@@ -82,19 +82,16 @@ export class Fetcher {
   private async position(member: Member, tp: TopicPartition, topic: Topic): Promise<number> {
     const known = member.positions.get(tpKey(tp));
     if (known !== undefined) return known;
+    const generation = member.group.generation;
     // A transaction committing this partition's offset (its previous owner's): start from its outcome.
-    const pending = this.store.settled(member.group.name, tp);
-    if (pending !== undefined) {
-      await pending;
-      const meanwhile = member.positions.get(tpKey(tp));
-      if (meanwhile !== undefined) return meanwhile;
-    }
+    await this.store.whenSettled(member.group.name, tp);
     const committed = this.store.committed(member.group.name, tp);
     const offsets = await this.log.offsets(topic, tp.partition);
     let position: number;
     if (committed !== undefined && committed >= offsets.logStartOffset && committed <= offsets.logEndOffset) position = committed;
     else position = member.group.settings.resetPolicy === 'earliest' ? offsets.logStartOffset : offsets.logEndOffset;
-    member.positions.set(tpKey(tp), position);
+    // Kept only while the partition is still the member's: one lost meanwhile must start afresh if it comes back.
+    if (generation === member.group.generation && member.owns(tp)) member.positions.set(tpKey(tp), position);
     return position;
   }
 

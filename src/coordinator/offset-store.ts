@@ -45,6 +45,8 @@ export class OffsetStore {
   private readonly offsets = new Map<string, number>();
   /** Failed deliveries per group and message, kept in the same log. */
   readonly deliveries: DeliveryCounts;
+  /** How many writes of each key were issued: only the last one issued sets the offset in memory. */
+  private readonly writesIssued = new Map<string, number>();
   /** Offsets a transaction is committing, by key: who reads them waits until it is over. */
   private readonly pending = new Map<string, { done: Promise<void>; holders: number; release: () => void }>();
   private readonly groups = new Map<string, Partial<GroupSettings>>();
@@ -110,11 +112,22 @@ export class OffsetStore {
 
   async commit(group: string, entries: CommittedRecordRef[]): Promise<void> {
     const committedAt = this.clock.now();
+    const issued = entries.map((entry) => this.issue(offsetKey(group, entry)));
     await Promise.all(entries.map((entry) => this.log.write(offsetKey(group, entry), encodeRecord({ offset: entry.offset, committedAt }))));
-    for (const entry of entries) {
-      this.offsets.set(offsetKey(group, entry), entry.offset);
+    entries.forEach((entry, i) => {
+      const key = offsetKey(group, entry);
+      // A write issued after this one (a transaction's) has the last word, as it has in the log.
+      if (this.writesIssued.get(key) !== issued[i]) return;
+      this.offsets.set(key, entry.offset);
       this.deliveries.committed(group, entry, entry.offset);
-    }
+    });
+  }
+
+  /** Numbers a write of the key: the in-memory offset follows the last write issued, as replay does. */
+  private issue(key: string): number {
+    const number = (this.writesIssued.get(key) ?? 0) + 1;
+    this.writesIssued.set(key, number);
+    return number;
   }
 
   /**
@@ -127,6 +140,7 @@ export class OffsetStore {
     const writes = entries.map((entry) => {
       const key = offsetKey(group, entry);
       const offset = Math.max(this.offsets.get(key) ?? -1, entry.offset);
+      this.issue(key);
       this.offsets.set(key, offset);
       return this.log.write(key, encodeRecord({ offset, committedAt }));
     });
@@ -165,7 +179,7 @@ export class OffsetStore {
   }
 
   /** Resolves once no transaction is committing the partition's offset (undefined when none is). */
-  settled(group: string, tp: TopicPartition): Promise<void> | undefined {
+  whenSettled(group: string, tp: TopicPartition): Promise<void> | undefined {
     return this.pending.get(offsetKey(group, tp))?.done;
   }
 

@@ -80,6 +80,8 @@ export class PushDeliveries {
   /** Revoked: what was unacknowledged is the next owner's now, from the last committed offset. */
   partitionRevoked(partition: number): void {
     this.pending.delete(partition);
+    // Given back later, it starts again from the committed offset: nothing delivered before counts.
+    this.deliveredEnd.delete(partition);
   }
 
   /**

@@ -1,1 +1,1 @@
-export { TransactionCoordinator, type TransactionalOffsets } from './transaction-coordinator.js';
+export { DecidedTransactionError, TransactionCoordinator, type TransactionalOffsets } from './transaction-coordinator.js';

@@ -37,7 +37,8 @@ export interface TransactionalOffsets {
 
 /** How start-up commits the offsets of a transaction decided before a crash. */
 export interface OffsetRecovery {
-  commitIfAhead(group: string, offsets: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void>;
+  /** Commits them unless a later commit passed them already. */
+  commitForward(group: string, offsets: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void>;
 }
 
 /** The broker closed while a decided transaction was being applied: it is completed at the next start. */
@@ -46,6 +47,12 @@ class ShutDownError extends RillError {
     super('unavailable', 'the broker is shutting down');
   }
 }
+
+/**
+ * A transaction that failed after it was decided (the broker shutting down while applying it): it
+ * is not stored yet, but it will be (at the next start), so its inputs must not be delivered again.
+ */
+export class DecidedTransactionError extends RillError {}
 
 /** One message of a transaction, as the publish path prepared it. */
 type TransactionMessage = PreparedMessage;
@@ -221,7 +228,8 @@ export class TransactionCoordinator {
   }
 
   private async complete(transaction: CommittedTransaction): Promise<void> {
-    await Promise.all(transaction.parts.map((part) => this.apply(transaction.id, part, true)));
+    // The offsets first: the outputs are certain (the record holds them), and a partition's new
+    // owner must not process the inputs again while they are being applied.
     const byGroup = new Map<string, GroupOffset[]>();
     for (const entry of transaction.offsets) {
       const list = byGroup.get(entry.group);
@@ -230,8 +238,9 @@ export class TransactionCoordinator {
     }
     const recovery = this.offsetRecovery;
     if (recovery !== undefined) {
-      for (const [group, offsets] of byGroup) await this.retryDecided(transaction.id, 'offsets', () => recovery.commitIfAhead(group, offsets));
+      for (const [group, offsets] of byGroup) await this.retryDecided(transaction.id, 'offsets', () => recovery.commitForward(group, offsets));
     }
+    await Promise.all(transaction.parts.map((part) => this.apply(transaction.id, part, true)));
     await this.log.complete(transaction.id);
   }
 
@@ -275,23 +284,26 @@ export class TransactionCoordinator {
       return;
     }
     this.committing++;
+    const progress = { decided: false };
     try {
       const stored = await this.store(
         included.map((entry) => entry.message),
         offsets,
         recorded,
+        progress,
       );
       for (let i = 0; i < included.length; i++) included[i]!.recorder!.settle(stored[i]!, null);
       outcome.resolve();
     } catch (error) {
+      const code = error instanceof RillError ? error.code : 'storage-error';
       // Shut down while applying a decided transaction: it is completed at the next start, so it
       // has not failed; its connection is closing and hears nothing more.
       if (error instanceof ShutDownError) {
-        outcome.reject(error);
+        outcome.reject(new DecidedTransactionError(code, error.message));
         return;
       }
       // A plain error, never a WorkerStoppedError: the deduplicator must not think the messages in doubt.
-      const failure = new RillError(error instanceof RillError ? error.code : 'storage-error', (error as Error).message);
+      const failure = progress.decided ? new DecidedTransactionError(code, (error as Error).message) : new RillError(code, (error as Error).message);
       for (const entry of included) entry.recorder!.settle(-1, failure);
       outcome.reject(failure);
     } finally {
@@ -301,7 +313,12 @@ export class TransactionCoordinator {
   }
 
   /** Decides the transaction (its record durable in the log), applies it, completes it; resolves to each message's offset. */
-  private async store(messages: TransactionMessage[], groupOffsets: readonly TransactionalOffsets[], recorded: GroupOffset[]): Promise<number[]> {
+  private async store(
+    messages: TransactionMessage[],
+    groupOffsets: readonly TransactionalOffsets[],
+    recorded: GroupOffset[],
+    progress: { decided: boolean },
+  ): Promise<number[]> {
     const id = this.nextId++;
     const byPartition = new Map<string, { topic: Topic; partition: number; indexes: number[]; builder: RecordBatchBuilder }>();
     messages.forEach((message, index) => {
@@ -331,6 +348,7 @@ export class TransactionCoordinator {
     });
     // The decision: from here the transaction is applied, even across a crash.
     await this.decide({ id, parts, offsets: recorded });
+    progress.decided = true;
     for (const entry of groupOffsets) entry.decided();
     if (failpointsActive) transactionFailpoint('kill-after-log');
     const offsets: number[] = new Array(messages.length);

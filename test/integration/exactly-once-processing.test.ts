@@ -65,23 +65,25 @@ describe('exactly-once consume-transform-produce over STOMP', () => {
     processor.close();
   });
 
-  it('pipelined transactions, each COMMIT sent before the last one’s RECEIPT, commit every offset and store every output once', async () => {
-    const server = await servers.start({ topics: { definitions: [{ name: 'in', partitions: 2 }] } });
-    const inputs = Array.from({ length: 40 }, (_, i) => ({ id: `p${i}`, key: `k${i % 5}` }));
-    await publish(server, 'in', inputs);
-    const processor = await RawStompClient.session(server.stompPort);
-    processor.send('SUBSCRIBE', { id: 'in', destination: '/group/proc/in', ack: 'client-individual', 'prefetch-count': '16' });
-    for (let i = 0; i < inputs.length; i++) processInTransaction(processor, `t${i}`, [await processor.next('MESSAGE')], `commit-${i}`);
-    await until('every COMMIT answered', () => processor.all('RECEIPT').length === inputs.length);
-    expect(processor.all('ERROR')).toEqual([]);
-    expect(await outputsFrom(server)).toEqual(inputs.map((m) => m.id).sort());
-    // Each partition's offset is past every input: nothing would be processed again.
-    for (const partition of [0, 1]) {
-      const count = inputs.filter((m) => partitionForKey(m.key, 2) === partition).length;
-      expect(await committed(server, 'proc', 'in', partition)).toBe(count);
-    }
-    processor.close();
-  });
+  for (const ack of ['client-individual', 'client'] as const) {
+    it(`pipelined transactions (ack:${ack}), each COMMIT sent before the last one’s RECEIPT, commit every offset and store every output once`, async () => {
+      const server = await servers.start({ topics: { definitions: [{ name: 'in', partitions: 2 }] } });
+      const inputs = Array.from({ length: 40 }, (_, i) => ({ id: `p${i}`, key: `k${i % 5}` }));
+      await publish(server, 'in', inputs);
+      const processor = await RawStompClient.session(server.stompPort);
+      processor.send('SUBSCRIBE', { id: 'in', destination: '/group/proc/in', ack, 'prefetch-count': '16' });
+      for (let i = 0; i < inputs.length; i++) processInTransaction(processor, `t${i}`, [await processor.next('MESSAGE')], `commit-${i}`);
+      await until('every COMMIT answered', () => processor.all('RECEIPT').length === inputs.length);
+      expect(processor.all('ERROR')).toEqual([]);
+      expect(await outputsFrom(server)).toEqual(inputs.map((m) => m.id).sort());
+      // Each partition's offset is past every input: nothing would be processed again.
+      for (const partition of [0, 1]) {
+        const count = inputs.filter((m) => partitionForKey(m.key, 2) === partition).length;
+        expect(await committed(server, 'proc', 'in', partition)).toBe(count);
+      }
+      processor.close();
+    });
+  }
 
   it('ABORT stores nothing and delivers the input again; a connection dropped before COMMIT does the same', async () => {
     // The dropped member's partition goes to the next once its session times out.
@@ -145,6 +147,31 @@ describe('exactly-once consume-transform-produce over STOMP', () => {
     expect(await committed(server, 'proc', 'in', Number(moved.headers.partition))).toBe(1);
     owner.close();
   });
+
+  it('answers a fenced COMMIT whose SENDs are all resends of stored messages with an ERROR too', async () => {
+    const server = await servers.start({ topics: { definitions: [{ name: 'in', partitions: 2 }] } });
+    const k0 = ['a', 'b', 'c', 'd'].find((k) => partitionForKey(k, 2) === 0)!;
+    const k1 = ['a', 'b', 'c', 'd'].find((k) => partitionForKey(k, 2) === 1)!;
+    await publish(server, 'in', [
+      { id: 'on-0', key: k0 },
+      { id: 'on-1', key: k1 },
+    ]);
+    // The outputs were stored once already (an earlier attempt): the zombie's SENDs are resends.
+    await publish(server, 'out', [{ id: 'out-1', key: 'x' }]);
+    const zombie = await RawStompClient.session(server.stompPort);
+    zombie.send('SUBSCRIBE', { id: 'in', destination: '/group/proc/in', ack: 'client-individual', 'prefetch-count': '10' });
+    const held = [await zombie.next('MESSAGE'), await zombie.next('MESSAGE')];
+    const owner = await RawStompClient.session(server.stompPort);
+    owner.send('SUBSCRIBE', { id: 'in', destination: '/group/proc/in', ack: 'client-individual' });
+    await owner.next('MESSAGE');
+    zombie.send('BEGIN', { transaction: 'late' });
+    for (const input of held) zombie.send('ACK', { id: input.headers.ack, transaction: 'late' });
+    zombie.send('SEND', { destination: '/producer/publish/out', transaction: 'late' }, canonical('out-1', 'x', 'again'));
+    zombie.send('COMMIT', { transaction: 'late', receipt: 'late-commit' });
+    expect((await zombie.next('ERROR')).headers.code).toBe('not-owner');
+    expect(await storedCount(httpBase(server.httpPort), 'out')).toBe(1);
+    owner.close();
+  });
 });
 
 describe('exactly-once processing for pull consumers: offsets and publishes in one request', () => {
@@ -183,7 +210,7 @@ describe('exactly-once processing for pull consumers: offsets and publishes in o
     expect(await outputsFrom(server)).toEqual(['m0', 'm1']);
   });
 
-  it('refuses a stale generation, a partition the member does not own and an invalid publish, committing and storing nothing', async () => {
+  it('refuses a stale or missing generation, a partition the member does not own and an invalid publish, committing and storing nothing', async () => {
     const server = await servers.start({ topics: { definitions: [{ name: 'in', partitions: 1 }] } });
     await publish(server, 'in', [{ id: 'm0', key: 'a' }]);
     const { base, generation } = await pullMember(server);
@@ -199,11 +226,19 @@ describe('exactly-once processing for pull consumers: offsets and publishes in o
     expect(invalid.body.error.message).toContain('publishes[1]');
 
     const notOwned = await call(base, 'POST', '/v1/groups/pullers/members/m1/transaction', {
+      generation,
       offsets: [{ topic: 'in', partition: 3, offset: 1 }],
       publishes,
     });
     expect(notOwned.status).toBe(409);
     expect(notOwned.body.error.code).toBe('not-owner');
+
+    const noGeneration = await call(base, 'POST', '/v1/groups/pullers/members/m1/transaction', {
+      offsets: [{ topic: 'in', partition: 0, offset: 1 }],
+      publishes,
+    });
+    expect(noGeneration.status).toBe(400);
+    expect(noGeneration.body.error.message).toContain('generation');
 
     // Another member joins: the group's generation moves on, and m1's is stale.
     expect((await call(base, 'POST', '/v1/groups/pullers/members', { member: 'm2', topics: ['in'] })).status).toBe(200);

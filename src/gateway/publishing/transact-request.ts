@@ -31,7 +31,12 @@ export const transactInput = z
       .default([]),
   })
   .strict()
-  .refine((input) => input.offsets.length + input.publishes.length > 0, { message: 'a transaction needs offsets or publishes' });
+  .refine((input) => input.offsets.length + input.publishes.length > 0, { message: 'a transaction needs offsets or publishes' })
+  // The generation fences a member that lost a partition and got it back since it read.
+  .refine((input) => input.offsets.length === 0 || input.generation !== undefined, {
+    message: 'committing offsets in a transaction needs the generation the messages were pulled in',
+    path: ['generation'],
+  });
 
 export type TransactInput = z.output<typeof transactInput>;
 
@@ -60,6 +65,12 @@ class RequestTicket implements DeduplicatedTicket {
 
 /** Runs a `transact` request: every publish and offset commit stored together, or none. */
 export async function transact(publisher: Publisher, coordinator: GroupCoordinator, input: TransactInput): Promise<TransactAnswer> {
+  if (input.offsets.length > 0 && coordinator.group(coordinator.heartbeat(input.member).group).settings.autoCommitIntervalMs > 0) {
+    throw new RillError(
+      'invalid-request',
+      'the group auto-commits pulled messages, which would commit past inputs this transaction has not stored the outputs of: create the group with autoCommitIntervalMs 0',
+    );
+  }
   const requests: PublishRequest[] = input.publishes.map((publish, index) => {
     try {
       return publisher.prepare(publish.topic, { ...publish.headers }, Buffer.from(publish.body, 'utf8'), randomUUID);

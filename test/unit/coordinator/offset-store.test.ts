@@ -39,18 +39,18 @@ describe('OffsetStore', () => {
   it('makes readers of a partition a transaction is committing wait until it is over', async () => {
     const store = new OffsetStore(memoryOffsetLog());
     const tp = { topic: 't', partition: 0 };
-    expect(store.settled('g', tp)).toBeUndefined();
+    expect(store.whenSettled('g', tp)).toBeUndefined();
     const release = store.hold('g', [tp]);
     const releaseAgain = store.hold('g', [tp]);
     let settled = false;
-    void store.settled('g', tp)!.then(() => (settled = true));
+    void store.whenSettled('g', tp)!.then(() => (settled = true));
     release();
     await Promise.resolve();
     expect(settled).toBe(false);
     releaseAgain();
     await vi.waitFor(() => expect(settled).toBe(true));
-    expect(store.settled('g', tp)).toBeUndefined();
-    expect(store.settled('other', tp)).toBeUndefined();
+    expect(store.whenSettled('g', tp)).toBeUndefined();
+    expect(store.whenSettled('other', tp)).toBeUndefined();
   });
 
   it('checkpoints every live entry, so that retention of old records loses nothing', async () => {

@@ -1,6 +1,7 @@
 import { asRillError, RillError } from '../../../errors/index.js';
 import type { Frame } from '../../../protocol/stomp/index.js';
 import { PublishError, ReceiptCountdown, type PublishRequest } from '../../publishing/index.js';
+import { DecidedTransactionError } from '../../../transactions/index.js';
 import type { CommandContext } from '../command-context.js';
 import type { Subscription, TransactionalAcks } from '../subscriptions/subscription.js';
 import type { HeldSettle } from '../transactions.js';
@@ -88,12 +89,13 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
         if (acks.length > 0 && --countdown.remaining === 0 && receipt !== null) later.receipt();
       },
       (error: unknown) => {
-        for (const prepared of acks) prepared.aborted();
-        // A failed message has failed the COMMIT already; a transaction of ACKs alone fails here.
-        if (requests.length === 0) {
-          const failure = asRillError(error);
-          later.fail(new RillError(failure.code, `transaction "${id}" was not committed: ${failure.message}`));
-        }
+        // Decided, it will be stored (at the next start): its inputs are settled, not delivered again.
+        for (const prepared of acks)
+          if (error instanceof DecidedTransactionError) prepared.committed();
+          else prepared.aborted();
+        // A failed message may have failed the COMMIT already (an answer's first failure is the one sent).
+        const failure = asRillError(error);
+        later.fail(new RillError(failure.code, `transaction "${id}" was not committed: ${failure.message}`));
       },
     );
 }

@@ -12,6 +12,8 @@ import type { AckMode, TransactionalAcks } from './subscription.js';
 interface InFlight {
   partition: number;
   record: StoredRecord;
+  /** Set while a COMMIT being stored acknowledges it: no other ACK, NACK or transaction may settle it. */
+  claimed?: boolean;
 }
 
 /**
@@ -118,7 +120,8 @@ export class GroupPush extends PartitionFeed {
     const settled = this.ackMode === 'client' ? [...this.inFlight.keys()].filter((s) => s <= sequence) : [sequence];
     for (const s of settled) {
       const entry = this.inFlight.get(s);
-      if (entry === undefined) continue; // settled already, or its partition was revoked
+      // Settled already, or its partition was revoked; or a COMMIT being stored settles it.
+      if (entry === undefined || entry.claimed === true) continue;
       this.inFlight.delete(s);
       if (accepted) this.deliveries.acknowledged(entry.partition, entry.record.offset);
       else this.deliveries.rejected(entry.partition, entry.record, () => this.deliverAgain(entry));
@@ -131,11 +134,12 @@ export class GroupPush extends PartitionFeed {
     const chosen = new Map<number, InFlight>();
     for (const sequence of sequences) {
       if (this.ackMode === 'client') {
-        for (const [s, entry] of this.inFlight) if (s <= sequence) chosen.set(s, entry);
+        // Cumulative: every message up to it that no other COMMIT is settling.
+        for (const [s, entry] of this.inFlight) if (s <= sequence && entry.claimed !== true) chosen.set(s, entry);
         continue;
       }
       const entry = this.inFlight.get(sequence);
-      if (entry === undefined) throw this.notHeld();
+      if (entry === undefined || entry.claimed === true) throw this.notHeld();
       chosen.set(sequence, entry);
     }
     const entries = [...chosen];
@@ -145,6 +149,7 @@ export class GroupPush extends PartitionFeed {
       for (const [sequence, entry] of entries) if (this.inFlight.get(sequence) !== entry) throw this.notHeld(entry);
     };
     stillHeld();
+    for (const [, entry] of entries) entry.claimed = true;
     const plan = this.deliveries.inTransaction(entries.map(([, entry]) => ({ partition: entry.partition, offset: entry.record.offset })));
     let offsets: TransactionalAcks['offsets'];
     try {
@@ -155,11 +160,13 @@ export class GroupPush extends PartitionFeed {
         stillHeld,
       });
     } catch (error) {
+      for (const [, entry] of entries) entry.claimed = false;
       plan.ended(false);
       throw error;
     }
     const settleAll = (accepted: boolean): void => {
       for (const [sequence, entry] of entries) {
+        entry.claimed = false;
         if (this.inFlight.get(sequence) !== entry) continue;
         this.inFlight.delete(sequence);
         if (!accepted) this.deliveries.rejected(entry.partition, entry.record, () => this.deliverAgain(entry));
