@@ -5,5 +5,6 @@ export { hashKey, partitionForKey, KeylessPartitioner, type KeylessPartitioning 
 export { forEachRecord, offsetAfter, type StoredRecord } from '../storage/index.js';
 export type { DeduplicatedTicket } from './front/deduplication/index.js';
 export { EXPIRES_HEADER, hasExpired } from './message-expiry.js';
+export { DELIVER_AT_HEADER, heldUntil } from './message-delay.js';
 export type { PreparedMessage } from './prepared-message.js';
 export { WorkerStoppedError } from './front/worker-supervisor.js';

@@ -1,4 +1,4 @@
-import { forEachRecord, hasExpired, offsetAfter, type StoredRecord, type Topic } from '../broker/index.js';
+import { forEachRecord, hasExpired, heldUntil, offsetAfter, type StoredRecord, type Topic } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import { tpKey, type TopicPartition } from './assignors.js';
 import type { Clock } from './clock.js';
@@ -52,6 +52,8 @@ interface Fetched<T> {
   failures: string[];
   /** Positions moved past messages passed over (dead-lettered): fetch again at once rather than wait. */
   again?: boolean;
+  /** The earliest time a delayed message that stopped a partition may be delivered: the wait ends then. */
+  wakeAt?: number;
 }
 
 /**
@@ -121,14 +123,14 @@ export class Fetcher {
   private async longPoll<T>(member: Member, deadline: number, fetchOnce: () => Promise<Fetched<T>>): Promise<T[]> {
     const generation = member.group.generation;
     for (;;) {
-      const { found, failures, again } = await fetchOnce();
+      const { found, failures, again, wakeAt } = await fetchOnce();
       if (found.length > 0) return found;
       if (again === true && !this.stopped) continue;
       if (this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) {
         if (failures.length > 0) throw new RillError('storage-error', `cannot read ${failures.join('; ')}`);
         return found;
       }
-      await this.waitForData(member, deadline - this.clock.now());
+      await this.waitForData(member, Math.min(deadline, wakeAt ?? deadline) - this.clock.now());
     }
   }
 
@@ -141,6 +143,7 @@ export class Fetcher {
     const records: PulledRecord[] = [];
     let bytes = 0;
     let again = false;
+    let wakeAt: number | undefined;
     const { found, failures } = await this.readAssigned(member, maxBytes);
     const now = Date.now();
     const group = member.group.name;
@@ -159,6 +162,12 @@ export class Fetcher {
           if (count >= maxMessages || (bytes + takenBytes >= maxBytes && count > 0)) return false;
           // Past its time-to-live: passed over (the position moves past it, as if consumed).
           if (hasExpired(record.headers, now)) return true;
+          // Delayed: the partition stops at it until its time (a pull position cannot skip it).
+          const until = record.headers.length === 0 ? 0 : heldUntil(record.headers, now);
+          if (until !== 0) {
+            wakeAt = Math.min(wakeAt ?? until, until);
+            return false;
+          }
           const verdict = DeliveryCounts.verdict(counts, record.offset, maxDeliveries);
           if (verdict.action === 'skip') return true;
           if (verdict.action === 'dead-letter') {
@@ -182,7 +191,7 @@ export class Fetcher {
       }
       member.positions.set(tpKey(tp), next);
     }
-    return { found: records, failures, again };
+    return { found: records, failures, again, wakeAt };
   }
 
   /** Dead-letters a message that failed maxDeliveries times; returns where the member reads on (at it again, if that failed). */

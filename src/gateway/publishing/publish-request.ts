@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  DELIVER_AT_HEADER,
   EXPIRES_HEADER,
   partitionForKey,
   type CreationQuota,
@@ -31,6 +32,8 @@ const CONTROL_HEADERS = new Set([
   'timestamp',
   'ttl',
   EXPIRES_HEADER,
+  'delay',
+  DELIVER_AT_HEADER,
 ]);
 
 /** A SEND worked out: what the broker stores. */
@@ -111,6 +114,8 @@ export function preparePublish(
   const expires = expiryFor(headers, ttlOf(topic.name), messageId);
   let stored = userHeaders(headers);
   if (expires !== 0) (stored ??= []).push([EXPIRES_HEADER, String(expires)]);
+  const deliverAt = deliveryTimeFor(headers, messageId);
+  if (deliverAt !== 0) (stored ??= []).push([DELIVER_AT_HEADER, String(deliverAt)]);
   return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: stored, value: body };
 }
 
@@ -162,6 +167,21 @@ function expiryFor(headers: FrameHeaders, topicTtlMs: number, messageId: string)
     return Number(ttl) === 0 ? 0 : Date.now() + Number(ttl);
   }
   return topicTtlMs === 0 ? 0 : Date.now() + topicTtlMs;
+}
+
+/** When groups may have the message (epoch ms; 0: at once): its `deliver-at` header, else now plus its `delay` (ms). */
+function deliveryTimeFor(headers: FrameHeaders, messageId: string): number {
+  const deliverAt = headers[DELIVER_AT_HEADER];
+  const delay = headers.delay;
+  if (deliverAt !== undefined) {
+    if (!/^\d{1,16}$/.test(deliverAt)) throw new PublishError('invalid-message', `deliver-at header "${deliverAt}" is not epoch milliseconds`, messageId);
+    return Number(deliverAt) > Date.now() ? Number(deliverAt) : 0;
+  }
+  if (delay !== undefined) {
+    if (!/^\d{1,13}$/.test(delay)) throw new PublishError('invalid-message', `delay header "${delay}" is not a whole number of milliseconds`, messageId);
+    return Number(delay) === 0 ? 0 : Date.now() + Number(delay);
+  }
+  return 0;
 }
 
 function userHeaders(headers: FrameHeaders): Array<[string, string]> | null {

@@ -1,4 +1,4 @@
-import type { StoredRecord, Topic } from '../../../broker/index.js';
+import { heldUntil, type StoredRecord, type Topic } from '../../../broker/index.js';
 import type { GroupCoordinator, MemberBinding, PushDeliveries, TopicPartition } from '../../../coordinator/index.js';
 import type { Logger } from '../../../logging/index.js';
 import type { HeaderInput } from '../../../protocol/stomp/index.js';
@@ -102,6 +102,11 @@ export class GroupPush extends PartitionFeed {
   private passOver(cursor: Cursor, record: StoredRecord): void {
     this.deliveries.delivered(cursor.partition, record.offset);
     this.deliveries.acknowledged(cursor.partition, record.offset);
+  }
+
+  /** A delayed message (`deliver-at`) reaches the group at its time; the partition waits for it. */
+  protected override heldUntil(record: StoredRecord, now: number): number {
+    return record.headers.length === 0 ? 0 : heldUntil(record.headers, now);
   }
 
   /** An expired message counts as consumed: the group's committed offset moves past it. */

@@ -48,6 +48,8 @@ export interface Cursor {
   fetching: boolean;
   removed: boolean;
   unwatch: () => void;
+  /** Set while the next record waits for its delivery time (delayed delivery): pumps again then. */
+  holdTimer: NodeJS.Timeout | null;
 }
 
 const RESERVED_HEADERS = new Set([
@@ -107,7 +109,7 @@ export abstract class PartitionFeed implements Subscription {
   }
 
   protected addPartition(partition: number, next: number, end: number): void {
-    const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {} };
+    const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {}, holdTimer: null };
     cursor.unwatch = this.log.watch(this.topic, partition, (newEnd, batch, baseOffset) => {
       // A caught-up cursor takes the stored batch as it is, without a fetch from the worker.
       if (batch !== null && baseOffset === cursor.next && !cursor.fetching && cursor.queued >= cursor.queue.length) {
@@ -130,6 +132,7 @@ export abstract class PartitionFeed implements Subscription {
     if (cursor === undefined) return;
     cursor.removed = true;
     cursor.unwatch();
+    if (cursor.holdTimer !== null) clearTimeout(cursor.holdTimer);
     cursor.queue = [];
     this.cursors.delete(partition);
   }
@@ -148,10 +151,21 @@ export abstract class PartitionFeed implements Subscription {
       const now = Date.now();
       this.channel.cork();
       while (cursor.queued < cursor.queue.length && this.hasCredit()) {
-        const record = cursor.queue[cursor.queued++]!;
+        const record = cursor.queue[cursor.queued]!;
         // Past its time-to-live: never delivered (a redelivery neither).
-        if (hasExpired(record.headers, now)) this.expired(cursor, record);
-        else this.deliver(cursor, record);
+        if (hasExpired(record.headers, now)) {
+          cursor.queued++;
+          this.expired(cursor, record);
+          continue;
+        }
+        // Not to be delivered yet: the partition waits for it, so that its order holds.
+        const until = this.heldUntil(record, now);
+        if (until !== 0) {
+          this.holdUntil(cursor, until - now);
+          break;
+        }
+        cursor.queued++;
+        this.deliver(cursor, record);
       }
       this.channel.uncork();
     }
@@ -193,6 +207,20 @@ export abstract class PartitionFeed implements Subscription {
         this.retryLater(cursor);
       },
     );
+  }
+
+  /** When a record may be delivered, if later than `now` (0: now). A tail reads the log as it is: always now. */
+  protected heldUntil(_record: StoredRecord, _now: number): number {
+    return 0;
+  }
+
+  private holdUntil(cursor: Cursor, ms: number): void {
+    if (cursor.holdTimer !== null) return;
+    cursor.holdTimer = setTimeout(() => {
+      cursor.holdTimer = null;
+      if (!cursor.removed && !this.closed) this.pump(cursor);
+    }, ms);
+    cursor.holdTimer.unref();
   }
 
   /** A record passed over because it expired: nothing to do for a tail, which keeps no position. */
