@@ -179,6 +179,11 @@ const topics = z
             compression: compressionCodec.optional(),
             deduplicationWindowMs: deduplicationWindowMs.optional(),
             ttlMs: ttlMs.optional(),
+            /**
+             * Priority lanes (2 to 10; 1: none): the topic holds `partitions` partitions per lane, and a
+             * message's `priority` header (0-9) picks its lane. Fixed when the topic is created.
+             */
+            priorityLanes: z.number().int().min(1).max(10).optional(),
           })
           .strict(),
       )

@@ -1,4 +1,4 @@
-import { forEachRecord, hasExpired, heldUntil, offsetAfter, type StoredRecord, type Topic } from '../broker/index.js';
+import { forEachRecord, hasExpired, heldUntil, laneOf, offsetAfter, type StoredRecord, type Topic } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import { tpKey, type TopicPartition } from './assignors.js';
 import type { Clock } from './clock.js';
@@ -145,6 +145,8 @@ export class Fetcher {
     let again = false;
     let wakeAt: number | undefined;
     const { found, failures } = await this.readAssigned(member, maxBytes);
+    // Priority lanes: the higher lanes' records first, within the limits.
+    if (found.length > 1) found.sort((a, b) => this.lane(b.tp) - this.lane(a.tp));
     const now = Date.now();
     const group = member.group.name;
     const { maxDeliveries } = member.group.settings;
@@ -192,6 +194,11 @@ export class Fetcher {
       member.positions.set(tpKey(tp), next);
     }
     return { found: records, failures, again, wakeAt };
+  }
+
+  private lane(tp: TopicPartition): number {
+    const topic = this.log.topics.get(tp.topic);
+    return topic === undefined ? 0 : laneOf(topic, tp.partition);
   }
 
   /** Dead-letters a message that failed maxDeliveries times; returns where the member reads on (at it again, if that failed). */

@@ -1,7 +1,8 @@
 import { TOPIC_NAME_PATTERN } from '../config/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
-import { assign, tpKey, type PreviousAssignment, type TopicPartition } from './assignors.js';
+import { tpKey, type PreviousAssignment, type TopicPartition } from './assignors.js';
+import { assignWithLanes, type AssignedTopic } from './lane-assignment.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { ConsumerGroup, Member, type AssignmentListener, type GroupSettings } from './group.js';
 import { HeldMember, type MemberBinding } from './member-binding.js';
@@ -260,11 +261,14 @@ export class Membership {
 
   private rebalance(group: ConsumerGroup, reason: string): void {
     group.generation++;
-    const partitions = new Map<string, number>();
-    for (const topic of group.topics()) partitions.set(topic, this.log.topics.get(topic)?.partitions ?? 0);
+    const topics = new Map<string, AssignedTopic>();
+    for (const name of group.topics()) {
+      const topic = this.log.topics.get(name);
+      topics.set(name, { partitions: topic?.partitions ?? 0, lanes: topic?.lanes ?? 1 });
+    }
     const previous: PreviousAssignment = new Map([...group.members.values()].map((m) => [m.name, m.assignment]));
     const members = [...group.members.values()].map((m) => ({ id: m.name, topics: m.topics }));
-    const next = assign(group.settings.assignor, members, partitions, previous);
+    const next = assignWithLanes(group.settings.assignor, members, topics, previous);
     for (const member of group.members.values()) member.assign(group.generation, next.get(member.name) ?? []);
     this.logger.info(
       { group: group.name, generation: group.generation, members: group.members.size, assignor: group.settings.assignor, reason },

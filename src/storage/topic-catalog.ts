@@ -9,14 +9,18 @@ const topicFileSchema = z.object({
   name: z.string().min(1),
   partitions: z.number().int().min(1),
   createdAt: z.number().int().min(0),
+  lanes: z.number().int().min(1).max(10).optional(),
 });
 
 const TOPIC_FILE_VERSION = 1;
 
 export interface TopicDefinition {
   name: string;
+  /** Every partition, of every priority lane. */
   partitions: number;
   createdAt: number;
+  /** Priority lanes, each `partitions / lanes` partitions (absent: one). */
+  lanes?: number;
 }
 
 /**
@@ -44,8 +48,8 @@ export class TopicCatalog {
         throw new Error(`${file} is not valid JSON (${(error as Error).message}); restore it or remove the topic's directory`);
       }
       if (!parsed.success) throw new Error(`${file} is not a topic definition: ${z.prettifyError(parsed.error).replace(/\n/g, ' ')}`);
-      const { name: topic, partitions, createdAt } = parsed.data;
-      topics.push({ name: topic, partitions, createdAt });
+      const { name: topic, partitions, createdAt, lanes } = parsed.data;
+      topics.push({ name: topic, partitions, createdAt, ...(lanes === undefined || lanes === 1 ? {} : { lanes }) });
     }
     return topics.sort((a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name));
   }

@@ -95,10 +95,13 @@ export class Broker implements PartitionPlacement {
     this.supervisor.start();
     try {
       this.topics.load(catalog.load());
-      for (const { name, partitions } of config.topics.definitions) {
+      for (const { name, partitions: perLane, priorityLanes: lanes = 1 } of config.topics.definitions) {
         const existing = this.topics.get(name);
-        if (existing === undefined) this.topics.create(name, partitions);
-        else if (existing.partitions < partitions) this.topics.addPartitions(name, partitions);
+        const partitions = perLane * lanes;
+        if (existing === undefined) this.topics.create(name, perLane, lanes);
+        else if (existing.lanes !== lanes) {
+          logger.warn({ topic: name, configured: lanes, existing: existing.lanes }, 'topic was created with other priority lanes; lanes are fixed at creation');
+        } else if (existing.partitions < partitions) this.topics.addPartitions(name, partitions);
         else if (existing.partitions > partitions) {
           logger.warn(
             { topic: name, configured: partitions, existing: existing.partitions },

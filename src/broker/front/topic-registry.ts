@@ -8,15 +8,31 @@ import type { CreationQuota } from './creation-quota.js';
 
 export interface Topic {
   readonly name: string;
+  /** Every partition of the topic, of every priority lane. */
   readonly partitions: number;
   /** Global partition ids, by partition number. */
   readonly partitionIds: readonly number[];
+  /**
+   * Priority lanes (1: none). Lane `l` is partitions `l × slots` to `(l + 1) × slots − 1`, where
+   * `slots = partitions / lanes`; a key has the same slot in every lane.
+   */
+  readonly lanes: number;
 }
 
 interface RegisteredTopic extends Topic {
   partitions: number;
   partitionIds: number[];
   readonly createdAt: number;
+}
+
+/** The priority lane a partition belongs to (0: the lowest). */
+export function laneOf(topic: Topic, partition: number): number {
+  return topic.lanes === 1 ? 0 : Math.floor(partition / (topic.partitions / topic.lanes));
+}
+
+/** The lane a `priority` (0-9, JMS's scale) goes to: spread evenly, so 0-4 and 5-9 with two lanes. */
+export function laneForPriority(priority: number, lanes: number): number {
+  return Math.min(lanes - 1, Math.floor((priority * lanes) / 10));
 }
 
 /** Where partitions go: the broker's front gives each one its batching slot and its worker. */
@@ -35,7 +51,7 @@ export interface TopicPolicy {
   maxPartitions: number;
   /** `topics.compression`, unless the topic's definition names its own. */
   compression: CompressionCodec;
-  definitions: ReadonlyArray<{ name: string; compression?: CompressionCodec | undefined }>;
+  definitions: ReadonlyArray<{ name: string; compression?: CompressionCodec | undefined; priorityLanes?: number | undefined }>;
 }
 
 /**
@@ -128,18 +144,18 @@ export class TopicRegistry {
    * `limit-reached` when the topic would pass `limits.maxTopics` or `limits.maxPartitions` (topics
    * defined in the configuration included: the start-up then fails).
    */
-  create(name: string, partitions: number): Topic {
+  create(name: string, partitions: number, lanes = 1): Topic {
     const existing = this.topics.get(name);
     if (existing !== undefined) return existing;
-    this.checkLimits(name, partitions);
-    return this.save(name, partitions);
+    this.checkLimits(name, partitions * lanes);
+    return this.save(name, partitions * lanes, lanes);
   }
 
-  private save(name: string, partitions: number): Topic {
-    const definition: TopicDefinition = { name, partitions, createdAt: Date.now() };
+  private save(name: string, partitions: number, lanes = 1): Topic {
+    const definition: TopicDefinition = { name, partitions, createdAt: Date.now(), ...(lanes === 1 ? {} : { lanes }) };
     this.catalog.save(definition);
     const topic = this.register(definition);
-    this.logger.info({ topic: name, partitions }, 'topic created');
+    this.logger.info({ topic: name, partitions, ...(lanes === 1 ? {} : { lanes }) }, 'topic created');
     return topic;
   }
 
@@ -174,6 +190,7 @@ export class TopicRegistry {
     const topic = this.topics.get(name);
     if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
     if (count <= topic.partitions) throw new RillError('invalid-request', `topic "${name}" has ${topic.partitions} partitions; a topic can only grow`);
+    if (topic.lanes > 1) throw new RillError('invalid-request', `topic "${name}" has priority lanes: its partitions are fixed when it is created`);
     const before = topic.partitions;
     if (!isInternal(name)) this.checkPartitionLimits(`grow topic "${name}" from ${before} to ${count} partitions`, count - before);
     this.openPartitions(topic, count);
@@ -189,7 +206,7 @@ export class TopicRegistry {
   }
 
   private register(definition: TopicDefinition): Topic {
-    const topic: RegisteredTopic = { name: definition.name, partitions: 0, partitionIds: [], createdAt: definition.createdAt };
+    const topic: RegisteredTopic = { name: definition.name, partitions: 0, partitionIds: [], createdAt: definition.createdAt, lanes: definition.lanes ?? 1 };
     this.openPartitions(topic, definition.partitions);
     this.topics.set(definition.name, topic);
     return topic;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   DELIVER_AT_HEADER,
   EXPIRES_HEADER,
+  laneForPriority,
   partitionForKey,
   type CreationQuota,
   type PreparedMessage,
@@ -106,11 +107,13 @@ export function preparePublish(
         messageId,
       );
     }
-  } else if (key !== null) {
-    partition = partitionForKey(key, topic.partitions);
   } else {
-    partition = keyless.next(topic.name, topic.partitions, body.length);
+    // A key's slot is the same in every priority lane; the message's priority picks the lane.
+    const slots = topic.lanes === 1 ? topic.partitions : topic.partitions / topic.lanes;
+    const slot = key !== null ? partitionForKey(key, slots) : keyless.next(topic.name, slots, body.length);
+    partition = topic.lanes === 1 ? slot : laneForPriority(priorityOf(headers, messageId), topic.lanes) * slots + slot;
   }
+  if (topic.lanes === 1 && headers.priority !== undefined) priorityOf(headers, messageId);
   const expires = expiryFor(headers, ttlOf(topic.name), messageId);
   let stored = userHeaders(headers);
   if (expires !== 0) (stored ??= []).push([EXPIRES_HEADER, String(expires)]);
@@ -167,6 +170,17 @@ function expiryFor(headers: FrameHeaders, topicTtlMs: number, messageId: string)
     return Number(ttl) === 0 ? 0 : Date.now() + Number(ttl);
   }
   return topicTtlMs === 0 ? 0 : Date.now() + topicTtlMs;
+}
+
+/** JMS's default priority, for a message that names none. */
+const DEFAULT_PRIORITY = 4;
+
+/** The SEND's `priority` header, 0 (lowest) to 9; checked wherever it is sent, kept with the message. */
+function priorityOf(headers: FrameHeaders, messageId: string): number {
+  const { priority } = headers;
+  if (priority === undefined) return DEFAULT_PRIORITY;
+  if (!/^\d$/.test(priority)) throw new PublishError('invalid-message', `priority header "${priority}" is not a whole number from 0 to 9`, messageId);
+  return Number(priority);
 }
 
 /** When groups may have the message (epoch ms; 0: at once): its `deliver-at` header, else now plus its `delay` (ms). */

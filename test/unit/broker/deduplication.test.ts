@@ -118,7 +118,7 @@ function batchOf(baseOffset: number, messageIds: string[]): Buffer {
 }
 
 describe('Deduplicator', () => {
-  const topic: Topic = { name: 'orders', partitions: 2, partitionIds: [0, 1] };
+  const topic: Topic = { name: 'orders', partitions: 2, partitionIds: [0, 1], lanes: 1 };
   const settings = { windowOf: () => 60_000, maxMessageIds: 10_000 };
 
   it('holds publishes while a topic’s window is read back from its log, then answers resends of what it read as duplicates', async () => {

@@ -123,7 +123,7 @@ class MemoryLog implements LogAccess {
   createTopic(name: string, partitions: number): Topic {
     const existing = this.stored.get(name);
     if (existing !== undefined) return existing.topic;
-    const topic: Topic = { name, partitions, partitionIds: Array.from({ length: partitions }, (_, p) => p) };
+    const topic: Topic = { name, partitions, partitionIds: Array.from({ length: partitions }, (_, p) => p), lanes: 1 };
     this.stored.set(name, { topic, partitions: Array.from({ length: partitions }, () => ({ batches: [], end: 0, watchers: new Set() })) });
     return topic;
   }

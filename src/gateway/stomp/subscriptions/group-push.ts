@@ -1,4 +1,4 @@
-import { heldUntil, type StoredRecord, type Topic } from '../../../broker/index.js';
+import { heldUntil, laneOf, type StoredRecord, type Topic } from '../../../broker/index.js';
 import type { GroupCoordinator, MemberBinding, PushDeliveries, TopicPartition } from '../../../coordinator/index.js';
 import type { Logger } from '../../../logging/index.js';
 import type { HeaderInput } from '../../../protocol/stomp/index.js';
@@ -27,6 +27,10 @@ export class GroupPush extends PartitionFeed {
   private readonly inFlight = new Map<number, InFlight>();
   private readonly deliveries: PushDeliveries;
   private assignmentVersion = 0;
+  /** Priority lanes: a pump of every lane is under way, another was asked for meanwhile, a lower lane is being held back. */
+  private pumping = false;
+  private pumpAgain = false;
+  private lowerLaneHeld = false;
 
   constructor(
     channel: DeliveryChannel,
@@ -74,6 +78,55 @@ export class GroupPush extends PartitionFeed {
         (error: Error) => this.logger.warn({ err: error, group: this.binding.group, partition }, 'could not start a group partition'),
       );
     }
+  }
+
+  /**
+   * With priority lanes, every pump goes over all the partitions, highest lane first, and a lane
+   * delivers only while no higher lane has messages waiting (queued, or being fetched): higher
+   * priorities go first, within the credit window, and each partition keeps its order.
+   */
+  protected override pump(cursor: Cursor): void {
+    if (this.topic.lanes === 1) {
+      super.pump(cursor);
+      return;
+    }
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        const byLane = [...this.cursors.values()].sort((a, b) => laneOf(this.topic, b.partition) - laneOf(this.topic, a.partition));
+        let higherWaiting = false;
+        for (let i = 0; i < byLane.length; ) {
+          const lane = laneOf(this.topic, byLane[i]!.partition);
+          let waiting = false;
+          this.lowerLaneHeld = higherWaiting;
+          for (; i < byLane.length && laneOf(this.topic, byLane[i]!.partition) === lane; i++) {
+            const laneCursor = byLane[i]!;
+            super.pump(laneCursor);
+            // A partition waiting for a delayed message holds back no other lane.
+            if (laneCursor.fetching || (laneCursor.queued < laneCursor.queue.length && laneCursor.holdTimer === null)) waiting = true;
+          }
+          higherWaiting ||= waiting;
+        }
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+      this.lowerLaneHeld = false;
+    }
+  }
+
+  override resume(): void {
+    const first = this.topic.lanes === 1 ? undefined : this.cursors.values().next().value;
+    if (first === undefined) super.resume();
+    else this.pump(first);
+  }
+
+  protected override hasCredit(): boolean {
+    return !this.lowerLaneHeld && super.hasCredit();
   }
 
   protected unsettled(): number {
