@@ -1,6 +1,6 @@
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
-import type { TopicPartition } from './assignors.js';
+import { tpKey, type TopicPartition } from './assignors.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { DeadLetters, readRecordAt } from './dead-letter.js';
 import { Fetcher, READ_BYTES, type FetchedBatches, type PulledRecord, type PullOptions } from './fetcher.js';
@@ -45,6 +45,7 @@ export class GroupCoordinator {
   private readonly fetcher: Fetcher;
   private readonly deadLetters: DeadLetters;
   private checkpointTimer: TimerHandle | null = null;
+  private shuttingDown = false;
 
   constructor(
     private readonly log: LogAccess,
@@ -66,6 +67,15 @@ export class GroupCoordinator {
     this.checkpointTimer = this.clock.setInterval(() => {
       this.store.checkpoint().catch((error: unknown) => this.logger.error({ err: error }, 'offsets checkpoint failed'));
     }, CHECKPOINT_INTERVAL_MS);
+  }
+
+  /**
+   * The broker is about to close every connection: none of that is a consumer's failure, so no
+   * delivery it leaves unsettled counts towards dead-lettering.
+   */
+  prepareShutdown(): void {
+    this.shuttingDown = true;
+    this.membership.shuttingDown = true;
   }
 
   stop(): void {
@@ -180,12 +190,23 @@ export class GroupCoordinator {
    * goes to the dead-letter topic at once, and no member of the group is handed it again. The
    * consumer still commits past it as it goes on.
    */
-  async reject(memberName: string, ref: CommittedRecordRef, generation?: number): Promise<CommittedRecordRef & { deadLetter: CommittedRecordRef }> {
+  async reject(memberName: string, ref: CommittedRecordRef, generation?: number): Promise<CommittedRecordRef & { deadLetter: CommittedRecordRef | null }> {
     const member = this.membership.member(memberName);
     member.group.fence(generation);
     if (!member.owns(ref)) throw new RillError('not-owner', `consumer "${member.name}" does not own ${ref.topic}/${ref.partition}`);
-    const record = await readRecordAt(this.log, ref.topic, ref.partition, ref.offset);
     const group = member.group;
+    // Only a message it was handed and has not committed: an offset off by one must not dead-letter a healthy message.
+    const position = member.positions.get(tpKey(ref));
+    const committed = this.store.committed(group.name, ref) ?? 0;
+    if (position === undefined || ref.offset >= position || ref.offset < committed) {
+      throw new RillError(
+        'unknown-message',
+        `offset ${ref.offset} of ${ref.topic}/${ref.partition} is not a message consumer "${member.name}" was handed and has not committed (from ${committed} to ${(position ?? committed) - 1})`,
+      );
+    }
+    // A reject sent again: dead-lettered once.
+    if (this.store.deliveries.isDeadLettered(group.name, ref, ref.offset)) return { ...ref, deadLetter: null };
+    const record = await readRecordAt(this.log, ref.topic, ref.partition, ref.offset);
     const failures = this.store.deliveries.partition(group.name, ref).get(ref.offset) ?? 0;
     const deadLetter = await this.deadLetters.send(
       {
@@ -261,6 +282,7 @@ export class GroupCoordinator {
       autoAck,
       {
         maxDeliveries: () => group.settings.maxDeliveries,
+        shuttingDown: () => this.shuttingDown,
         commit: (offsets) => this.commit(binding.member, offsets),
         deadLetter: (partition, record, deliveries, reason) =>
           this.deadLetters.send({ group: group.name, topic, partition, record, deliveries, reason }, group.settings.deadLetterSuffix),

@@ -15,6 +15,10 @@ const MAX_COUNTED_PER_PARTITION = 10_000;
 
 export const DELIVERY_COUNT_PREFIX = 'deliveries/';
 
+/** The verdicts nearly every message gets, made once (a delivery allocates nothing for them). */
+const FIRST_DELIVERY: DeliveryVerdict = Object.freeze({ action: 'deliver', failures: 0 });
+const SKIP: DeliveryVerdict = Object.freeze({ action: 'skip' });
+
 /** One partition's counts in one group: offset → failed deliveries, or DEAD_LETTERED. */
 export type PartitionCounts = Map<number, number>;
 
@@ -56,9 +60,10 @@ export class DeliveryCounts {
   }
 
   static verdict(counts: PartitionCounts, offset: number, maxDeliveries: number): DeliveryVerdict {
-    if (counts.size === 0) return { action: 'deliver', failures: 0 };
-    const failures = counts.get(offset) ?? 0;
-    if (failures === DEAD_LETTERED) return { action: 'skip' };
+    if (counts.size === 0) return FIRST_DELIVERY;
+    const failures = counts.get(offset);
+    if (failures === undefined) return FIRST_DELIVERY;
+    if (failures === DEAD_LETTERED) return SKIP;
     return failures >= maxDeliveries ? { action: 'dead-letter', failures } : { action: 'deliver', failures };
   }
 
@@ -82,7 +87,13 @@ export class DeliveryCounts {
   async deadLettered(group: string, tp: TopicPartition, offset: number): Promise<void> {
     const counts = this.partition(group, tp);
     counts.set(offset, DEAD_LETTERED);
+    this.trim(group, tp, counts);
     await this.save(group, tp, counts);
+  }
+
+  /** Whether the message was dead-lettered by the group already. */
+  isDeadLettered(group: string, tp: TopicPartition, offset: number): boolean {
+    return this.counts.get(countsKey(group, tp))?.get(offset) === DEAD_LETTERED;
   }
 
   /** The group committed `offset`: what is below it is done with (written with the partition's next change). */
@@ -117,11 +128,17 @@ export class DeliveryCounts {
     return this.writer.write(key, counts.size === 0 ? null : encodeRecord({ counts: [...counts] }));
   }
 
+  /**
+   * Keeps a partition's counts under the bound: the highest offsets' counts go first (the ones
+   * nearest the committed offset are the messages stuck now), and a dead-lettered mark never goes
+   * (forgetting it would deliver a dead-lettered message again).
+   */
   private trim(group: string, tp: TopicPartition, counts: PartitionCounts): void {
     if (counts.size <= MAX_COUNTED_PER_PARTITION) return;
-    const oldest = [...counts.keys()].sort((a, b) => a - b).slice(0, counts.size - MAX_COUNTED_PER_PARTITION);
-    for (const offset of oldest) counts.delete(offset);
-    this.logger?.warn({ group, topic: tp.topic, partition: tp.partition, forgotten: oldest.length }, 'delivery counts of the oldest failed messages forgotten');
+    const counted = [...counts].filter(([, count]) => count !== DEAD_LETTERED).map(([offset]) => offset);
+    const highest = counted.sort((a, b) => b - a).slice(0, counts.size - MAX_COUNTED_PER_PARTITION);
+    for (const offset of highest) counts.delete(offset);
+    this.logger?.warn({ group, topic: tp.topic, partition: tp.partition, forgotten: highest.length }, 'delivery counts of failed messages forgotten');
   }
 }
 

@@ -75,6 +75,7 @@ export class Fetcher {
   /** Where a member starts in a partition it was just given: the committed offset, else the reset policy. */
   async startPosition(member: Member, tp: TopicPartition): Promise<number> {
     member.positions.delete(tpKey(tp));
+    member.pulledFrom.delete(tpKey(tp));
     const topic = this.log.topics.get(tp.topic);
     if (topic === undefined) throw new RillError('unknown-topic', `no topic "${tp.topic}"`);
     return this.position(member, tp, topic);
@@ -125,8 +126,10 @@ export class Fetcher {
     for (;;) {
       const { found, failures, again, wakeAt } = await fetchOnce();
       if (found.length > 0) return found;
-      if (again === true && !this.stopped) continue;
-      if (this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped) {
+      const waitOver = this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped;
+      // Dead-lettered messages were passed over: read on at once (within the wait).
+      if (again === true && !waitOver) continue;
+      if (waitOver) {
         if (failures.length > 0) throw new RillError('storage-error', `cannot read ${failures.join('; ')}`);
         return found;
       }
@@ -144,6 +147,7 @@ export class Fetcher {
     let bytes = 0;
     let again = false;
     let wakeAt: number | undefined;
+    const toDeadLetter: Array<{ tp: TopicPartition; record: StoredRecord; failures: number }> = [];
     const { found, failures } = await this.readAssigned(member, maxBytes);
     // Priority lanes: the higher lanes' records first, within the limits.
     if (found.length > 1) found.sort((a, b) => this.lane(b.tp) - this.lane(a.tp));
@@ -187,11 +191,20 @@ export class Fetcher {
       }
       for (const record of taken) records.push(record);
       bytes += takenBytes;
-      if (exhausted !== null) {
-        next = await this.deadLetterExhausted(member, tp, exhausted, failures);
-        again ||= next > position;
-      }
-      member.positions.set(tpKey(tp), next);
+      const key = tpKey(tp);
+      if (taken.length > 0 && !member.pulledFrom.has(key)) member.pulledFrom.set(key, taken[0]!.offset);
+      // Stopped at a message to dead-letter: the position stays at it until that is done.
+      if (exhausted !== null) toDeadLetter.push({ tp, ...(exhausted as { record: StoredRecord; failures: number }) });
+      member.positions.set(key, next);
+    }
+    // After the reads, so that no position is set across the wait for a partition revoked meanwhile.
+    const generation = member.group.generation;
+    for (const { tp, record, failures: count } of toDeadLetter) {
+      const done = await this.deadLetterExhausted(member, tp, { record, failures: count }, failures);
+      const key = tpKey(tp);
+      if (!done || generation !== member.group.generation || !member.owns(tp) || member.positions.get(key) !== record.offset) continue;
+      member.positions.set(key, record.offset + 1);
+      again = true;
     }
     return { found: records, failures, again, wakeAt };
   }
@@ -201,13 +214,13 @@ export class Fetcher {
     return topic === undefined ? 0 : laneOf(topic, tp.partition);
   }
 
-  /** Dead-letters a message that failed maxDeliveries times; returns where the member reads on (at it again, if that failed). */
+  /** Dead-letters a message that failed maxDeliveries times; false (and why, in `problems`) if that failed. */
   private async deadLetterExhausted(
     member: Member,
     tp: TopicPartition,
     { record, failures }: { record: StoredRecord; failures: number },
     problems: string[],
-  ): Promise<number> {
+  ): Promise<boolean> {
     const group = member.group.name;
     try {
       await this.deadLetters.send(
@@ -222,10 +235,10 @@ export class Fetcher {
         member.group.settings.deadLetterSuffix,
       );
       await this.store.deliveries.deadLettered(group, tp, record.offset);
-      return record.offset + 1;
+      return true;
     } catch (error) {
       problems.push(`${tp.topic}/${tp.partition} at offset ${record.offset}: could not dead-letter it: ${(error as Error).message}`);
-      return record.offset;
+      return false;
     }
   }
 

@@ -48,6 +48,8 @@ export class Member implements MemberState {
   assignment: readonly TopicPartition[] = [];
   /** Next offset to hand out, by partition; starts at the committed offset. */
   readonly positions = new Map<string, number>();
+  /** The first offset a pull handed out since the position was last set, by partition (what a lost member failed on is counted from there). */
+  readonly pulledFrom = new Map<string, number>();
   lastSeen: number;
   lastAutoCommit: number;
   /** Live connections holding the member (push subscriptions, STOMP joins): while any does, it cannot time out. */
@@ -78,6 +80,7 @@ export class Member implements MemberState {
   assign(generation: number, assignment: readonly TopicPartition[]): void {
     const kept = new Set(assignment.map(tpKey));
     for (const key of this.positions.keys()) if (!kept.has(key)) this.positions.delete(key);
+    for (const key of this.pulledFrom.keys()) if (!kept.has(key)) this.pulledFrom.delete(key);
     this.assignment = assignment;
     this.nextPartition = 0;
     for (const listener of this.listeners) listener(generation, assignment);

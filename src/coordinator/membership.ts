@@ -32,8 +32,7 @@ export interface GroupDescription {
 }
 
 const EXPIRY_CHECK_MS = 200;
-/** Most pulled messages of one partition counted as failed when a member is lost. */
-const MAX_COUNTED_PULLED = 10_000;
+
 const MEMBER_NAME = /^[^\s/]{1,249}$/;
 
 /**
@@ -45,6 +44,8 @@ export class Membership {
   /** Members by name: names are unique across groups, as the seed's API names members alone. */
   private readonly members = new Map<string, Member>();
   private expiryTimer: TimerHandle | null = null;
+  /** The broker is closing every connection: members lost to it failed nothing. */
+  shuttingDown = false;
 
   constructor(
     private readonly log: LogAccess,
@@ -215,7 +216,7 @@ export class Membership {
   /** `gone`: it did not leave, it was lost (timed out, disconnected): what it pulled and did not commit failed. */
   private remove(member: Member, reason: string, gone = false): void {
     if (this.members.get(member.name) !== member) return;
-    if (gone) this.countPulledUncommitted(member);
+    if (gone && !this.shuttingDown) this.countPulledUncommitted(member);
     this.members.delete(member.name);
     member.group.members.delete(member.name);
     member.removed = true;
@@ -224,20 +225,23 @@ export class Membership {
   }
 
   /**
-   * A member was lost: the messages it pulled past its group's committed offset count as failed
-   * deliveries (it may have crashed on one of them), so that a message that kills every consumer
-   * reaching it is dead-lettered after maxDeliveries rather than pulled for ever.
+   * A member was lost: the oldest message it pulled and did not commit, in each partition, counts
+   * as a failed delivery (it may have crashed on it), so that a message that kills every consumer
+   * reaching it is dead-lettered after maxDeliveries rather than pulled for ever. The messages
+   * pulled after it are not counted: they may be healthy.
    */
   private countPulledUncommitted(member: Member): void {
     const group = member.group.name;
     for (const tp of member.assignment) {
-      const position = member.positions.get(tpKey(tp));
-      const committed = this.store.committed(group, tp) ?? 0;
-      if (position === undefined || position <= committed) continue;
-      const offsets: number[] = [];
-      for (let offset = committed; offset < Math.min(position, committed + MAX_COUNTED_PULLED); offset++) offsets.push(offset);
-      this.store.deliveries.failed(group, tp, offsets).catch((error: Error) => {
-        this.logger.error({ err: error, group, topic: tp.topic, partition: tp.partition }, 'could not count the deliveries of a lost member');
+      const key = tpKey(tp);
+      const position = member.positions.get(key);
+      const pulledFrom = member.pulledFrom.get(key);
+      if (position === undefined || pulledFrom === undefined) continue;
+      // The oldest message it had pulled and not committed: the one it was on when it went.
+      const oldest = Math.max(this.store.committed(group, tp) ?? 0, pulledFrom);
+      if (oldest >= position) continue;
+      this.store.deliveries.failed(group, tp, [oldest]).catch((error: Error) => {
+        this.logger.error({ err: error, group, topic: tp.topic, partition: tp.partition }, 'could not count the delivery of a lost member');
       });
     }
   }

@@ -65,6 +65,7 @@ export class OffsetManager {
     if (!member.owns(tp)) throw new RillError('not-owner', `consumer "${member.name}" does not own ${tp.topic}/${tp.partition}`);
     const position = await this.resolve(tp, target);
     member.positions.set(tpKey(tp), position);
+    member.pulledFrom.delete(tpKey(tp));
     return position;
   }
 

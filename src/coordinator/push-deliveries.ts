@@ -8,6 +8,8 @@ import type { CommittedRecordRef } from './group.js';
 export interface PushRules {
   /** Read at each decision, so that a settings change applies at once. */
   maxDeliveries(): number;
+  /** The broker is shutting down: connections it closes are no consumer's failure. */
+  shuttingDown(): boolean;
   commit(offsets: CommittedRecordRef[]): Promise<unknown>;
   deadLetter(partition: number, record: StoredRecord, deliveries: number, reason: string): Promise<unknown>;
   /** The durable failed-delivery counts of a partition (live: read on every delivery). */
@@ -58,6 +60,10 @@ export class PushDeliveries {
   /** Highest offset delivered plus one, per partition. */
   private readonly deliveredEnd = new Map<number, number>();
   private readonly toCommit = new Set<number>();
+  /** Each partition's durable failure counts (DeliveryCounts), held while it is assigned. */
+  private readonly counts = new Map<number, PartitionCounts>();
+  /** Offsets whose failure was counted (a NACK) since they last went out: a drop does not count them again. */
+  private readonly returned = new Map<number, Set<number>>();
   /** Transactions acknowledging this subscription's messages, in COMMIT order. */
   private readonly plans: OpenPlan[] = [];
   private commitScheduled = false;
@@ -75,11 +81,15 @@ export class PushDeliveries {
   /** The member now owns the partition: its deliveries start from the group's committed offset. */
   partitionAssigned(partition: number): void {
     this.pending.set(partition, new Set());
+    // Held on to: every delivery reads it.
+    this.counts.set(partition, this.rules.counts(partition));
   }
 
   /** Revoked: what was unacknowledged is the next owner's now, from the last committed offset. */
   partitionRevoked(partition: number): void {
     this.pending.delete(partition);
+    this.counts.delete(partition);
+    this.returned.delete(partition);
     // Given back later, it starts again from the committed offset: nothing delivered before counts.
     this.deliveredEnd.delete(partition);
   }
@@ -90,10 +100,13 @@ export class PushDeliveries {
    * that crashed on it each time never NACKed it).
    */
   verdict(partition: number, offset: number): DeliveryVerdict {
-    return DeliveryCounts.verdict(this.rules.counts(partition), offset, this.autoAck ? Number.POSITIVE_INFINITY : this.rules.maxDeliveries());
+    const counts = this.counts.get(partition) ?? this.rules.counts(partition);
+    return DeliveryCounts.verdict(counts, offset, this.autoAck ? Number.POSITIVE_INFINITY : this.rules.maxDeliveries());
   }
 
   delivered(partition: number, offset: number): void {
+    const returned = this.returned.get(partition);
+    if (returned !== undefined && returned.size > 0) returned.delete(offset);
     if (this.autoAck) {
       this.deliveredEnd.set(partition, offset + 1);
       this.scheduleCommit(partition);
@@ -111,9 +124,18 @@ export class PushDeliveries {
   /**
    * A NACK: counted (durably), then `redeliver` is called while the message failed fewer than
    * maxDeliveries times; after that it is dead-lettered and counts as acknowledged, or is
-   * delivered again if dead-lettering fails.
+   * delivered again if dead-lettering fails. `failed` false: returned without counting.
    */
-  rejected(partition: number, record: StoredRecord, redeliver: () => void): void {
+  rejected(partition: number, record: StoredRecord, redeliver: () => void, failed = true): void {
+    // Not the consumer's failure (its transaction was fenced by a rebalance): delivered again, not counted.
+    if (!failed) {
+      redeliver();
+      return;
+    }
+    // Counted now: a drop before it goes out again does not count it a second time.
+    let returned = this.returned.get(partition);
+    if (returned === undefined) this.returned.set(partition, (returned = new Set()));
+    returned.add(record.offset);
     this.rules.failed(partition, [record.offset]).then(
       ([failures]) => {
         if (failures! < this.rules.maxDeliveries()) redeliver();
@@ -231,16 +253,26 @@ export class PushDeliveries {
 
   /**
    * The subscription ended: commits not yet sent are dropped (the next owner goes on from the last
-   * one). When the connection dropped (not `clean`), every message it held unsettled counts as a
-   * failed delivery: the consumer may have crashed on it.
+   * one). When the connection dropped (not `clean`; the broker closing it is clean), the consumer
+   * may have crashed on what it was processing: in each partition, its oldest unsettled message
+   * counts as a failed delivery. Only that one: counting every message in its credit window would
+   * dead-letter the healthy ones behind a poison message along with it.
    */
   close(clean = true): void {
     this.closed = true;
-    if (clean || this.autoAck) return;
+    if (clean || this.autoAck || this.rules.shuttingDown()) return;
     for (const [partition, offsets] of this.pending) {
-      if (offsets.size === 0) continue;
-      this.rules.failed(partition, [...offsets]).catch((error: Error) => {
-        this.logger.error({ err: error, group: this.group, topic: this.topic, partition }, 'could not count the deliveries of a dropped connection');
+      const returned = this.returned.get(partition);
+      let oldest: number | undefined;
+      // In delivery order, and a redelivery keeps its place: the first not counted yet is the oldest.
+      for (const offset of offsets) {
+        if (returned?.has(offset) === true) continue;
+        oldest = offset;
+        break;
+      }
+      if (oldest === undefined) continue;
+      this.rules.failed(partition, [oldest]).catch((error: Error) => {
+        this.logger.error({ err: error, group: this.group, topic: this.topic, partition }, 'could not count the delivery of a dropped connection');
       });
     }
   }

@@ -190,6 +190,8 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
         // Stop accepting; stop handling frames; answer every frame already read (publishes once
         // stored); then each client gets an ERROR saying the broker is going away, and is closed.
         const stopped = Promise.all([closeServer(httpServer), closeServer(tcpServer)]);
+        // The connections about to close are no consumer's failure: nothing counts towards dead-lettering.
+        coordinator.prepareShutdown();
         gateway.shutDown();
         await withTimeout(
           Promise.all([broker.whenIdle(), transactions.whenIdle()]).then(() => undefined),

@@ -29,6 +29,54 @@ const settings = {
 describe('dead-lettering that cannot loop: durable delivery counts', () => {
   const servers = useServers();
 
+  it('counts only the oldest unsettled message of a dropped connection, not the healthy ones in its credit window', async () => {
+    const server = await servers.start(settings);
+    await publish(server, 'jobs', ['poison', 'fine-1', 'fine-2']);
+    for (let crash = 1; crash <= 3; crash++) {
+      const consumer = await RawStompClient.session(server.stompPort);
+      consumer.send('SUBSCRIBE', { id: 's', destination: '/group/workers/jobs', ack: 'client-individual', 'prefetch-count': '10' });
+      const window = [await consumer.next('MESSAGE'), await consumer.next('MESSAGE'), await consumer.next('MESSAGE')];
+      expect(window.map((m) => [m.headers['message-id'], m.headers['delivery-count']])).toEqual([
+        ['poison', crash === 1 ? undefined : String(crash)],
+        ['fine-1', undefined],
+        ['fine-2', undefined],
+      ]);
+      consumer.close();
+      await vi.waitFor(async () => expect((await describeGroup(httpBase(server.httpPort), 'workers'))!.members).toEqual([]));
+    }
+    const survivor = await RawStompClient.session(server.stompPort);
+    survivor.send('SUBSCRIBE', { id: 's', destination: '/group/workers/jobs', ack: 'client-individual', 'prefetch-count': '10' });
+    const healthy = [await survivor.next('MESSAGE'), await survivor.next('MESSAGE')];
+    expect(healthy.map((m) => [m.headers['message-id'], m.headers['delivery-count']])).toEqual([
+      ['fine-1', undefined],
+      ['fine-2', undefined],
+    ]);
+    expect((await readTopic(server, 'jobs.DLQ')).map((m) => m.messageId)).toEqual(['poison']);
+    survivor.close();
+  });
+
+  it('counts nothing for a clean UNSUBSCRIBE, nor for a broker that shuts down with the message unsettled', async () => {
+    const server = await servers.start(settings);
+    await publish(server, 'jobs', ['m']);
+    const leaving = await RawStompClient.session(server.stompPort);
+    leaving.send('SUBSCRIBE', { id: 's', destination: '/group/workers/jobs', ack: 'client-individual' });
+    await leaving.next('MESSAGE');
+    leaving.send('UNSUBSCRIBE', { id: 's', receipt: 'gone' });
+    await leaving.receipt('gone');
+    const holding = await RawStompClient.session(server.stompPort);
+    holding.send('SUBSCRIBE', { id: 's', destination: '/group/workers/jobs', ack: 'client-individual' });
+    expect((await holding.next('MESSAGE')).headers['delivery-count']).toBeUndefined();
+    // The broker stops while the message is out: the consumer did not fail.
+    const { dataDir } = server;
+    await server.close();
+    await holding.closedByServer();
+    const restarted = await servers.start(settings, dataDir);
+    const next = await RawStompClient.session(restarted.stompPort);
+    next.send('SUBSCRIBE', { id: 's', destination: '/group/workers/jobs', ack: 'client-individual' });
+    expect((await next.next('MESSAGE')).headers['delivery-count']).toBeUndefined();
+    next.close();
+  });
+
   it('dead-letters a message whose consumers crash on it maxDeliveries times without a NACK, and goes on with the next', async () => {
     const server = await servers.start(settings);
     await publish(server, 'jobs', ['poison', 'fine']);
@@ -63,6 +111,8 @@ describe('dead-lettering that cannot loop: durable delivery counts', () => {
     await publish(server, 'jobs', ['poison']);
     expect((await crashOnNext(server))['delivery-count']).toBeUndefined();
     expect((await crashOnNext(server))['delivery-count']).toBe('2');
+    // The broker saw the crash (the member is gone) before it stops.
+    await vi.waitFor(async () => expect((await describeGroup(httpBase(server.httpPort), 'workers'))!.members).toEqual([]));
     const { dataDir } = server;
     await server.close();
     const restarted = await servers.start(settings, dataDir);
@@ -113,6 +163,10 @@ describe('dead-lettering that cannot loop: durable delivery counts', () => {
     const notOwned = await call(base, 'POST', '/v1/groups/pullers/members/m1/reject', { topic: 'jobs', partition: 5, offset: 0 });
     expect(notOwned.status).toBe(409);
     expect(notOwned.body.error.code).toBe('not-owner');
+    // An offset the member was not handed (one past the last, as a commit would name it): nothing is dead-lettered.
+    const notHanded = await call(base, 'POST', '/v1/groups/pullers/members/m1/reject', { topic: 'jobs', partition: 0, offset: 2 });
+    expect(notHanded.status).toBe(404);
+    expect(notHanded.body.error.code).toBe('unknown-message');
     const nothingThere = await call(base, 'POST', '/v1/groups/pullers/members/m1/reject', { topic: 'jobs', partition: 0, offset: 99 });
     expect(nothingThere.status).toBe(404);
     expect(nothingThere.body.error.code).toBe('unknown-message');
@@ -121,8 +175,12 @@ describe('dead-lettering that cannot loop: durable delivery counts', () => {
     const rejected = await call(base, 'POST', '/v1/groups/pullers/members/m1/reject', { topic: 'jobs', partition: 0, offset: 0 });
     expect(rejected.status).toBe(200);
     expect(rejected.body).toEqual({ topic: 'jobs', partition: 0, offset: 0, deadLetter: { topic: 'jobs.DLQ', partition: expect.any(Number), offset: 0 } });
+    // Sent again (a retry): dead-lettered once.
+    const resent = await call(base, 'POST', '/v1/groups/pullers/members/m1/reject', { topic: 'jobs', partition: 0, offset: 0 });
+    expect(resent.body.deadLetter).toBeNull();
     const [dead] = await readTopic(server, 'jobs.DLQ');
     expect(dead!.messageId).toBe('bad');
+    expect(await storedCount(base, 'jobs.DLQ')).toBe(1);
 
     // m1 leaves without committing: the next member starts at offset 0 again, and passes over the rejected one.
     expect((await call(base, 'DELETE', '/v1/groups/pullers/members/m1')).status).toBe(200);

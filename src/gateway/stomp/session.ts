@@ -64,6 +64,8 @@ export class StompSession implements TransportEvents {
   private owedBytes = 0;
   /** Set by DISCONNECT: its place among the answers, made ready once every publish is answered. */
   private disconnectPlace: number | undefined = undefined;
+  /** The broker ended the connection (an ERROR sent): no subscription counts it as its client crashing. */
+  private closedByBroker = false;
   private messageCounter = 0;
   /** RECEIPTs and ERRORs in the order of the frames that asked for them. */
   private readonly answers = new AnswerQueue(this.answerWriter());
@@ -168,7 +170,7 @@ export class StompSession implements TransportEvents {
     this.answers.discard();
     // After DISCONNECT the members leave cleanly; a dropped connection leaves them to time out.
     const clean = this.disconnectPlace !== undefined;
-    this.subscriptions.closeAll(clean);
+    this.subscriptions.closeAll(clean ? 'client-left' : this.closedByBroker ? 'closed-by-broker' : 'dropped');
     for (const release of this.closeHandlers) release(clean);
     this.closeHandlers.clear();
     this.transactions.clear();
@@ -293,6 +295,7 @@ export class StompSession implements TransportEvents {
         };
         if (receipt !== null) headers['receipt-id'] = receipt;
         this.sendFrame('ERROR', headers, details?.body ?? error.message);
+        this.closedByBroker = true;
         this.close();
       },
       close: (receipt) => {

@@ -1,6 +1,6 @@
 import { RillError } from '../../errors/index.js';
 import type { AcknowledgmentSink } from '../publishing/index.js';
-import type { Subscription } from './subscriptions/subscription.js';
+import type { CloseReason, Subscription } from './subscriptions/subscription.js';
 
 /** What a reply destination (`/user/...`) subscription can be sent. */
 export interface ReplySink {
@@ -71,7 +71,7 @@ export class SubscriptionRegistry {
   remove(id: string): void {
     const subscription = this.byId.get(id);
     if (subscription === undefined) throw new RillError('unknown-subscription', `no subscription with id "${id}" on this connection`);
-    subscription.close(true);
+    subscription.close('client-left');
     this.forget(subscription);
   }
 
@@ -80,9 +80,9 @@ export class SubscriptionRegistry {
     for (const subscription of this.byId.values()) subscription.resume();
   }
 
-  /** Ends every subscription: `clean` after DISCONNECT, otherwise the connection dropped. */
-  closeAll(clean: boolean): void {
-    for (const subscription of this.byId.values()) subscription.close(clean);
+  /** Ends every subscription, for `reason`. */
+  closeAll(reason: CloseReason): void {
+    for (const subscription of this.byId.values()) subscription.close(reason);
     this.byId.clear();
     this.reserved.clear();
     this.byNumber.clear();

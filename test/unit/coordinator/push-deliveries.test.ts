@@ -183,6 +183,24 @@ describe('push delivery bookkeeping', () => {
     expect(dead.headers[0]).toEqual(['keep', 'yes']);
   });
 
+  it('counts a NACKed message once when the connection drops before it goes out again, and a fenced return not at all', async () => {
+    const { clock, store, deliveries, records, deliver } = await pushSetup(2, { maxDeliveries: 5 });
+    deliver(0);
+    deliver(1);
+    deliveries.rejected(0, records[0]!, () => {});
+    // Returned by a fenced transaction: delivered again, not the consumer's failure.
+    deliveries.rejected(0, records[1]!, () => {}, false);
+    await clock.flush();
+    deliveries.close(false);
+    await clock.flush();
+    const counts = store.deliveries.partition('workers', { topic: 'jobs', partition: 0 });
+    // Offset 0 counted by its NACK only; offset 1, the oldest not counted yet, by the drop.
+    expect([...counts].sort()).toEqual([
+      [0, 1],
+      [1, 1],
+    ]);
+  });
+
   it('drops commits still waiting when the subscription closes', async () => {
     const { clock, deliveries, committed, deliver } = await pushSetup(1);
     deliver(0);

@@ -59,7 +59,8 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
   try {
     for (const [subscription, sequences] of groupAcks) acks.push(subscription.prepareTransaction!(sequences));
   } catch (error) {
-    for (const prepared of acks) prepared.aborted();
+    // Another subscription's messages were the problem, not these: delivered again, not counted.
+    for (const prepared of acks) prepared.aborted(false);
     const failure = asRillError(error);
     context.fail(new RillError(failure.code, `transaction "${id}" was not committed, nothing was published: ${failure.message}`), frame.headers.receipt);
     return;
@@ -89,12 +90,14 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
         if (acks.length > 0 && --countdown.remaining === 0 && receipt !== null) later.receipt();
       },
       (error: unknown) => {
+        const failure = asRillError(error);
+        // A rebalance fenced it: no failure of the consumer's, so nothing counts towards dead-lettering.
+        const fenced = failure.code === 'not-owner' || failure.code === 'stale-generation';
         // Decided, it will be stored (at the next start): its inputs are settled, not delivered again.
         for (const prepared of acks)
           if (error instanceof DecidedTransactionError) prepared.committed();
-          else prepared.aborted();
+          else prepared.aborted(!fenced);
         // A failed message may have failed the COMMIT already (an answer's first failure is the one sent).
-        const failure = asRillError(error);
         later.fail(new RillError(failure.code, `transaction "${id}" was not committed: ${failure.message}`));
       },
     );

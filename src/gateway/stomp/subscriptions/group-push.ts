@@ -7,7 +7,7 @@ import type { DeliveryChannel } from '../delivery-channel.js';
 import { groupDestination } from '../destinations.js';
 import { RillError } from '../../../errors/index.js';
 import { PartitionFeed, type Cursor } from './partition-feed.js';
-import type { AckMode, TransactionalAcks } from './subscription.js';
+import type { AckMode, CloseReason, TransactionalAcks } from './subscription.js';
 
 interface InFlight {
   partition: number;
@@ -222,12 +222,12 @@ export class GroupPush extends PartitionFeed {
       plan.ended(false);
       throw error;
     }
-    const settleAll = (accepted: boolean): void => {
+    const settleAll = (accepted: boolean, failed: boolean): void => {
       for (const [sequence, entry] of entries) {
         entry.claimed = false;
         if (this.inFlight.get(sequence) !== entry) continue;
         this.inFlight.delete(sequence);
-        if (!accepted) this.deliveries.rejected(entry.partition, entry.record, () => this.deliverAgain(entry));
+        if (!accepted) this.deliveries.rejected(entry.partition, entry.record, () => this.deliverAgain(entry), failed);
       }
       this.resume();
     };
@@ -235,11 +235,11 @@ export class GroupPush extends PartitionFeed {
       offsets,
       committed: () => {
         plan.ended(true);
-        settleAll(true);
+        settleAll(true, false);
       },
-      aborted: () => {
+      aborted: (failed) => {
         plan.ended(false);
-        settleAll(false);
+        settleAll(false, failed);
       },
     };
   }
@@ -260,11 +260,14 @@ export class GroupPush extends PartitionFeed {
     this.pump(cursor);
   }
 
-  /** `clean`: UNSUBSCRIBE or DISCONNECT, so the member leaves at once; otherwise it may come back. */
-  override close(clean = false): void {
+  /**
+   * The client ended it (UNSUBSCRIBE, DISCONNECT): the member leaves at once. Otherwise it may come
+   * back; and when the connection dropped, what it was processing counts as a failed delivery.
+   */
+  override close(reason: CloseReason = 'client-left'): void {
     if (this.closed) return;
     super.close();
-    this.deliveries.close(clean);
-    this.binding.release(clean);
+    this.deliveries.close(reason !== 'dropped');
+    this.binding.release(reason === 'client-left');
   }
 }

@@ -24,17 +24,27 @@ export interface Subscription {
    * committed with the transaction; throws when a message is no longer this subscription's to settle.
    */
   prepareTransaction?(sequences: readonly number[]): TransactionalAcks;
-  /** `clean`: the client ended it (UNSUBSCRIBE, DISCONNECT) rather than the connection dropping. */
-  close(clean?: boolean): void;
+  /** Why it ends (default: the client ended it). */
+  close(reason?: CloseReason): void;
 }
+
+/**
+ * Why a subscription ends: the client ended it (UNSUBSCRIBE, DISCONNECT), its connection dropped
+ * (the client may have crashed), or the broker closed the connection (after an ERROR, or shutting
+ * down), which is no crash of the client's.
+ */
+export type CloseReason = 'client-left' | 'dropped' | 'closed-by-broker';
 
 /** A group subscription's ACKs made part of a transaction. */
 export interface TransactionalAcks {
   readonly offsets: TransactionalOffsetCommit;
   /** The transaction is stored: the messages are settled, their offsets committed with it. */
   committed(): void;
-  /** It was not: the messages count as rejected (NACK), and are delivered again or dead-lettered. */
-  aborted(): void;
+  /**
+   * It was not: the messages are delivered again. `failed`: the consumer's failure (ABORT, a failed
+   * COMMIT), counted as a NACK towards dead-lettering; not when a rebalance fenced it.
+   */
+  aborted(failed: boolean): void;
 }
 
 /** Builds and reads the `ack` header values: `<subscription number>.<delivery sequence>`. */
