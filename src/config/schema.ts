@@ -220,6 +220,8 @@ const coordinator = z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,40}$/)
       .default('.DLQ'),
+    /** Send a message that expires (its time-to-live past) before the group consumed it to the dead-letter topic, with reason "expired". */
+    deadLetterExpired: z.boolean().default(false),
     /** Remove a dynamic member as soon as its connection drops, instead of at session timeout. */
     removeOnDisconnect: z.boolean().default(false),
   })

@@ -283,6 +283,7 @@ export class GroupCoordinator {
       {
         maxDeliveries: () => group.settings.maxDeliveries,
         shuttingDown: () => this.shuttingDown,
+        deadLetterExpired: () => group.settings.deadLetterExpired,
         commit: (offsets) => this.commit(binding.member, offsets),
         deadLetter: (partition, record, deliveries, reason) =>
           this.deadLetters.send({ group: group.name, topic, partition, record, deliveries, reason }, group.settings.deadLetterSuffix),

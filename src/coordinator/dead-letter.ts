@@ -1,4 +1,4 @@
-import { forEachRecord, partitionForKey, type StoredRecord } from '../broker/index.js';
+import { DELIVER_AT_HEADER, EXPIRES_HEADER, forEachRecord, partitionForKey, type StoredRecord } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import type { TopicPartition } from './assignors.js';
 import type { Clock } from './clock.js';
@@ -21,7 +21,10 @@ export interface Rejection {
  */
 function deadLetterHeaders({ group, topic, partition, record, deliveries, reason }: Rejection): Array<[string, string]> {
   return [
-    ...record.headers.filter(([name]) => !name.startsWith('x-dead-letter') && !name.startsWith('x-original')),
+    // A dead letter neither expires nor waits: it is there to be looked at.
+    ...record.headers.filter(
+      ([name]) => !name.startsWith('x-dead-letter') && !name.startsWith('x-original') && name !== EXPIRES_HEADER && name !== DELIVER_AT_HEADER,
+    ),
     ['x-dead-letter-reason', reason],
     ['x-delivery-count', String(deliveries)],
     ['x-original-topic', topic],

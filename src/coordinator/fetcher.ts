@@ -40,6 +40,13 @@ export interface PullOptions {
 
 export const READ_BYTES = 1024 * 1024;
 
+/** A message a pull stops at to dead-letter: it failed maxDeliveries times, or expired in a group that dead-letters expired ones. */
+interface DeadLetterCase {
+  record: StoredRecord;
+  failures: number;
+  reason: string;
+}
+
 interface PartitionRead {
   tp: TopicPartition;
   position: number;
@@ -147,27 +154,32 @@ export class Fetcher {
     let bytes = 0;
     let again = false;
     let wakeAt: number | undefined;
-    const toDeadLetter: Array<{ tp: TopicPartition; record: StoredRecord; failures: number }> = [];
+    const toDeadLetter: Array<{ tp: TopicPartition } & DeadLetterCase> = [];
     const { found, failures } = await this.readAssigned(member, maxBytes);
     // Priority lanes: the higher lanes' records first, within the limits.
     if (found.length > 1) found.sort((a, b) => this.lane(b.tp) - this.lane(a.tp));
     const now = Date.now();
     const group = member.group.name;
-    const { maxDeliveries } = member.group.settings;
+    const { maxDeliveries, deadLetterExpired } = member.group.settings;
     for (const { tp, position, batches } of found) {
       if (records.length >= maxMessages || (bytes >= maxBytes && records.length > 0)) break;
       const counts = this.store.deliveries.partition(group, tp);
       const taken: PulledRecord[] = [];
       let takenBytes = 0;
       let next: number;
-      let exhausted: { record: StoredRecord; failures: number } | null = null;
+      let deadLetter: DeadLetterCase | null = null;
       try {
         // Past the last record taken, or past transaction markers that end the batches read.
         next = forEachRecord(batches, position, (record) => {
           const count = records.length + taken.length;
           if (count >= maxMessages || (bytes + takenBytes >= maxBytes && count > 0)) return false;
-          // Past its time-to-live: passed over (the position moves past it, as if consumed).
-          if (hasExpired(record.headers, now)) return true;
+          // Past its time-to-live: passed over (the position moves past it, as if consumed), or dead-lettered first.
+          if (hasExpired(record.headers, now)) {
+            // Dead-lettered already (by an earlier owner): not again.
+            if (!deadLetterExpired || DeliveryCounts.verdict(counts, record.offset, maxDeliveries).action === 'skip') return true;
+            deadLetter = { record, failures: 0, reason: `expired before group ${group} consumed it` };
+            return false;
+          }
           // Delayed: the partition stops at it until its time (a pull position cannot skip it).
           const until = record.headers.length === 0 ? 0 : heldUntil(record.headers, now);
           if (until !== 0) {
@@ -177,7 +189,8 @@ export class Fetcher {
           const verdict = DeliveryCounts.verdict(counts, record.offset, maxDeliveries);
           if (verdict.action === 'skip') return true;
           if (verdict.action === 'dead-letter') {
-            exhausted = { record, failures: verdict.failures };
+            const reason = `delivered ${verdict.failures} times to group ${group} without being committed (its consumers gone)`;
+            deadLetter = { record, failures: verdict.failures, reason };
             return false;
           }
           taken.push({ topic: tp.topic, partition: tp.partition, ...record, deliveryCount: verdict.failures + 1 });
@@ -194,13 +207,16 @@ export class Fetcher {
       const key = tpKey(tp);
       if (taken.length > 0 && !member.pulledFrom.has(key)) member.pulledFrom.set(key, taken[0]!.offset);
       // Stopped at a message to dead-letter: the position stays at it until that is done.
-      if (exhausted !== null) toDeadLetter.push({ tp, ...(exhausted as { record: StoredRecord; failures: number }) });
+      if (deadLetter !== null) toDeadLetter.push({ tp, ...(deadLetter as DeadLetterCase) });
+      // Moved past messages passed over (expired, dead-lettered) with nothing taken: more may follow at once.
+      if (next > position && taken.length === 0) again = true;
       member.positions.set(key, next);
     }
     // After the reads, so that no position is set across the wait for a partition revoked meanwhile.
     const generation = member.group.generation;
-    for (const { tp, record, failures: count } of toDeadLetter) {
-      const done = await this.deadLetterExhausted(member, tp, { record, failures: count }, failures);
+    for (const { tp, ...deadLetter } of toDeadLetter) {
+      const { record } = deadLetter;
+      const done = await this.sendDeadLetter(member, tp, deadLetter, failures);
       const key = tpKey(tp);
       if (!done || generation !== member.group.generation || !member.owns(tp) || member.positions.get(key) !== record.offset) continue;
       member.positions.set(key, record.offset + 1);
@@ -214,24 +230,12 @@ export class Fetcher {
     return topic === undefined ? 0 : laneOf(topic, tp.partition);
   }
 
-  /** Dead-letters a message that failed maxDeliveries times; false (and why, in `problems`) if that failed. */
-  private async deadLetterExhausted(
-    member: Member,
-    tp: TopicPartition,
-    { record, failures }: { record: StoredRecord; failures: number },
-    problems: string[],
-  ): Promise<boolean> {
+  /** Dead-letters a message a pull stopped at; false (and why, in `problems`) if that failed. */
+  private async sendDeadLetter(member: Member, tp: TopicPartition, { record, failures, reason }: DeadLetterCase, problems: string[]): Promise<boolean> {
     const group = member.group.name;
     try {
       await this.deadLetters.send(
-        {
-          group,
-          topic: tp.topic,
-          partition: tp.partition,
-          record,
-          deliveries: failures,
-          reason: `delivered ${failures} times to group ${group} without being committed (its consumers gone)`,
-        },
+        { group, topic: tp.topic, partition: tp.partition, record, deliveries: failures, reason },
         member.group.settings.deadLetterSuffix,
       );
       await this.store.deliveries.deadLettered(group, tp, record.offset);

@@ -15,6 +15,8 @@ export interface GroupSettings {
   maxDeliveries: number;
   /** Dead-letter topic name: the topic's name plus this. */
   deadLetterSuffix: string;
+  /** A message that expires before the group consumed it goes to the dead-letter topic (reason "expired"). */
+  deadLetterExpired: boolean;
 }
 
 export type AssignmentListener = (generation: number, assignment: readonly TopicPartition[]) => void;

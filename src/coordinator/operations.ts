@@ -14,6 +14,7 @@ const settings = {
   resetPolicy: z.enum(['earliest', 'latest']).optional(),
   autoCommitIntervalMs: z.number().int().min(0).optional(),
   maxDeliveries: z.number().int().min(1).max(1000).optional(),
+  deadLetterExpired: z.boolean().optional(),
 };
 const topicPartition = { topic: name, partition: z.number().int().min(0) };
 const seekTarget = z.discriminatedUnion('to', [
@@ -138,6 +139,7 @@ const groupSettings = z.object({
   autoCommitIntervalMs: z.number(),
   maxDeliveries: z.number(),
   deadLetterSuffix: z.string(),
+  deadLetterExpired: z.boolean(),
 });
 
 export const answers = {

@@ -10,6 +10,8 @@ export interface PushRules {
   maxDeliveries(): number;
   /** The broker is shutting down: connections it closes are no consumer's failure. */
   shuttingDown(): boolean;
+  /** The group dead-letters messages that expire before it consumed them. */
+  deadLetterExpired(): boolean;
   commit(offsets: CommittedRecordRef[]): Promise<unknown>;
   deadLetter(partition: number, record: StoredRecord, deliveries: number, reason: string): Promise<unknown>;
   /** The durable failed-delivery counts of a partition (live: read on every delivery). */
@@ -122,6 +124,19 @@ export class PushDeliveries {
   }
 
   /**
+   * A message whose time-to-live passed before the group consumed it: dead-lettered (reason
+   * "expired") if the group says so, else passed over as consumed.
+   */
+  expired(partition: number, record: StoredRecord, retry: () => void): void {
+    this.delivered(partition, record.offset);
+    if (this.autoAck || !this.rules.deadLetterExpired() || this.verdict(partition, record.offset).action === 'skip') {
+      this.acknowledged(partition, record.offset);
+      return;
+    }
+    this.deadLetter(partition, record, 0, retry, `expired before group ${this.group} consumed it`);
+  }
+
+  /**
    * A NACK: counted (durably), then `redeliver` is called while the message failed fewer than
    * maxDeliveries times; after that it is dead-lettered and counts as acknowledged, or is
    * delivered again if dead-lettering fails. `failed` false: returned without counting.
@@ -152,8 +167,13 @@ export class PushDeliveries {
    * Sends a message that failed maxDeliveries times to the dead-letter topic and marks it so; it
    * then counts as acknowledged. If that fails, `retry` is called a moment later.
    */
-  deadLetter(partition: number, record: StoredRecord, failures: number, retry: () => void): void {
-    const reason = `delivered ${failures} times to group ${this.group} without being acknowledged (NACKed, or its consumer gone)`;
+  deadLetter(
+    partition: number,
+    record: StoredRecord,
+    failures: number,
+    retry: () => void,
+    reason = `delivered ${failures} times to group ${this.group} without being acknowledged (NACKed, or its consumer gone)`,
+  ): void {
     this.rules
       .deadLetter(partition, record, failures, reason)
       .then(() => this.rules.deadLettered(partition, record.offset))

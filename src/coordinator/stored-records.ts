@@ -24,6 +24,7 @@ export const groupSettingsRecord = z.object({
   autoCommitIntervalMs: z.number().int().min(0).optional(),
   maxDeliveries: z.number().int().min(1).optional(),
   deadLetterSuffix: z.string().optional(),
+  deadLetterExpired: z.boolean().optional(),
 }) satisfies z.ZodType<Partial<GroupSettings> & { v?: number }>;
 
 /** A partition's delivery counts in one group: [offset, failed deliveries (-1: dead-lettered)]. */

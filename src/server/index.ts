@@ -113,6 +113,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
         autoCommitIntervalMs: settings.autoCommitIntervalMs,
         maxDeliveries: settings.maxDeliveries,
         deadLetterSuffix: settings.deadLetterSuffix,
+        deadLetterExpired: settings.deadLetterExpired,
       },
       removeOnDisconnect: settings.removeOnDisconnect,
     },

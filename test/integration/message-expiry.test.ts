@@ -98,4 +98,38 @@ describe('message time-to-live (expires and ttl headers, topics.ttlMs)', () => {
     expect(await storedCount(httpBase(server.httpPort), 'bad')).toBe(0);
     producer.close();
   });
+
+  it('dead-letters an expired message, with reason expired, for a group that asks for it (push and pull), once per group', async () => {
+    const server = await servers.start({ topics: { defaultPartitions: 1 } });
+    const base = httpBase(server.httpPort);
+    for (const group of ['pushed', 'pulled']) expect((await call(base, 'POST', '/v1/groups', { group, deadLetterExpired: true })).status).toBe(200);
+    await publishThree(server, 'ttl');
+
+    const consumer = await RawStompClient.session(server.stompPort);
+    consumer.send('SUBSCRIBE', { id: 'g', destination: '/group/pushed/ttl', ack: 'client-individual' });
+    await until('two messages', () => consumer.all('MESSAGE').length >= 2);
+    for (const frame of consumer.all('MESSAGE')) consumer.send('ACK', { id: frame.headers.ack });
+    await vi.waitFor(async () => expect(await committedOffset(base, 'pushed', 'ttl', 0)).toBe(3));
+    expect((await call(base, 'POST', '/v1/groups/pulled/members', { member: 'm', topics: ['ttl'] })).status).toBe(200);
+    const pulled = await call(base, 'POST', '/v1/groups/pulled/members/m/pull', { maxWaitMs: 2000 });
+    expect(pulled.body.records.map((r: { messageId: string }) => r.messageId)).toEqual(['kept', 'later']);
+    // A group that did not ask passes it over, and dead-letters nothing.
+    const plain = await RawStompClient.session(server.stompPort);
+    plain.send('SUBSCRIBE', { id: 'g', destination: '/group/plain/ttl', ack: 'client-individual' });
+    await until('two messages', () => plain.all('MESSAGE').length >= 2);
+
+    await vi.waitFor(async () => expect(await storedCount(base, 'ttl.DLQ')).toBe(2));
+    const reader = await RawStompClient.session(server.stompPort);
+    reader.send('SUBSCRIBE', { id: 'dlq', destination: '/topic/ttl.DLQ', from: 'earliest' });
+    await until('two dead letters', () => reader.all('MESSAGE').length >= 2);
+    const dead = reader.all('MESSAGE');
+    expect(dead.map((f) => f.headers['message-id'])).toEqual(['gone', 'gone']);
+    expect(dead.map((f) => f.headers['x-dead-letter-reason']).sort()).toEqual([
+      'expired before group pulled consumed it',
+      'expired before group pushed consumed it',
+    ]);
+    // A dead letter does not expire in its turn: readable there.
+    expect(dead.every((f) => f.headers.expires === undefined)).toBe(true);
+    for (const client of [consumer, plain, reader]) client.close();
+  });
 });

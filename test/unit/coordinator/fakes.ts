@@ -233,6 +233,7 @@ const DEFAULT_SETTINGS: GroupSettings = {
   autoCommitIntervalMs: 0,
   maxDeliveries: 3,
   deadLetterSuffix: '.DLQ',
+  deadLetterExpired: false,
 };
 
 /** A started coordinator on fake time over an in-memory log. */

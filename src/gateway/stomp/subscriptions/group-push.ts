@@ -162,9 +162,9 @@ export class GroupPush extends PartitionFeed {
     return record.headers.length === 0 ? 0 : heldUntil(record.headers, now);
   }
 
-  /** An expired message counts as consumed: the group's committed offset moves past it. */
+  /** An expired message counts as consumed (dead-lettered first, if the group says so): the committed offset moves past it. */
   protected override expired(cursor: Cursor, record: StoredRecord): void {
-    this.passOver(cursor, record);
+    this.deliveries.expired(cursor.partition, record, () => this.deliverAgain({ partition: cursor.partition, record }));
   }
 
   protected delivered(cursor: Cursor, record: StoredRecord, sequence: number): void {
