@@ -252,6 +252,13 @@ const limits = z
      * past it the oldest are forgotten before their window is over, and a warning says so.
      */
     maxDeduplicationIds: z.number().int().min(1000).max(16_000_000).default(1_000_000),
+    /** The longest delay (`deliver-at`, `delay`) a SEND may ask for: a delayed message holds back its partition until its time. */
+    maxDelayMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(7 * 24 * 3600_000),
   })
   .strict();
 

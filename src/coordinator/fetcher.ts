@@ -59,8 +59,8 @@ interface Fetched<T> {
   failures: string[];
   /** Positions moved past messages passed over (dead-lettered): fetch again at once rather than wait. */
   again?: boolean;
-  /** The earliest time a delayed message that stopped a partition may be delivered: the wait ends then. */
-  wakeAt?: number;
+  /** In how many ms the first delayed message that stopped a partition may be delivered: the wait ends then. */
+  wakeInMs?: number;
 }
 
 /**
@@ -131,7 +131,7 @@ export class Fetcher {
   private async longPoll<T>(member: Member, deadline: number, fetchOnce: () => Promise<Fetched<T>>): Promise<T[]> {
     const generation = member.group.generation;
     for (;;) {
-      const { found, failures, again, wakeAt } = await fetchOnce();
+      const { found, failures, again, wakeInMs } = await fetchOnce();
       if (found.length > 0) return found;
       const waitOver = this.clock.now() >= deadline || member.removed || generation !== member.group.generation || this.stopped;
       // Dead-lettered messages were passed over: read on at once (within the wait).
@@ -140,7 +140,7 @@ export class Fetcher {
         if (failures.length > 0) throw new RillError('storage-error', `cannot read ${failures.join('; ')}`);
         return found;
       }
-      await this.waitForData(member, Math.min(deadline, wakeAt ?? deadline) - this.clock.now());
+      await this.waitForData(member, Math.min(deadline - this.clock.now(), wakeInMs ?? Number.POSITIVE_INFINITY));
     }
   }
 
@@ -153,7 +153,7 @@ export class Fetcher {
     const records: PulledRecord[] = [];
     let bytes = 0;
     let again = false;
-    let wakeAt: number | undefined;
+    let wakeInMs: number | undefined;
     const toDeadLetter: Array<{ tp: TopicPartition } & DeadLetterCase> = [];
     const { found, failures } = await this.readAssigned(member, maxBytes);
     // Priority lanes: the higher lanes' records first, within the limits.
@@ -183,7 +183,8 @@ export class Fetcher {
           // Delayed: the partition stops at it until its time (a pull position cannot skip it).
           const until = record.headers.length === 0 ? 0 : heldUntil(record.headers, now);
           if (until !== 0) {
-            wakeAt = Math.min(wakeAt ?? until, until);
+            // Stored times are the wall clock's: the wait is a duration from now.
+            wakeInMs = Math.min(wakeInMs ?? until - now, until - now);
             return false;
           }
           const verdict = DeliveryCounts.verdict(counts, record.offset, maxDeliveries);
@@ -222,7 +223,7 @@ export class Fetcher {
       member.positions.set(key, record.offset + 1);
       again = true;
     }
-    return { found: records, failures, again, wakeAt };
+    return { found: records, failures, again, wakeInMs };
   }
 
   private lane(tp: TopicPartition): number {

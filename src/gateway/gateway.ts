@@ -36,7 +36,7 @@ export class Gateway {
     this.services = {
       stomp: config.stomp,
       serverName,
-      publisher: new Publisher(broker, config.topics.keylessPartitioner, ttlsOf(config), transactions),
+      publisher: new Publisher(broker, config.topics.keylessPartitioner, ttlsOf(config), transactions, config.limits.maxDelayMs),
       topics: broker.topics,
       log: broker,
       coordinator,

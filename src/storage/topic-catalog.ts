@@ -4,13 +4,15 @@ import { z } from 'zod';
 import { syncDirectoryNow } from './sync-directory.js';
 
 /** `topic.json`, versioned as Kafka versions its records; files written before versions existed have none. */
-const topicFileSchema = z.object({
-  v: z.literal(1).optional(),
-  name: z.string().min(1),
-  partitions: z.number().int().min(1),
-  createdAt: z.number().int().min(0),
-  lanes: z.number().int().min(1).max(10).optional(),
-});
+const topicFileSchema = z
+  .object({
+    v: z.literal(1).optional(),
+    name: z.string().min(1),
+    partitions: z.number().int().min(1),
+    createdAt: z.number().int().min(0),
+    lanes: z.number().int().min(1).max(10).optional(),
+  })
+  .refine((file) => file.partitions % (file.lanes ?? 1) === 0, 'partitions must be a multiple of lanes');
 
 const TOPIC_FILE_VERSION = 1;
 

@@ -46,18 +46,29 @@ describe('delayed delivery', () => {
     const dueAt = await publishDelayed(server);
     expect((await call(base, 'POST', '/v1/groups/pullers/members/m/pull', {})).body.records).toEqual([]);
     const pulled = await call(base, 'POST', '/v1/groups/pullers/members/m/pull', { maxWaitMs: 10_000 });
+    // Woken at the message's time, not at the end of the wait.
     expect(Date.now()).toBeGreaterThanOrEqual(dueAt);
+    expect(Date.now()).toBeLessThan(dueAt + 3000);
     expect(pulled.body.records.map((r: { messageId: string }) => r.messageId)).toEqual(['later', 'now']);
   });
 
-  it('refuses a malformed deliver-at or delay with invalid-message, storing nothing', async () => {
-    const server = await servers.start({ topics: { definitions: [{ name: 'jobs', partitions: 1 }] } });
-    for (const headers of [{ 'deliver-at': 'tomorrow' }, { delay: '-5' }, { delay: '1.5' }]) {
+  it('refuses a malformed deliver-at or delay, one past limits.maxDelayMs, or one the message would expire before, storing nothing', async () => {
+    const server = await servers.start({ topics: { definitions: [{ name: 'jobs', partitions: 1 }] }, limits: { maxDelayMs: 60_000 } });
+    const cases: Array<Record<string, string>> = [
+      { 'deliver-at': 'tomorrow' },
+      { delay: '-5' },
+      { delay: '1.5' },
+      { 'deliver-at': String(Date.now() + 10_000), delay: 'soon' },
+      { delay: '61000' },
+      { 'deliver-at': '9999999999999999' },
+      { delay: '5000', ttl: '1000' },
+    ];
+    for (const headers of cases) {
       const producer = await RawStompClient.session(server.stompPort);
       producer.send('SEND', { destination: '/producer/publish/jobs', receipt: 'r', ...headers }, canonical('bad', 'k', 'x'));
       const error = await producer.next('ERROR');
       expect(error.headers.code).toBe('invalid-message');
-      expect(error.headers.message).toMatch(/deliver-at|delay/);
+      expect(error.headers.message).toMatch(/deliver-at|delay|expire/);
       producer.close();
     }
     expect(await storedCount(httpBase(server.httpPort), 'jobs')).toBe(0);

@@ -71,9 +71,14 @@ describe('priority lanes', () => {
 
   it('refuses a priority that is not 0 to 9 with invalid-message, storing nothing; grows no laned topic', async () => {
     const server = await servers.start(settings);
-    for (const priority of ['10', 'high', '-1']) {
+    for (const [priority, partition] of [
+      ['10', undefined],
+      ['high', undefined],
+      ['-1', undefined],
+      ['high', '0'],
+    ] as const) {
       const producer = await RawStompClient.session(server.stompPort);
-      producer.send('SEND', { destination: '/producer/publish/jobs', priority, receipt: 'r' }, canonical('bad', 'k', 'x'));
+      producer.send('SEND', { destination: '/producer/publish/jobs', priority, partition, receipt: 'r' }, canonical('bad', 'k', 'x'));
       const error = await producer.next('ERROR');
       expect(error.headers.code).toBe('invalid-message');
       expect(error.headers.message).toContain('priority');

@@ -99,8 +99,11 @@ export class Broker implements PartitionPlacement {
         const existing = this.topics.get(name);
         const partitions = perLane * lanes;
         if (existing === undefined) this.topics.create(name, perLane, lanes);
-        else if (existing.lanes !== lanes) {
-          logger.warn({ topic: name, configured: lanes, existing: existing.lanes }, 'topic was created with other priority lanes; lanes are fixed at creation');
+        else if (existing.lanes !== lanes || (lanes > 1 && existing.partitions !== partitions)) {
+          logger.warn(
+            { topic: name, configured: { partitions: perLane, lanes }, existing: { partitions: existing.partitions, lanes: existing.lanes } },
+            'topic was created with other priority lanes or partitions; a topic with priority lanes is fixed at creation',
+          );
         } else if (existing.partitions < partitions) this.topics.addPartitions(name, partitions);
         else if (existing.partitions > partitions) {
           logger.warn(

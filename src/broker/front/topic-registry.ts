@@ -51,7 +51,7 @@ export interface TopicPolicy {
   maxPartitions: number;
   /** `topics.compression`, unless the topic's definition names its own. */
   compression: CompressionCodec;
-  definitions: ReadonlyArray<{ name: string; compression?: CompressionCodec | undefined; priorityLanes?: number | undefined }>;
+  definitions: ReadonlyArray<{ name: string; compression?: CompressionCodec | undefined }>;
 }
 
 /**

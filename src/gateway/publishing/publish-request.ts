@@ -67,6 +67,8 @@ export function preparePublish(
   quota?: CreationQuota,
   /** The topic's time-to-live for messages without an `expires` or `ttl` header (0: none). */
   ttlOf: (topic: string) => number = () => 0,
+  /** `limits.maxDelayMs`: the longest delay a message may ask for. */
+  maxDelayMs: number = DEFAULT_MAX_DELAY_MS,
 ): PublishRequest {
   let key: string | null = headers.key ?? null;
   let messageId: string | null = headers['message-id'] ?? null;
@@ -113,12 +115,19 @@ export function preparePublish(
     const slot = key !== null ? partitionForKey(key, slots) : keyless.next(topic.name, slots, body.length);
     partition = topic.lanes === 1 ? slot : laneForPriority(priorityOf(headers, messageId), topic.lanes) * slots + slot;
   }
-  if (topic.lanes === 1 && headers.priority !== undefined) priorityOf(headers, messageId);
+  // Checked wherever it is sent (a `partition` header picks the partition, and so the lane, itself).
+  if (headers.priority !== undefined) priorityOf(headers, messageId);
   const expires = expiryFor(headers, ttlOf(topic.name), messageId);
   let stored = userHeaders(headers);
   if (expires !== 0) (stored ??= []).push([EXPIRES_HEADER, String(expires)]);
-  const deliverAt = deliveryTimeFor(headers, messageId);
-  if (deliverAt !== 0) (stored ??= []).push([DELIVER_AT_HEADER, String(deliverAt)]);
+  const deliverAt = deliveryTimeFor(headers, messageId, maxDelayMs);
+  if (deliverAt !== 0) {
+    // It would expire while it waits: never deliverable, and a partition held for nothing.
+    if (expires !== 0 && expires <= deliverAt) {
+      throw new PublishError('invalid-message', `the message would expire (at ${expires}) before its delivery time (${deliverAt})`, messageId);
+    }
+    (stored ??= []).push([DELIVER_AT_HEADER, String(deliverAt)]);
+  }
   return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: stored, value: body };
 }
 
@@ -183,19 +192,29 @@ function priorityOf(headers: FrameHeaders, messageId: string): number {
   return Number(priority);
 }
 
-/** When groups may have the message (epoch ms; 0: at once): its `deliver-at` header, else now plus its `delay` (ms). */
-function deliveryTimeFor(headers: FrameHeaders, messageId: string): number {
-  const deliverAt = headers[DELIVER_AT_HEADER];
-  const delay = headers.delay;
-  if (deliverAt !== undefined) {
-    if (!/^\d{1,16}$/.test(deliverAt)) throw new PublishError('invalid-message', `deliver-at header "${deliverAt}" is not epoch milliseconds`, messageId);
-    return Number(deliverAt) > Date.now() ? Number(deliverAt) : 0;
+/** The longest delay a message may ask for unless `limits.maxDelayMs` says otherwise: a week. */
+const DEFAULT_MAX_DELAY_MS = 7 * 24 * 3600_000;
+
+/**
+ * When groups may have the message (epoch ms; 0: at once): its `deliver-at` header, else now plus
+ * its `delay` (ms); both are checked, and neither may be more than `maxDelayMs` ahead.
+ */
+function deliveryTimeFor(headers: FrameHeaders, messageId: string, maxDelayMs: number): number {
+  const deliverAtText = headers[DELIVER_AT_HEADER];
+  const delayText = headers.delay;
+  if (deliverAtText !== undefined && !/^\d{1,16}$/.test(deliverAtText)) {
+    throw new PublishError('invalid-message', `deliver-at header "${deliverAtText}" is not epoch milliseconds`, messageId);
   }
-  if (delay !== undefined) {
-    if (!/^\d{1,13}$/.test(delay)) throw new PublishError('invalid-message', `delay header "${delay}" is not a whole number of milliseconds`, messageId);
-    return Number(delay) === 0 ? 0 : Date.now() + Number(delay);
+  if (delayText !== undefined && !/^\d{1,13}$/.test(delayText)) {
+    throw new PublishError('invalid-message', `delay header "${delayText}" is not a whole number of milliseconds`, messageId);
   }
-  return 0;
+  const now = Date.now();
+  const deliverAt = deliverAtText !== undefined ? Number(deliverAtText) : delayText !== undefined ? now + Number(delayText) : 0;
+  if (deliverAt <= now) return 0;
+  if (deliverAt - now > maxDelayMs) {
+    throw new PublishError('invalid-message', `a delay of ${deliverAt - now} ms is more than limits.maxDelayMs (${maxDelayMs} ms) allows`, messageId);
+  }
+  return deliverAt;
 }
 
 function userHeaders(headers: FrameHeaders): Array<[string, string]> | null {

@@ -28,6 +28,8 @@ export class Publisher {
     private readonly ttlOf: (topic: string) => number = () => 0,
     /** Commits transactions atomically; without one (unit tests of the frames), a COMMIT publishes its messages one by one. */
     private readonly transactions?: TransactionCoordinator,
+    /** `limits.maxDelayMs`. */
+    private readonly maxDelayMs?: number,
   ) {
     this.keyless = new KeylessPartitioner(keylessPartitioning);
   }
@@ -35,7 +37,7 @@ export class Publisher {
   /** Throws PublishError with a reason the client can act on. */
   /** `quota`: the connection's allowance for creating topics by naming them (limits.autoCreatePerMinute). */
   prepare(topic: string, headers: FrameHeaders, body: Buffer, fallbackMessageId: () => string, quota?: CreationQuota): PublishRequest {
-    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota, this.ttlOf);
+    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota, this.ttlOf, this.maxDelayMs);
   }
 
   /**

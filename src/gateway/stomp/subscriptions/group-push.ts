@@ -27,10 +27,12 @@ export class GroupPush extends PartitionFeed {
   private readonly inFlight = new Map<number, InFlight>();
   private readonly deliveries: PushDeliveries;
   private assignmentVersion = 0;
-  /** Priority lanes: a pump of every lane is under way, another was asked for meanwhile, a lower lane is being held back. */
+  /** Priority lanes: a pump of the lanes is under way, and another was asked for meanwhile. */
   private pumping = false;
   private pumpAgain = false;
-  private lowerLaneHeld = false;
+  private laneCursors: Cursor[][] | null = null;
+  /** Lanes with a partition assigned and not started yet: the lanes below wait for it. */
+  private readonly startingLanes = new Map<number, number>();
 
   constructor(
     channel: DeliveryChannel,
@@ -66,24 +68,34 @@ export class GroupPush extends PartitionFeed {
     }
     for (const partition of mine) {
       if (this.cursors.has(partition)) continue;
-      void this.coordinator.startPosition(this.binding.member, { topic: this.topic.name, partition }).then(
-        async (next) => {
+      const lane = laneOf(this.topic, partition);
+      this.startingLanes.set(lane, (this.startingLanes.get(lane) ?? 0) + 1);
+      this.coordinator
+        .startPosition(this.binding.member, { topic: this.topic.name, partition })
+        .then(async (next) => {
           if (this.closed || version !== this.assignmentVersion || this.cursors.has(partition)) return;
           const { logEndOffset } = await this.log.offsets(this.topic, partition);
           if (this.closed || version !== this.assignmentVersion || this.cursors.has(partition)) return;
           this.deliveries.partitionAssigned(partition);
           this.addPartition(partition, next, logEndOffset);
-          this.pump(this.cursors.get(partition)!);
-        },
-        (error: Error) => this.logger.warn({ err: error, group: this.binding.group, partition }, 'could not start a group partition'),
-      );
+        })
+        .catch((error: Error) => this.logger.warn({ err: error, group: this.binding.group, partition }, 'could not start a group partition'))
+        .finally(() => {
+          const starting = (this.startingLanes.get(lane) ?? 1) - 1;
+          if (starting === 0) this.startingLanes.delete(lane);
+          else this.startingLanes.set(lane, starting);
+          // The partition started (or could not): it, and any lane that waited for it, may deliver.
+          const cursor = this.cursors.get(partition) ?? this.cursors.values().next().value;
+          if (cursor !== undefined && !this.closed) this.pump(cursor);
+        });
     }
   }
 
   /**
-   * With priority lanes, every pump goes over all the partitions, highest lane first, and a lane
-   * delivers only while no higher lane has messages waiting (queued, or being fetched): higher
-   * priorities go first, within the credit window, and each partition keeps its order.
+   * With priority lanes, every pump goes over the lanes, highest first, and a lane delivers only
+   * while no higher lane has messages waiting (queued, being read, or its partition still being
+   * started): higher priorities go first, within the credit window, and each partition keeps its
+   * order. Lanes below one that waits are not visited at all.
    */
   protected override pump(cursor: Cursor): void {
     if (this.topic.lanes === 1) {
@@ -98,35 +110,48 @@ export class GroupPush extends PartitionFeed {
     try {
       do {
         this.pumpAgain = false;
-        const byLane = [...this.cursors.values()].sort((a, b) => laneOf(this.topic, b.partition) - laneOf(this.topic, a.partition));
-        let higherWaiting = false;
-        for (let i = 0; i < byLane.length; ) {
-          const lane = laneOf(this.topic, byLane[i]!.partition);
-          let waiting = false;
-          this.lowerLaneHeld = higherWaiting;
-          for (; i < byLane.length && laneOf(this.topic, byLane[i]!.partition) === lane; i++) {
-            const laneCursor = byLane[i]!;
+        const lanes = this.cursorsByLane();
+        for (let lane = lanes.length - 1; lane >= 0; lane--) {
+          let waiting = this.startingLanes.has(lane);
+          for (const laneCursor of lanes[lane]!) {
             super.pump(laneCursor);
-            // A partition waiting for a delayed message holds back no other lane.
-            if (laneCursor.fetching || (laneCursor.queued < laneCursor.queue.length && laneCursor.holdTimer === null)) waiting = true;
+            // A partition waiting for a delayed message, or retrying a failed read, holds back no other lane.
+            if ((laneCursor.fetching && !laneCursor.failing) || (laneCursor.queued < laneCursor.queue.length && laneCursor.holdTimer === null)) {
+              waiting = true;
+            }
           }
-          higherWaiting ||= waiting;
+          if (waiting) break;
         }
       } while (this.pumpAgain);
     } finally {
       this.pumping = false;
-      this.lowerLaneHeld = false;
     }
+  }
+
+  /** The cursors by lane, kept until a partition is added or removed. */
+  private cursorsByLane(): Cursor[][] {
+    if (this.laneCursors === null) {
+      const lanes: Cursor[][] = Array.from({ length: this.topic.lanes }, () => []);
+      for (const laneCursor of this.cursors.values()) lanes[laneOf(this.topic, laneCursor.partition)]!.push(laneCursor);
+      this.laneCursors = lanes;
+    }
+    return this.laneCursors;
+  }
+
+  protected override addPartition(partition: number, next: number, end: number): void {
+    super.addPartition(partition, next, end);
+    this.laneCursors = null;
+  }
+
+  protected override removePartition(partition: number): void {
+    super.removePartition(partition);
+    this.laneCursors = null;
   }
 
   override resume(): void {
     const first = this.topic.lanes === 1 ? undefined : this.cursors.values().next().value;
     if (first === undefined) super.resume();
     else this.pump(first);
-  }
-
-  protected override hasCredit(): boolean {
-    return !this.lowerLaneHeld && super.hasCredit();
   }
 
   protected unsettled(): number {
@@ -158,7 +183,7 @@ export class GroupPush extends PartitionFeed {
   }
 
   /** A delayed message (`deliver-at`) reaches the group at its time; the partition waits for it. */
-  protected override heldUntil(record: StoredRecord, now: number): number {
+  protected override deliverableAt(record: StoredRecord, now: number): number {
     return record.headers.length === 0 ? 0 : heldUntil(record.headers, now);
   }
 

@@ -5,6 +5,7 @@ import type { DeliveryChannel } from '../delivery-channel.js';
 import { ackHeader, type AckMode, type Subscription } from './subscription.js';
 
 const FETCH_BYTES = 256 * 1024;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const RETRY_MS = 200;
 
 /**
@@ -50,6 +51,8 @@ export interface Cursor {
   unwatch: () => void;
   /** Set while the next record waits for its delivery time (delayed delivery): pumps again then. */
   holdTimer: NodeJS.Timeout | null;
+  /** Its last read failed and is retried: it holds back no other partition meanwhile. */
+  failing: boolean;
 }
 
 const RESERVED_HEADERS = new Set([
@@ -109,7 +112,7 @@ export abstract class PartitionFeed implements Subscription {
   }
 
   protected addPartition(partition: number, next: number, end: number): void {
-    const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {}, holdTimer: null };
+    const cursor: Cursor = { partition, next, end, queue: [], queued: 0, fetching: false, removed: false, unwatch: () => {}, holdTimer: null, failing: false };
     cursor.unwatch = this.log.watch(this.topic, partition, (newEnd, batch, baseOffset) => {
       // A caught-up cursor takes the stored batch as it is, without a fetch from the worker.
       if (batch !== null && baseOffset === cursor.next && !cursor.fetching && cursor.queued >= cursor.queue.length) {
@@ -159,9 +162,9 @@ export abstract class PartitionFeed implements Subscription {
           continue;
         }
         // Not to be delivered yet: the partition waits for it, so that its order holds.
-        const until = this.heldUntil(record, now);
-        if (until !== 0) {
-          this.holdUntil(cursor, until - now);
+        const at = this.deliverableAt(record, now);
+        if (at !== 0) {
+          this.holdFor(cursor, at - now);
           break;
         }
         cursor.queued++;
@@ -192,6 +195,7 @@ export abstract class PartitionFeed implements Subscription {
             this.retryLater(cursor);
             return;
           }
+          cursor.failing = false;
           for (const record of records.queue) cursor.queue.push(record);
           // Past the last record, or past transaction markers, which take offsets but are never delivered.
           cursor.next = records.next;
@@ -210,16 +214,20 @@ export abstract class PartitionFeed implements Subscription {
   }
 
   /** When a record may be delivered, if later than `now` (0: now). A tail reads the log as it is: always now. */
-  protected heldUntil(_record: StoredRecord, _now: number): number {
+  protected deliverableAt(_record: StoredRecord, _now: number): number {
     return 0;
   }
 
-  private holdUntil(cursor: Cursor, ms: number): void {
+  /** Pumps the cursor again in `ms` (a timer can wait at most 2^31 − 1 ms: a longer hold is re-armed when it fires). */
+  private holdFor(cursor: Cursor, ms: number): void {
     if (cursor.holdTimer !== null) return;
-    cursor.holdTimer = setTimeout(() => {
-      cursor.holdTimer = null;
-      if (!cursor.removed && !this.closed) this.pump(cursor);
-    }, ms);
+    cursor.holdTimer = setTimeout(
+      () => {
+        cursor.holdTimer = null;
+        if (!cursor.removed && !this.closed) this.pump(cursor);
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
     cursor.holdTimer.unref();
   }
 
@@ -232,6 +240,7 @@ export abstract class PartitionFeed implements Subscription {
   }
 
   private retryLater(cursor: Cursor): void {
+    cursor.failing = true;
     setTimeout(() => this.pump(cursor), RETRY_MS).unref();
   }
 
