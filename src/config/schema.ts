@@ -248,10 +248,11 @@ const limits = z
     /** Topics one connection may auto-create per minute. */
     autoCreatePerMinute: z.number().int().min(1).default(600),
     /**
-     * messageIDs the deduplication windows remember, all topics together (about 100 bytes each);
+     * messageIDs the deduplication windows remember, all topics together (about 70 bytes each;
+     * 250,000 covers the messages in flight at a crash many times over, in some 20 MB);
      * past it the oldest are forgotten before their window is over, and a warning says so.
      */
-    maxDeduplicationIds: z.number().int().min(1000).max(16_000_000).default(1_000_000),
+    maxDeduplicationIds: z.number().int().min(1000).max(16_000_000).default(250_000),
     /** The longest delay (`deliver-at`, `delay`) a SEND may ask for: a delayed message holds back its partition until its time. */
     maxDelayMs: z
       .number()
