@@ -46,6 +46,8 @@ export class GroupCoordinator {
   private readonly deadLetters: DeadLetters;
   private checkpointTimer: TimerHandle | null = null;
   private shuttingDown = false;
+  /** Rejects being dead-lettered now, by group, partition and offset. */
+  private readonly rejecting = new Set<string>();
 
   constructor(
     private readonly log: LogAccess,
@@ -204,8 +206,18 @@ export class GroupCoordinator {
         `offset ${ref.offset} of ${ref.topic}/${ref.partition} is not a message consumer "${member.name}" was handed and has not committed (from ${committed} to ${(position ?? committed) - 1})`,
       );
     }
-    // A reject sent again: dead-lettered once.
-    if (this.store.deliveries.isDeadLettered(group.name, ref, ref.offset)) return { ...ref, deadLetter: null };
+    // A reject sent again (or twice at once): dead-lettered once.
+    const rejecting = `${group.name}\u0000${tpKey(ref)}\u0000${ref.offset}`;
+    if (this.store.deliveries.isDeadLettered(group.name, ref, ref.offset) || this.rejecting.has(rejecting)) return { ...ref, deadLetter: null };
+    this.rejecting.add(rejecting);
+    try {
+      return { ...ref, deadLetter: await this.deadLetterRejected(member.name, group, ref) };
+    } finally {
+      this.rejecting.delete(rejecting);
+    }
+  }
+
+  private async deadLetterRejected(memberName: string, group: GroupState, ref: CommittedRecordRef): Promise<CommittedRecordRef> {
     const record = await readRecordAt(this.log, ref.topic, ref.partition, ref.offset);
     const failures = this.store.deliveries.partition(group.name, ref).get(ref.offset) ?? 0;
     const deadLetter = await this.deadLetters.send(
@@ -215,12 +227,12 @@ export class GroupCoordinator {
         partition: ref.partition,
         record,
         deliveries: Math.max(failures, 0) + 1,
-        reason: `rejected by consumer ${member.name} of group ${group.name}`,
+        reason: `rejected by consumer ${memberName} of group ${group.name}`,
       },
       group.settings.deadLetterSuffix,
     );
     await this.store.deliveries.deadLettered(group.name, ref, ref.offset);
-    return { topic: ref.topic, partition: ref.partition, offset: ref.offset, deadLetter };
+    return deadLetter;
   }
 
   // ---- offsets ----

@@ -66,6 +66,9 @@ export class PushDeliveries {
   private readonly counts = new Map<number, PartitionCounts>();
   /** Offsets whose failure was counted (a NACK) since they last went out: a drop does not count them again. */
   private readonly returned = new Map<number, Set<number>>();
+  /** Messages on their way to the dead-letter topic: they take credit, and a drop does not count them. */
+  deadLettering = 0;
+  private readonly beingDeadLettered = new Set<string>();
   /** Transactions acknowledging this subscription's messages, in COMMIT order. */
   private readonly plans: OpenPlan[] = [];
   private commitScheduled = false;
@@ -174,12 +177,22 @@ export class PushDeliveries {
     retry: () => void,
     reason = `delivered ${failures} times to group ${this.group} without being acknowledged (NACKed, or its consumer gone)`,
   ): void {
+    this.deadLettering++;
+    this.beingDeadLettered.add(`${partition}:${record.offset}`);
+    const over = (): void => {
+      this.deadLettering--;
+      this.beingDeadLettered.delete(`${partition}:${record.offset}`);
+    };
     this.rules
       .deadLetter(partition, record, failures, reason)
       .then(() => this.rules.deadLettered(partition, record.offset))
       .then(
-        () => this.acknowledged(partition, record.offset),
+        () => {
+          over();
+          this.acknowledged(partition, record.offset);
+        },
         (error: Error) => {
+          over();
           this.logger.error({ err: error, group: this.group, topic: this.topic, partition }, 'dead-lettering failed; trying again');
           this.clock.setTimeout(retry, DEAD_LETTER_RETRY_MS);
         },
@@ -286,7 +299,9 @@ export class PushDeliveries {
       let oldest: number | undefined;
       // In delivery order, and a redelivery keeps its place: the first not counted yet is the oldest.
       for (const offset of offsets) {
-        if (returned?.has(offset) === true) continue;
+        // Counted already (NACKed), settled by a COMMIT being stored, or on its way to the dead-letter topic: not what it crashed on.
+        if (returned?.has(offset) === true || this.beingDeadLettered.has(`${partition}:${offset}`)) continue;
+        if (this.plans.some((plan) => plan.partitions.get(partition)?.has(offset) === true)) continue;
         oldest = offset;
         break;
       }

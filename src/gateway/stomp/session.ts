@@ -294,8 +294,9 @@ export class StompSession implements TransportEvents {
           'content-type': 'text/plain',
         };
         if (receipt !== null) headers['receipt-id'] = receipt;
-        this.sendFrame('ERROR', headers, details?.body ?? error.message);
+        // Before the frame: a transport that closes as it writes must already see the broker's close.
         this.closedByBroker = true;
+        this.sendFrame('ERROR', headers, details?.body ?? error.message);
         this.close();
       },
       close: (receipt) => {

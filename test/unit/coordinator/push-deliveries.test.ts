@@ -201,6 +201,18 @@ describe('push delivery bookkeeping', () => {
     ]);
   });
 
+  it('counts, on a drop, the oldest message no COMMIT being stored settles: the one the processor was on', async () => {
+    const { clock, store, deliveries, deliver } = await pushSetup(2, { maxDeliveries: 5 });
+    deliver(0);
+    deliver(1);
+    // The processor sent COMMIT for offset 0, then crashed on offset 1 while the COMMIT was stored.
+    const plan = deliveries.inTransaction([{ partition: 0, offset: 0 }]);
+    deliveries.close(false);
+    await clock.flush();
+    plan.ended(true);
+    expect([...store.deliveries.partition('workers', { topic: 'jobs', partition: 0 })]).toEqual([[1, 1]]);
+  });
+
   it('drops commits still waiting when the subscription closes', async () => {
     const { clock, deliveries, committed, deliver } = await pushSetup(1);
     deliver(0);

@@ -91,14 +91,17 @@ export function handleCommit(context: CommandContext, frame: Frame): void {
       },
       (error: unknown) => {
         const failure = asRillError(error);
-        // A rebalance fenced it: no failure of the consumer's, so nothing counts towards dead-lettering.
-        const fenced = failure.code === 'not-owner' || failure.code === 'stale-generation';
         // Decided, it will be stored (at the next start): its inputs are settled, not delivered again.
+        // Otherwise they are delivered again, uncounted: a rebalance or the broker failed, not the consumer.
         for (const prepared of acks)
           if (error instanceof DecidedTransactionError) prepared.committed();
-          else prepared.aborted(!fenced);
+          else prepared.aborted(false);
         // A failed message may have failed the COMMIT already (an answer's first failure is the one sent).
-        later.fail(new RillError(failure.code, `transaction "${id}" was not committed: ${failure.message}`));
+        const outcome =
+          error instanceof DecidedTransactionError
+            ? 'was decided and will be completed when the broker starts again (a resend is answered as duplicates)'
+            : 'was not committed';
+        later.fail(new RillError(failure.code, `transaction "${id}" ${outcome}: ${failure.message}`));
       },
     );
 }

@@ -12,6 +12,8 @@ import type { AckMode, CloseReason, TransactionalAcks } from './subscription.js'
 interface InFlight {
   partition: number;
   record: StoredRecord;
+  /** The cursor it came from: a partition revoked and given back has a new one, reading from the committed offset. */
+  cursor: Cursor;
   /** Set while a COMMIT being stored acknowledges it: no other ACK, NACK or transaction may settle it. */
   claimed?: boolean;
 }
@@ -66,6 +68,8 @@ export class GroupPush extends PartitionFeed {
       for (const [sequence, entry] of this.inFlight) if (entry.partition === partition) this.inFlight.delete(sequence);
       this.deliveries.partitionRevoked(partition);
     }
+    // Credit came back, and a revoked partition may have been holding back a lower priority lane.
+    this.resume();
     for (const partition of mine) {
       if (this.cursors.has(partition)) continue;
       const lane = laneOf(this.topic, partition);
@@ -154,8 +158,9 @@ export class GroupPush extends PartitionFeed {
     else this.pump(first);
   }
 
+  /** Delivered and not settled, and being dead-lettered: both take credit, so neither runs without bound. */
   protected unsettled(): number {
-    return this.inFlight.size;
+    return this.inFlight.size + this.deliveries.deadLettering;
   }
 
   protected override deliver(cursor: Cursor, record: StoredRecord): void {
@@ -168,7 +173,7 @@ export class GroupPush extends PartitionFeed {
     if (verdict.action === 'dead-letter') {
       // It failed maxDeliveries times, its consumers gone each time without a NACK: not again.
       this.deliveries.delivered(cursor.partition, record.offset);
-      this.deliveries.deadLetter(cursor.partition, record, verdict.failures, () => this.deliverAgain({ partition: cursor.partition, record }));
+      this.deliveries.deadLetter(cursor.partition, record, verdict.failures, () => this.deliverAgain({ partition: cursor.partition, record, cursor }));
       return;
     }
     const count = verdict.failures + 1;
@@ -189,12 +194,12 @@ export class GroupPush extends PartitionFeed {
 
   /** An expired message counts as consumed (dead-lettered first, if the group says so): the committed offset moves past it. */
   protected override expired(cursor: Cursor, record: StoredRecord): void {
-    this.deliveries.expired(cursor.partition, record, () => this.deliverAgain({ partition: cursor.partition, record }));
+    this.deliveries.expired(cursor.partition, record, () => this.deliverAgain({ partition: cursor.partition, record, cursor }));
   }
 
   protected delivered(cursor: Cursor, record: StoredRecord, sequence: number): void {
     // Sequence 0: auto ack mode, nothing to settle.
-    if (sequence !== 0) this.inFlight.set(sequence, { partition: cursor.partition, record });
+    if (sequence !== 0) this.inFlight.set(sequence, { partition: cursor.partition, record, cursor });
     this.deliveries.delivered(cursor.partition, record.offset);
   }
 
@@ -278,9 +283,10 @@ export class GroupPush extends PartitionFeed {
     );
   }
 
+  /** Puts a message back to be delivered again, unless its partition went away meanwhile (given back, it reads from the committed offset anyway). */
   private deliverAgain(entry: InFlight): void {
     const cursor = this.cursors.get(entry.partition);
-    if (cursor === undefined || this.closed) return;
+    if (cursor === undefined || cursor !== entry.cursor || this.closed) return;
     this.redeliver(cursor, entry.record);
     this.pump(cursor);
   }

@@ -181,6 +181,7 @@ export abstract class PartitionFeed implements Subscription {
       (result) => {
         cursor.fetching = false;
         if (this.closed || cursor.removed) return;
+        if (result.failure === undefined || result.failure.code === 'offset-out-of-range') cursor.failing = false;
         if (result.failure?.code === 'offset-out-of-range') {
           // Retention removed what this cursor was about to read: go on from the oldest kept.
           cursor.next = cursor.next < result.logStartOffset ? result.logStartOffset : result.logEndOffset;
@@ -195,7 +196,6 @@ export abstract class PartitionFeed implements Subscription {
             this.retryLater(cursor);
             return;
           }
-          cursor.failing = false;
           for (const record of records.queue) cursor.queue.push(record);
           // Past the last record, or past transaction markers, which take offsets but are never delivered.
           cursor.next = records.next;
