@@ -66,8 +66,7 @@ export class PushDeliveries {
   private readonly counts = new Map<number, PartitionCounts>();
   /** Offsets whose failure was counted (a NACK) since they last went out: a drop does not count them again. */
   private readonly returned = new Map<number, Set<number>>();
-  /** Messages on their way to the dead-letter topic: they take credit, and a drop does not count them. */
-  deadLettering = 0;
+  /** Messages on their way to the dead-letter topic, by `partition:offset`: they take credit, and a drop does not count them. */
   private readonly beingDeadLettered = new Set<string>();
   /** Transactions acknowledging this subscription's messages, in COMMIT order. */
   private readonly plans: OpenPlan[] = [];
@@ -126,6 +125,11 @@ export class PushDeliveries {
     this.scheduleCommit(partition);
   }
 
+  /** How many messages are on their way to the dead-letter topic. */
+  get deadLettering(): number {
+    return this.beingDeadLettered.size;
+  }
+
   /**
    * A message whose time-to-live passed before the group consumed it: dead-lettered (reason
    * "expired") if the group says so, else passed over as consumed.
@@ -177,11 +181,10 @@ export class PushDeliveries {
     retry: () => void,
     reason = `delivered ${failures} times to group ${this.group} without being acknowledged (NACKed, or its consumer gone)`,
   ): void {
-    this.deadLettering++;
-    this.beingDeadLettered.add(`${partition}:${record.offset}`);
+    const key = `${partition}:${record.offset}`;
+    this.beingDeadLettered.add(key);
     const over = (): void => {
-      this.deadLettering--;
-      this.beingDeadLettered.delete(`${partition}:${record.offset}`);
+      this.beingDeadLettered.delete(key);
     };
     this.rules
       .deadLetter(partition, record, failures, reason)
