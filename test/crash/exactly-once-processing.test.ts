@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { exited, useChildServers, type ChildServer } from '../helpers/child-server.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
 import { call, httpBase, storedCount } from '../helpers/http.js';
+import { useServers } from '../helpers/server.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const PROCESSOR = fileURLToPath(new URL('./fixtures/transactional-processor.ts', import.meta.url));
@@ -21,6 +22,7 @@ async function lag(base: string): Promise<number> {
 
 describe('exactly-once consume-transform-produce under kill -9', () => {
   const tempDir = useTempDirs();
+  const servers = useServers();
   const startChild = useChildServers();
   const processors: ChildProcess[] = [];
   afterEach(async () => {
@@ -115,5 +117,48 @@ describe('exactly-once consume-transform-produce under kill -9', () => {
       'outputs of no input',
     ).toEqual([]);
     expect(outputs.length).toBe(INPUTS);
+  });
+
+  it('completes a processor’s transaction decided when the broker died: at restart the input’s offset is committed and its output stored, once', {
+    timeout: 60_000,
+  }, async () => {
+    const dataDir = tempDir();
+    const configFile = path.join(tempDir(), 'rill.json');
+    const definitions = {
+      topics: {
+        definitions: [
+          { name: 'in', partitions: 1 },
+          { name: 'out', partitions: 1 },
+        ],
+      },
+    };
+    fs.writeFileSync(configFile, JSON.stringify(definitions));
+    const broker = await startChild(dataDir, { args: ['--config', configFile], env: { RILL_FAILPOINTS: 'transaction=kill-after-log' } });
+    const client = await RawStompClient.session(broker.stompPort);
+    client.send('SEND', { destination: '/producer/publish/in', receipt: 'stored' }, canonical('in-0', 'k', 0));
+    await client.receipt('stored');
+    client.send('SUBSCRIBE', { id: 'in', destination: '/group/proc/in', ack: 'client-individual' });
+    const input = await client.next('MESSAGE');
+    client.send('BEGIN', { transaction: 't' });
+    client.send('ACK', { id: input.headers.ack, transaction: 't' });
+    client.send('SEND', { destination: '/producer/publish/out', transaction: 't' }, JSON.stringify({ key: 'k', message: { from: 'in-0' } }));
+    client.send('COMMIT', { transaction: 't', receipt: 'committed' });
+    // Killed once the decision was durable, before the output or the offset was written.
+    await exited(broker.process);
+    expect(client.all('RECEIPT').map((f) => f.headers['receipt-id'])).toEqual(['stored']);
+
+    const restarted = await servers.start(definitions, dataDir);
+    const base = httpBase(restarted.httpPort);
+    const outputs = await readTopic(restarted, 'out');
+    expect(outputs.map((m) => (JSON.parse(m.body.toString()) as { message: { from: string } }).message.from)).toEqual(['in-0']);
+    expect(await lag(base)).toBe(0);
+    // The group goes on after the input: nothing is delivered again.
+    const next = await RawStompClient.session(restarted.stompPort);
+    next.send('SUBSCRIBE', { id: 'in', destination: '/group/proc/in', ack: 'client-individual', receipt: 'joined' });
+    await next.receipt('joined');
+    next.send('SEND', { destination: '/producer/publish/in', receipt: 'more' }, canonical('in-1', 'k', 1));
+    await next.receipt('more');
+    expect((await next.next('MESSAGE')).headers['message-id']).toBe('in-1');
+    next.close();
   });
 });
