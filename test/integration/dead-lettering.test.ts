@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { canonical, RawStompClient, readTopic } from '../helpers/clients.js';
+import { canonical, WAIT, RawStompClient, readTopic } from '../helpers/clients.js';
 import { call, committedOffset, describeGroup, httpBase, storedCount } from '../helpers/http.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 
@@ -42,7 +42,7 @@ describe('dead-lettering that cannot loop: durable delivery counts', () => {
         ['fine-2', undefined],
       ]);
       consumer.close();
-      await vi.waitFor(async () => expect((await describeGroup(httpBase(server.httpPort), 'workers'))!.members).toEqual([]));
+      await vi.waitFor(async () => expect((await describeGroup(httpBase(server.httpPort), 'workers'))!.members).toEqual([]), WAIT);
     }
     const survivor = await RawStompClient.session(server.stompPort);
     survivor.send('SUBSCRIBE', { id: 's', destination: '/group/workers/jobs', ack: 'client-individual', 'prefetch-count': '10' });
@@ -101,7 +101,7 @@ describe('dead-lettering that cannot loop: durable delivery counts', () => {
     expect(dead!.messageId).toBe('poison');
     expect(JSON.parse(dead!.body.toString()).message).toBe('body of poison');
     // The group is past both: nothing is lost, and the poison is not delivered again.
-    await vi.waitFor(async () => expect(await committedOffset(httpBase(server.httpPort), 'workers', 'jobs', 0)).toBe(2));
+    await vi.waitFor(async () => expect(await committedOffset(httpBase(server.httpPort), 'workers', 'jobs', 0)).toBe(2), WAIT);
     expect(survivor.all('MESSAGE')).toHaveLength(1);
     survivor.close();
   });
@@ -112,14 +112,14 @@ describe('dead-lettering that cannot loop: durable delivery counts', () => {
     expect((await crashOnNext(server))['delivery-count']).toBeUndefined();
     expect((await crashOnNext(server))['delivery-count']).toBe('2');
     // The broker saw the crash (the member is gone) before it stops.
-    await vi.waitFor(async () => expect((await describeGroup(httpBase(server.httpPort), 'workers'))!.members).toEqual([]));
+    await vi.waitFor(async () => expect((await describeGroup(httpBase(server.httpPort), 'workers'))!.members).toEqual([]), WAIT);
     const { dataDir } = server;
     await server.close();
     const restarted = await servers.start(settings, dataDir);
     expect((await crashOnNext(restarted))['delivery-count']).toBe('3');
     const survivor = await RawStompClient.session(restarted.stompPort);
     survivor.send('SUBSCRIBE', { id: 's', destination: '/group/workers/jobs', ack: 'client-individual' });
-    await vi.waitFor(async () => expect(await storedCount(httpBase(restarted.httpPort), 'jobs.DLQ')).toBe(1));
+    await vi.waitFor(async () => expect(await storedCount(httpBase(restarted.httpPort), 'jobs.DLQ')).toBe(1), WAIT);
     expect(survivor.all('MESSAGE')).toEqual([]);
     expect((await readTopic(restarted, 'jobs.DLQ')).map((m) => m.messageId)).toEqual(['poison']);
     survivor.close();

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { canonical, RawStompClient, until } from '../helpers/clients.js';
+import { canonical, WAIT, RawStompClient, until } from '../helpers/clients.js';
 import { call, committedOffset, httpBase, storedCount } from '../helpers/http.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 
@@ -109,7 +109,7 @@ describe('message time-to-live (expires and ttl headers, topics.ttlMs)', () => {
     consumer.send('SUBSCRIBE', { id: 'g', destination: '/group/pushed/ttl', ack: 'client-individual' });
     await until('two messages', () => consumer.all('MESSAGE').length >= 2);
     for (const frame of consumer.all('MESSAGE')) consumer.send('ACK', { id: frame.headers.ack });
-    await vi.waitFor(async () => expect(await committedOffset(base, 'pushed', 'ttl', 0)).toBe(3));
+    await vi.waitFor(async () => expect(await committedOffset(base, 'pushed', 'ttl', 0)).toBe(3), WAIT);
     expect((await call(base, 'POST', '/v1/groups/pulled/members', { member: 'm', topics: ['ttl'] })).status).toBe(200);
     const pulled = await call(base, 'POST', '/v1/groups/pulled/members/m/pull', { maxWaitMs: 2000 });
     expect(pulled.body.records.map((r: { messageId: string }) => r.messageId)).toEqual(['kept', 'later']);
@@ -118,7 +118,7 @@ describe('message time-to-live (expires and ttl headers, topics.ttlMs)', () => {
     plain.send('SUBSCRIBE', { id: 'g', destination: '/group/plain/ttl', ack: 'client-individual' });
     await until('two messages', () => plain.all('MESSAGE').length >= 2);
 
-    await vi.waitFor(async () => expect(await storedCount(base, 'ttl.DLQ')).toBe(2));
+    await vi.waitFor(async () => expect(await storedCount(base, 'ttl.DLQ')).toBe(2), WAIT);
     const reader = await RawStompClient.session(server.stompPort);
     reader.send('SUBSCRIBE', { id: 'dlq', destination: '/topic/ttl.DLQ', from: 'earliest' });
     await until('two dead letters', () => reader.all('MESSAGE').length >= 2);
