@@ -247,9 +247,22 @@ export class GroupCoordinator {
   /**
    * Offsets to commit as part of a transaction, checked when it is decided (see
    * TransactionalOffsetCommit): for partitions the member owns, in `generation` if one is named.
+   * A pull consumer's (`pulled`) is refused in a group that auto-commits its pulls: those commits
+   * would pass inputs whose outputs the transaction has not stored.
    */
-  offsetsInTransaction(memberName: string, source: TransactionOffsetSource, generation?: number): TransactionalOffsetCommit {
-    return new TransactionalOffsetCommit(this.membership.member(memberName), source, this.store, generation);
+  offsetsInTransaction(
+    memberName: string,
+    source: TransactionOffsetSource,
+    options: { generation?: number; pulled?: boolean } = {},
+  ): TransactionalOffsetCommit {
+    const member = this.membership.member(memberName);
+    if (options.pulled === true && member.group.settings.autoCommitIntervalMs > 0) {
+      throw new RillError(
+        'invalid-request',
+        `group "${member.group.name}" auto-commits pulled messages, which would commit past inputs this transaction has not stored the outputs of: create the group with autoCommitIntervalMs 0`,
+      );
+    }
+    return new TransactionalOffsetCommit(member, source, this.store, options.generation);
   }
 
   /** At start-up: the offsets of a transaction decided before a crash, committed unless a later commit passed them. */

@@ -254,6 +254,24 @@ describe('exactly-once processing for pull consumers: offsets and publishes in o
     expect(await committed(server, 'pullers', 'in', 0)).toBe(0);
   });
 
+  it('refuses offsets in a transaction for a group that auto-commits its pulls, storing nothing', async () => {
+    const server = await servers.start({ topics: { definitions: [{ name: 'in', partitions: 1 }] } });
+    await publish(server, 'in', [{ id: 'm0', key: 'a' }]);
+    const base = httpBase(server.httpPort);
+    expect((await call(base, 'POST', '/v1/groups', { group: 'auto', resetPolicy: 'earliest', autoCommitIntervalMs: 60_000 })).status).toBe(200);
+    const joined = await call(base, 'POST', '/v1/groups/auto/members', { member: 'a1', topics: ['in'] });
+    const refused = await call(base, 'POST', '/v1/groups/auto/members/a1/transaction', {
+      generation: joined.body.generation,
+      offsets: [{ topic: 'in', partition: 0, offset: 1 }],
+      publishes: [{ topic: 'out', body: JSON.stringify({ key: 'a', message: { from: 'm0' } }) }],
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe('invalid-request');
+    expect(refused.body.error.message).toContain('auto-commits');
+    expect(await storedCount(base, 'out')).toBe(0);
+    expect(await committed(server, 'auto', 'in', 0)).toBe(0);
+  });
+
   it('takes the same request over STOMP, at /request/transact', async () => {
     const server = await servers.start({ topics: { definitions: [{ name: 'in', partitions: 1 }] } });
     await publish(server, 'in', [{ id: 'm0', key: 'a' }]);

@@ -65,12 +65,10 @@ class RequestTicket implements DeduplicatedTicket {
 
 /** Runs a `transact` request: every publish and offset commit stored together, or none. */
 export async function transact(publisher: Publisher, coordinator: GroupCoordinator, input: TransactInput): Promise<TransactAnswer> {
-  if (input.offsets.length > 0 && coordinator.group(coordinator.heartbeat(input.member).group).settings.autoCommitIntervalMs > 0) {
-    throw new RillError(
-      'invalid-request',
-      'the group auto-commits pulled messages, which would commit past inputs this transaction has not stored the outputs of: create the group with autoCommitIntervalMs 0',
-    );
-  }
+  const offsets =
+    input.offsets.length === 0
+      ? []
+      : [coordinator.offsetsInTransaction(input.member, { offsets: () => input.offsets }, { generation: input.generation, pulled: true })];
   const requests: PublishRequest[] = input.publishes.map((publish, index) => {
     try {
       return publisher.prepare(publish.topic, { ...publish.headers }, Buffer.from(publish.body, 'utf8'), randomUUID);
@@ -79,7 +77,6 @@ export async function transact(publisher: Publisher, coordinator: GroupCoordinat
       throw new RillError(error.code, `nothing was committed: publishes[${index}]: ${error.message}`);
     }
   });
-  const offsets = input.offsets.length === 0 ? [] : [coordinator.offsetsInTransaction(input.member, { offsets: () => input.offsets }, input.generation)];
   const tickets = requests.map((request) => new RequestTicket(request.partition));
   await publisher.transact(requests, tickets, offsets);
   return {

@@ -55,6 +55,24 @@ describe('long polls on fake time', () => {
     expect(second.records.map((r) => r.offset)).toEqual([4]);
   });
 
+  it('makes a new owner wait for offsets a transaction is committing, then start from them', async () => {
+    const { log, store, coordinator } = await startCoordinator();
+    log.createTopic('t', 1);
+    for (let i = 0; i < 5; i++) log.append('t', 0, { value: `v${i}` });
+    await coordinator.join('g', 'm', { topics: ['t'] });
+    const tp = { topic: 't', partition: 0 };
+    // The previous owner's transaction is being decided: its offset is pending.
+    const release = store.hold('g', [tp]);
+    const pull = track(coordinator.pull('m', { maxWaitMs: 0 }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pull.done).toBe(false);
+    await store.commitForward('g', [{ ...tp, offset: 3 }]);
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pull.done).toBe(true);
+    expect(pull.value!.records.map((r) => r.offset)).toEqual([3, 4]);
+  });
+
   it('steps over transaction markers: never pulled as messages, and the position moves past them', async () => {
     const { clock, log, coordinator } = await startCoordinator();
     log.createTopic('t', 1);
