@@ -6,7 +6,9 @@
 //   cli -> server -> gateway -> coordinator -> broker -> storage
 //
 // A layer may import the layers below it, never those above. protocol, config, logging and errors
-// are leaves: anyone may import them, and they import none of the layers.
+// are leaves: anyone may import them, and they import none of the layers. security stands beside
+// the path (principals, passwords, tokens, ACL rules): the front doors (gateway, server, cli) ask
+// it, and it imports only the leaves.
 
 /** `^src/(a|b|c)/`: a path in one of these top-level folders. */
 const inFolders = (...folders) => `^src/(${folders.join('|')})/`;
@@ -71,6 +73,12 @@ module.exports = {
       to: { path: inFolders('server') },
     },
     layer('gateway', 'gateway', ['server', 'cli'], 'gateway is below server'),
+    layer(
+      'security',
+      'security',
+      ['storage', 'broker', 'coordinator', 'gateway', 'server', 'cli'],
+      'security is beside the data path: it knows principals and rules, and the front doors ask it',
+    ),
     layer('coordinator', 'coordinator', ['gateway', 'server', 'cli'], 'coordinator is below gateway'),
     layer('broker', 'broker', ['coordinator', 'gateway', 'server', 'cli'], 'broker is below coordinator'),
     layer('storage', 'storage', ['broker', 'coordinator', 'gateway', 'server', 'cli'], 'storage is the bottom layer'),

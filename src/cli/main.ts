@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../logging/index.js';
 import { type RillServer, StartupError, startServer } from '../server/index.js';
 import { runDumpSegment } from './dump-segment.js';
 import { runMigrate } from './migrate.js';
+import { runPasswd } from './passwd.js';
 import { runTail } from './tail.js';
 
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -23,7 +24,11 @@ const USAGE = `Usage:
   rill start [--config FILE] [--data-dir DIR] [--http-port N] [--stomp-port N] [--host HOST]
              [--workers N] [--log-level LEVEL]
       Runs the broker. Flags override the config file (default: config/default.json).
-      A port of 0 picks a free port; the chosen ports are logged.
+      A port of 0 picks a free port; the chosen ports are logged. SIGHUP reloads the config
+      file's auth section (users, tokens, ACLs) without dropping connections.
+
+  rill passwd
+      Reads a password on standard input and prints the hash to put in auth.users.
 
   rill tail <topic> [--url ws://127.0.0.1:8080/stomp] [--from earliest|latest|offset:N|timestamp:MS]
             [--partition P] [--no-follow] [--json]
@@ -50,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
       return runMigrate(rest);
     case 'dump-segment':
       return runDumpSegment(rest);
+    case 'passwd':
+      return runPasswd(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -110,6 +117,15 @@ async function start(argv: string[]): Promise<number> {
     return startFailed(error, logger);
   }
   logger.info({ httpPort: server.httpPort, stompPort: server.stompPort }, 'ready');
+  // SIGHUP: users, tokens and ACLs are read again from the config file; other settings need a restart.
+  process.on('SIGHUP', () => {
+    try {
+      server.reloadAuth(loadConfig(configFile, overrides).auth);
+      logger.info({ configFile: configFile ?? 'default' }, 'reloaded users, tokens and ACLs');
+    } catch (error) {
+      logger.error({ err: error instanceof ConfigError ? error.message : error }, 'reload failed: the previous users, tokens and ACLs stay in force');
+    }
+  });
   // On SIGTERM, SIGINT (and the other termination signals) or an uncaught error: close, then
   // exit (0 after a signal, 1 after an error). A second signal, or a close that takes longer than
   // the delay, exits at once.

@@ -5,5 +5,8 @@ export {
   type RillConfigInput,
   type StompConfig,
   type StorageConfig,
+  type AuthConfig,
+  type AclRule,
+  type AclOperation,
 } from './schema.js';
 export { loadConfig, parseConfig, resolveDataDir, ConfigError, DEFAULT_CONFIG_FILE, type ConfigOverrides } from './load.js';

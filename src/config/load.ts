@@ -57,7 +57,22 @@ function checkConfig(input: unknown, source: string, flags: Map<string, string>)
     if (names.has(topic.name)) throw new ConfigError(`${source}: topic "${topic.name}" is defined twice`);
     names.add(topic.name);
   }
-  return { ...config, brokers: { ...config.brokers, workers: config.brokers.workers ?? defaultWorkerCount() } };
+  const { auth } = config;
+  const authenticated = auth.users.length > 0 || auth.tokens !== undefined;
+  const host = config.server.host ?? (authenticated || auth.allowAnonymous ? '0.0.0.0' : '127.0.0.1');
+  if (!authenticated && !auth.allowAnonymous && !isLoopback(host)) {
+    const blame = flags.get('server.host') ?? `server.host "${host}" in ${source}`;
+    throw new ConfigError(
+      `${blame} lets other machines connect, but no users are configured, so anyone could: ` +
+        'configure auth.users (or auth.tokens), or set auth.allowAnonymous to true to let anyone in',
+    );
+  }
+  return { ...config, server: { ...config.server, host }, brokers: { ...config.brokers, workers: config.brokers.workers ?? defaultWorkerCount() } };
+}
+
+/** An address only this machine can reach. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Reads a JSON config file (the shipped default when none is named) and applies overrides. */

@@ -19,11 +19,22 @@ export const topicName = z
 
 const server = z
   .object({
-    host: z.string().min(1).default('0.0.0.0'),
+    /**
+     * The interface both listeners bind. Unset: every interface (0.0.0.0) when clients must
+     * authenticate (auth.users or auth.tokens) or auth.allowAnonymous says anyone may connect,
+     * else the loopback only (127.0.0.1).
+     */
+    host: z.string().min(1).optional(),
     httpPort: port.default(8080),
     stompPort: port.default(61613),
     maxConnections: z.number().int().min(1).default(10_000),
     websocketPaths: z.array(z.string().startsWith('/')).min(1).default(['/stomp', '/producer']),
+    /**
+     * Origins (`https://app.example.com`, or `*`) whose browser pages may open WebSockets and call
+     * the HTTP API (CORS), besides the broker's own host; clients that send no Origin (Node,
+     * Python, Java) are not affected.
+     */
+    allowedOrigins: z.array(z.union([z.literal('*'), z.url()])).default([]),
   })
   .strict();
 
@@ -263,6 +274,71 @@ const limits = z
   })
   .strict();
 
+/** What an ACL rule may allow or deny; `all` is every one of them. */
+export const ACL_OPERATIONS = ['produce', 'consume', 'join', 'create', 'delete', 'alter', 'reset', 'describe', 'all'] as const;
+
+const aclRule = z
+  .object({
+    effect: z.enum(['allow', 'deny']).default('allow'),
+    /** `user:<name>`, `role:<role>`, or `*` (everyone, the anonymous included). */
+    principal: z.string().regex(/^(\*|user:.+|role:.+)$/, 'a principal is "user:<name>", "role:<role>" or "*"'),
+    /** `topic:<pattern>`, `group:<pattern>` (a pattern may hold `*` wildcards: `orders.*`), or `cluster`. */
+    resource: z.string().regex(/^(cluster|topic:.+|group:.+)$/, 'a resource is "topic:<pattern>", "group:<pattern>" or "cluster"'),
+    operations: z.array(z.enum(ACL_OPERATIONS)).min(1),
+  })
+  .strict();
+
+const auth = z
+  .object({
+    /**
+     * Without users or tokens: let anyone connect on every interface (logged as a warning). With
+     * them: a client that gives no credentials connects as the principal `user:anonymous`, which
+     * the ACLs may grant rights to.
+     */
+    allowAnonymous: z.boolean().default(false),
+    /** Users with passwords; `rill passwd` makes a password's hash. */
+    users: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[^:\s]{1,128}$/, 'a user name is 1 to 128 characters, without spaces or ":"'),
+            passwordHash: z.string().startsWith('scrypt$', 'a password hash is made by `rill passwd` (scrypt$...)'),
+            roles: z.array(z.string().min(1)).default([]),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** JSON Web Tokens, given as the CONNECT passcode or as `Authorization: Bearer` on HTTP. */
+    tokens: z
+      .object({
+        /** An HMAC secret (HS256/384/512), at least 32 characters. */
+        secret: z.string().min(32).optional(),
+        /** A JWKS file of public keys (RS*, PS*, ES*, EdDSA). */
+        jwksFile: z.string().min(1).optional(),
+        /** A JWKS URL of public keys, fetched and cached. */
+        jwksUrl: z.url().optional(),
+        issuer: z.string().min(1).optional(),
+        audience: z.string().min(1).optional(),
+        /** The claim that names the user. */
+        userClaim: z.string().min(1).default('sub'),
+        /** The claim that lists the user's roles (an array, or a space-separated string). */
+        rolesClaim: z.string().min(1).default('roles'),
+        clockToleranceSeconds: z.number().int().min(0).max(300).default(5),
+      })
+      .strict()
+      .refine(
+        (t) => [t.secret, t.jwksFile, t.jwksUrl].filter((k) => k !== undefined).length === 1,
+        'auth.tokens needs exactly one of secret, jwksFile, jwksUrl',
+      )
+      .optional(),
+    /** Access rules: deny wins over allow; with authentication on, what no rule allows is denied. */
+    acls: z.array(aclRule).default([]),
+    /** CONNECTs and HTTP requests with bad credentials one remote address may make per minute before it is refused at once. */
+    failedLoginsPerMinute: z.number().int().min(1).default(10),
+  })
+  .strict()
+  .refine((a) => new Set(a.users.map((u) => u.name)).size === a.users.length, 'a user is listed twice in auth.users');
+
 export const configSchema = z
   .object({
     server: server.prefault({}),
@@ -272,6 +348,7 @@ export const configSchema = z
     topics: topics.prefault({}),
     coordinator: coordinator.prefault({}),
     limits: limits.prefault({}),
+    auth: auth.prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
@@ -281,9 +358,16 @@ export const configSchema = z
 
 export type RillConfigInput = z.input<typeof configSchema>;
 type ParsedConfig = z.output<typeof configSchema>;
-export type RillConfig = Omit<ParsedConfig, 'brokers'> & { brokers: Omit<ParsedConfig['brokers'], 'workers'> & { workers: number } };
+/** The checked configuration, with what depends on other settings worked out (the workers, the host). */
+export type RillConfig = Omit<ParsedConfig, 'brokers' | 'server'> & {
+  brokers: Omit<ParsedConfig['brokers'], 'workers'> & { workers: number };
+  server: Omit<ParsedConfig['server'], 'host'> & { host: string };
+};
 export type StompConfig = RillConfig['stomp'];
 export type StorageConfig = RillConfig['storage'];
+export type AuthConfig = RillConfig['auth'];
+export type AclRule = AuthConfig['acls'][number];
+export type AclOperation = (typeof ACL_OPERATIONS)[number];
 
 export function defaultWorkerCount(): number {
   return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);

@@ -97,6 +97,11 @@ export class GroupCoordinator {
     return this.membership.group(name);
   }
 
+  /** The group a member belongs to, without counting as a heartbeat (undefined: no such member). */
+  groupOfMember(memberName: string): string | undefined {
+    return this.membership.groupOf(memberName);
+  }
+
   listGroups(): GroupState[] {
     return this.membership.listGroups();
   }

@@ -153,6 +153,11 @@ export class Membership {
     return true;
   }
 
+  /** The group of the member named so (undefined for no such member); it does not count as hearing from it. */
+  groupOf(memberName: string): string | undefined {
+    return this.members.get(memberName)?.group.name;
+  }
+
   /** The member named so, which is heard from now (every request counts as a heartbeat). */
   member(name: string): Member {
     const member = this.members.get(name);

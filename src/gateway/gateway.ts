@@ -5,6 +5,7 @@ import type { RillConfig } from '../config/index.js';
 import type { GroupCoordinator } from '../coordinator/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
+import type { Security } from '../security/index.js';
 import type { TransactionCoordinator } from '../transactions/index.js';
 import { Publisher } from './publishing/index.js';
 import type { SessionServices } from './stomp/command-context.js';
@@ -31,6 +32,7 @@ export class Gateway {
     coordinator: GroupCoordinator,
     private readonly logger: Logger,
     serverName: string,
+    readonly security: Security,
     transactions?: TransactionCoordinator,
   ) {
     this.services = {
@@ -41,6 +43,7 @@ export class Gateway {
       log: broker,
       coordinator,
       logger,
+      security,
       connectionHighWaterBytes: config.limits.connectionHighWaterBytes,
       autoCreatePerMinute: config.limits.autoCreatePerMinute,
     };

@@ -3,10 +3,11 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { Broker } from '../broker/index.js';
-import type { RillConfig } from '../config/index.js';
+import type { AuthConfig, RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
 import { TransactionCoordinator } from '../transactions/index.js';
 import { Gateway, httpRoutes } from '../gateway/index.js';
+import { OriginPolicy, Security, SecuritySettingError } from '../security/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError, LegacyDataFormatError } from '../storage/index.js';
 
@@ -19,6 +20,8 @@ export interface RillServer {
   readonly broker: Broker;
   readonly gateway: Gateway;
   readonly coordinator: GroupCoordinator;
+  /** Replaces users, tokens and ACLs; connections lose at once what they may no longer do. */
+  reloadAuth(auth: AuthConfig): void;
   /** Stops accepting, lets stored-but-unanswered publishes finish, closes sessions and the broker. */
   close(): Promise<void>;
 }
@@ -127,7 +130,10 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
   started.push(() => transactions.close());
   await transactions.recover();
   broker.startDeduplication();
-  const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME, transactions);
+  const security = startSecurity(config, logger);
+  announceAccess(config, security, logger);
+  const origins = new OriginPolicy(config.server.allowedOrigins);
+  const gateway = new Gateway(config, broker, coordinator, logger, SERVER_NAME, security, transactions);
   const paths = new Set(config.server.websocketPaths);
 
   const webSockets = new WebSocketServer({
@@ -140,11 +146,19 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
     handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
   const router = httpRoutes();
-  const httpServer = http.createServer((request, response) => void router.handle({ broker, coordinator, publisher: gateway.publisher }, request, response));
+  const httpServices = { broker, coordinator, publisher: gateway.publisher, security, origins };
+  const httpServer = http.createServer((request, response) => void router.handle(httpServices, request, response));
   httpServer.on('upgrade', (request, socket: net.Socket, head) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (!paths.has(path)) {
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    // A browser page of another origin may not open a connection that carries the user's cookies and network position.
+    if (!origins.allows(request.headers.origin, request.headers.host)) {
+      security.audit.warn({ remote: socket.remoteAddress, origin: request.headers.origin }, 'WebSocket from a foreign origin refused');
+      const reason = 'origin not allowed (server.allowedOrigins)';
+      socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length}\r\n\r\n${reason}`);
       return;
     }
     webSockets.handleUpgrade(request, socket, head, (webSocket) => gateway.acceptWebSocket(webSocket, socket));
@@ -186,6 +200,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
     broker,
     gateway,
     coordinator,
+    reloadAuth: (auth) => security.reload(auth),
     close: () => {
       closing ??= (async () => {
         // Stop accepting; stop handling frames; answer every frame already read (publishes once
@@ -211,6 +226,33 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
       return closing;
     },
   };
+}
+
+function startSecurity(config: RillConfig, logger: Logger): Security {
+  try {
+    return new Security(config.auth, logger);
+  } catch (error) {
+    if (error instanceof SecuritySettingError) throw new StartupError(error.problem, error.setting);
+    throw error;
+  }
+}
+
+/** Says at start-up who may connect, and warns when anyone may. */
+function announceAccess(config: RillConfig, security: Security, logger: Logger): void {
+  const { auth, server } = config;
+  if (security.enabled) {
+    logger.info(
+      { users: auth.users.length, tokens: auth.tokens !== undefined, acls: auth.acls.length, allowAnonymous: auth.allowAnonymous },
+      'authentication on',
+    );
+  } else if (auth.allowAnonymous) {
+    logger.warn({ host: server.host }, 'authentication off (auth.allowAnonymous): anyone who can reach the broker may use it');
+  } else {
+    logger.info(
+      { host: server.host },
+      'no users configured: authentication is off and the broker listens on this machine only; configure auth.users to open it',
+    );
+  }
 }
 
 /** Starts the broker; a data directory in the old record format is the operator's to convert, with the command named. */

@@ -3,16 +3,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
-import { canonical, connectStompJs, publishWithReceipt } from '../helpers/clients.js';
+import { describe, expect, it, vi } from 'vitest';
+import { canonical, connectStompJs, publishWithReceipt, WAIT } from '../helpers/clients.js';
 import { exited, useChildServers } from '../helpers/child-server.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
 const ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 
-function rill(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  return run(process.execPath, ['--import', 'tsx', ENTRY, ...args], { timeout: 20_000 }).then(
+function rill(args: string[], stdin?: string): Promise<{ stdout: string; stderr: string; code: number }> {
+  const running = run(process.execPath, ['--import', 'tsx', ENTRY, ...args], { timeout: 20_000 });
+  if (stdin !== undefined) running.child.stdin!.end(stdin);
+  return running.then(
     ({ stdout, stderr }) => ({ stdout, stderr, code: 0 }),
     (error: { stdout: string; stderr: string; code: number }) => ({ stdout: error.stdout, stderr: error.stderr, code: error.code }),
   );
@@ -85,5 +87,31 @@ describe('rill command', () => {
     const result = await rill(['tail', 'nothing-here', '--url', `ws://127.0.0.1:${server.httpPort}/stomp`, '--no-follow']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/topic "nothing-here" does not exist/);
+  });
+
+  it('passwd hashes a password read on stdin; the broker takes it, and SIGHUP reloads users without a restart', async () => {
+    const hashed = await rill(['passwd'], 'open sesame\n');
+    expect(hashed.code).toBe(0);
+    const passwordHash = hashed.stdout.trim();
+    expect(passwordHash).toMatch(/^scrypt\$/);
+    expect(passwordHash).not.toContain('open sesame');
+    expect((await rill(['passwd', 'open sesame'])).code).toBe(2);
+
+    const configFile = path.join(tempDir(), 'rill.json');
+    const config = (users: unknown[]) => ({
+      auth: { users, acls: [{ principal: 'role:admin', resource: 'topic:*', operations: ['all'] }] },
+    });
+    fs.writeFileSync(configFile, JSON.stringify(config([{ name: 'ops', passwordHash, roles: ['admin'] }])));
+    const server = await startChild(tempDir(), { args: ['--config', configFile] });
+    const url = `ws://127.0.0.1:${server.httpPort}/stomp`;
+    const ops = await connectStompJs(url, { login: 'ops', passcode: 'open sesame' });
+    await publishWithReceipt(ops, '/producer/publish/secured', canonical('s-1', 'k', 'x'));
+
+    // The user is removed from the file; SIGHUP ends its connection with an ERROR.
+    fs.writeFileSync(configFile, JSON.stringify(config([])));
+    server.process.kill('SIGHUP');
+    await vi.waitFor(() => expect(ops.errors.map((e) => e.headers.message)).toContain('user "ops" may no longer connect'), WAIT);
+    expect(server.logs.some((line) => line.includes('reloaded users, tokens and ACLs'))).toBe(true);
+    await ops.deactivate();
   });
 });

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { fetchOptions, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
 import { transact, transactInput } from '../publishing/index.js';
-import { HttpRouter, JsonAnswer, RawAnswer, type HttpContext, type RouteHandler } from './router.js';
+import { CLUSTER, topicResource, type AccessNeed, type Resource } from '../../security/index.js';
+import { memberNeeds, operationNeeds, visibleGroups, type GroupList } from '../access.js';
+import { HttpRouter, JsonAnswer, RawAnswer, type HttpContext, type RouteAccess, type RouteHandler } from './router.js';
 import { recordBatchesAnswer } from './record-batches-answer.js';
 import { seedRoutes } from './seed-routes.js';
 
@@ -19,6 +21,17 @@ const withPath =
   (name: OperationName): RouteHandler =>
   (context, params, body) =>
     runOperation(name, context, { ...(body as object), ...params });
+
+/** What an operation needs, from the body's fields and the path's (the same as the handler reads). */
+const operationAccess =
+  (name: OperationName): RouteAccess =>
+  ({ coordinator }, params, body) =>
+    operationNeeds(coordinator, name, { ...(body as object), ...params });
+
+/** A member's request: its group, and the topics it subscribes to. */
+const memberAccess: RouteAccess = ({ coordinator }, { member }) => memberNeeds(coordinator, member!);
+
+const describe = (resource: Resource): AccessNeed[] => [{ operation: 'describe', resource }];
 
 /** Checks that the member in the path belongs to the group in the path. */
 function checkMember(coordinator: GroupCoordinator, group: string, member: string): void {
@@ -51,47 +64,81 @@ export function httpRoutes(): HttpRouter {
   const router = new HttpRouter();
   const { route } = router;
   // 503 while a broker worker is down, reopening its partitions or crash-looping, naming it and why.
-  route('GET', '/health', ({ broker }) => {
+  route('GET', '/health', 'public', ({ broker }) => {
     const health = broker.health();
     return health.status === 'ok' ? health : new JsonAnswer(503, health);
   });
-  route('GET', '/v1/stats', ({ broker }) => {
-    const memory = process.memoryUsage();
-    return {
-      uptimeSeconds: Math.round(process.uptime()),
-      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers },
-      inflightBytes: broker.inflightBytes,
-      topics: broker.topics.listPublic().length,
-    };
-  });
-  route('GET', '/v1/topics', ({ broker }) => ({
-    topics: broker.topics.listPublic().map((t) => ({ name: t.name, partitions: t.partitions })),
-  }));
-  route('GET', '/v1/topics/:topic', async ({ broker }, { topic: name }) => {
-    const topic = broker.topics.get(name!);
-    if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
-    const partitions = await Promise.all(
-      topic.partitionIds.map(async (_, partition) => {
-        const { logStartOffset, logEndOffset } = await broker.offsets(topic, partition);
-        return { partition, logStartOffset, logEndOffset };
-      }),
-    );
-    return { name: topic.name, partitions };
-  });
-  route('POST', '/v1/topics/:topic/partitions', ({ broker }, { topic: name }, body) => {
-    const topic = broker.topics.get(name!);
-    if (topic === undefined || name!.startsWith('__')) throw new RillError('unknown-topic', `no topic "${name}"`);
-    const parsed = growTopic.safeParse(body);
-    if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
-    const grown = broker.topics.addPartitions(topic.name, parsed.data.partitions);
-    return { name: grown.name, partitions: grown.partitions };
-  });
-  route('GET', '/v1/groups', (context) => runOperation('list-groups', context, {}));
-  route('POST', '/v1/groups', withPath('create-group'));
-  route('GET', '/v1/groups/:group', withPath('describe-group'));
-  route('GET', '/v1/groups/:group/lag', withPath('lag'));
-  route('POST', '/v1/groups/:group/offsets/reset', withPath('reset-offsets'));
-  route('POST', '/v1/groups/:group/members', withPath('join'));
+  route(
+    'GET',
+    '/v1/stats',
+    () => describe(CLUSTER),
+    ({ broker }) => {
+      const memory = process.memoryUsage();
+      return {
+        uptimeSeconds: Math.round(process.uptime()),
+        memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers },
+        inflightBytes: broker.inflightBytes,
+        topics: broker.topics.listPublic().length,
+      };
+    },
+  );
+  // Lists only the topics the caller may describe.
+  route(
+    'GET',
+    '/v1/topics',
+    () => [],
+    ({ broker, rights }) => ({
+      topics: broker.topics
+        .listPublic()
+        .filter((t) => rights.may('describe', topicResource(t.name)))
+        .map((t) => ({ name: t.name, partitions: t.partitions })),
+    }),
+  );
+  route(
+    'GET',
+    '/v1/topics/:topic',
+    (_context, { topic }) => describe(topicResource(topic!)),
+    async ({ broker }, { topic: name }) => {
+      const topic = broker.topics.get(name!);
+      if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
+      const partitions = await Promise.all(
+        topic.partitionIds.map(async (_, partition) => {
+          const { logStartOffset, logEndOffset } = await broker.offsets(topic, partition);
+          return { partition, logStartOffset, logEndOffset };
+        }),
+      );
+      return { name: topic.name, partitions };
+    },
+  );
+  route(
+    'POST',
+    '/v1/topics/:topic/partitions',
+    (_context, { topic }) => [{ operation: 'alter', resource: topicResource(topic!) }],
+    ({ broker }, { topic: name }, body) => {
+      const topic = broker.topics.get(name!);
+      if (topic === undefined || name!.startsWith('__')) throw new RillError('unknown-topic', `no topic "${name}"`);
+      const parsed = growTopic.safeParse(body);
+      if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+      const grown = broker.topics.addPartitions(topic.name, parsed.data.partitions);
+      return { name: grown.name, partitions: grown.partitions };
+    },
+  );
+  // Lists only the groups the caller may describe.
+  route(
+    'GET',
+    '/v1/groups',
+    () => [],
+    async (context) => visibleGroups(context.rights, (await runOperation('list-groups', context, {})) as GroupList),
+  );
+  for (const [method, path, operation] of [
+    ['POST', '/v1/groups', 'create-group'],
+    ['GET', '/v1/groups/:group', 'describe-group'],
+    ['GET', '/v1/groups/:group/lag', 'lag'],
+    ['POST', '/v1/groups/:group/offsets/reset', 'reset-offsets'],
+    ['POST', '/v1/groups/:group/members', 'join'],
+  ] as const) {
+    route(method, path, operationAccess(operation), withPath(operation));
+  }
   for (const [path, operation] of [
     ['subscription', 'subscribe'],
     ['heartbeat', 'heartbeat'],
@@ -100,18 +147,19 @@ export function httpRoutes(): HttpRouter {
     ['seek', 'seek'],
     ['reject', 'reject'],
   ] as const) {
-    route('POST', `/v1/groups/:group/members/:member/${path}`, memberOperation(operation));
+    route('POST', `/v1/groups/:group/members/:member/${path}`, operationAccess(operation), memberOperation(operation));
   }
-  route('DELETE', '/v1/groups/:group/members/:member', memberOperation('leave'));
+  route('DELETE', '/v1/groups/:group/members/:member', memberAccess, memberOperation('leave'));
   // Offsets and publishes committed together: the pull consumer's exactly-once step.
-  route('POST', '/v1/groups/:group/members/:member/transaction', ({ coordinator, publisher }, { group, member }, body) => {
+  // Each publish is checked as it is prepared: produce to its topic (and create it, if new).
+  route('POST', '/v1/groups/:group/members/:member/transaction', memberAccess, ({ coordinator, publisher, authorizePublish }, { group, member }, body) => {
     checkMember(coordinator, group!, member!);
     const parsed = transactInput.safeParse({ ...(body as object), member });
     if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
-    return transact(publisher, coordinator, parsed.data);
+    return transact(publisher, coordinator, parsed.data, authorizePublish);
   });
   // A pull that hands on the stored record batches, for clients that decode Kafka's format themselves.
-  route('POST', '/v1/groups/:group/members/:member/fetch', async ({ coordinator }, { group, member }, body) => {
+  route('POST', '/v1/groups/:group/members/:member/fetch', memberAccess, async ({ coordinator }, { group, member }, body) => {
     checkMember(coordinator, group!, member!);
     const parsed = fetchOptions.safeParse(body);
     if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
@@ -119,10 +167,11 @@ export function httpRoutes(): HttpRouter {
     return recordBatchesAnswer(view, partitions);
   });
   seedRoutes(route);
-  route('GET', '/examples', staticFile('/examples', new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
+  route('GET', '/examples', 'public', staticFile('/examples', new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
   route(
     'GET',
     '/examples/stomp.umd.min.js',
+    'public',
     staticFile('/examples/stomp.umd.min.js', new URL('../bundles/stomp.umd.min.js', import.meta.resolve('@stomp/stompjs')), 'text/javascript'),
   );
   return router;

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { GroupCoordinator, PulledRecord } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
-import type { RouteHandler } from './router.js';
+import { groupResource } from '../../security/index.js';
+import { memberNeeds } from '../access.js';
+import type { RouteAccess, RouteRegistrar } from './router.js';
 
 /*
  * The consumer endpoints of the seed system, with exactly the request shapes its consumer script
@@ -45,28 +47,38 @@ function seedMessage(record: Omit<PulledRecord, 'headers'>): object {
   };
 }
 
-export function seedRoutes(route: (method: string, path: string, handler: RouteHandler) => void): void {
+/** The seed's requests name the group, or the consumer (whose group and topics it acts in). */
+const groupAccess: RouteAccess = (_context, _params, body) => [
+  { operation: 'join', resource: groupResource(String((body as { consumer_group_name?: unknown }).consumer_group_name)) },
+];
+const consumerAccess: RouteAccess = ({ coordinator }, _params, body) => {
+  const { consumer_name, topic_list } = body as { consumer_name?: unknown; topic_list?: unknown };
+  const topics = typeof topic_list === 'string' ? topic_list.split(',').map((t) => t.trim()) : Array.isArray(topic_list) ? topic_list.map(String) : [];
+  return memberNeeds(coordinator, String(consumer_name), topics);
+};
+
+export function seedRoutes(route: RouteRegistrar): void {
   const coordinatorOf = (context: { coordinator: GroupCoordinator }) => context.coordinator;
-  route('POST', '/consumer-group/add', async (context, _params, body) => {
+  route('POST', '/consumer-group/add', groupAccess, async (context, _params, body) => {
     const { consumer_group_name } = parse(schemas.addGroup, body);
     const group = await coordinatorOf(context).createGroup(consumer_group_name);
     return { consumer_group_name: group.name, generation: group.generation };
   });
-  route('POST', '/consumer/register-consumer', async (context, _params, body) => {
+  route('POST', '/consumer/register-consumer', groupAccess, async (context, _params, body) => {
     const { consumer_group_name, consumer_name } = parse(schemas.register, body);
     return coordinatorOf(context).join(consumer_group_name, consumer_name);
   });
-  route('POST', '/consumer/subscribe-topic', (context, _params, body) => {
+  route('POST', '/consumer/subscribe-topic', consumerAccess, (context, _params, body) => {
     const { consumer_name, topic_list } = parse(schemas.subscribe, body);
     const added = (Array.isArray(topic_list) ? topic_list : topic_list.split(',')).map((t) => t.trim()).filter(Boolean);
     // The seed adds topics one call at a time; the /v1 API replaces the whole subscription.
     return coordinatorOf(context).addTopics(consumer_name, added);
   });
-  route('POST', '/consumer/heartbeat', (context, _params, body) => {
+  route('POST', '/consumer/heartbeat', consumerAccess, (context, _params, body) => {
     const { consumer_name } = parse(schemas.consumer, body);
     return coordinatorOf(context).heartbeat(consumer_name);
   });
-  route('POST', '/consumer/poll', async (context, _params, body) => {
+  route('POST', '/consumer/poll', consumerAccess, async (context, _params, body) => {
     const { consumer_name } = parse(schemas.consumer, body);
     const coordinator = coordinatorOf(context);
     const { records } = await coordinator.pull(consumer_name, { maxMessages: 1 });
@@ -76,12 +88,12 @@ export function seedRoutes(route: (method: string, path: string, handler: RouteH
     coordinator.rememberPolled(consumer_name, messageId, { topic: record.topic, partition: record.partition, offset: record.offset });
     return { ...seedMessage(record), messageId };
   });
-  route('POST', '/consumer/acknowledgement', async (context, _params, body) => {
+  route('POST', '/consumer/acknowledgement', consumerAccess, async (context, _params, body) => {
     const { consumer_name, message_id } = parse(schemas.acknowledge, body);
     const ref = await coordinatorOf(context).acknowledge(consumer_name, message_id);
     return { acknowledged: true, messageId: message_id, ...ref };
   });
-  route('POST', '/consumer/leave', (context, _params, body) => {
+  route('POST', '/consumer/leave', consumerAccess, (context, _params, body) => {
     const { consumer_name } = parse(schemas.consumer, body);
     coordinatorOf(context).leave(consumer_name);
     return { consumer_name, left: true };

@@ -41,6 +41,9 @@ const CONTROL_HEADERS = new Set([
 export type PublishRequest = PreparedMessage;
 
 /** A SEND that cannot be published; carries the messageID when it could be read first. */
+/** Whether a publisher may publish to a topic (and create it, if it is new): the refusal, or null. */
+export type PublishAuthorizer = (topic: string) => RillError | null;
+
 export class PublishError extends RillError {
   constructor(
     code: ErrorCode,
@@ -69,6 +72,8 @@ export function preparePublish(
   ttlOf: (topic: string) => number = () => 0,
   /** `limits.maxDelayMs`: the longest delay a message may ask for. */
   maxDelayMs: number = DEFAULT_MAX_DELAY_MS,
+  /** The publisher's rights: the refusal of publishing to (or creating) the topic, null when allowed. Asked before the topic is created. */
+  authorize?: PublishAuthorizer,
 ): PublishRequest {
   let key: string | null = headers.key ?? null;
   let messageId: string | null = headers['message-id'] ?? null;
@@ -97,6 +102,8 @@ export function preparePublish(
   const messageIdGiven = messageId !== null;
   messageId ??= fallbackMessageId();
 
+  const refusal = authorize?.(topicText) ?? null;
+  if (refusal !== null) throw new PublishError(refusal.code, `${refusal.message}`, messageId);
   const topic = resolveTopic(topics, topicText, messageId, quota);
   const timestamp = parseTimestamp(timestampInput, messageId);
   let partition: number;

@@ -10,7 +10,7 @@ import type { TransactionalOffsets, TransactionCoordinator } from '../../transac
 import { RillError } from '../../errors/index.js';
 import type { FrameHeaders } from '../../protocol/stomp/index.js';
 import type { Producer } from './producer.js';
-import { preparePublish, type PublishRequest } from './publish-request.js';
+import { preparePublish, type PublishAuthorizer, type PublishRequest } from './publish-request.js';
 import { PublishTicket, type ReceiptCountdown } from './publish-ticket.js';
 
 /**
@@ -34,10 +34,19 @@ export class Publisher {
     this.keyless = new KeylessPartitioner(keylessPartitioning);
   }
 
-  /** Throws PublishError with a reason the client can act on. */
-  /** `quota`: the connection's allowance for creating topics by naming them (limits.autoCreatePerMinute). */
-  prepare(topic: string, headers: FrameHeaders, body: Buffer, fallbackMessageId: () => string, quota?: CreationQuota): PublishRequest {
-    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota, this.ttlOf, this.maxDelayMs);
+  /**
+   * Throws PublishError with a reason the client can act on. `quota`: the connection's allowance
+   * for creating topics by naming them (limits.autoCreatePerMinute); `authorize`: the publisher's rights.
+   */
+  prepare(
+    topic: string,
+    headers: FrameHeaders,
+    body: Buffer,
+    fallbackMessageId: () => string,
+    quota?: CreationQuota,
+    authorize?: PublishAuthorizer,
+  ): PublishRequest {
+    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota, this.ttlOf, this.maxDelayMs, authorize);
   }
 
   /**

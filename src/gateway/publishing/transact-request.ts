@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { DeduplicatedTicket } from '../../broker/index.js';
 import type { GroupCoordinator } from '../../coordinator/index.js';
 import { RillError } from '../../errors/index.js';
-import { PublishError, type PublishRequest } from './publish-request.js';
+import { PublishError, type PublishAuthorizer, type PublishRequest } from './publish-request.js';
 import type { Publisher } from './publisher.js';
 
 const name = z.string().min(1).max(249);
@@ -64,14 +64,20 @@ class RequestTicket implements DeduplicatedTicket {
 }
 
 /** Runs a `transact` request: every publish and offset commit stored together, or none. */
-export async function transact(publisher: Publisher, coordinator: GroupCoordinator, input: TransactInput): Promise<TransactAnswer> {
+export async function transact(
+  publisher: Publisher,
+  coordinator: GroupCoordinator,
+  input: TransactInput,
+  /** The caller's rights to publish to each topic. */
+  authorize?: PublishAuthorizer,
+): Promise<TransactAnswer> {
   const offsets =
     input.offsets.length === 0
       ? []
       : [coordinator.offsetsInTransaction(input.member, { offsets: () => input.offsets }, { generation: input.generation, pulled: true })];
   const requests: PublishRequest[] = input.publishes.map((publish, index) => {
     try {
-      return publisher.prepare(publish.topic, { ...publish.headers }, Buffer.from(publish.body, 'utf8'), randomUUID);
+      return publisher.prepare(publish.topic, { ...publish.headers }, Buffer.from(publish.body, 'utf8'), randomUUID, undefined, authorize);
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
       throw new RillError(error.code, `nothing was committed: publishes[${index}]: ${error.message}`);

@@ -4,8 +4,9 @@ import type { GroupCoordinator } from '../../coordinator/index.js';
 import type { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
 import type { EscapeMode, Frame, HeaderInput } from '../../protocol/stomp/index.js';
+import type { Principal, PrincipalRights, Security } from '../../security/index.js';
 import type { TransactionalOffsets } from '../../transactions/index.js';
-import type { Publisher, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
+import type { PublishAuthorizer, Publisher, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
 import type { ErrorDetails } from './answer-queue.js';
 import type { DeliveryChannel } from './delivery-channel.js';
 import type { SubscriptionRegistry } from './subscription-registry.js';
@@ -19,10 +20,12 @@ export interface SessionServices {
   readonly stomp: StompConfig;
   readonly serverName: string;
   readonly publisher: Publisher;
-  readonly topics: Pick<TopicRegistry, 'resolve'>;
+  readonly topics: Pick<TopicRegistry, 'resolve' | 'get'>;
   readonly log: PartitionReader;
   readonly coordinator: GroupCoordinator;
   readonly logger: Logger;
+  /** Who may connect, and what each principal may do. */
+  readonly security: Security;
   /** limits.connectionHighWaterBytes: unsent bytes past which a connection is neither read from nor pushed MESSAGEs. */
   readonly connectionHighWaterBytes: number;
   /** limits.autoCreatePerMinute: topics one connection may create by naming them, per minute. */
@@ -54,6 +57,11 @@ export interface CommandContext {
   readonly topicQuota: CreationQuota;
   readonly version: EscapeMode;
   readonly isConnected: boolean;
+  /** What the connection's principal may do (once connected). */
+  readonly rights: PrincipalRights;
+  /** The connection's rights as the publish path asks them (publish to a topic, create it). */
+  readonly authorizePublish: PublishAuthorizer;
+  readonly remoteAddress: string;
   readonly services: SessionServices;
   readonly subscriptions: SubscriptionRegistry;
   readonly transactions: Transactions;
@@ -68,8 +76,12 @@ export interface CommandContext {
   fail(error: RillError, receipt?: string | null, details?: ErrorDetails): void;
   /** Keeps the place of the frame being handled for an answer given after asynchronous work. Call it while handling the frame. */
   later(receipt: string | null | undefined): LaterAnswer;
-  /** CONNECT succeeded: answers CONNECTED and starts heart-beats at the negotiated intervals. */
-  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number): void;
+  /** CONNECT succeeded, as `principal`: answers CONNECTED and starts heart-beats at the negotiated intervals. */
+  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal): void;
+  /** Frames read while `work` runs (checking a CONNECT's credentials) wait, unhandled and in order, until it is done. */
+  holdFrames(work: Promise<void>): void;
+  /** A fresh token for the connection's user: its rights and expiry follow the new token. */
+  renewPrincipal(principal: Principal): void;
   /**
    * Publishes one message of the frame being handled: a SEND (its RECEIPT, for `receipt`, once it
    * is stored) or one of a COMMIT's (the countdown's RECEIPT once all are; `receipt` is then null).

@@ -1,57 +1,52 @@
 import type { Transport } from '../transport/index.js';
 
 /** Why the server is not reading from a connection. */
-export type ReadPause = 'storage' | 'backlog';
+export type ReadPause = 'storage' | 'backlog' | 'authentication';
+const READ_PAUSES: readonly ReadPause[] = ['storage', 'backlog', 'authentication'];
 
 /**
  * Whether a session reads from its connection: the one owner of its transport's paused state.
- * Two reasons, independent of each other, hold reading: `storage`, while the broker holds more
- * unstored bytes than allowed (the gateway pauses every connection until it catches up), and
- * `backlog`, while this connection holds more unsent bytes than its high-water mark (its client
- * does not read what it is sent: answers to what it writes would pile up in memory). Reading
- * resumes when neither holds. Once the connection is closing the gate stays open, so that the
- * peer's end of the stream is seen and the socket can close.
+ * Independent reasons hold reading: `storage`, while the broker holds more unstored bytes than
+ * allowed (the gateway pauses every connection until it catches up); `backlog`, while this
+ * connection holds more unsent bytes than its high-water mark (its client does not read what it
+ * is sent: answers to what it writes would pile up in memory); `authentication`, while its
+ * CONNECT's credentials are being checked (frames after it wait, unread). Reading resumes when
+ * none holds. Once the connection is closing the gate stays open, so that the peer's end of the
+ * stream is seen and the socket can close.
  */
 export class ReadGate {
-  private storage = false;
-  private backlog = false;
+  private readonly holding = new Set<ReadPause>();
   private closing = false;
 
   constructor(private readonly transport: Pick<Transport, 'pauseReading' | 'resumeReading'>) {}
 
   get paused(): boolean {
-    return this.storage || this.backlog;
+    return this.holding.size > 0;
   }
 
-  /** The reasons reading is paused for, none when it is not. */
+  /** The reasons reading is paused for, none when it is not (in a fixed order). */
   reasons(): ReadPause[] {
-    const reasons: ReadPause[] = [];
-    if (this.storage) reasons.push('storage');
-    if (this.backlog) reasons.push('backlog');
-    return reasons;
+    return READ_PAUSES.filter((reason) => this.holding.has(reason));
   }
 
   has(reason: ReadPause): boolean {
-    return reason === 'storage' ? this.storage : this.backlog;
+    return this.holding.has(reason);
   }
 
-  /** Paused for the connection's backlog (a field read: checked after every settled publish). */
+  /** Paused for the connection's backlog (checked after every settled publish). */
   get backlogged(): boolean {
-    return this.backlog;
+    return this.holding.has('backlog');
   }
 
   pause(reason: ReadPause): void {
-    if (this.closing || this.has(reason)) return;
+    if (this.closing || this.holding.has(reason)) return;
     const wasPaused = this.paused;
-    if (reason === 'storage') this.storage = true;
-    else this.backlog = true;
+    this.holding.add(reason);
     if (!wasPaused) this.transport.pauseReading();
   }
 
   resume(reason: ReadPause): void {
-    if (!this.has(reason)) return;
-    if (reason === 'storage') this.storage = false;
-    else this.backlog = false;
+    if (!this.holding.delete(reason)) return;
     if (!this.paused) this.transport.resumeReading();
   }
 
@@ -60,8 +55,7 @@ export class ReadGate {
     if (this.closing) return;
     this.closing = true;
     const wasPaused = this.paused;
-    this.storage = false;
-    this.backlog = false;
+    this.holding.clear();
     if (wasPaused) this.transport.resumeReading();
   }
 }

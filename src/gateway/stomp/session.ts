@@ -1,8 +1,10 @@
 import { CreationQuota } from '../../broker/index.js';
 import { asRillError, RillError, stompErrorHeaders } from '../../errors/index.js';
 import { encodeFrame, FrameParser, StompProtocolError, type EscapeMode, type Frame, type HeaderInput } from '../../protocol/stomp/index.js';
+import { PrincipalRights, type Principal } from '../../security/index.js';
 import type { TransactionalOffsets } from '../../transactions/index.js';
-import type { Producer, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
+import { publishAuthorizer } from '../access.js';
+import type { Producer, PublishAuthorizer, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
 import type { Transport, TransportEvents } from '../transport/index.js';
 import { AnswerQueue, type AnswerWriter, type ErrorDetails } from './answer-queue.js';
 import type { CommandContext, LaterAnswer, SessionServices } from './command-context.js';
@@ -78,6 +80,14 @@ export class StompSession implements TransportEvents {
   private closeCode = 1000;
   private readonly context: CommandContext;
   private readonly channel: DeliveryChannel;
+  /** What the connection's principal may do; set by a successful CONNECT. */
+  private rights: PrincipalRights | undefined;
+  private authorizePublish: PublishAuthorizer | undefined;
+  /** Frames read while the CONNECT's credentials are checked, handled in order once they are. */
+  private held: Frame[] | null = null;
+  /** Ends the connection when its token expires, unless a fresh one comes first. */
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private forgetReload: (() => void) | undefined;
   readonly producer: Producer;
 
   constructor(
@@ -224,6 +234,10 @@ export class StompSession implements TransportEvents {
 
   private handleFrame(frame: Frame): void {
     if (this.state !== 'connected' && this.state !== 'awaiting-connect') return;
+    if (this.held !== null) {
+      this.held.push(frame);
+      return;
+    }
     this.answers.next();
     if (this.state === 'awaiting-connect' && frame.command !== 'CONNECT' && frame.command !== 'STOMP') {
       this.fail(new RillError('unexpected-frame', `expected CONNECT or STOMP as the first frame, got ${frame.command}`), frame.headers.receipt);
@@ -317,13 +331,80 @@ export class StompSession implements TransportEvents {
     this.closingTimer.unref();
   }
 
-  private connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number): void {
+  private connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal): void {
+    if (this.state !== 'awaiting-connect') return;
+    this.rights = new PrincipalRights(this.services.security, principal, this.transport.remoteAddress);
+    this.authorizePublish = publishAuthorizer(this.rights, this.services.topics);
     this.sendFrame('CONNECTED', headers);
     this.state = 'connected';
     this.version = version;
     this.parser.escapeMode = version;
     clearTimeout(this.connectTimer);
     this.heartbeats.start(outgoingMs, incomingMs, this.services.stomp.heartbeat.grace);
+    this.armExpiry(principal);
+    this.forgetReload = this.services.security.onReload(() => this.recheckRights());
+  }
+
+  /**
+   * While `work` runs (a CONNECT's credentials being checked), frames that arrive are held and
+   * reading pauses; then they are handled in order (or dropped, when the work failed the session).
+   */
+  private holdFrames(work: Promise<void>): void {
+    this.held = [];
+    this.readGate.pause('authentication');
+    void work.finally(() => {
+      const frames = this.held ?? [];
+      this.held = null;
+      this.readGate.resume('authentication');
+      for (const frame of frames) this.handleFrame(frame);
+    });
+  }
+
+  /** A token's connection ends with an ERROR when it expires, unless a fresh token (SEND to /session/token) comes first. */
+  private armExpiry(principal: Principal): void {
+    clearTimeout(this.expiryTimer);
+    if (principal.expiresAt === null) return;
+    const expiresAt = principal.expiresAt;
+    // A timer cannot wait longer than 2^31-1 ms: a longer wait is taken in steps.
+    const wait = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (Date.now() < expiresAt) return this.armExpiry(principal);
+      this.closeForAccess(
+        new RillError(
+          'unauthenticated',
+          `token expired at ${new Date(expiresAt).toISOString()}: connect again with a fresh token, or send one to /session/token before it expires`,
+        ),
+      );
+    }, wait);
+    this.expiryTimer.unref();
+  }
+
+  /** The connection's token was replaced by a fresh one for the same user. */
+  private renewPrincipal(principal: Principal): void {
+    this.rights?.replace(principal);
+    this.armExpiry(principal);
+  }
+
+  /**
+   * Users and rules were reloaded: a connection whose user is gone ends, and so does one holding a
+   * subscription it may no longer have (its rights are lost at once, not at its next frame).
+   */
+  private recheckRights(): void {
+    const rights = this.rights;
+    if (rights === undefined || this.state !== 'connected') return;
+    const { security } = this.services;
+    if (!security.stillValid(rights.principal)) {
+      return this.closeForAccess(new RillError('unauthenticated', `user "${rights.principal.name}" may no longer connect`));
+    }
+    for (const needed of this.subscriptions.requirements()) {
+      const refusal = rights.decide(needed.operation, needed.resource);
+      if (refusal !== null) return this.closeForAccess(new RillError('forbidden', `access revoked: ${refusal.message}`));
+    }
+  }
+
+  /** An ERROR now, after the answers already owed, then close. */
+  private closeForAccess(error: RillError): void {
+    if (this.state === 'connected') this.failAt(this.answers.next(), error);
   }
 
   private publish(request: PublishRequest, receipt: string | null): void {
@@ -376,6 +457,8 @@ export class StompSession implements TransportEvents {
 
   private stopTimers(): void {
     clearTimeout(this.connectTimer);
+    clearTimeout(this.expiryTimer);
+    this.forgetReload?.();
     this.heartbeats.stop();
   }
 
@@ -392,6 +475,15 @@ export class StompSession implements TransportEvents {
       get isConnected() {
         return session.state === 'connected';
       },
+      get rights() {
+        if (session.rights === undefined) throw new RillError('unexpected-frame', 'not connected');
+        return session.rights;
+      },
+      get authorizePublish() {
+        if (session.authorizePublish === undefined) throw new RillError('unexpected-frame', 'not connected');
+        return session.authorizePublish;
+      },
+      remoteAddress: this.transport.remoteAddress,
       services: this.services,
       subscriptions: this.subscriptions,
       transactions: this.transactions,
@@ -399,7 +491,9 @@ export class StompSession implements TransportEvents {
       receipt: (receipt) => this.answers.receipt(receipt),
       fail: (error, receipt, details) => this.fail(error, receipt, details),
       later: (receipt) => this.later(receipt),
-      connected: (version, headers, outgoingMs, incomingMs) => this.connected(version, headers, outgoingMs, incomingMs),
+      connected: (version, headers, outgoingMs, incomingMs, principal) => this.connected(version, headers, outgoingMs, incomingMs, principal),
+      holdFrames: (work) => this.holdFrames(work),
+      renewPrincipal: (principal) => this.renewPrincipal(principal),
       publish: (request, receipt) => this.publish(request, receipt),
       commitTransaction: (requests, countdown, offsets) => this.commitTransaction(requests, countdown, offsets),
       disconnect: (receipt) => this.disconnect(receipt),

@@ -1,4 +1,5 @@
 import { RillError } from '../../errors/index.js';
+import type { AccessNeed } from '../../security/index.js';
 import type { AcknowledgmentSink } from '../publishing/index.js';
 import type { CloseReason, Subscription } from './subscriptions/subscription.js';
 
@@ -19,6 +20,8 @@ export class SubscriptionRegistry {
   private readonly repliesByDestination = new Map<string, { subscription: Subscription; sink: ReplySink }>();
   /** Ids of SUBSCRIBEs still being set up (a group join waits for the coordinator). */
   private readonly reserved = new Set<string>();
+  /** What each subscription needs its principal to be allowed, checked again when the rules are reloaded. */
+  private readonly needs = new Map<string, readonly AccessNeed[]>();
   private counter = 0;
 
   /**
@@ -31,20 +34,26 @@ export class SubscriptionRegistry {
     return ++this.counter;
   }
 
-  add(subscription: Subscription): void {
+  add(subscription: Subscription, needs: readonly AccessNeed[] = []): void {
     this.reserved.delete(subscription.id);
+    if (needs.length > 0) this.needs.set(subscription.id, needs);
     this.byId.set(subscription.id, subscription);
     this.byNumber.set(subscription.number, subscription);
   }
 
-  addAcknowledgments(topic: string, subscription: Subscription, sink: AcknowledgmentSink): void {
-    this.add(subscription);
+  addAcknowledgments(topic: string, subscription: Subscription, sink: AcknowledgmentSink, needs: readonly AccessNeed[]): void {
+    this.add(subscription, needs);
     this.acknowledgmentsByTopic.set(topic, { subscription, sink });
   }
 
   addReplies(destination: string, subscription: Subscription, sink: ReplySink): void {
     this.add(subscription);
     this.repliesByDestination.set(destination, { subscription, sink });
+  }
+
+  /** What the open subscriptions need, all together. */
+  requirements(): AccessNeed[] {
+    return [...this.needs.values()].flat();
   }
 
   ids(): string[] {
@@ -84,6 +93,7 @@ export class SubscriptionRegistry {
   closeAll(reason: CloseReason): void {
     for (const subscription of this.byId.values()) subscription.close(reason);
     this.byId.clear();
+    this.needs.clear();
     this.reserved.clear();
     this.byNumber.clear();
     this.acknowledgmentsByTopic.clear();
@@ -92,6 +102,7 @@ export class SubscriptionRegistry {
 
   private forget(subscription: Subscription): void {
     this.byId.delete(subscription.id);
+    this.needs.delete(subscription.id);
     this.byNumber.delete(subscription.number);
     for (const [topic, entry] of this.acknowledgmentsByTopic) if (entry.subscription === subscription) this.acknowledgmentsByTopic.delete(topic);
     for (const [destination, entry] of this.repliesByDestination) if (entry.subscription === subscription) this.repliesByDestination.delete(destination);

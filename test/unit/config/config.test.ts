@@ -75,4 +75,31 @@ describe('configuration', () => {
     expect(config.brokers.workers).toBe(3);
     expect(config.log.level).toBe('warn');
   });
+
+  it('listens on the loopback only when no users are configured, and refuses another interface without them', () => {
+    expect(parseConfig({}).server.host).toBe('127.0.0.1');
+    expect(loadConfig(undefined).server.host).toBe('127.0.0.1');
+    const users = [{ name: 'u', passwordHash: 'scrypt$32768$8$3$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }];
+    expect(parseConfig({ auth: { users } }).server.host).toBe('0.0.0.0');
+    expect(parseConfig({ auth: { allowAnonymous: true } }).server.host).toBe('0.0.0.0');
+    expect(parseConfig({ server: { host: '::1' } }).server.host).toBe('::1');
+    expect(() => parseConfig({ server: { host: '0.0.0.0' } }, 'rill.json')).toThrow(
+      /server.host "0.0.0.0" in rill.json lets other machines connect, but no users are configured.*auth.users.*auth.allowAnonymous/,
+    );
+    // A flag is blamed as the flag.
+    const file = path.join(tempDir(), 'rill.json');
+    fs.writeFileSync(file, '{}');
+    expect(() => loadConfig(file, { host: '0.0.0.0' })).toThrow(/^--host "0.0.0.0" lets other machines connect/);
+  });
+
+  it('checks ACL rules and token settings', () => {
+    expect(() => parseConfig({ auth: { acls: [{ principal: 'bob', resource: 'topic:x', operations: ['produce'] }] } })).toThrow(/a principal is "user:<name>"/);
+    expect(() => parseConfig({ auth: { acls: [{ principal: '*', resource: 'queue:x', operations: ['produce'] }] } })).toThrow(
+      /a resource is "topic:<pattern>"/,
+    );
+    expect(() => parseConfig({ auth: { acls: [{ principal: '*', resource: 'cluster', operations: ['fly'] }] } })).toThrow(/operations/);
+    expect(() => parseConfig({ auth: { tokens: { secret: 'x'.repeat(32), jwksUrl: 'http://127.0.0.1/jwks' } } })).toThrow(
+      /exactly one of secret, jwksFile, jwksUrl/,
+    );
+  });
 });

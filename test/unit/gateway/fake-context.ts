@@ -4,7 +4,9 @@ import type { GroupCoordinator } from '../../../src/coordinator/index.js';
 import { RillError } from '../../../src/errors/index.js';
 import { createLogger } from '../../../src/logging/index.js';
 import type { EscapeMode, Frame, HeaderInput } from '../../../src/protocol/stomp/index.js';
-import { Publisher, type PublishRequest, type ReceiptCountdown } from '../../../src/gateway/publishing/index.js';
+import { publishAuthorizer } from '../../../src/gateway/access.js';
+import { Publisher, type PublishAuthorizer, type PublishRequest, type ReceiptCountdown } from '../../../src/gateway/publishing/index.js';
+import { anonymousPrincipal, PrincipalRights, Security, type Principal } from '../../../src/security/index.js';
 import type { CommandContext, LaterAnswer, PartitionReader } from '../../../src/gateway/stomp/command-context.js';
 import type { DeliveryChannel } from '../../../src/gateway/stomp/delivery-channel.js';
 import { SubscriptionRegistry } from '../../../src/gateway/stomp/subscription-registry.js';
@@ -20,6 +22,7 @@ export interface SentFrame {
 function fakeTopics(topics: Topic[], autoCreate: boolean) {
   const byName = new Map(topics.map((t) => [t.name, t]));
   return {
+    get: (name: string): Topic | undefined => byName.get(name),
     resolve(name: string): Topic {
       const topic = byName.get(name);
       if (topic !== undefined) return topic;
@@ -54,6 +57,9 @@ export class FakeContext implements CommandContext {
   private messageCounter = 0;
   readonly services: CommandContext['services'];
   readonly channel: DeliveryChannel;
+  readonly remoteAddress = '127.0.0.1:50000';
+  readonly rights: PrincipalRights;
+  readonly authorizePublish: PublishAuthorizer;
 
   constructor(
     options: {
@@ -83,9 +89,12 @@ export class FakeContext implements CommandContext {
       log: (options.log ?? {}) as PartitionReader,
       coordinator: (options.coordinator ?? {}) as GroupCoordinator,
       logger: createLogger('silent'),
+      security: new Security(config.auth, createLogger('silent')),
       connectionHighWaterBytes: config.limits.connectionHighWaterBytes,
       autoCreatePerMinute: config.limits.autoCreatePerMinute,
     };
+    this.rights = new PrincipalRights(this.services.security, anonymousPrincipal(), this.remoteAddress);
+    this.authorizePublish = publishAuthorizer(this.rights, topics);
     const context = this;
     this.channel = {
       sessionId: this.sessionId,
@@ -119,10 +128,20 @@ export class FakeContext implements CommandContext {
     return { place: 0, receipt: () => this.receipt(receipt), fail: (error) => this.fail(error, receipt) };
   }
 
-  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number): void {
+  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal): void {
     this.connection = { version, headers, outgoingMs, incomingMs };
+    this.rights.replace(principal);
     this.version = version;
     this.isConnected = true;
+  }
+
+  /** Credentials are checked at once here (authentication is off unless the config turns it on). */
+  holdFrames(work: Promise<void>): void {
+    void work;
+  }
+
+  renewPrincipal(principal: Principal): void {
+    this.rights.replace(principal);
   }
 
   publish(request: PublishRequest, receipt: string | null): void {

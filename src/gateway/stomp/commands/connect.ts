@@ -1,10 +1,15 @@
-import { RillError } from '../../../errors/index.js';
+import { asRillError, RillError } from '../../../errors/index.js';
 import type { EscapeMode, Frame } from '../../../protocol/stomp/index.js';
+import type { Principal } from '../../../security/index.js';
 import type { CommandContext } from '../command-context.js';
 
 const SUPPORTED_VERSIONS: EscapeMode[] = ['1.2', '1.1', '1.0'];
 
-/** CONNECT and STOMP: negotiates the version and the heart-beats, then answers CONNECTED. */
+/**
+ * CONNECT and STOMP: negotiates the version and the heart-beats, checks the credentials (`login`
+ * and `passcode`, or a token as the passcode), then answers CONNECTED. Frames after CONNECT wait
+ * while the credentials are checked; bad ones get an ERROR that says only "bad credentials".
+ */
 export function handleConnect(context: CommandContext, frame: Frame): void {
   if (context.isConnected) {
     context.fail(new RillError('unexpected-frame', 'already connected: CONNECT may only be the first frame'), frame.headers.receipt);
@@ -32,7 +37,25 @@ export function handleConnect(context: CommandContext, frame: Frame): void {
   const clientWants = version === '1.0' ? 0 : clampInterval(heartBeat[2], maxMs);
   const outgoing = sendMs > 0 && clientWants > 0 ? Math.max(sendMs, clientWants) : 0;
   const incoming = clientSends > 0 && receiveMs > 0 ? Math.max(clientSends, receiveMs) : 0;
-  context.connected(version, { version, server: serverName, session: context.sessionId, 'heart-beat': `${sendMs},${receiveMs}` }, outgoing, incoming);
+  const headers = { version, server: serverName, session: context.sessionId, 'heart-beat': `${sendMs},${receiveMs}` };
+  const receipt = frame.headers.receipt;
+  let principal: Principal | Promise<Principal>;
+  try {
+    principal = context.services.security.authenticate({ login: frame.headers.login, passcode: frame.headers.passcode, remote: context.remoteAddress });
+  } catch (error) {
+    context.fail(asRillError(error), receipt);
+    return;
+  }
+  if (!(principal instanceof Promise)) {
+    context.connected(version, headers, outgoing, incoming, principal);
+    return;
+  }
+  context.holdFrames(
+    principal.then(
+      (proven) => context.connected(version, headers, outgoing, incoming, proven),
+      (error: unknown) => context.fail(asRillError(error), receipt),
+    ),
+  );
 }
 
 /**

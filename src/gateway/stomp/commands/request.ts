@@ -2,6 +2,7 @@ import { operations, type GroupCoordinator, type MemberView, type OperationName 
 import { asRillError, RillError, toHttp } from '../../../errors/index.js';
 import type { Frame } from '../../../protocol/stomp/index.js';
 import { transact, transactInput, type TransactInput } from '../../publishing/index.js';
+import { operationNeeds, requireAll, visibleGroups, type GroupList } from '../../access.js';
 import type { CommandContext } from '../command-context.js';
 import { DEFAULT_REPLY_DESTINATION } from '../destinations.js';
 
@@ -47,18 +48,22 @@ export function handleRequest(context: CommandContext, frame: Frame, operation: 
   // Publishing and committing together is the gateway's; every other operation is the coordinator's.
   const definition =
     operation === 'transact'
-      ? { input: transactInput, run: (c: GroupCoordinator, r: TransactInput) => transact(publisher, c, r) }
+      ? { input: transactInput, run: (c: GroupCoordinator, r: TransactInput) => transact(publisher, c, r, context.authorizePublish) }
       : operations[operation as OperationName];
   const parsed = definition.input.safeParse(input);
   if (!parsed.success) {
     fail(new RillError('invalid-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')));
     return;
   }
-  // Run inside a promise, so that an operation that refuses at once (an unknown member) is answered, not fatal.
+  // Run inside a promise, so that an operation that refuses at once (an unknown member, a right it lacks) is answered, not fatal.
   Promise.resolve()
-    .then(() => (definition.run as (c: GroupCoordinator, r: unknown) => unknown)(coordinator, parsed.data))
+    .then(() => {
+      requireAll(context.rights, operationNeeds(coordinator, operation as OperationName | 'transact', parsed.data as Record<string, unknown>));
+      return (definition.run as (c: GroupCoordinator, r: unknown) => unknown)(coordinator, parsed.data);
+    })
     .then(
       (result) => {
+        if (operation === 'list-groups') result = visibleGroups(context.rights, result as GroupList);
         if (operation === 'join') bindMember(context, replyTo, result as MemberView);
         if (operation === 'leave') forgetMember(context, (parsed.data as { member: string }).member);
         answer(200, result);

@@ -4,6 +4,7 @@ import { PublishError, type PublishRequest } from '../../publishing/index.js';
 import type { CommandContext } from '../command-context.js';
 import { parseDestination } from '../destinations.js';
 import { handleRequest } from './request.js';
+import { handleTokenRefresh } from './token-refresh.js';
 
 /** SEND: publishes at once, holds the frame when it belongs to a transaction, or runs a request. */
 export function handleSend(context: CommandContext, frame: Frame): void {
@@ -16,6 +17,10 @@ export function handleSend(context: CommandContext, frame: Frame): void {
   const target = frame.headers.destination === undefined ? null : parseDestination(frame.headers.destination);
   if (target?.kind === 'request') {
     handleRequest(context, frame, target.operation);
+    return;
+  }
+  if (target?.kind === 'session-token') {
+    handleTokenRefresh(context, frame);
     return;
   }
   let request: PublishRequest;
@@ -37,7 +42,14 @@ export function prepareSend(context: CommandContext, frame: Frame): PublishReque
   if (parsed === null || (parsed.kind !== 'publish' && parsed.kind !== 'topic')) {
     throw new PublishError('invalid-destination', `cannot publish to "${destination}": publish to /producer/publish/<topic> or /topic/<topic>`, null);
   }
-  return context.services.publisher.prepare(parsed.topic, frame.headers, frame.body, () => context.nextMessageId(), context.topicQuota);
+  return context.services.publisher.prepare(
+    parsed.topic,
+    frame.headers,
+    frame.body,
+    () => context.nextMessageId(),
+    context.topicQuota,
+    context.authorizePublish,
+  );
 }
 
 /**

@@ -2,6 +2,8 @@ import type { Topic } from '../../../broker/index.js';
 import { topicName } from '../../../config/index.js';
 import { asRillError, RillError } from '../../../errors/index.js';
 import type { Frame, FrameHeaders } from '../../../protocol/stomp/index.js';
+import { type AccessNeed, topicResource } from '../../../security/index.js';
+import { acknowledgmentNeeds, groupMemberNeeds, requireAll, tailNeeds } from '../../access.js';
 import type { CommandContext } from '../command-context.js';
 import { parseDestination } from '../destinations.js';
 import { AcknowledgmentSubscription } from '../subscriptions/acknowledgments.js';
@@ -35,7 +37,7 @@ export function handleSubscribe(context: CommandContext, frame: Frame): void {
   const ackMode = headers.ack ?? 'auto';
   if (!ACK_MODES.has(ackMode)) return refuse('invalid-request', `ack mode "${ackMode}" is not one of auto, client, client-individual`);
   const destination = parseDestination(headers.destination);
-  if (destination === null || destination.kind === 'publish' || destination.kind === 'request') {
+  if (destination === null || destination.kind === 'publish' || destination.kind === 'request' || destination.kind === 'session-token') {
     return refuse(
       'invalid-destination',
       `cannot subscribe to "${headers.destination}": subscribe to /topic/<topic>, /group/<group>/<topic>, /topic/acknowledgment/<topic> or /user/replies`,
@@ -54,20 +56,33 @@ export function handleSubscribe(context: CommandContext, frame: Frame): void {
     const validName = topicName.safeParse(destination.topic);
     if (!validName.success)
       return refuse('invalid-destination', `invalid topic name "${destination.topic.slice(0, 300)}": ${validName.error.issues[0]?.message}`);
+    const needs = acknowledgmentNeeds(destination.topic);
+    requireAll(context.rights, needs);
     const acknowledgments = new AcknowledgmentSubscription(context.channel, id, number, request.ackMode, destination.topic);
-    context.subscriptions.addAcknowledgments(destination.topic, acknowledgments, acknowledgments);
+    context.subscriptions.addAcknowledgments(destination.topic, acknowledgments, acknowledgments, needs);
     context.receipt(receipt);
     return;
   }
 
+  const needs = destination.kind === 'group' ? groupMemberNeeds(destination.group, destination.topic) : tailNeeds(destination.topic);
+  requireAll(context.rights, needs);
+  // Naming a topic that does not exist creates it (auto-create), which takes its own right.
+  if (context.services.topics.get(destination.topic) === undefined) context.rights.require('create', topicResource(destination.topic));
   const topic = context.services.topics.resolve(destination.topic, 'auto', context.topicQuota);
   const prefetch = parsePrefetch(headers['prefetch-count'], context.services.stomp.prefetch);
   if (prefetch === null) return refuse('invalid-request', `invalid prefetch-count "${headers['prefetch-count']}"`);
-  if (destination.kind === 'group') return subscribeToGroup(context, request, headers, destination.group, topic, prefetch);
-  subscribeToTail(context, request, headers, topic, prefetch);
+  if (destination.kind === 'group') return subscribeToGroup(context, request, headers, destination.group, topic, prefetch, needs);
+  subscribeToTail(context, request, headers, topic, prefetch, needs);
 }
 
-function subscribeToTail(context: CommandContext, request: SubscribeRequest, headers: FrameHeaders, topic: Topic, prefetch: number): void {
+function subscribeToTail(
+  context: CommandContext,
+  request: SubscribeRequest,
+  headers: FrameHeaders,
+  topic: Topic,
+  prefetch: number,
+  needs: readonly AccessNeed[],
+): void {
   const start = parseStartPosition(headers.from);
   if (start === null) {
     context.fail(
@@ -87,7 +102,7 @@ function subscribeToTail(context: CommandContext, request: SubscribeRequest, hea
     partitions = [partition];
   }
   const tail = new TopicTail(context.channel, context.services.log, request.id, request.number, request.ackMode, topic, prefetch);
-  context.subscriptions.add(tail);
+  context.subscriptions.add(tail, needs);
   const answer = context.later(request.receipt);
   tail.start(start, partitions).then(
     () => answer.receipt(),
@@ -96,7 +111,15 @@ function subscribeToTail(context: CommandContext, request: SubscribeRequest, hea
 }
 
 /** Joins the group as a member named by `consumer-name` (default: unique to this subscription). */
-function subscribeToGroup(context: CommandContext, request: SubscribeRequest, headers: FrameHeaders, group: string, topic: Topic, prefetch: number): void {
+function subscribeToGroup(
+  context: CommandContext,
+  request: SubscribeRequest,
+  headers: FrameHeaders,
+  group: string,
+  topic: Topic,
+  prefetch: number,
+  needs: readonly AccessNeed[],
+): void {
   const memberName = headers['consumer-name'] ?? `${context.sessionId}-${request.id}`;
   const { coordinator, log } = context.services;
   const answer = context.later(request.receipt);
@@ -113,7 +136,7 @@ function subscribeToGroup(context: CommandContext, request: SubscribeRequest, he
           return;
         }
         push = new GroupPush(context.channel, log, coordinator, context.services.logger, request.id, request.number, request.ackMode, topic, prefetch, binding);
-        context.subscriptions.add(push);
+        context.subscriptions.add(push, needs);
         push.start();
         answer.receipt();
       },

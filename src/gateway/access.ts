@@ -1,0 +1,68 @@
+import type { TopicRegistry } from '../broker/index.js';
+import type { GroupCoordinator, OperationName } from '../coordinator/index.js';
+import { groupResource, topicResource, type AccessNeed, type PrincipalRights } from '../security/index.js';
+import type { PublishAuthorizer } from './publishing/index.js';
+
+/*
+ * What each request needs its principal to be allowed, for both front doors (STOMP requests and
+ * the HTTP API), so that the two cannot drift apart. The rules themselves are src/security's.
+ */
+
+const produce = (topic: string): AccessNeed => ({ operation: 'produce', resource: topicResource(topic) });
+const consume = (topic: string): AccessNeed => ({ operation: 'consume', resource: topicResource(topic) });
+const join = (group: string): AccessNeed => ({ operation: 'join', resource: groupResource(group) });
+
+/** A publisher's rights as the publish path asks them: publish to the topic, and create it when it is new. */
+export function publishAuthorizer(rights: PrincipalRights, topics: Pick<TopicRegistry, 'get'>): PublishAuthorizer {
+  return (topic) => rights.decide('produce', topicResource(topic)) ?? (topics.get(topic) === undefined ? rights.decide('create', topicResource(topic)) : null);
+}
+
+/** A SUBSCRIBE to a live tail: consume the topic. */
+export const tailNeeds = (topic: string): AccessNeed[] => [consume(topic)];
+/** A SUBSCRIBE as a group member: join the group and consume the topic. */
+export const groupMemberNeeds = (group: string, topic: string): AccessNeed[] => [join(group), consume(topic)];
+/** A SUBSCRIBE to one's own publish acknowledgments: publish to the topic. */
+export const acknowledgmentNeeds = (topic: string): AccessNeed[] => [produce(topic)];
+
+/** A member's request acts in its group, on the topics it subscribes to (an unknown member needs nothing: the request fails as unknown). */
+export function memberNeeds(coordinator: GroupCoordinator, member: string, topics: readonly string[] = []): AccessNeed[] {
+  const group = coordinator.groupOfMember(member);
+  if (group === undefined) return topics.map(consume);
+  const subscribed = coordinator.group(group).members.get(member)?.topics ?? [];
+  return [join(group), ...[...new Set([...subscribed, ...topics])].map(consume)];
+}
+
+/** What a consumer-group operation (and `transact`) needs, from its checked input. */
+export function operationNeeds(coordinator: GroupCoordinator, operation: OperationName | 'transact', input: Record<string, unknown>): AccessNeed[] {
+  const group = typeof input.group === 'string' ? input.group : undefined;
+  const member = typeof input.member === 'string' ? input.member : undefined;
+  const topics = Array.isArray(input.topics) ? (input.topics as string[]) : [];
+  switch (operation) {
+    case 'list-groups':
+      return []; // the answer lists only the groups the principal may describe
+    case 'create-group':
+      return [join(group!)];
+    case 'describe-group':
+    case 'lag':
+      return [{ operation: 'describe', resource: groupResource(group!) }];
+    case 'reset-offsets':
+      return [{ operation: 'reset', resource: groupResource(group!) }];
+    case 'join':
+      return [join(group!), ...topics.map(consume)];
+    default:
+      // subscribe, heartbeat, leave, pull, commit, reject, seek, transact: the member's group and topics
+      return memberNeeds(coordinator, member!, topics);
+  }
+}
+
+/** Throws `forbidden` for the first need the principal lacks. */
+export function requireAll(rights: PrincipalRights, needs: readonly AccessNeed[]): void {
+  for (const need of needs) rights.require(need.operation, need.resource);
+}
+
+export type GroupList = { groups: Array<{ group: string }> };
+
+/** A list of groups as the principal may see it: only those it may describe. */
+export function visibleGroups<L extends GroupList>(rights: PrincipalRights, list: L): L {
+  return { ...list, groups: list.groups.filter(({ group }) => rights.may('describe', groupResource(group))) };
+}

@@ -1,0 +1,68 @@
+import type { RillError } from '../errors/index.js';
+import type { Operation, Resource } from './access-control.js';
+import type { Principal } from './principal.js';
+import type { Security } from './security.js';
+
+/** Decisions one connection remembers at most: a client naming ever new topics does not grow it without end. */
+const MAX_REMEMBERED = 1024;
+
+/**
+ * What one connection (or one HTTP request) may do, as its principal: each decision is made once
+ * per operation and resource and remembered, so a producer's SENDs cost a map lookup, not a rule
+ * scan, and a refusal is logged once, not once per message. A reload of the rules forgets them all.
+ */
+export class PrincipalRights {
+  private readonly decisions = new Map<string, RillError | null>();
+  private generation: number;
+
+  constructor(
+    private readonly security: Security,
+    private current: Principal,
+    private readonly remote: string,
+  ) {
+    this.generation = security.generation;
+  }
+
+  get principal(): Principal {
+    return this.current;
+  }
+
+  /** A token refreshed: the same user, a later expiry, perhaps other roles. */
+  replace(principal: Principal): void {
+    this.current = principal;
+    this.decisions.clear();
+  }
+
+  /** Throws `forbidden` when the principal may not. */
+  require(operation: Operation, resource: Resource): void {
+    const refusal = this.decide(operation, resource);
+    if (refusal !== null) throw refusal;
+  }
+
+  /** The refusal, or null when the principal may. */
+  decide(operation: Operation, resource: Resource): RillError | null {
+    this.refresh();
+    const key = resource.type === 'cluster' ? `${operation} cluster` : `${operation} ${resource.type} ${resource.name}`;
+    let decision = this.decisions.get(key);
+    if (decision === undefined) {
+      decision = this.security.refusal(this.current, operation, resource, this.remote);
+      if (this.decisions.size >= MAX_REMEMBERED) this.decisions.clear();
+      this.decisions.set(key, decision);
+    }
+    return decision;
+  }
+
+  /** Whether the principal may, for filtering lists (no log). */
+  may(operation: Operation, resource: Resource): boolean {
+    this.refresh();
+    return this.security.allows(this.current, operation, resource);
+  }
+
+  private refresh(): void {
+    if (this.generation === this.security.generation) return;
+    this.generation = this.security.generation;
+    this.decisions.clear();
+    const roles = this.security.currentRoles(this.current);
+    if (roles !== this.current.roles) this.current = { ...this.current, roles };
+  }
+}
