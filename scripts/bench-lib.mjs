@@ -65,6 +65,7 @@ export async function startRill(dataDir, configFile, { build = root, onSpawn } =
   return {
     child,
     url: `ws://127.0.0.1:${ready.httpPort}/stomp`,
+    wssUrl: ready.httpsPort === undefined ? undefined : `wss://127.0.0.1:${ready.httpsPort}/stomp`,
     http: `http://127.0.0.1:${ready.httpPort}`,
     httpPort: ready.httpPort,
     stompPort: ready.stompPort,
@@ -126,7 +127,7 @@ export async function settle() {
 let produceRuns = 0;
 
 export async function produce(url, topic, producers, perProducer, size, options = {}) {
-  const { receiptEvery = 100, window = 50, keyless = false, text = 'x', started: onStarted } = options;
+  const { receiptEvery = 100, window = 50, keyless = false, text = 'x', started: onStarted, env } = options;
   const run = ++produceRuns;
   const children = [];
   const results = [];
@@ -134,7 +135,7 @@ export async function produce(url, topic, producers, perProducer, size, options 
     // A messageID prefix of its own per run and producer: a second run into the same topic (a fill)
     // with the same IDs would be resends, and the broker would store none of them.
     const args = [url, topic, String(perProducer), String(size), String(receiptEvery), String(window), `r${run}p${i}`, keyless ? 'keyless' : 'keyed', text];
-    children.push(spawnNode(['scripts/bench-producer.mjs', ...args]));
+    children.push(spawnNode(['scripts/bench-producer.mjs', ...args], env === undefined ? {} : { env: { ...process.env, ...env } }));
   }
   await Promise.all(
     children.map(
@@ -268,12 +269,14 @@ export function median(list) {
  * One publishing run of case `c` ({producers, count, size}) on a fresh server (of `build`, with
  * `config` when given): a warm-up, then the measured run; `scale` shortens both.
  */
-export async function publishOnFreshServer(c, scale, { build = root, config } = {}) {
+/** `secure`: publish over wss (the config has `tls`); `env`: for the producers (credentials, the CA to trust). */
+export async function publishOnFreshServer(c, scale, { build = root, config, secure = false, env } = {}) {
   const dir = scratch(config);
   const rill = await startRill(dir.dataDir, dir.configFile, { build });
+  const url = secure ? rill.wssUrl : rill.url;
   try {
-    await produce(rill.url, 'warmup', c.producers, Math.round(20_000 * scale), c.size);
-    return await produce(rill.url, 'bench', c.producers, Math.round(c.count * scale), c.size);
+    await produce(url, 'warmup', c.producers, Math.round(20_000 * scale), c.size, { env });
+    return await produce(url, 'bench', c.producers, Math.round(c.count * scale), c.size, { env });
   } finally {
     await stop(rill.child);
     dir.remove();

@@ -7,6 +7,9 @@
 // text is 'x' repeated, or with `words` words drawn at random (512 different texts, in turn), so
 // that compression meets text as compressible as ordinary JSON, not a run of one letter.
 //   node scripts/bench-producer.mjs <url> <topic> <count> <size> <receiptEvery> <window> <id> [keyed|keyless] [x|words]
+// RILL_BENCH_LOGIN and RILL_BENCH_PASSCODE, when set, are sent in CONNECT; RILL_BENCH_CA names a
+// CA certificate file to trust for a wss:// url.
+import fs from 'node:fs';
 import { WebSocket } from 'ws';
 
 const [url, topic, countText, sizeText, receiptEveryText, windowText, id, keyMode = 'keyed', textMode = 'x'] = process.argv.slice(2);
@@ -65,7 +68,10 @@ function frame(n) {
   return bytes;
 }
 
-const socket = new WebSocket(url, ['v12.stomp'], { perMessageDeflate: false });
+const ca = process.env.RILL_BENCH_CA === undefined ? undefined : fs.readFileSync(process.env.RILL_BENCH_CA);
+const socket = new WebSocket(url, ['v12.stomp'], { perMessageDeflate: false, ...(ca === undefined ? {} : { ca }) });
+const credentials =
+  process.env.RILL_BENCH_LOGIN === undefined ? '' : `login:${process.env.RILL_BENCH_LOGIN}\npasscode:${process.env.RILL_BENCH_PASSCODE ?? ''}\n`;
 let sent = 0;
 let receipts = 0;
 let started = 0;
@@ -83,7 +89,7 @@ function pump() {
   }
 }
 
-socket.on('open', () => socket.send('CONNECT\naccept-version:1.2\nhost:bench\n\n\0'));
+socket.on('open', () => socket.send(`CONNECT\naccept-version:1.2\nhost:bench\n${credentials}\n\0`));
 socket.on('message', (data) => {
   const text = data.toString();
   if (text.startsWith('CONNECTED')) {

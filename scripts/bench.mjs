@@ -7,7 +7,8 @@
 // against 16), startup (start-up after kill -9 with 1,024 partitions and 1 GB of log), window (one
 // producer waiting on each receipt window of 100), latency (publish->deliver against a bare relay),
 // format (publishing before and after Kafka's RecordBatch v2, built from git; compression codecs),
-// idempotence (publishing with the deduplication window on and off; reading it back at a restart).
+// idempotence (publishing with the deduplication window on and off; reading it back at a restart),
+// security (publishing with authentication on, and over wss, beside plain).
 // With --only, the sections not run are kept as they are in the output file.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,13 +17,14 @@ import { WebSocket } from 'ws';
 import { bareDeliveries, endToEnd, fanOut, fetchDrain, pullDrain, pushDrain, rebalanceTimes } from './bench-consumers.mjs';
 import { formatComparison } from './bench-format.mjs';
 import { idempotenceCost } from './bench-idempotence.mjs';
+import { securityCost } from './bench-security.mjs';
 import { partitionScaling, receiptWindow, relayLatency, startupAfterKill } from './bench-hardening.mjs';
 import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, settle, startBare, startRill, stop } from './bench-lib.mjs';
 
 /** Sections in the order they appear in the report; each writes its own part. */
-const SECTIONS = ['core', 'format', 'idempotence', 'partitions', 'startup', 'window', 'latency'];
+const SECTIONS = ['core', 'format', 'idempotence', 'security', 'partitions', 'startup', 'window', 'latency'];
 /** The order they run in: the latency-sensitive ones first, on a quiet disk (each section also lets the disk settle after itself). */
-const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'format', 'idempotence', 'core'];
+const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'format', 'idempotence', 'security', 'core'];
 
 const USAGE = `Usage: node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
   --quick        shorter runs (smaller counts, N = 16 and 1,024 only, 0.2 GB for start-up)
@@ -328,6 +330,7 @@ const RUNNERS = {
   core,
   format: () => formatComparison({ quick }),
   idempotence: () => idempotenceCost({ quick }),
+  security: () => securityCost({ quick }),
   partitions: () => partitionScaling({ quick }),
   startup: () => startupAfterKill({ quick }),
   window: () => receiptWindow({ quick }),

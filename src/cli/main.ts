@@ -25,14 +25,15 @@ const USAGE = `Usage:
              [--workers N] [--log-level LEVEL]
       Runs the broker. Flags override the config file (default: config/default.json).
       A port of 0 picks a free port; the chosen ports are logged. SIGHUP reloads the config
-      file's auth section (users, tokens, ACLs) without dropping connections.
+      file's auth section (users, tokens, ACLs) and the TLS certificate files without dropping connections.
 
   rill passwd
       Reads a password on standard input and prints the hash to put in auth.users.
 
   rill tail <topic> [--url ws://127.0.0.1:8080/stomp] [--from earliest|latest|offset:N|timestamp:MS]
-            [--partition P] [--no-follow] [--json]
+            [--partition P] [--no-follow] [--json] [--user NAME]
       Prints what a topic holds, one message a line. --no-follow exits at the end of the log.
+      With authentication on: --user (or RILL_USER) and RILL_PASSWORD, or RILL_TOKEN.
 
   rill migrate [--config FILE] [--data-dir DIR]
       Converts a data directory written by Rill before 0.2 (its own record format) to Kafka's
@@ -116,14 +117,15 @@ async function start(argv: string[]): Promise<number> {
   } catch (error) {
     return startFailed(error, logger);
   }
-  logger.info({ httpPort: server.httpPort, stompPort: server.stompPort }, 'ready');
-  // SIGHUP: users, tokens and ACLs are read again from the config file; other settings need a restart.
+  logger.info({ httpPort: server.httpPort, stompPort: server.stompPort, httpsPort: server.httpsPort, stompTlsPort: server.stompTlsPort }, 'ready');
+  // SIGHUP: users, tokens, ACLs and TLS certificate files are read again; other settings need a restart.
   process.on('SIGHUP', () => {
     try {
-      server.reloadAuth(loadConfig(configFile, overrides).auth);
-      logger.info({ configFile: configFile ?? 'default' }, 'reloaded users, tokens and ACLs');
+      server.reload(loadConfig(configFile, overrides));
+      logger.info({ configFile: configFile ?? 'default' }, 'reloaded users, tokens, ACLs and TLS certificates');
     } catch (error) {
-      logger.error({ err: error instanceof ConfigError ? error.message : error }, 'reload failed: the previous users, tokens and ACLs stay in force');
+      const reason = error instanceof ConfigError || error instanceof StartupError ? error.message : error;
+      logger.error({ err: reason }, 'reload failed: the previous users, tokens, ACLs and certificates stay in force');
     }
   });
   // On SIGTERM, SIGINT (and the other termination signals) or an uncaught error: close, then

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { Client, type IMessage } from '@stomp/stompjs';
 import { WebSocket } from 'ws';
+import { cliCredentials } from './credentials.js';
 
 interface PartitionEnd {
   partition: number;
@@ -20,6 +21,7 @@ export async function runTail(argv: string[]): Promise<number> {
         partition: { type: 'string' },
         'no-follow': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
+        user: { type: 'string' },
       },
     });
   } catch (error) {
@@ -33,10 +35,11 @@ export async function runTail(argv: string[]): Promise<number> {
     return 2;
   }
   const follow = !values['no-follow'];
+  const credentials = cliCredentials(values.user);
   let ends: Map<number, number> | null = null;
   if (!follow) {
     try {
-      ends = await fetchEnds(values.url, topic, values.partition);
+      ends = await fetchEnds(values.url, topic, values.partition, credentials.authorization);
     } catch (error) {
       process.stderr.write(`rill tail: ${(error as Error).message}\n`);
       return 1;
@@ -50,6 +53,7 @@ export async function runTail(argv: string[]): Promise<number> {
       reconnectDelay: 0,
       heartbeatIncoming: 0,
       heartbeatOutgoing: 0,
+      connectHeaders: credentials.connectHeaders,
     });
     const finish = (code: number): void => {
       void client.deactivate().then(() => resolve(code));
@@ -85,12 +89,14 @@ export async function runTail(argv: string[]): Promise<number> {
 }
 
 /** Asks the HTTP API (on the WebSocket's host and port) where each partition ends now. */
-async function fetchEnds(url: string, topic: string, partition: string | undefined): Promise<Map<number, number>> {
+async function fetchEnds(url: string, topic: string, partition: string | undefined, authorization: string | undefined): Promise<Map<number, number>> {
   const httpUrl = new URL(url);
   httpUrl.protocol = httpUrl.protocol === 'wss:' ? 'https:' : 'http:';
   httpUrl.pathname = `/v1/topics/${encodeURIComponent(topic)}`;
-  const response = await fetch(httpUrl);
+  const response = await fetch(httpUrl, { headers: authorization === undefined ? {} : { authorization } });
   if (response.status === 404) throw new Error(`topic "${topic}" does not exist`);
+  if (response.status === 401) throw new Error('the broker needs credentials: pass --user and set RILL_PASSWORD (or set RILL_TOKEN)');
+  if (response.status === 403) throw new Error(`not allowed to describe topic "${topic}"`);
   if (!response.ok) throw new Error(`${httpUrl} answered ${response.status}`);
   const body = (await response.json()) as { partitions: PartitionEnd[] };
   const ends = new Map<number, number>();

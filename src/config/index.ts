@@ -6,7 +6,8 @@ export {
   type StompConfig,
   type StorageConfig,
   type AuthConfig,
+  type TlsConfig,
   type AclRule,
   type AclOperation,
 } from './schema.js';
-export { loadConfig, parseConfig, resolveDataDir, ConfigError, DEFAULT_CONFIG_FILE, type ConfigOverrides } from './load.js';
+export { loadConfig, parseConfig, resolveDataDir, isLoopback, ConfigError, DEFAULT_CONFIG_FILE, type ConfigOverrides } from './load.js';

@@ -67,11 +67,14 @@ function checkConfig(input: unknown, source: string, flags: Map<string, string>)
         'configure auth.users (or auth.tokens), or set auth.allowAnonymous to true to let anyone in',
     );
   }
+  if ((!config.server.plainHttp || !config.server.plainStomp) && config.tls === undefined) {
+    throw new ConfigError(`${source}: a plain listener is off (server.plainHttp, server.plainStomp) but tls is not configured to replace it`);
+  }
   return { ...config, server: { ...config.server, host }, brokers: { ...config.brokers, workers: config.brokers.workers ?? defaultWorkerCount() } };
 }
 
 /** An address only this machine can reach. */
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 

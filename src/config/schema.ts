@@ -35,8 +35,37 @@ const server = z
      * Python, Java) are not affected.
      */
     allowedOrigins: z.array(z.union([z.literal('*'), z.url()])).default([]),
+    /** The plain (unencrypted) listeners; with TLS configured, either may be switched off. */
+    plainHttp: z.boolean().default(true),
+    plainStomp: z.boolean().default(true),
   })
   .strict();
+
+/**
+ * TLS listeners beside the plain ones (as RabbitMQ's 15673 and 61614): HTTPS and WSS on one port,
+ * STOMP over TLS on another; certificate files are read at start-up and on SIGHUP.
+ */
+const tls = z
+  .object({
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    /** The CA that signs client certificates (and, with it, the chain sent to clients). */
+    caFile: z.string().min(1).optional(),
+    httpsPort: port.default(8443),
+    stompPort: port.default(61614),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /**
+     * none: no client certificates. request: ask for one; a client with a valid one (signed by
+     * caFile) and no other credentials is the user its subject's common name names. require: refuse
+     * clients without a valid one.
+     */
+    clientCertificates: z.enum(['none', 'request', 'require']).default('none'),
+  })
+  .strict()
+  .refine((t) => t.clientCertificates === 'none' || t.caFile !== undefined, {
+    message: 'client certificates need tls.caFile, the CA that signs them',
+    path: ['caFile'],
+  });
 
 const stomp = z
   .object({
@@ -288,6 +317,17 @@ const aclRule = z
   })
   .strict();
 
+const quotaLimits = z.object({
+  /** Connections open at once. */
+  connections: limitOrNone.default(-1),
+  /** Subscriptions open at once. */
+  subscriptions: limitOrNone.default(-1),
+  /** Bytes a second read from the principal's connections (frames and all); past it they are read more slowly, never dropped. */
+  publishBytesPerSecond: limitOrNone.default(-1),
+  /** Messages (SENDs) a second; past it, likewise. */
+  publishMessagesPerSecond: limitOrNone.default(-1),
+});
+
 const auth = z
   .object({
     /**
@@ -335,6 +375,23 @@ const auth = z
     acls: z.array(aclRule).default([]),
     /** CONNECTs and HTTP requests with bad credentials one remote address may make per minute before it is refused at once. */
     failedLoginsPerMinute: z.number().int().min(1).default(10),
+    /**
+     * What one principal (all its connections together) may use; -1: no limit. `principals`
+     * overrides them for users or roles (the first rule that names the principal wins).
+     */
+    quotas: quotaLimits
+      .extend({
+        principals: z
+          .array(
+            quotaLimits
+              .partial()
+              .extend({ principal: z.string().regex(/^(user:.+|role:.+)$/, 'a principal is "user:<name>" or "role:<role>"') })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .refine((a) => new Set(a.users.map((u) => u.name)).size === a.users.length, 'a user is listed twice in auth.users');
@@ -349,6 +406,7 @@ export const configSchema = z
     coordinator: coordinator.prefault({}),
     limits: limits.prefault({}),
     auth: auth.prefault({}),
+    tls: tls.optional(),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
@@ -366,6 +424,7 @@ export type RillConfig = Omit<ParsedConfig, 'brokers' | 'server'> & {
 export type StompConfig = RillConfig['stomp'];
 export type StorageConfig = RillConfig['storage'];
 export type AuthConfig = RillConfig['auth'];
+export type TlsConfig = NonNullable<RillConfig['tls']>;
 export type AclRule = AuthConfig['acls'][number];
 export type AclOperation = (typeof ACL_OPERATIONS)[number];
 

@@ -57,6 +57,11 @@ export const ERROR_CODES = {
     retriable: true,
     meaning: 'a connection created topics faster than limits.autoCreatePerMinute, or an address failed to log in more than auth.failedLoginsPerMinute',
   },
+  'quota-exceeded': {
+    status: 429,
+    retriable: true,
+    meaning: 'a principal opened more connections or subscriptions than its quota (auth.quotas) allows: close some, or retry later',
+  },
   'too-large': { status: 413, retriable: false, meaning: 'an HTTP body over 1 MiB, or a transaction over stomp.maxTransactionFrames' },
   'storage-error': { status: 500, retriable: false, meaning: 'the log could not store the message (a disk error)' },
   'internal': { status: 500, retriable: false, meaning: 'a bug in Rill: the log has the details' },

@@ -14,13 +14,16 @@ const MAX_REMEMBERED = 1024;
 export class PrincipalRights {
   private readonly decisions = new Map<string, RillError | null>();
   private generation: number;
+  private forgotten = 0;
 
   constructor(
     private readonly security: Security,
     private current: Principal,
     private readonly remote: string,
+    /** The reload the principal was authenticated under: an older one is brought up to date at the first decision. */
+    authenticatedUnder: number = security.generation,
   ) {
-    this.generation = security.generation;
+    this.generation = authenticatedUnder;
   }
 
   get principal(): Principal {
@@ -30,7 +33,21 @@ export class PrincipalRights {
   /** A token refreshed: the same user, a later expiry, perhaps other roles. */
   replace(principal: Principal): void {
     this.current = principal;
+    this.forget();
+  }
+
+  /**
+   * Changes whenever the decisions made so far may no longer hold (a reload, a fresh token): what
+   * a caller remembers of them beside this cache holds only while it is unchanged.
+   */
+  get version(): number {
+    this.refresh();
+    return this.forgotten;
+  }
+
+  private forget(): void {
     this.decisions.clear();
+    this.forgotten++;
   }
 
   /** Throws `forbidden` when the principal may not. */
@@ -61,7 +78,7 @@ export class PrincipalRights {
   private refresh(): void {
     if (this.generation === this.security.generation) return;
     this.generation = this.security.generation;
-    this.decisions.clear();
+    this.forget();
     const roles = this.security.currentRoles(this.current);
     if (roles !== this.current.roles) this.current = { ...this.current, roles };
   }

@@ -8,6 +8,8 @@ export interface Principal {
   readonly via: 'password' | 'token' | 'certificate' | 'anonymous';
   /** When its token expires (ms since the epoch); null when nothing expires. */
   readonly expiresAt: number | null;
+  /** A token's: which token settings (secret, keys) verified it; a reload that changes them ends its connections. */
+  readonly tokenKeys?: number;
 }
 
 const ANONYMOUS_NAME = 'anonymous';

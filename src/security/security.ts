@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import type { AuthConfig } from '../config/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import { AccessControl, describeResource, type Operation, type Resource } from './access-control.js';
 import { LoginThrottle } from './login-throttle.js';
+import { Quotas } from './quotas.js';
 import { SecuritySettingError } from './security-setting-error.js';
 import { anonymousPrincipal, type Principal } from './principal.js';
 import { looksLikeToken, TokenRefused, TokenVerifier } from './token-verifier.js';
@@ -14,6 +16,8 @@ export interface Credentials {
   readonly passcode?: string | undefined;
   /** The remote address and port (`host:port`), for the failed-login throttle (by host) and the audit log. */
   readonly remote: string;
+  /** The common name of the verified TLS client certificate, if the connection presented one. */
+  readonly certificate?: string | null;
 }
 
 /** The one answer to every failed login: no client learns whether the user or the password was wrong. */
@@ -34,13 +38,19 @@ export class Security {
   private access!: AccessControl;
   private throttle!: LoginThrottle;
   private allowAnonymous!: boolean;
+  /** The token settings (and the JWKS file's contents) the verifier was built from: unchanged, it is kept, with its cache and its connections. */
+  private tokenSettings = '';
+  private tokenKeys = 0;
   private readonly reloadListeners = new Set<() => void>();
   readonly audit: Logger;
+  /** Per-principal limits: connections, subscriptions, publish rates. */
+  readonly quotas: Quotas;
   /** Counts reloads: rights cached under an older generation are checked again. */
   generation = 0;
 
   constructor(config: AuthConfig, logger: Logger) {
     this.audit = logger.child({ component: 'audit' });
+    this.quotas = new Quotas(config.quotas, logger.child({ component: 'quotas' }));
     this.configure(config);
   }
 
@@ -52,6 +62,7 @@ export class Security {
   /** Replaces users, tokens and rules; connections check what they hold against the new ones at once. */
   reload(config: AuthConfig): void {
     this.configure(config);
+    this.quotas.reload(config.quotas);
     this.generation++;
     for (const listener of this.reloadListeners) listener();
   }
@@ -64,12 +75,16 @@ export class Security {
   /** Everything is built before anything is replaced: a reload that fails leaves the old settings whole. */
   private configure(config: AuthConfig): void {
     const users = new UserDirectory(config.users);
-    let tokens: TokenVerifier | undefined;
+    let tokens = this.tokens;
+    let settings: string;
     try {
-      tokens = config.tokens === undefined ? undefined : new TokenVerifier(config.tokens);
+      settings = JSON.stringify(config.tokens ?? null) + (config.tokens?.jwksFile === undefined ? '' : fs.readFileSync(config.tokens.jwksFile, 'utf8'));
+      if (settings !== this.tokenSettings) tokens = config.tokens === undefined ? undefined : new TokenVerifier(config.tokens, this.tokenKeys + 1);
     } catch (error) {
       throw new SecuritySettingError(`cannot read the token keys: ${(error as Error).message}`, 'auth.tokens');
     }
+    if (settings !== this.tokenSettings) this.tokenKeys++;
+    this.tokenSettings = settings;
     this.users = users;
     this.tokens = tokens;
     this.allowAnonymous = config.allowAnonymous;
@@ -83,9 +98,13 @@ export class Security {
    * (or rejects with) `unauthenticated` or `rate-limited`.
    */
   authenticate(credentials: Credentials): Principal | Promise<Principal> {
-    const { login, passcode, remote } = credentials;
+    const { login, passcode, remote, certificate } = credentials;
     const given = (login !== undefined && login !== '') || (passcode !== undefined && passcode !== '');
     if (!this.enabled) return anonymousPrincipal();
+    // A verified client certificate names the user, unless the client logs in as someone explicitly.
+    if (!given && certificate !== undefined && certificate !== null) {
+      return { name: certificate, roles: this.users.roles(certificate) ?? new Set(), anonymous: false, via: 'certificate', expiresAt: null };
+    }
     if (!given) {
       if (this.allowAnonymous) return anonymousPrincipal();
       this.audit.warn({ remote, reason: 'no credentials' }, 'authentication failed');
@@ -95,8 +114,8 @@ export class Security {
   }
 
   /** The principal for an HTTP request's `Authorization` header (Basic or Bearer; none: anonymous, where allowed). */
-  authenticateHttp(authorization: string | undefined, remote: string): Principal | Promise<Principal> {
-    if (authorization === undefined || !this.enabled) return this.authenticate({ remote });
+  authenticateHttp(authorization: string | undefined, remote: string, certificate: string | null = null): Principal | Promise<Principal> {
+    if (authorization === undefined || !this.enabled) return this.authenticate({ remote, certificate });
     const [scheme, value = ''] = authorization.trim().split(/\s+/, 2);
     if (scheme?.toLowerCase() === 'bearer') return this.authenticate({ passcode: value, remote });
     if (scheme?.toLowerCase() === 'basic') {
@@ -119,7 +138,17 @@ export class Security {
     return fresh;
   }
 
-  private async prove(login: string, passcode: string, remote: string): Promise<Principal> {
+  /**
+   * Credentials checked lately are known without hashing or verifying again, and take nothing from
+   * the throttle (a service sending its token on every request, many clients behind one address).
+   */
+  private prove(login: string, passcode: string, remote: string): Principal | Promise<Principal> {
+    const token = this.tokens !== undefined && looksLikeToken(passcode);
+    const remembered = token ? this.tokens!.remembered(passcode) : login !== '' ? this.users.remembered(login, passcode) : null;
+    return remembered ?? this.check(login, passcode, remote);
+  }
+
+  private async check(login: string, passcode: string, remote: string): Promise<Principal> {
     const host = hostOf(remote);
     this.throttle.attempt(host);
     let principal: Principal | null = null;
@@ -158,16 +187,20 @@ export class Security {
     );
   }
 
-  /** Whether a password user still exists (a reload may remove one): their connections then end. */
+  /** Whether a principal may still be connected after a reload (a password user removed, token keys replaced: their connections end). */
   stillValid(principal: Principal): boolean {
     if (principal.via === 'password') return this.users.has(principal.name);
     if (principal.via === 'anonymous') return !this.enabled || this.allowAnonymous;
+    // Tokens verified with a secret or keys since replaced (a rotation after a leak) are no longer trusted.
+    if (principal.via === 'token') return this.tokens !== undefined && principal.tokenKeys === this.tokens.keys;
     return true;
   }
 
-  /** A password user's roles as now configured (a reload may change them). */
+  /** A password or certificate user's roles as now configured (a reload may change them). */
   currentRoles(principal: Principal): ReadonlySet<string> {
-    return principal.via === 'password' ? (this.users.roles(principal.name) ?? principal.roles) : principal.roles;
+    if (principal.via === 'password') return this.users.roles(principal.name) ?? principal.roles;
+    if (principal.via === 'certificate') return this.users.roles(principal.name) ?? new Set();
+    return principal.roles;
   }
 }
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { AuthConfig } from '../config/index.js';
 import type { Principal } from './principal.js';
 
@@ -19,8 +20,14 @@ export class TokenRefused extends Error {}
 export class TokenVerifier {
   private readonly key: Uint8Array | JWTVerifyGetKey;
   private readonly algorithms: string[];
+  /** Tokens verified lately, until they expire: an HTTP client sending its Bearer token on every request costs one verification. */
+  private readonly verified = new LRUCache<string, Principal>({ max: 10_000 });
 
-  constructor(private readonly config: TokenConfig) {
+  constructor(
+    private readonly config: TokenConfig,
+    /** Stamped on the principals it verifies: which settings verified them. */
+    readonly keys: number,
+  ) {
     if (config.secret !== undefined) {
       this.key = new TextEncoder().encode(config.secret);
       this.algorithms = HMAC_ALGORITHMS;
@@ -31,6 +38,17 @@ export class TokenVerifier {
       this.key = createRemoteJWKSet(new URL(config.jwksUrl!));
       this.algorithms = PUBLIC_KEY_ALGORITHMS;
     }
+  }
+
+  /** The principal of a token verified lately that has not expired, else null. */
+  remembered(token: string): Principal | null {
+    const principal = this.verified.get(token);
+    if (principal === undefined) return null;
+    if (principal.expiresAt! <= Date.now()) {
+      this.verified.delete(token);
+      return null;
+    }
+    return principal;
   }
 
   /** Throws TokenRefused saying why. */
@@ -51,7 +69,16 @@ export class TokenVerifier {
     const name = payload[this.config.userClaim];
     if (typeof name !== 'string' || name.length === 0) throw new TokenRefused(`token has no "${this.config.userClaim}" claim naming the user`);
     if (payload.exp === undefined) throw new TokenRefused('token has no expiry ("exp" claim)');
-    return { name, roles: rolesOf(payload[this.config.rolesClaim]), anonymous: false, via: 'token', expiresAt: payload.exp * 1000 };
+    const principal: Principal = {
+      name,
+      roles: rolesOf(payload[this.config.rolesClaim]),
+      anonymous: false,
+      via: 'token',
+      expiresAt: payload.exp * 1000,
+      tokenKeys: this.keys,
+    };
+    this.verified.set(token, principal);
+    return principal;
   }
 }
 

@@ -41,22 +41,27 @@ export class UserDirectory {
     return user === undefined ? undefined : new Set(user.roles);
   }
 
+  /** The principal for a name and password that were verified lately (no hashing), else null. */
+  remembered(name: string, password: string): Principal | null {
+    const user = this.users.get(name);
+    if (user === undefined || !this.verified.has(digestOf(name, password, user.passwordHash))) return null;
+    return principalOf(user);
+  }
+
   /** The principal for a right name and password, null for wrong ones. */
   async verify(name: string, password: string): Promise<Principal | null> {
     const user = this.users.get(name);
-    const digest = createHash('sha256')
-      .update(name)
-      .update('\0')
-      .update(password)
-      .update('\0')
-      .update(user?.passwordHash ?? '')
-      .digest('base64');
-    const known = user !== undefined && this.verified.has(digest);
-    if (!known) {
-      const matches = await verifyPassword(password, user?.passwordHash ?? UNKNOWN_USER_HASH);
-      if (!matches || user === undefined) return null;
-      this.verified.set(digest, true);
-    }
-    return { name: user.name, roles: new Set(user.roles), anonymous: false, via: 'password', expiresAt: null };
+    const matches = await verifyPassword(password, user?.passwordHash ?? UNKNOWN_USER_HASH);
+    if (!matches || user === undefined) return null;
+    this.verified.set(digestOf(name, password, user.passwordHash), true);
+    return principalOf(user);
   }
+}
+
+function digestOf(name: string, password: string, passwordHash: string): string {
+  return createHash('sha256').update(name).update('\0').update(password).update('\0').update(passwordHash).digest('base64');
+}
+
+function principalOf(user: AuthConfig['users'][number]): Principal {
+  return { name: user.name, roles: new Set(user.roles), anonymous: false, via: 'password', expiresAt: null };
 }

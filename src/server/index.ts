@@ -1,50 +1,40 @@
-import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import type net from 'node:net';
 import { WebSocketServer } from 'ws';
 import { Broker } from '../broker/index.js';
-import type { AuthConfig, RillConfig } from '../config/index.js';
+import { isLoopback, type RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
 import { TransactionCoordinator } from '../transactions/index.js';
 import { Gateway, httpRoutes } from '../gateway/index.js';
 import { OriginPolicy, Security, SecuritySettingError } from '../security/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
+import { Listeners } from './listeners.js';
+import { StartupError } from './startup-error.js';
+
+export { StartupError } from './startup-error.js';
 import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError, LegacyDataFormatError } from '../storage/index.js';
 
 const SERVER_NAME = 'rill/0.1.0';
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 
 export interface RillServer {
+  /** The plain listeners' ports (0 when switched off). */
   readonly httpPort: number;
   readonly stompPort: number;
+  /** The TLS listeners' ports, when `tls` is configured. */
+  readonly httpsPort: number | undefined;
+  readonly stompTlsPort: number | undefined;
   readonly broker: Broker;
   readonly gateway: Gateway;
   readonly coordinator: GroupCoordinator;
-  /** Replaces users, tokens and ACLs; connections lose at once what they may no longer do. */
-  reloadAuth(auth: AuthConfig): void;
+  /**
+   * Replaces users, tokens and ACLs (connections lose at once what they may no longer do) and
+   * reads the TLS certificate files again (for new connections). Throws, changing nothing, when a
+   * certificate file cannot be used.
+   */
+  reload(settings: Pick<RillConfig, 'auth' | 'tls'>): void;
   /** Stops accepting, lets stored-but-unanswered publishes finish, closes sessions and the broker. */
   close(): Promise<void>;
-}
-
-/**
- * A start-up that failed for a reason the operator can fix with a setting (a port in use, a data
- * directory that cannot be written or that another broker holds). Everything that had started is
- * stopped again before it is thrown.
- */
-export class StartupError extends Error {
-  constructor(
-    /** What is wrong: "port 8080 is in use". */
-    readonly problem: string,
-    /** The configuration key that fixes it: "server.httpPort". */
-    readonly setting: string,
-    /** A fix other than changing the setting: "stop that broker". */
-    readonly alternative?: string,
-    /** Said after the fixes: "(if no broker runs there, delete /data/.lock)". */
-    readonly note?: string,
-  ) {
-    super(`${problem}: ${alternative === undefined ? '' : `${alternative}, or `}set ${setting}${note === undefined ? '' : ` ${note}`}`);
-    this.name = 'StartupError';
-  }
 }
 
 /**
@@ -147,8 +137,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
   });
   const router = httpRoutes();
   const httpServices = { broker, coordinator, publisher: gateway.publisher, security, origins };
-  const httpServer = http.createServer((request, response) => void router.handle(httpServices, request, response));
-  httpServer.on('upgrade', (request, socket: net.Socket, head) => {
+  const upgrade = (request: http.IncomingMessage, socket: net.Socket, head: Buffer): void => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (!paths.has(path)) {
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -162,28 +151,22 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
       return;
     }
     webSockets.handleUpgrade(request, socket, head, (webSocket) => gateway.acceptWebSocket(webSocket, socket));
+  };
+  const listeners = new Listeners(config, {
+    request: (request, response) => void router.handle(httpServices, request, response),
+    upgrade,
+    stomp: (socket) => gateway.acceptTcp(socket),
   });
-  const tcpServer = net.createServer((socket) => gateway.acceptTcp(socket));
-
-  const listening = await Promise.allSettled([
-    listen(httpServer, config.server.httpPort, config.server.host),
-    listen(tcpServer, config.server.stompPort, config.server.host),
-  ]);
-  const failed = listening.find((outcome) => outcome.status === 'rejected');
-  if (failed !== undefined) {
-    await Promise.all([httpServer, tcpServer].filter((server) => server.listening).map((server) => closeServer(server)));
-    const [http, stomp] = listening;
-    throw http?.status === 'rejected'
-      ? listenFailure(http.reason, config.server.httpPort, config.server.host, 'server.httpPort')
-      : listenFailure(stomp?.status === 'rejected' ? stomp.reason : failed.reason, config.server.stompPort, config.server.host, 'server.stompPort');
-  }
-  const httpPort = (httpServer.address() as AddressInfo).port;
-  const stompPort = (tcpServer.address() as AddressInfo).port;
+  const ports = await listeners.listen();
+  const httpPort = ports.http ?? 0;
+  const stompPort = ports.stomp ?? 0;
   lock.update({ httpPort, stompPort });
   logger.info(
     {
-      httpPort,
-      stompPort,
+      httpPort: ports.http,
+      stompPort: ports.stomp,
+      httpsPort: ports.https,
+      stompTlsPort: ports.stomps,
       host: config.server.host,
       websocketPaths: [...paths],
       workers: broker.workerCount,
@@ -197,15 +180,31 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
   return {
     httpPort,
     stompPort,
+    httpsPort: ports.https,
+    stompTlsPort: ports.stomps,
     broker,
     gateway,
     coordinator,
-    reloadAuth: (auth) => security.reload(auth),
+    reload: (settings) => {
+      const { auth } = settings;
+      // The listeners keep the address they bound at start-up: a reload cannot open a broker that
+      // other machines reach to anyone by removing its users.
+      if (auth.users.length === 0 && auth.tokens === undefined && !auth.allowAnonymous && !isLoopback(config.server.host)) {
+        throw new StartupError(
+          `the broker listens on ${config.server.host}, which other machines reach, and the reloaded config has no users: nothing was reloaded`,
+          'auth.allowAnonymous',
+          'keep users (or tokens)',
+        );
+      }
+      // The certificates first: a file that cannot be read leaves everything as it was.
+      listeners.reloadCertificates(settings.tls);
+      security.reload(settings.auth);
+    },
     close: () => {
       closing ??= (async () => {
         // Stop accepting; stop handling frames; answer every frame already read (publishes once
         // stored); then each client gets an ERROR saying the broker is going away, and is closed.
-        const stopped = Promise.all([closeServer(httpServer), closeServer(tcpServer)]);
+        const stopped = listeners.close();
         // The connections about to close are no consumer's failure: nothing counts towards dead-lettering.
         coordinator.prepareShutdown();
         gateway.shutDown();
@@ -265,38 +264,6 @@ async function startBroker(config: RillConfig, logger: Logger): Promise<Broker> 
     }
     throw error;
   }
-}
-
-function listen(server: net.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-/** A listener that cannot start, as the setting that fixes it; other errors as they are. */
-function listenFailure(error: unknown, port: number, host: string, setting: string): unknown {
-  const where = host === '0.0.0.0' || host === '::' ? `port ${port}` : `port ${port} on ${host}`;
-  switch ((error as NodeJS.ErrnoException).code) {
-    case 'EADDRINUSE':
-      return new StartupError(`${where} is in use`, setting);
-    case 'EACCES':
-      return new StartupError(`no permission to listen on ${where} (ports below 1024 need privileges)`, setting);
-    case 'EADDRNOTAVAIL':
-      return new StartupError(`cannot listen on ${host}: not an address of this machine`, 'server.host');
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new StartupError(`cannot listen on ${host}: no such host`, 'server.host');
-    default:
-      return error;
-  }
-}
-
-function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
 }
 
 /** Waits for `promise`, but no longer than `timeoutMs`: shutdown goes on either way. */

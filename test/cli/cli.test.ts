@@ -11,8 +11,8 @@ import { useTempDirs } from '../helpers/temp-dir.js';
 const run = promisify(execFile);
 const ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 
-function rill(args: string[], stdin?: string): Promise<{ stdout: string; stderr: string; code: number }> {
-  const running = run(process.execPath, ['--import', 'tsx', ENTRY, ...args], { timeout: 20_000 });
+function rill(args: string[], stdin?: string, env?: Record<string, string>): Promise<{ stdout: string; stderr: string; code: number }> {
+  const running = run(process.execPath, ['--import', 'tsx', ENTRY, ...args], { timeout: 20_000, env: { ...process.env, ...env } });
   if (stdin !== undefined) running.child.stdin!.end(stdin);
   return running.then(
     ({ stdout, stderr }) => ({ stdout, stderr, code: 0 }),
@@ -106,12 +106,20 @@ describe('rill command', () => {
     const url = `ws://127.0.0.1:${server.httpPort}/stomp`;
     const ops = await connectStompJs(url, { login: 'ops', passcode: 'open sesame' });
     await publishWithReceipt(ops, '/producer/publish/secured', canonical('s-1', 'k', 'x'));
+    // The CLI logs in as the operator tells it to: --user and RILL_PASSWORD (never a password flag).
+    const tail = ['tail', 'secured', '--url', url, '--from', 'earliest', '--no-follow', '--json'];
+    const refused = await rill(tail);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('the broker needs credentials: pass --user and set RILL_PASSWORD');
+    const tailed = await rill([...tail, '--user', 'ops'], undefined, { RILL_PASSWORD: 'open sesame' });
+    expect(tailed.code).toBe(0);
+    expect(JSON.parse(tailed.stdout.trim())).toMatchObject({ topic: 'secured', messageID: 's-1' });
 
     // The user is removed from the file; SIGHUP ends its connection with an ERROR.
     fs.writeFileSync(configFile, JSON.stringify(config([])));
     server.process.kill('SIGHUP');
     await vi.waitFor(() => expect(ops.errors.map((e) => e.headers.message)).toContain('user "ops" may no longer connect'), WAIT);
-    expect(server.logs.some((line) => line.includes('reloaded users, tokens and ACLs'))).toBe(true);
+    expect(server.logs.some((line) => line.includes('reloaded users, tokens, ACLs and TLS certificates'))).toBe(true);
     await ops.deactivate();
   });
 });

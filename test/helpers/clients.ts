@@ -1,7 +1,8 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { Client, Versions, type IFrame, type IMessage, type StompHeaders, type StompSubscription } from '@stomp/stompjs';
 import { vi } from 'vitest';
-import { WebSocket } from 'ws';
+import { WebSocket, type ClientOptions } from 'ws';
 import { encodeFrame, FrameParser, type Frame, type HeaderInput } from '../../src/protocol/stomp/index.js';
 
 /**
@@ -48,6 +49,8 @@ export type StompJsClient = Client & {
 export interface StompJsOptions {
   /** STOMP versions offered, highest first: both the WebSocket subprotocols and accept-version. */
   versions?: string[];
+  /** Options for the WebSocket (`ca`, `cert`, `key` for wss). */
+  webSocket?: ClientOptions;
 }
 
 /** A connected @stomp/stompjs client over WebSocket, the reference client. */
@@ -56,7 +59,7 @@ export async function connectStompJs(url: string, connectHeaders: StompHeaders =
   const versions = new Versions(options.versions ?? ['1.2', '1.1', '1.0']);
   let socket: WebSocket | undefined;
   const client = new Client({
-    webSocketFactory: () => (socket = new WebSocket(url, versions.protocolVersions())),
+    webSocketFactory: () => (socket = new WebSocket(url, versions.protocolVersions(), options.webSocket)),
     stompVersions: versions,
     reconnectDelay: 0,
     heartbeatIncoming: 0,
@@ -142,6 +145,14 @@ export class RawStompClient {
     });
     socket.on('close', () => (this.closed = true));
     socket.on('error', () => {});
+  }
+
+  /** Over TLS: `options` carries the CA to trust and the client certificate, if any. */
+  static connectTls(port: number, options: tls.ConnectionOptions = {}): Promise<RawStompClient> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ port, host: '127.0.0.1', ...options }, () => resolve(new RawStompClient(socket)));
+      socket.once('error', reject);
+    });
   }
 
   static connect(port: number): Promise<RawStompClient> {

@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import { parseConfig, type RillConfigInput } from '../../src/config/index.js';
+import { parseConfig, type RillConfig, type RillConfigInput } from '../../src/config/index.js';
 import { createLogger } from '../../src/logging/index.js';
 import { startServer, type RillServer } from '../../src/server/index.js';
 import { useTempDirs } from './temp-dir.js';
@@ -7,6 +7,8 @@ import { useTempDirs } from './temp-dir.js';
 export interface TestServer extends RillServer {
   dataDir: string;
   wsUrl: string;
+  /** The configuration it was started with. */
+  config: RillConfig;
 }
 
 type Overrides = { [K in keyof RillConfigInput]?: Partial<NonNullable<RillConfigInput[K]>> };
@@ -33,7 +35,19 @@ export function useServers(): {
       });
       const server = await startServer(config, createLogger(config.log.level));
       running.push(server);
-      return Object.assign(server, { dataDir, wsUrl: `ws://127.0.0.1:${server.httpPort}/stomp` });
+      return Object.assign(server, { dataDir, wsUrl: `ws://127.0.0.1:${server.httpPort}/stomp`, config });
     },
   };
+}
+
+/** Messages a topic holds, read from the broker itself (no client rights involved); 0 for no such topic. */
+export async function storedMessages(server: RillServer, name: string): Promise<number> {
+  const topic = server.broker.topics.get(name);
+  if (topic === undefined) return 0;
+  let total = 0;
+  for (let partition = 0; partition < topic.partitions; partition++) {
+    const { logStartOffset, logEndOffset } = await server.broker.offsets(topic, partition);
+    total += logEndOffset - logStartOffset;
+  }
+  return total;
 }

@@ -6,7 +6,7 @@ import { parseConfig, type RillConfigInput } from '../../src/config/index.js';
 import { hashPassword } from '../../src/security/index.js';
 import { canonical, connectStompJs, publishWithReceipt, RawStompClient, WAIT } from '../helpers/clients.js';
 import { httpBase } from '../helpers/http.js';
-import { useServers, type TestServer } from '../helpers/server.js';
+import { storedMessages, useServers, type TestServer } from '../helpers/server.js';
 
 /*
  * Security against a running broker, with real clients: who may connect (passwords, tokens), what
@@ -67,18 +67,6 @@ async function request(server: TestServer, method: string, path: string, options
   return { status: response.status, headers: response.headers, body: (text.length > 0 ? JSON.parse(text) : null) as any };
 }
 
-/** Messages a topic holds, read from the broker itself (no client rights involved); 0 for no such topic. */
-async function stored(server: TestServer, name: string): Promise<number> {
-  const topic = server.broker.topics.get(name);
-  if (topic === undefined) return 0;
-  let total = 0;
-  for (let partition = 0; partition < topic.partitions; partition++) {
-    const { logStartOffset, logEndOffset } = await server.broker.offsets(topic, partition);
-    total += logEndOffset - logStartOffset;
-  }
-  return total;
-}
-
 /** A raw TCP client's CONNECT, answered by CONNECTED or ERROR. */
 async function rawConnect(server: TestServer, headers: Record<string, string>, then?: (client: RawStompClient) => void): Promise<RawStompClient> {
   const client = await RawStompClient.connect(server.stompPort);
@@ -109,7 +97,7 @@ describe('security', () => {
         expect(client.all('CONNECTED')).toHaveLength(0);
         expect(client.all('RECEIPT')).toHaveLength(0);
       }
-      expect(await stored(server, 'orders.eu')).toBe(0);
+      expect(await storedMessages(server, 'orders.eu')).toBe(0);
       expect(server.broker.topics.get('orders.eu')).toBeUndefined();
     });
 
@@ -120,7 +108,7 @@ describe('security', () => {
       });
       expect(client.all('ERROR')).toHaveLength(0);
       for (let i = 0; i < 3; i++) await client.receipt(`r-${i}`);
-      expect(await stored(server, 'orders.eu')).toBe(3);
+      expect(await storedMessages(server, 'orders.eu')).toBe(3);
       client.close();
     });
 
@@ -128,7 +116,7 @@ describe('security', () => {
       const server = await start();
       const good = await connectStompJs(server.wsUrl, { passcode: await token({ sub: 'tok-user', roles: ['producer'] }) });
       await publishWithReceipt(good, '/producer/publish/orders.tok', canonical('t-1', 'k', 'x'));
-      expect(await stored(server, 'orders.tok')).toBe(1);
+      expect(await storedMessages(server, 'orders.tok')).toBe(1);
       await good.deactivate();
 
       const refused = [
@@ -145,7 +133,7 @@ describe('security', () => {
         expect(error.headers.message).toContain(reason);
         await client.closedByServer();
       }
-      expect(await stored(server, 'orders.tok')).toBe(1);
+      expect(await storedMessages(server, 'orders.tok')).toBe(1);
     });
 
     it('ends a token connection with an ERROR when its token expires, unless a fresh one for the same user came first', async () => {
@@ -165,7 +153,7 @@ describe('security', () => {
       refreshed.send('SEND', { destination: '/producer/publish/orders.tok', receipt: 'after' }, canonical('t-3', 'k', 'x'));
       await refreshed.receipt('after');
       expect(refreshed.closed).toBe(false);
-      expect(await stored(server, 'orders.tok')).toBe(1);
+      expect(await storedMessages(server, 'orders.tok')).toBe(1);
 
       // A fresh token must name the same user.
       refreshed.send('SEND', { destination: '/session/token', receipt: 'swap' }, await token({ sub: 'someone-else', roles: ['admin'] }));
@@ -223,7 +211,7 @@ describe('security', () => {
       await again.receipt('sub');
       again.send('SEND', { destination: '/producer/publish/orders.eu', receipt: 'ok2' }, canonical('ok-2', 'k', 'x'));
       await again.receipt('ok2');
-      expect(await stored(server, 'orders.eu')).toBe(2);
+      expect(await storedMessages(server, 'orders.eu')).toBe(2);
       // No acknowledgment subscription for payments: STOMP's rule, an ERROR naming the operation and the resource.
       again.send('SEND', { destination: '/producer/publish/payments', receipt: 'denied' }, canonical('p-1', 'k', 'x'));
       const error = await again.next('ERROR');
@@ -231,7 +219,7 @@ describe('security', () => {
       expect(error.headers.message).toContain('user "alice" may not produce topic "payments"');
       await again.closedByServer();
       expect(server.broker.topics.get('payments')).toBeUndefined();
-      expect(await stored(server, 'orders.eu')).toBe(2);
+      expect(await storedMessages(server, 'orders.eu')).toBe(2);
     });
 
     it('answers a refused SEND on an acknowledged topic with a FAILED acknowledgment and keeps the connection', async () => {
@@ -255,7 +243,7 @@ describe('security', () => {
       await alice.receipt('r2');
       const acked = await alice.next('MESSAGE');
       expect(JSON.parse(acked.body.toString())).toMatchObject({ messageID: 'n-2', status: 'ACK' });
-      expect(await stored(server, 'orders.new')).toBe(2);
+      expect(await storedMessages(server, 'orders.new')).toBe(2);
       alice.close();
       root.close();
     });
@@ -366,6 +354,16 @@ describe('security', () => {
       const pulled = await request(server, 'POST', '/v1/groups/billing/members/bob-1/pull', { authorization: bob, body: { maxMessages: 10 } });
       expect(pulled.status).toBe(200);
       expect(pulled.body.records.map((r: { messageId: string }) => r.messageId)).toEqual(['v-1']);
+      // Naming a topic that does not exist would create it: consume alone is not enough.
+      const creating = await request(server, 'POST', '/v1/groups/billing/members/bob-1/subscription', { authorization: bob, body: { topics: ['orders.new'] } });
+      expect(creating.status).toBe(403);
+      expect(creating.body.error.message).toBe('user "bob" may not create topic "orders.new"');
+      expect(server.broker.topics.get('orders.new')).toBeUndefined();
+      // Settings for a group that exists change it: join alone is not enough.
+      const settings = await request(server, 'POST', '/v1/groups', { authorization: bob, body: { group: 'billing', sessionTimeoutMs: 100 } });
+      expect(settings.status).toBe(403);
+      expect(settings.body.error.message).toBe('user "bob" may not alter group "billing"');
+      expect(server.coordinator.group('billing').settings.sessionTimeoutMs).not.toBe(100);
     });
 
     it('serves internal topics to no client but an administrator describing them', async () => {
@@ -384,9 +382,12 @@ describe('security', () => {
   });
 
   describe('origins', () => {
-    const upgrade = (server: TestServer, origin?: string) =>
+    const upgrade = (server: TestServer, origin?: string, host?: string) =>
       new Promise<number>((resolve) => {
-        const socket = new WebSocket(server.wsUrl, ['v12.stomp'], origin === undefined ? {} : { origin });
+        const socket = new WebSocket(server.wsUrl, ['v12.stomp'], {
+          ...(origin === undefined ? {} : { origin }),
+          ...(host === undefined ? {} : { headers: { host } }),
+        });
         socket.on('open', () => {
           socket.close();
           resolve(101);
@@ -401,6 +402,8 @@ describe('security', () => {
       expect(await upgrade(server)).toBe(101);
       expect(await upgrade(server, `http://127.0.0.1:${server.httpPort}`)).toBe(101);
       expect(await upgrade(server, 'https://app.example.com')).toBe(101);
+      // DNS rebinding: a page of a domain pointed at the broker's address names that domain in both Origin and Host.
+      expect(await upgrade(server, `http://rebound.example:${server.httpPort}`, `rebound.example:${server.httpPort}`)).toBe(403);
 
       const evil = await request(server, 'GET', '/v1/topics', { authorization: basic('root'), origin: 'http://evil.example' });
       expect(evil.status).toBe(403);
@@ -428,7 +431,7 @@ describe('security', () => {
       // The consumer role loses the group; alice is removed; root keeps everything.
       const acls = (auth.acls ?? []).filter((rule) => rule.resource !== 'group:billing');
       const users = (auth.users ?? []).filter((user) => user.name !== 'alice');
-      server.reloadAuth(parseAuth({ ...auth, users, acls }));
+      server.reload({ auth: parseAuth({ ...auth, users, acls }), tls: undefined });
 
       const revoked = await bob.next('ERROR');
       expect(revoked.headers.code).toBe('forbidden');
@@ -443,6 +446,45 @@ describe('security', () => {
       // The removed user can no longer connect.
       const again = await rawConnect(server, { login: 'alice', passcode: PASSWORDS.alice });
       expect((await again.next('ERROR')).headers.message).toBe('bad credentials');
+    });
+
+    it('refuses the next SEND of a producer whose right to the topic was removed, though it published there a moment before', async () => {
+      const server = await start();
+      const alice = await RawStompClient.session(server.stompPort, { login: 'alice', passcode: PASSWORDS.alice });
+      for (const receipt of ['one', 'two']) {
+        alice.send('SEND', { destination: '/producer/publish/orders.eu', receipt }, canonical(`a-${receipt}`, 'k', 'x'));
+        await alice.receipt(receipt);
+      }
+      server.reload({ auth: parseAuth({ ...auth, acls: (auth.acls ?? []).filter((rule) => rule.principal !== 'role:producer') }), tls: undefined });
+      alice.send('SEND', { destination: '/producer/publish/orders.eu', receipt: 'three' }, canonical('a-three', 'k', 'x'));
+      const error = await alice.next('ERROR');
+      expect(error.headers.message).toContain('user "alice" may not produce topic "orders.eu"');
+      expect(await storedMessages(server, 'orders.eu')).toBe(2);
+    });
+
+    it('ends connections made with tokens whose keys were replaced (a rotation after a leak), and keeps the others', async () => {
+      const server = await start();
+      const byToken = await rawConnect(server, { passcode: await token({ sub: 'svc', roles: ['producer'] }) });
+      const byPassword = await rawConnect(server, { login: 'alice', passcode: PASSWORDS.alice });
+      // A reload that leaves the token settings as they were keeps token connections.
+      server.reload({ auth: parseAuth(auth), tls: undefined });
+      byToken.send('SEND', { destination: '/producer/publish/orders.eu', receipt: 'kept' }, canonical('k-1', 'k', 'x'));
+      await byToken.receipt('kept');
+      server.reload({ auth: parseAuth({ ...auth, tokens: { secret: 'a-brand-new-secret-after-the-old-one-leaked', audience: 'rill' } }), tls: undefined });
+      expect((await byToken.next('ERROR')).headers.message).toBe('user "svc" may no longer connect');
+      await byToken.closedByServer();
+      byPassword.send('SEND', { destination: '/producer/publish/orders.eu', receipt: 'still' }, canonical('k-2', 'k', 'x'));
+      await byPassword.receipt('still');
+      byPassword.close();
+    });
+
+    it('refuses a reload that would leave a broker other machines reach without users, and changes nothing', async () => {
+      const server = await start({ server: { host: '0.0.0.0' } });
+      expect(() => server.reload({ auth: parseAuth({}), tls: undefined })).toThrow(
+        /listens on 0.0.0.0, which other machines reach, and the reloaded config has no users: nothing was reloaded/,
+      );
+      const anonymous = await rawConnect(server, {});
+      expect((await anonymous.next('ERROR')).headers.code).toBe('unauthenticated');
     });
   });
 });

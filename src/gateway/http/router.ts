@@ -7,6 +7,7 @@ import { asRillError, RillError, toHttp } from '../../errors/index.js';
 import { anonymousPrincipal, PrincipalRights, type AccessNeed, type OriginPolicy, type Security } from '../../security/index.js';
 import { publishAuthorizer, requireAll } from '../access.js';
 import type { PublishAuthorizer } from '../publishing/index.js';
+import { verifiedCertificateSubject } from '../transport/index.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const METHODS: HTTPMethod[] = ['GET', 'POST', 'PUT', 'DELETE'];
@@ -90,7 +91,10 @@ export class HttpRouter {
       for (const [name, value] of Object.entries(match.params)) if (value !== undefined) params[name] = value;
       const { access, handler } = match.store as Route;
       const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-      const principal = access === 'public' ? anonymousPrincipal() : await services.security.authenticateHttp(request.headers.authorization, remote);
+      const principal =
+        access === 'public'
+          ? anonymousPrincipal()
+          : await services.security.authenticateHttp(request.headers.authorization, remote, verifiedCertificateSubject(request.socket));
       const rights = new PrincipalRights(services.security, principal, remote);
       const context: HttpContext = { ...services, rights, authorizePublish: publishAuthorizer(rights, services.broker.topics) };
       const body = method === 'POST' || method === 'PUT' || method === 'DELETE' ? await readJson(request) : {};

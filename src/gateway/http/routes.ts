@@ -25,11 +25,11 @@ const withPath =
 /** What an operation needs, from the body's fields and the path's (the same as the handler reads). */
 const operationAccess =
   (name: OperationName): RouteAccess =>
-  ({ coordinator }, params, body) =>
-    operationNeeds(coordinator, name, { ...(body as object), ...params });
+  ({ coordinator, broker }, params, body) =>
+    operationNeeds({ coordinator, topics: broker.topics }, name, { ...(body as object), ...params });
 
 /** A member's request: its group, and the topics it subscribes to. */
-const memberAccess: RouteAccess = ({ coordinator }, { member }) => memberNeeds(coordinator, member!);
+const memberAccess: RouteAccess = ({ coordinator, broker }, { member }) => memberNeeds({ coordinator, topics: broker.topics }, member!);
 
 const describe = (resource: Resource): AccessNeed[] => [{ operation: 'describe', resource }];
 

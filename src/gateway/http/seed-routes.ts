@@ -47,14 +47,21 @@ function seedMessage(record: Omit<PulledRecord, 'headers'>): object {
   };
 }
 
-/** The seed's requests name the group, or the consumer (whose group and topics it acts in). */
+/** A topic_list as the seed sends it: one topic, a comma-separated list, or an array. */
+const seedTopics = (list: string | string[]): string[] => (Array.isArray(list) ? list : list.split(',')).map((t) => t.trim()).filter(Boolean);
+
+/*
+ * The seed's requests name the group, or the consumer (whose group and topics they act in). Access
+ * is worked out from the body read exactly as the handler reads it, so the two cannot differ.
+ */
 const groupAccess: RouteAccess = (_context, _params, body) => [
-  { operation: 'join', resource: groupResource(String((body as { consumer_group_name?: unknown }).consumer_group_name)) },
+  { operation: 'join', resource: groupResource(parse(schemas.addGroup, body).consumer_group_name) },
 ];
-const consumerAccess: RouteAccess = ({ coordinator }, _params, body) => {
-  const { consumer_name, topic_list } = body as { consumer_name?: unknown; topic_list?: unknown };
-  const topics = typeof topic_list === 'string' ? topic_list.split(',').map((t) => t.trim()) : Array.isArray(topic_list) ? topic_list.map(String) : [];
-  return memberNeeds(coordinator, String(consumer_name), topics);
+const consumerAccess: RouteAccess = ({ coordinator, broker }, _params, body) =>
+  memberNeeds({ coordinator, topics: broker.topics }, parse(schemas.consumer, body).consumer_name);
+const subscribeAccess: RouteAccess = ({ coordinator, broker }, _params, body) => {
+  const { consumer_name, topic_list } = parse(schemas.subscribe, body);
+  return memberNeeds({ coordinator, topics: broker.topics }, consumer_name, seedTopics(topic_list));
 };
 
 export function seedRoutes(route: RouteRegistrar): void {
@@ -68,9 +75,9 @@ export function seedRoutes(route: RouteRegistrar): void {
     const { consumer_group_name, consumer_name } = parse(schemas.register, body);
     return coordinatorOf(context).join(consumer_group_name, consumer_name);
   });
-  route('POST', '/consumer/subscribe-topic', consumerAccess, (context, _params, body) => {
+  route('POST', '/consumer/subscribe-topic', subscribeAccess, (context, _params, body) => {
     const { consumer_name, topic_list } = parse(schemas.subscribe, body);
-    const added = (Array.isArray(topic_list) ? topic_list : topic_list.split(',')).map((t) => t.trim()).filter(Boolean);
+    const added = seedTopics(topic_list);
     // The seed adds topics one call at a time; the /v1 API replaces the whole subscription.
     return coordinatorOf(context).addTopics(consumer_name, added);
   });

@@ -62,6 +62,8 @@ export interface CommandContext {
   /** The connection's rights as the publish path asks them (publish to a topic, create it). */
   readonly authorizePublish: PublishAuthorizer;
   readonly remoteAddress: string;
+  /** The common name of the connection's verified TLS client certificate; null without one. */
+  readonly certificateSubject: string | null;
   readonly services: SessionServices;
   readonly subscriptions: SubscriptionRegistry;
   readonly transactions: Transactions;
@@ -76,8 +78,11 @@ export interface CommandContext {
   fail(error: RillError, receipt?: string | null, details?: ErrorDetails): void;
   /** Keeps the place of the frame being handled for an answer given after asynchronous work. Call it while handling the frame. */
   later(receipt: string | null | undefined): LaterAnswer;
-  /** CONNECT succeeded, as `principal`: answers CONNECTED and starts heart-beats at the negotiated intervals. */
-  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal): void;
+  /**
+   * CONNECT succeeded, as `principal` (authenticated under the security settings' `generation`):
+   * answers CONNECTED and starts heart-beats at the negotiated intervals.
+   */
+  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal, generation: number): void;
   /** Frames read while `work` runs (checking a CONNECT's credentials) wait, unhandled and in order, until it is done. */
   holdFrames(work: Promise<void>): void;
   /** A fresh token for the connection's user: its rights and expiry follow the new token. */

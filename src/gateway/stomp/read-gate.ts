@@ -1,8 +1,8 @@
 import type { Transport } from '../transport/index.js';
 
 /** Why the server is not reading from a connection. */
-export type ReadPause = 'storage' | 'backlog' | 'authentication';
-const READ_PAUSES: readonly ReadPause[] = ['storage', 'backlog', 'authentication'];
+export type ReadPause = 'storage' | 'backlog' | 'authentication' | 'quota';
+const READ_PAUSES: readonly ReadPause[] = ['storage', 'backlog', 'authentication', 'quota'];
 
 /**
  * Whether a session reads from its connection: the one owner of its transport's paused state.
@@ -10,7 +10,8 @@ const READ_PAUSES: readonly ReadPause[] = ['storage', 'backlog', 'authentication
  * allowed (the gateway pauses every connection until it catches up); `backlog`, while this
  * connection holds more unsent bytes than its high-water mark (its client does not read what it
  * is sent: answers to what it writes would pile up in memory); `authentication`, while its
- * CONNECT's credentials are being checked (frames after it wait, unread). Reading resumes when
+ * CONNECT's credentials are being checked (frames after it wait, unread); `quota`, while its
+ * principal publishes faster than its quota allows (auth.quotas). Reading resumes when
  * none holds. Once the connection is closing the gate stays open, so that the peer's end of the
  * stream is seen and the socket can close.
  */

@@ -1,7 +1,7 @@
 import { CreationQuota } from '../../broker/index.js';
 import { asRillError, RillError, stompErrorHeaders } from '../../errors/index.js';
 import { encodeFrame, FrameParser, StompProtocolError, type EscapeMode, type Frame, type HeaderInput } from '../../protocol/stomp/index.js';
-import { PrincipalRights, type Principal } from '../../security/index.js';
+import { PrincipalRights, type Principal, type PrincipalQuota } from '../../security/index.js';
 import type { TransactionalOffsets } from '../../transactions/index.js';
 import { publishAuthorizer } from '../access.js';
 import type { Producer, PublishAuthorizer, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
@@ -88,6 +88,11 @@ export class StompSession implements TransportEvents {
   /** Ends the connection when its token expires, unless a fresh one comes first. */
   private expiryTimer: NodeJS.Timeout | undefined;
   private forgetReload: (() => void) | undefined;
+  /** The principal's quota, when auth.quotas sets any limit. */
+  private quota: PrincipalQuota | undefined;
+  /** Set while the principal's publish rate is limited: SENDs counted in the chunk being read. */
+  private sendsInChunk = -1;
+  private quotaTimer: NodeJS.Timeout | undefined;
   readonly producer: Producer;
 
   constructor(
@@ -147,6 +152,7 @@ export class StompSession implements TransportEvents {
     if (this.state !== 'connected' && this.state !== 'awaiting-connect') return;
     try {
       this.parser.push(chunk);
+      if (this.sendsInChunk >= 0) this.chargeQuota(chunk.length);
     } catch (error) {
       // The frame that broke the rules is a frame of its own: its ERROR comes after every earlier frame's answer.
       this.answers.next();
@@ -181,6 +187,8 @@ export class StompSession implements TransportEvents {
     // After DISCONNECT the members leave cleanly; a dropped connection leaves them to time out.
     const clean = this.disconnectPlace !== undefined;
     this.subscriptions.closeAll(clean ? 'client-left' : this.closedByBroker ? 'closed-by-broker' : 'dropped');
+    this.quota?.closeConnection();
+    this.quota = undefined;
     for (const release of this.closeHandlers) release(clean);
     this.closeHandlers.clear();
     this.transactions.clear();
@@ -238,6 +246,7 @@ export class StompSession implements TransportEvents {
       this.held.push(frame);
       return;
     }
+    if (this.sendsInChunk >= 0 && frame.command === 'SEND') this.sendsInChunk++;
     this.answers.next();
     if (this.state === 'awaiting-connect' && frame.command !== 'CONNECT' && frame.command !== 'STOMP') {
       this.fail(new RillError('unexpected-frame', `expected CONNECT or STOMP as the first frame, got ${frame.command}`), frame.headers.receipt);
@@ -331,9 +340,27 @@ export class StompSession implements TransportEvents {
     this.closingTimer.unref();
   }
 
-  private connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal): void {
+  private connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal, generation: number): void {
     if (this.state !== 'awaiting-connect') return;
-    this.rights = new PrincipalRights(this.services.security, principal, this.transport.remoteAddress);
+    const { security } = this.services;
+    // Users were reloaded while the credentials were checked: they must still hold.
+    if (generation !== security.generation && !security.stillValid(principal)) {
+      this.fail(new RillError('unauthenticated', 'bad credentials'));
+      return;
+    }
+    if (security.quotas.active) {
+      const quota = security.quotas.of(principal);
+      try {
+        quota.openConnection();
+      } catch (error) {
+        this.fail(asRillError(error));
+        return;
+      }
+      this.quota = quota;
+      this.subscriptions.quota = quota;
+      if (quota.limitsRate) this.sendsInChunk = 0;
+    }
+    this.rights = new PrincipalRights(security, principal, this.transport.remoteAddress, generation);
     this.authorizePublish = publishAuthorizer(this.rights, this.services.topics);
     this.sendFrame('CONNECTED', headers);
     this.state = 'connected';
@@ -383,6 +410,8 @@ export class StompSession implements TransportEvents {
   private renewPrincipal(principal: Principal): void {
     this.rights?.replace(principal);
     this.armExpiry(principal);
+    // The fresh token's roles may grant less than the old one's.
+    this.recheckRights();
   }
 
   /**
@@ -455,7 +484,20 @@ export class StompSession implements TransportEvents {
     };
   }
 
+  /**
+   * Charges what was just read to the principal's publish quota; over it, reading stops until the
+   * quota has refilled (as backpressure: the client's socket fills, nothing is dropped).
+   */
+  private chargeQuota(bytes: number): void {
+    const waitMs = this.quota!.charge(bytes, this.sendsInChunk);
+    this.sendsInChunk = 0;
+    if (waitMs === 0 || this.readGate.has('quota')) return;
+    this.readGate.pause('quota');
+    this.quotaTimer = setTimeout(() => this.readGate.resume('quota'), waitMs);
+  }
+
   private stopTimers(): void {
+    clearTimeout(this.quotaTimer);
     clearTimeout(this.connectTimer);
     clearTimeout(this.expiryTimer);
     this.forgetReload?.();
@@ -484,6 +526,7 @@ export class StompSession implements TransportEvents {
         return session.authorizePublish;
       },
       remoteAddress: this.transport.remoteAddress,
+      certificateSubject: this.transport.certificateSubject,
       services: this.services,
       subscriptions: this.subscriptions,
       transactions: this.transactions,
@@ -491,7 +534,8 @@ export class StompSession implements TransportEvents {
       receipt: (receipt) => this.answers.receipt(receipt),
       fail: (error, receipt, details) => this.fail(error, receipt, details),
       later: (receipt) => this.later(receipt),
-      connected: (version, headers, outgoingMs, incomingMs, principal) => this.connected(version, headers, outgoingMs, incomingMs, principal),
+      connected: (version, headers, outgoingMs, incomingMs, principal, generation) =>
+        this.connected(version, headers, outgoingMs, incomingMs, principal, generation),
       holdFrames: (work) => this.holdFrames(work),
       renewPrincipal: (principal) => this.renewPrincipal(principal),
       publish: (request, receipt) => this.publish(request, receipt),

@@ -1,5 +1,5 @@
 import { RillError } from '../../errors/index.js';
-import type { AccessNeed } from '../../security/index.js';
+import type { AccessNeed, PrincipalQuota } from '../../security/index.js';
 import type { AcknowledgmentSink } from '../publishing/index.js';
 import type { CloseReason, Subscription } from './subscriptions/subscription.js';
 
@@ -23,6 +23,8 @@ export class SubscriptionRegistry {
   /** What each subscription needs its principal to be allowed, checked again when the rules are reloaded. */
   private readonly needs = new Map<string, readonly AccessNeed[]>();
   private counter = 0;
+  /** The principal's subscription quota, once the connection is authenticated (none: no limit). */
+  quota: Pick<PrincipalQuota, 'openSubscription' | 'closeSubscriptions'> | undefined;
 
   /**
    * Refuses an id in use, or taken by a SUBSCRIBE still being set up; returns the number for the
@@ -30,6 +32,7 @@ export class SubscriptionRegistry {
    */
   reserve(id: string): number {
     if (this.byId.has(id) || this.reserved.has(id)) throw new RillError('name-taken', `subscription id "${id}" is already in use on this connection`);
+    this.quota?.openSubscription();
     this.reserved.add(id);
     return ++this.counter;
   }
@@ -82,6 +85,7 @@ export class SubscriptionRegistry {
     if (subscription === undefined) throw new RillError('unknown-subscription', `no subscription with id "${id}" on this connection`);
     subscription.close('client-left');
     this.forget(subscription);
+    this.quota?.closeSubscriptions(1);
   }
 
   /** Every subscription delivery may go on: the socket drained. */
@@ -92,6 +96,8 @@ export class SubscriptionRegistry {
   /** Ends every subscription, for `reason`. */
   closeAll(reason: CloseReason): void {
     for (const subscription of this.byId.values()) subscription.close(reason);
+    this.quota?.closeSubscriptions(this.byId.size + this.reserved.size);
+    this.quota = undefined;
     this.byId.clear();
     this.needs.clear();
     this.reserved.clear();

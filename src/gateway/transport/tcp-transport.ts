@@ -1,16 +1,19 @@
 import type { Socket } from 'node:net';
+import { verifiedCertificateSubject } from './peer-certificate.js';
 import type { Transport, TransportEvents } from './transport.js';
 
 /** STOMP over plain TCP: a byte stream the session's parser frames. */
 export class TcpTransport implements Transport {
   readonly kind = 'tcp';
   readonly remoteAddress: string;
+  readonly certificateSubject: string | null;
 
   constructor(
     private readonly socket: Socket,
     events: TransportEvents,
   ) {
     this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.certificateSubject = verifiedCertificateSubject(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => events.onData(chunk));
     socket.on('drain', () => events.onDrain());

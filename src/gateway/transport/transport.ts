@@ -5,6 +5,8 @@
 export interface Transport {
   readonly kind: 'websocket' | 'tcp';
   readonly remoteAddress: string;
+  /** The common name of a verified TLS client certificate; null without one. */
+  readonly certificateSubject: string | null;
   send(bytes: Buffer): void;
   /** Bytes accepted by send() that have not left for the peer yet (the session's backpressure reads this). */
   readonly bufferedBytes: number;

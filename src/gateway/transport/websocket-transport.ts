@@ -1,12 +1,14 @@
 import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { verifiedCertificateSubject } from './peer-certificate.js';
 import type { Transport, TransportEvents } from './transport.js';
 
 /** STOMP over WebSocket: one STOMP frame (or several, or part of one) per WebSocket message. */
 export class WebSocketTransport implements Transport {
   readonly kind = 'websocket';
   readonly remoteAddress: string;
+  readonly certificateSubject: string | null;
 
   constructor(
     private readonly socket: WebSocket,
@@ -14,6 +16,7 @@ export class WebSocketTransport implements Transport {
     events: TransportEvents,
   ) {
     this.remoteAddress = `${rawSocket.remoteAddress}:${rawSocket.remotePort}`;
+    this.certificateSubject = verifiedCertificateSubject(rawSocket);
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       // The server skips ws's own UTF-8 check (which closes with 1007 and no word to the client), so that the client gets an ERROR first.

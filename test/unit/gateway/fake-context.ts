@@ -58,6 +58,7 @@ export class FakeContext implements CommandContext {
   readonly services: CommandContext['services'];
   readonly channel: DeliveryChannel;
   readonly remoteAddress = '127.0.0.1:50000';
+  readonly certificateSubject = null;
   readonly rights: PrincipalRights;
   readonly authorizePublish: PublishAuthorizer;
 
@@ -128,7 +129,7 @@ export class FakeContext implements CommandContext {
     return { place: 0, receipt: () => this.receipt(receipt), fail: (error) => this.fail(error, receipt) };
   }
 
-  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal): void {
+  connected(version: EscapeMode, headers: HeaderInput, outgoingMs: number, incomingMs: number, principal: Principal, _generation: number): void {
     this.connection = { version, headers, outgoingMs, incomingMs };
     this.rights.replace(principal);
     this.version = version;

@@ -40,19 +40,26 @@ export function handleConnect(context: CommandContext, frame: Frame): void {
   const headers = { version, server: serverName, session: context.sessionId, 'heart-beat': `${sendMs},${receiveMs}` };
   const receipt = frame.headers.receipt;
   let principal: Principal | Promise<Principal>;
+  // A reload while the credentials are checked is caught up with once they are.
+  const generation = context.services.security.generation;
   try {
-    principal = context.services.security.authenticate({ login: frame.headers.login, passcode: frame.headers.passcode, remote: context.remoteAddress });
+    principal = context.services.security.authenticate({
+      login: frame.headers.login,
+      passcode: frame.headers.passcode,
+      remote: context.remoteAddress,
+      certificate: context.certificateSubject,
+    });
   } catch (error) {
     context.fail(asRillError(error), receipt);
     return;
   }
   if (!(principal instanceof Promise)) {
-    context.connected(version, headers, outgoing, incoming, principal);
+    context.connected(version, headers, outgoing, incoming, principal, generation);
     return;
   }
   context.holdFrames(
     principal.then(
-      (proven) => context.connected(version, headers, outgoing, incoming, proven),
+      (proven) => context.connected(version, headers, outgoing, incoming, proven, generation),
       (error: unknown) => context.fail(asRillError(error), receipt),
     ),
   );

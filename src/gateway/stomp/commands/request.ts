@@ -58,7 +58,8 @@ export function handleRequest(context: CommandContext, frame: Frame, operation: 
   // Run inside a promise, so that an operation that refuses at once (an unknown member, a right it lacks) is answered, not fatal.
   Promise.resolve()
     .then(() => {
-      requireAll(context.rights, operationNeeds(coordinator, operation as OperationName | 'transact', parsed.data as Record<string, unknown>));
+      const lookup = { coordinator, topics: context.services.topics };
+      requireAll(context.rights, operationNeeds(lookup, operation as OperationName | 'transact', parsed.data as Record<string, unknown>));
       return (definition.run as (c: GroupCoordinator, r: unknown) => unknown)(coordinator, parsed.data);
     })
     .then(

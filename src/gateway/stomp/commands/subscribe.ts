@@ -135,6 +135,13 @@ function subscribeToGroup(
           answer.receipt();
           return;
         }
+        // The rules may have been reloaded while the member joined.
+        const revoked = needs.map((need) => context.rights.decide(need.operation, need.resource)).find((refusal) => refusal !== null);
+        if (revoked !== undefined) {
+          binding.release(false);
+          answer.fail(revoked);
+          return;
+        }
         push = new GroupPush(context.channel, log, coordinator, context.services.logger, request.id, request.number, request.ackMode, topic, prefetch, binding);
         context.subscriptions.add(push, needs);
         push.start();

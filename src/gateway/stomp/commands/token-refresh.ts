@@ -12,8 +12,8 @@ export function handleTokenRefresh(context: CommandContext, frame: Frame): void 
   const { rights, remoteAddress } = context;
   context.services.security.refreshToken(rights.principal, frame.body.toString('utf8').trim(), remoteAddress).then(
     (principal) => {
-      if (!context.isConnected) return;
-      context.renewPrincipal(principal);
+      // The connection is ending meanwhile: the RECEIPT still takes its turn, so the ERROR behind it is not held up.
+      if (context.isConnected) context.renewPrincipal(principal);
       later.receipt();
     },
     (error: unknown) => later.fail(asRillError(error)),
