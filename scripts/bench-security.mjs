@@ -34,8 +34,9 @@ function selfSigned(dir) {
 
 export async function securityCost({ quick }) {
   const scale = quick ? 0.3 : 1;
-  const rounds = quick ? 2 : 3;
-  const c = { name: '4 producers x 100 B', producers: 4, count: 150_000, size: 100 };
+  // Runs of a few seconds each, and five of each: the figures of one run swing by 15 % on this machine.
+  const rounds = quick ? 2 : 5;
+  const c = { name: '4 producers x 100 B', producers: 4, count: 400_000, size: 100 };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-bench-tls-'));
   try {
     const { certFile, keyFile } = selfSigned(dir);

@@ -6,6 +6,7 @@ import { type RillServer, StartupError, startServer } from '../server/index.js';
 import { runDumpSegment } from './dump-segment.js';
 import { runMigrate } from './migrate.js';
 import { runPasswd } from './passwd.js';
+import { runReload } from './reload.js';
 import { runTail } from './tail.js';
 
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -29,6 +30,10 @@ const USAGE = `Usage:
 
   rill passwd
       Reads a password on standard input and prints the hash to put in auth.users.
+
+  rill reload [--config FILE] [--data-dir DIR]
+      Tells the broker running on that data directory to reload users, tokens, ACLs and TLS
+      certificates (SIGHUP), without dropping connections.
 
   rill tail <topic> [--url ws://127.0.0.1:8080/stomp] [--from earliest|latest|offset:N|timestamp:MS]
             [--partition P] [--no-follow] [--json] [--user NAME]
@@ -58,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
       return runDumpSegment(rest);
     case 'passwd':
       return runPasswd(rest);
+    case 'reload':
+      return runReload(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, resolveDataDir, type RillConfig } from '../config/index.js';
+import { resolveDataDir } from '../config/index.js';
 import { createLogger } from '../logging/index.js';
 import { DataDirectoryAccessError, DataDirectoryLock, DataDirectoryLockedError } from '../storage/index.js';
 import { migrateDataDirectory, type MigrationReport } from '../storage/index.js';
+import { configFromFlags } from './config-flags.js';
 
 const USAGE = `Usage: rill migrate [--config FILE] [--data-dir DIR]
   Converts a data directory written by Rill before 0.2 (its own record format) to Kafka's
@@ -17,7 +17,7 @@ const USAGE = `Usage: rill migrate [--config FILE] [--data-dir DIR]
  * (what was converted stays so, the rest is untouched: run it again), 2 for a bad flag or config.
  */
 export async function runMigrate(argv: string[]): Promise<number> {
-  const config = configOf(argv);
+  const config = configFromFlags('migrate', argv, USAGE);
   if (typeof config === 'number') return config;
   const dataDir = resolveDataDir(config);
   if (!fs.existsSync(dataDir)) return fail(`data directory ${dataDir} does not exist`);
@@ -44,26 +44,6 @@ export async function runMigrate(argv: string[]): Promise<number> {
 }
 
 /** The configuration as `rill start` would load it, or the exit code for a bad flag or config file. */
-function configOf(argv: string[]): RillConfig | number {
-  let configFile: string | undefined;
-  let dataDir: string | undefined;
-  try {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' } }, strict: true });
-    configFile = values.config;
-    dataDir = values['data-dir'];
-  } catch (error) {
-    process.stderr.write(`rill migrate: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  try {
-    return loadConfig(configFile, { dataDir });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`rill: ${error.message}\n`);
-    return 2;
-  }
-}
-
 function summary(dataDir: string, report: MigrationReport): string {
   if (report.partitions === 0) return `rill migrate: ${dataDir} is in the current format (nothing to convert)\n`;
   const restored = report.restoredBatches === 0 ? '' : `, ${report.restoredBatches} of them from the journals`;

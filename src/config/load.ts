@@ -58,7 +58,8 @@ function checkConfig(input: unknown, source: string, flags: Map<string, string>)
     names.add(topic.name);
   }
   const { auth } = config;
-  const authenticated = auth.users.length > 0 || auth.tokens !== undefined;
+  // Client certificates identify clients as users and tokens do.
+  const authenticated = auth.users.length > 0 || auth.tokens !== undefined || (config.tls?.clientCertificates ?? 'none') !== 'none';
   const host = config.server.host ?? (authenticated || auth.allowAnonymous ? '0.0.0.0' : '127.0.0.1');
   if (!authenticated && !auth.allowAnonymous && !isLoopback(host)) {
     const blame = flags.get('server.host') ?? `server.host "${host}" in ${source}`;

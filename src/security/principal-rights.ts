@@ -1,7 +1,10 @@
 import type { RillError } from '../errors/index.js';
-import type { Operation, Resource } from './access-control.js';
+import { describeResource, type AccessNeed, type Operation, type Resource } from './access-control.js';
 import type { Principal } from './principal.js';
 import type { Security } from './security.js';
+
+/** Operations that change what others see (a topic's or group's existence, settings or offsets): each done is one audit line. */
+const ADMINISTRATIVE: ReadonlySet<Operation> = new Set(['create', 'delete', 'alter', 'reset']);
 
 /** Decisions one connection remembers at most: a client naming ever new topics does not grow it without end. */
 const MAX_REMEMBERED = 1024;
@@ -67,6 +70,12 @@ export class PrincipalRights {
       this.decisions.set(key, decision);
     }
     return decision;
+  }
+
+  /** A request that needed `needs` succeeded: an administrative one is one audit line. */
+  audit(needs: readonly AccessNeed[]): void {
+    const done = needs.filter((need) => ADMINISTRATIVE.has(need.operation)).map((need) => `${need.operation} ${describeResource(need.resource)}`);
+    if (done.length > 0) this.security.audit.info({ principal: this.current.name, remote: this.remote, operations: done }, 'administrative operation');
   }
 
   /** Whether the principal may, for filtering lists (no log). */

@@ -10,6 +10,8 @@ export interface Principal {
   readonly expiresAt: number | null;
   /** A token's: which token settings (secret, keys) verified it; a reload that changes them ends its connections. */
   readonly tokenKeys?: number;
+  /** A password user's: a digest of the hash its password was checked against; a reload that changes the password ends its connections. */
+  readonly credential?: string;
 }
 
 const ANONYMOUS_NAME = 'anonymous';

@@ -48,7 +48,12 @@ export class Security {
   /** Counts reloads: rights cached under an older generation are checked again. */
   generation = 0;
 
-  constructor(config: AuthConfig, logger: Logger) {
+  constructor(
+    config: AuthConfig,
+    logger: Logger,
+    /** TLS listeners ask for client certificates (tls.clientCertificates): they identify clients too, so authentication is on. */
+    private readonly clientCertificates = false,
+  ) {
     this.audit = logger.child({ component: 'audit' });
     this.quotas = new Quotas(config.quotas, logger.child({ component: 'quotas' }));
     this.configure(config);
@@ -56,7 +61,7 @@ export class Security {
 
   /** Clients must prove who they are. */
   get enabled(): boolean {
-    return this.users.size > 0 || this.tokens !== undefined;
+    return this.users.size > 0 || this.tokens !== undefined || this.clientCertificates;
   }
 
   /** Replaces users, tokens and rules; connections check what they hold against the new ones at once. */
@@ -189,7 +194,8 @@ export class Security {
 
   /** Whether a principal may still be connected after a reload (a password user removed, token keys replaced: their connections end). */
   stillValid(principal: Principal): boolean {
-    if (principal.via === 'password') return this.users.has(principal.name);
+    // A password changed meanwhile ends connections made with the old one (a leaked password, replaced).
+    if (principal.via === 'password') return principal.credential !== undefined && this.users.credentialOf(principal.name) === principal.credential;
     if (principal.via === 'anonymous') return !this.enabled || this.allowAnonymous;
     // Tokens verified with a secret or keys since replaced (a rotation after a leak) are no longer trusted.
     if (principal.via === 'token') return this.tokens !== undefined && principal.tokenKeys === this.tokens.keys;

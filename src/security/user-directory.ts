@@ -35,6 +35,12 @@ export class UserDirectory {
     return this.users.has(name);
   }
 
+  /** A digest of the user's password hash as configured now (undefined: no such user). */
+  credentialOf(name: string): string | undefined {
+    const user = this.users.get(name);
+    return user === undefined ? undefined : credentialDigest(user.passwordHash);
+  }
+
   /** The user's roles as configured now. */
   roles(name: string): ReadonlySet<string> | undefined {
     const user = this.users.get(name);
@@ -63,5 +69,9 @@ function digestOf(name: string, password: string, passwordHash: string): string 
 }
 
 function principalOf(user: AuthConfig['users'][number]): Principal {
-  return { name: user.name, roles: new Set(user.roles), anonymous: false, via: 'password', expiresAt: null };
+  return { name: user.name, roles: new Set(user.roles), anonymous: false, via: 'password', expiresAt: null, credential: credentialDigest(user.passwordHash) };
+}
+
+function credentialDigest(passwordHash: string): string {
+  return createHash('sha256').update(passwordHash).digest('base64');
 }

@@ -189,16 +189,18 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
       const { auth } = settings;
       // The listeners keep the address they bound at start-up: a reload cannot open a broker that
       // other machines reach to anyone by removing its users.
-      if (auth.users.length === 0 && auth.tokens === undefined && !auth.allowAnonymous && !isLoopback(config.server.host)) {
+      const certificates = (config.tls?.clientCertificates ?? 'none') !== 'none';
+      if (auth.users.length === 0 && auth.tokens === undefined && !certificates && !auth.allowAnonymous && !isLoopback(config.server.host)) {
         throw new StartupError(
           `the broker listens on ${config.server.host}, which other machines reach, and the reloaded config has no users: nothing was reloaded`,
           'auth.allowAnonymous',
           'keep users (or tokens)',
         );
       }
-      // The certificates first: a file that cannot be read leaves everything as it was.
-      listeners.reloadCertificates(settings.tls);
+      // Everything is read and checked before anything changes: a reload that fails leaves all as it was.
+      const useCertificates = listeners.prepareCertificates(settings.tls);
       security.reload(settings.auth);
+      useCertificates();
     },
     close: () => {
       closing ??= (async () => {
@@ -229,7 +231,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
 
 function startSecurity(config: RillConfig, logger: Logger): Security {
   try {
-    return new Security(config.auth, logger);
+    return new Security(config.auth, logger, (config.tls?.clientCertificates ?? 'none') !== 'none');
   } catch (error) {
     if (error instanceof SecuritySettingError) throw new StartupError(error.problem, error.setting);
     throw error;

@@ -73,11 +73,17 @@ export class Listeners {
     return Object.fromEntries(this.listeners.map((listener) => [listener.kind, (listener.server.address() as AddressInfo).port]));
   }
 
-  /** Reads the certificate files again (SIGHUP): new connections use them, open ones keep theirs. */
-  reloadCertificates(config: TlsConfig | undefined): void {
-    if (config === undefined || this.secure.length === 0) return;
+  /**
+   * Reads the certificate files again (SIGHUP) and checks them; the returned function puts them in
+   * use (for new connections; open ones keep theirs). Throws, changing nothing, when they cannot
+   * be used. Whether client certificates are asked for is fixed at start-up.
+   */
+  prepareCertificates(config: TlsConfig | undefined): () => void {
+    if (config === undefined || this.secure.length === 0) return () => {};
     const options = secureContextOptions(config);
-    for (const server of this.secure) server.setSecureContext(options);
+    return () => {
+      for (const server of this.secure) server.setSecureContext(options);
+    };
   }
 
   /** Stops accepting; resolves once every listener has closed. */

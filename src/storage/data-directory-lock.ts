@@ -84,6 +84,16 @@ export class DataDirectoryLock {
   ) {}
 
   /**
+   * The broker that holds the data directory's lock and still runs on this machine; null when
+   * none does (no lock, a stale one, or one from another host, which cannot be reached from here).
+   */
+  static runningHolder(dataDir: string): LockHolder | null {
+    const holder = readHolder(path.join(path.resolve(dataDir), LOCK_FILE));
+    if (holder === undefined || holder.hostname !== os.hostname() || isGone(holder)) return null;
+    return holder;
+  }
+
+  /**
    * Creates the data directory if needed and locks it. Throws DataDirectoryLockedError when
    * another broker holds it, DataDirectoryAccessError when it cannot be written.
    */

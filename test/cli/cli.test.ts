@@ -102,7 +102,8 @@ describe('rill command', () => {
       auth: { users, acls: [{ principal: 'role:admin', resource: 'topic:*', operations: ['all'] }] },
     });
     fs.writeFileSync(configFile, JSON.stringify(config([{ name: 'ops', passwordHash, roles: ['admin'] }])));
-    const server = await startChild(tempDir(), { args: ['--config', configFile] });
+    const dataDir = tempDir();
+    const server = await startChild(dataDir, { args: ['--config', configFile] });
     const url = `ws://127.0.0.1:${server.httpPort}/stomp`;
     const ops = await connectStompJs(url, { login: 'ops', passcode: 'open sesame' });
     await publishWithReceipt(ops, '/producer/publish/secured', canonical('s-1', 'k', 'x'));
@@ -115,9 +116,13 @@ describe('rill command', () => {
     expect(tailed.code).toBe(0);
     expect(JSON.parse(tailed.stdout.trim())).toMatchObject({ topic: 'secured', messageID: 's-1' });
 
-    // The user is removed from the file; SIGHUP ends its connection with an ERROR.
+    // The user is removed from the file; `rill reload` (SIGHUP to the broker holding the data
+    // directory) ends its connection with an ERROR.
     fs.writeFileSync(configFile, JSON.stringify(config([])));
-    server.process.kill('SIGHUP');
+    expect((await rill(['reload', '--data-dir', tempDir()])).stderr).toMatch(/no broker runs on .* on this machine/);
+    const reloaded = await rill(['reload', '--data-dir', dataDir]);
+    expect(reloaded.code).toBe(0);
+    expect(reloaded.stdout).toContain(`(pid ${server.process.pid})`);
     await vi.waitFor(() => expect(ops.errors.map((e) => e.headers.message)).toContain('user "ops" may no longer connect'), WAIT);
     expect(server.logs.some((line) => line.includes('reloaded users, tokens, ACLs and TLS certificates'))).toBe(true);
     await ops.deactivate();

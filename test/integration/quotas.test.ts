@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
 import { hashPassword } from '../../src/security/index.js';
 import { canonical, RawStompClient, WAIT } from '../helpers/clients.js';
 import { storedMessages, useServers, type TestServer } from '../helpers/server.js';
@@ -34,6 +35,10 @@ describe('quotas', () => {
     expect(error.headers.message).toBe('user "few" has 2 connections open, its quota (auth.quotas.connections)');
     // Another user is not held to it.
     await session(server, 'slow');
+    // A reload applies to principals with connections open: a third is admitted at once.
+    const raised = parseConfig({ auth: { users, quotas: { principals: [{ principal: 'user:few', connections: 3 }] } } }).auth;
+    server.reload({ auth: raised, tls: undefined });
+    await session(server, 'few');
     first.close();
     await vi.waitFor(async () => {
       const again = await RawStompClient.connect(server.stompPort);
@@ -78,6 +83,10 @@ describe('quotas', () => {
     for (let i = 0; i < count; i++) fast.send('SEND', { destination: '/producer/publish/free', receipt: `f-${i}` }, canonical(`f-${i}`, `k${i}`, text));
     await vi.waitFor(() => expect(fast.all('RECEIPT')).toHaveLength(count), WAIT);
     expect(slow.all('RECEIPT').length).toBeLessThan(count);
+    // A connection the throttled principal makes now reads nothing until it is back under its rate.
+    const another = await session(server, 'slow');
+    expect(server.gateway.connections().filter((c) => c.readingPausedFor.includes('quota')).length).toBeGreaterThanOrEqual(2);
+    another.close();
     // Nothing is dropped: the slow producer gets every RECEIPT in the end, and each message is stored once.
     await vi.waitFor(() => expect(slow.all('RECEIPT')).toHaveLength(count), WAIT);
     expect(slow.all('ERROR')).toHaveLength(0);

@@ -1,9 +1,14 @@
 import net from 'node:net';
-import { SignJWT } from 'jose';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { parseConfig, type RillConfigInput } from '../../src/config/index.js';
+import { pino } from 'pino';
 import { hashPassword } from '../../src/security/index.js';
+import { startServer } from '../../src/server/index.js';
 import { canonical, connectStompJs, publishWithReceipt, RawStompClient, WAIT } from '../helpers/clients.js';
 import { httpBase } from '../helpers/http.js';
 import { storedMessages, useServers, type TestServer } from '../helpers/server.js';
@@ -26,6 +31,7 @@ beforeAll(async () => {
       { name: 'alice', passwordHash: await hashPassword(PASSWORDS.alice), roles: ['producer'] },
       { name: 'bob', passwordHash: await hashPassword(PASSWORDS.bob), roles: ['consumer'] },
       { name: 'root', passwordHash: await hashPassword(PASSWORDS.root), roles: ['admin'] },
+      { name: 'carol', passwordHash: await hashPassword('carol-password'), roles: [] },
     ],
     tokens: { secret: SECRET, audience: 'rill', issuer: 'https://issuer.test' },
     acls: [
@@ -134,6 +140,37 @@ describe('security', () => {
         await client.closedByServer();
       }
       expect(await storedMessages(server, 'orders.tok')).toBe(1);
+    });
+
+    it('verifies tokens against public keys from a JWKS file and from a JWKS URL, refusing a key it does not list', async () => {
+      const { publicKey, privateKey } = await generateKeyPair('RS256');
+      const stranger = await generateKeyPair('RS256');
+      const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] };
+      const jwksFile = path.join(servers.tempDir(), 'jwks.json');
+      fs.writeFileSync(jwksFile, JSON.stringify(jwks));
+      const jwksServer = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)));
+      await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+      const signed = (key: Parameters<SignJWT['sign']>[0]) =>
+        new SignJWT({ sub: 'rsa-user', roles: ['producer'] }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setExpirationTime('1h').sign(key);
+      try {
+        const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as net.AddressInfo).port}/jwks.json`;
+        for (const tokens of [{ jwksFile }, { jwksUrl }]) {
+          const server = await start({ auth: { tokens } });
+          const good = await rawConnect(server, { passcode: await signed(privateKey) });
+          expect(good.all('CONNECTED')).toHaveLength(1);
+          good.send('SEND', { destination: '/producer/publish/orders.rsa', receipt: 'r' }, canonical(`rsa-${Object.keys(tokens)[0]}`, 'k', 'x'));
+          await good.receipt('r');
+          good.close();
+          const forged = await rawConnect(server, { passcode: await signed(stranger.privateKey) });
+          expect((await forged.next('ERROR')).headers.message).toBe('token signature is not valid');
+          // An HMAC token is not accepted where public keys are configured.
+          const hmac = await rawConnect(server, { passcode: await token({ sub: 'rsa-user' }) });
+          expect((await hmac.next('ERROR')).headers.code).toBe('unauthenticated');
+          expect(await storedMessages(server, 'orders.rsa')).toBe(1);
+        }
+      } finally {
+        jwksServer.close();
+      }
     });
 
     it('ends a token connection with an ERROR when its token expires, unless a fresh one for the same user came first', async () => {
@@ -381,6 +418,45 @@ describe('security', () => {
     });
   });
 
+  describe('the audit log', () => {
+    it('has one structured line per failed login, per refusal (once per connection and resource), and per administrative operation', async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const config = parseConfig({
+        server: { host: '127.0.0.1', httpPort: 0, stompPort: 0 },
+        storage: { dataDir: servers.tempDir() },
+        brokers: { workers: 1 },
+        auth,
+      });
+      const server = await startServer(config, logger);
+      try {
+        const audit = () => lines.filter((line) => line.component === 'audit');
+        const wrong = await rawConnect(server as TestServer, { login: 'alice', passcode: 'wrong' });
+        await wrong.closedByServer();
+        const alice = await RawStompClient.session(server.stompPort, { login: 'alice', passcode: PASSWORDS.alice });
+        alice.send('SUBSCRIBE', { id: 'a', destination: '/topic/acknowledgment/payments', receipt: 'a' });
+        await alice.next('ERROR');
+        await request(server as TestServer, 'POST', '/v1/groups', { authorization: basic('root'), body: { group: 'billing' } });
+        const reset = await request(server as TestServer, 'POST', '/v1/groups/billing/offsets/reset', {
+          authorization: basic('root'),
+          body: { target: { to: 'earliest' } },
+        });
+        expect(reset.status).toBe(200);
+        await vi.waitFor(() => expect(audit()).toHaveLength(3), WAIT);
+        expect(audit()[0]).toMatchObject({
+          msg: 'authentication failed',
+          login: 'alice',
+          reason: 'wrong user or password',
+          remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+        });
+        expect(audit()[1]).toMatchObject({ msg: 'access denied', principal: 'alice', operation: 'produce', resource: 'topic "payments"' });
+        expect(audit()[2]).toMatchObject({ msg: 'administrative operation', principal: 'root', operations: ['reset group "billing"'] });
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
   describe('origins', () => {
     const upgrade = (server: TestServer, origin?: string, host?: string) =>
       new Promise<number>((resolve) => {
@@ -428,9 +504,13 @@ describe('security', () => {
       await bob.receipt('g');
       const alice = await RawStompClient.session(server.stompPort, { login: 'alice', passcode: PASSWORDS.alice });
 
-      // The consumer role loses the group; alice is removed; root keeps everything.
+      const carol = await RawStompClient.session(server.stompPort, { login: 'carol', passcode: 'carol-password' });
+      // The consumer role loses the group; alice is removed; carol's password is changed; root keeps everything.
       const acls = (auth.acls ?? []).filter((rule) => rule.resource !== 'group:billing');
-      const users = (auth.users ?? []).filter((user) => user.name !== 'alice');
+      const users = [
+        ...(auth.users ?? []).filter((user) => user.name !== 'alice' && user.name !== 'carol'),
+        { name: 'carol', passwordHash: await hashPassword('carol-new-password') },
+      ];
       server.reload({ auth: parseAuth({ ...auth, users, acls }), tls: undefined });
 
       const revoked = await bob.next('ERROR');
@@ -438,7 +518,8 @@ describe('security', () => {
       expect(revoked.headers.message).toContain('access revoked: user "bob" may not join group "billing"');
       const removed = await alice.next('ERROR');
       expect(removed.headers.code).toBe('unauthenticated');
-      await Promise.all([bob.closedByServer(), alice.closedByServer()]);
+      expect((await carol.next('ERROR')).headers.message).toBe('user "carol" may no longer connect');
+      await Promise.all([bob.closedByServer(), alice.closedByServer(), carol.closedByServer()]);
       root.send('SEND', { destination: '/producer/publish/orders.eu', receipt: 'still' }, canonical('r-1', 'k', 'x'));
       await root.receipt('still');
       expect(root.closed).toBe(false);

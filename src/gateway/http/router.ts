@@ -98,8 +98,10 @@ export class HttpRouter {
       const rights = new PrincipalRights(services.security, principal, remote);
       const context: HttpContext = { ...services, rights, authorizePublish: publishAuthorizer(rights, services.broker.topics) };
       const body = method === 'POST' || method === 'PUT' || method === 'DELETE' ? await readJson(request) : {};
-      if (access !== 'public') requireAll(rights, access(context, params, body));
+      const needs = access === 'public' ? [] : access(context, params, body);
+      requireAll(rights, needs);
       const result = await handler(context, params, body);
+      rights.audit(needs);
       if (result instanceof RawAnswer) {
         const parts = Buffer.isBuffer(result.content) ? [result.content] : result.content;
         response.writeHead(200, { 'content-type': result.contentType, 'content-length': parts.reduce((sum, part) => sum + part.length, 0) });

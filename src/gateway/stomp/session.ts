@@ -358,7 +358,11 @@ export class StompSession implements TransportEvents {
       }
       this.quota = quota;
       this.subscriptions.quota = quota;
-      if (quota.limitsRate) this.sendsInChunk = 0;
+      if (quota.limitsRate) {
+        this.sendsInChunk = 0;
+        // A principal already over its rate (its other connections, or this one reconnecting) reads nothing more for now.
+        this.chargeQuota(0);
+      }
     }
     this.rights = new PrincipalRights(security, principal, this.transport.remoteAddress, generation);
     this.authorizePublish = publishAuthorizer(this.rights, this.services.topics);

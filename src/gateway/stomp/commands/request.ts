@@ -2,6 +2,7 @@ import { operations, type GroupCoordinator, type MemberView, type OperationName 
 import { asRillError, RillError, toHttp } from '../../../errors/index.js';
 import type { Frame } from '../../../protocol/stomp/index.js';
 import { transact, transactInput, type TransactInput } from '../../publishing/index.js';
+import type { AccessNeed } from '../../../security/index.js';
 import { operationNeeds, requireAll, visibleGroups, type GroupList } from '../../access.js';
 import type { CommandContext } from '../command-context.js';
 import { DEFAULT_REPLY_DESTINATION } from '../destinations.js';
@@ -55,15 +56,17 @@ export function handleRequest(context: CommandContext, frame: Frame, operation: 
     fail(new RillError('invalid-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')));
     return;
   }
+  let needs: AccessNeed[] = [];
   // Run inside a promise, so that an operation that refuses at once (an unknown member, a right it lacks) is answered, not fatal.
   Promise.resolve()
     .then(() => {
-      const lookup = { coordinator, topics: context.services.topics };
-      requireAll(context.rights, operationNeeds(lookup, operation as OperationName | 'transact', parsed.data as Record<string, unknown>));
+      needs = operationNeeds({ coordinator, topics: context.services.topics }, operation as OperationName | 'transact', parsed.data as Record<string, unknown>);
+      requireAll(context.rights, needs);
       return (definition.run as (c: GroupCoordinator, r: unknown) => unknown)(coordinator, parsed.data);
     })
     .then(
       (result) => {
+        context.rights.audit(needs);
         if (operation === 'list-groups') result = visibleGroups(context.rights, result as GroupList);
         if (operation === 'join') bindMember(context, replyTo, result as MemberView);
         if (operation === 'leave') forgetMember(context, (parsed.data as { member: string }).member);
