@@ -73,6 +73,14 @@ module.exports = {
       to: { path: inFolders('server') },
     },
     layer('gateway', 'gateway', ['server', 'cli'], 'gateway is below server'),
+    layer('metrics', 'metrics', ['server', 'cli'], 'metrics reads the parts below the server; the server serves them'),
+    {
+      name: 'layer-only-server-imports-metrics',
+      comment: 'The metrics read every part: only the server, which assembles the parts, builds them.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: inFolders('server', 'metrics') },
+      to: { path: inFolders('metrics') },
+    },
     layer(
       'security',
       'security',

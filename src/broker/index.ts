@@ -1,4 +1,5 @@
 export { Broker, type AppendTicket } from './front/broker.js';
+export { TopicTraffic, type TrafficCounter } from './front/topic-traffic.js';
 export { laneForPriority, laneOf, TopicRegistry, type Topic } from './front/topic-registry.js';
 export { CreationQuota } from './front/creation-quota.js';
 export { hashKey, partitionForKey, KeylessPartitioner, type KeylessPartitioning } from './front/partitioner.js';

@@ -1,3 +1,4 @@
+import type { TrafficCounter } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import { tpKey, type TopicPartition } from './assignors.js';
@@ -97,6 +98,11 @@ export class GroupCoordinator {
     return this.membership.group(name);
   }
 
+  /** Counts since the start, for metrics. */
+  counters(): { rebalances: number; deadLettered: number } {
+    return { rebalances: this.membership.rebalances, deadLettered: this.deadLetters.sent };
+  }
+
   /** The group a member belongs to, without counting as a heartbeat (undefined: no such member). */
   groupOfMember(memberName: string): string | undefined {
     return this.membership.groupOf(memberName);
@@ -174,7 +180,22 @@ export class GroupCoordinator {
     await this.offsets.autoCommitIfDue(member);
     const records = await this.fetcher.pull(member, options.maxMessages ?? 500, options.maxBytes ?? READ_BYTES, deadline);
     member.lastSeen = this.clock.now();
+    this.countDelivered(records);
     return { ...this.membership.view(member), records };
+  }
+
+  /** Pulled records count as delivered, per topic (for metrics): one counter lookup per run of a topic. */
+  private countDelivered(records: readonly PulledRecord[]): void {
+    let counted: string | null = null;
+    let counter: TrafficCounter | undefined;
+    for (const record of records) {
+      if (record.topic !== counted) {
+        counted = record.topic;
+        counter = this.log.delivered.of(counted);
+      }
+      counter!.messages++;
+      counter!.bytes += record.value.length;
+    }
   }
 
   /**
@@ -189,6 +210,8 @@ export class GroupCoordinator {
     await this.offsets.autoCommitIfDue(member);
     const partitions = await this.fetcher.pullBatches(member, options.maxBytes ?? READ_BYTES, deadline);
     member.lastSeen = this.clock.now();
+    // Batches are handed on undecoded: their bytes are counted, their records are not.
+    for (const { topic, batches } of partitions) this.log.delivered.of(topic).bytes += batches.length;
     return { ...this.membership.view(member), partitions };
   }
 

@@ -39,6 +39,9 @@ function deadLetterHeaders({ group, topic, partition, record, deliveries, reason
  * (created on first use), with its key, messageID and value, so that the group can move on.
  */
 export class DeadLetters {
+  /** Messages dead-lettered since the start (for metrics). */
+  sent = 0;
+
   constructor(
     private readonly log: LogAccess,
     private readonly clock: Clock,
@@ -52,6 +55,7 @@ export class DeadLetters {
     // Keyed records keep their key's partition, so that one key's dead letters stay in order.
     const partition = key === null ? 0 : partitionForKey(key, topic.partitions);
     const offset = await this.log.appendAndWait(topic, partition, this.clock.now(), key, messageId, deadLetterHeaders(rejection), value);
+    this.sent++;
     return { topic: name, partition, offset };
   }
 }

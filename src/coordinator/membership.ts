@@ -43,6 +43,8 @@ export class Membership {
   private readonly groups = new Map<string, ConsumerGroup>();
   /** Members by name: names are unique across groups, as the seed's API names members alone. */
   private readonly members = new Map<string, Member>();
+  /** Rebalances of every group since the start (for metrics). */
+  rebalances = 0;
   private expiryTimer: TimerHandle | null = null;
   /** The broker is closing every connection: members lost to it failed nothing. */
   shuttingDown = false;
@@ -269,6 +271,7 @@ export class Membership {
   }
 
   private rebalance(group: ConsumerGroup, reason: string): void {
+    this.rebalances++;
     group.generation++;
     const topics = new Map<string, AssignedTopic>();
     for (const name of group.topics()) {

@@ -4,7 +4,7 @@ import type { Broker, Topic, TopicRegistry } from '../broker/index.js';
  * What the coordinator needs of the broker: it reads and writes partitions like any client, and
  * finds topics through the one registry (which checks names and applies the auto-create policy).
  */
-export type LogAccess = Pick<Broker, 'read' | 'offsets' | 'watch' | 'appendAndWait'> & {
+export type LogAccess = Pick<Broker, 'read' | 'offsets' | 'watch' | 'appendAndWait' | 'delivered'> & {
   readonly topics: Pick<TopicRegistry, 'get' | 'resolve' | 'internal'>;
 };
 

@@ -6,6 +6,7 @@ import { isLoopback, type RillConfig } from '../config/index.js';
 import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
 import { TransactionCoordinator } from '../transactions/index.js';
 import { Gateway, httpRoutes } from '../gateway/index.js';
+import { BrokerMetrics } from '../metrics/index.js';
 import { OriginPolicy, Security, SecuritySettingError } from '../security/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
 import { Listeners } from './listeners.js';
@@ -135,7 +136,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
     skipUTF8Validation: true,
     handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
-  const router = httpRoutes();
+  const router = httpRoutes({ metrics: new BrokerMetrics({ broker, coordinator, gateway }) });
   const httpServices = { broker, coordinator, publisher: gateway.publisher, security, origins };
   const upgrade = (request: http.IncomingMessage, socket: net.Socket, head: Buffer): void => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;

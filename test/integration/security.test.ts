@@ -391,6 +391,14 @@ describe('security', () => {
       const pulled = await request(server, 'POST', '/v1/groups/billing/members/bob-1/pull', { authorization: bob, body: { maxMessages: 10 } });
       expect(pulled.status).toBe(200);
       expect(pulled.body.records.map((r: { messageId: string }) => r.messageId)).toEqual(['v-1']);
+      // A pull consumer's transaction publishes: each topic it publishes to needs produce, and nothing is stored without it.
+      const transaction = await request(server, 'POST', '/v1/groups/billing/members/bob-1/transaction', {
+        authorization: bob,
+        body: { publishes: [{ topic: 'orders.eu', body: canonical('t-out', 'k', 'x') }] },
+      });
+      expect(transaction.status).toBe(403);
+      expect(transaction.body.error.message).toContain('user "bob" may not produce topic "orders.eu"');
+      expect(await storedMessages(server, 'orders.eu')).toBe(1);
       // Naming a topic that does not exist would create it: consume alone is not enough.
       const creating = await request(server, 'POST', '/v1/groups/billing/members/bob-1/subscription', { authorization: bob, body: { topics: ['orders.new'] } });
       expect(creating.status).toBe(403);

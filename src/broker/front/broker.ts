@@ -17,6 +17,7 @@ import { fitOpenFiles } from './descriptor-budget.js';
 import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { PartitionAssignment, PartitionOffsets, WorkerFailure } from '../protocol.js';
 import { TopicRegistry, type PartitionPlacement, type Topic } from './topic-registry.js';
+import { TopicTraffic } from './topic-traffic.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 
 export type { AppendTicket } from './append-ticket.js';
@@ -43,6 +44,9 @@ interface PartitionSlot {
   watchers: Set<PartitionWatcher>;
   /** The end of the partition after the last batch this thread saw stored (0 if none since the start). */
   storedEnd: number;
+  /** Records and bytes (of record batches) stored since the broker started, for metrics. */
+  messagesIn: number;
+  bytesIn: number;
 }
 
 interface InflightEntry {
@@ -51,7 +55,12 @@ interface InflightEntry {
   /** Where the batch sits in the buffer sent to the worker, and its size. */
   position: number;
   size: number;
+  /** When it was sent to the worker (performance.now()), for the publish latency. */
+  sentAt: number;
 }
+
+/** What the broker reports once per stored batch (never per message): metrics take it. */
+export type BatchObserver = (latencyMs: number) => void;
 
 const MIN_BATCH_CAPACITY = 4 * 1024;
 /** Builder buffers kept for the next turn's batches (a turn may fill one per partition). */
@@ -83,6 +92,11 @@ export class Broker implements PartitionPlacement {
   private readonly idleWaiters: Array<() => void> = [];
   private readonly bufferPool: ArrayBuffer[] = [];
   private readonly packPool: ArrayBuffer[] = [];
+  /** Records handed out to consumers (push, tails, pulls), per topic: the delivery paths add to it. */
+  readonly delivered = new TopicTraffic();
+  /** Told of each stored batch: the time from its hand-over to the worker to its answer (write and fsync). */
+  batchObserver: BatchObserver | null = null;
+  private deduplicationRebuilt = false;
 
   private constructor(
     private readonly config: RillConfig,
@@ -152,7 +166,26 @@ export class Broker implements PartitionPlacement {
    * wait until its own window is back.
    */
   startDeduplication(): void {
-    void this.deduplication.rebuild(this.topics.listPublic());
+    void this.deduplication.rebuild(this.topics.listPublic()).finally(() => {
+      this.deduplicationRebuilt = true;
+    });
+  }
+
+  /** The deduplication windows are read back from the log (GET /ready waits for it). */
+  get deduplicationReady(): boolean {
+    return this.deduplicationRebuilt;
+  }
+
+  /** Records and bytes stored per partition since the start, for metrics. */
+  storedTraffic(): Array<{ topic: string; partition: number; messages: number; bytes: number }> {
+    return this.slots.flatMap((slot) =>
+      slot === undefined ? [] : [{ topic: slot.topic.name, partition: slot.partition, messages: slot.messagesIn, bytes: slot.bytesIn }],
+    );
+  }
+
+  /** Broker worker restarts since the start. */
+  get workerRestarts(): number {
+    return this.supervisor.restarts;
   }
 
   /** A topic by name (internal ones included); `topics` has the rest of the registry. */
@@ -167,7 +200,18 @@ export class Broker implements PartitionPlacement {
   place(topic: Topic, assignments: Map<number, PartitionAssignment[]>): void {
     for (const [worker, list] of assignments) {
       for (const { id, partition } of list) {
-        this.slots[id] = { topic, partition, worker, builder: null, tickets: [], lastBatchBytes: 0, watchers: new Set(), storedEnd: 0 };
+        this.slots[id] = {
+          topic,
+          partition,
+          worker,
+          builder: null,
+          tickets: [],
+          lastBatchBytes: 0,
+          watchers: new Set(),
+          storedEnd: 0,
+          messagesIn: 0,
+          bytesIn: 0,
+        };
       }
       this.supervisor.open(worker, list);
     }
@@ -245,6 +289,8 @@ export class Broker implements PartitionPlacement {
     if (failure !== null && failure !== undefined) throw appendFailure(failure);
     const baseOffset = reply.baseOffsets[0]!;
     const end = baseOffset + recordCount;
+    slot.messagesIn += recordCount;
+    slot.bytesIn += batch.length;
     if (end > slot.storedEnd) slot.storedEnd = end;
     const stored = reply.buffers[0] === undefined ? null : Buffer.from(reply.buffers[0], 0, batch.length);
     for (const watcher of slot.watchers) watcher(end, stored, baseOffset);
@@ -275,6 +321,7 @@ export class Broker implements PartitionPlacement {
       const packed = Buffer.from(pack, 0, total);
       const batches: Uint8Array[] = [];
       const entries: InflightEntry[] = [];
+      const sentAt = performance.now();
       let position = 0;
       for (let i = 0; i < slots.length; i++) {
         const slot = slots[i]!;
@@ -282,7 +329,7 @@ export class Broker implements PartitionPlacement {
         batch.copy(packed, position);
         partitionIds.push(slot.topic.partitionIds[slot.partition]!);
         batches.push(new Uint8Array(pack, position, batch.length));
-        entries.push({ slot, tickets: slot.tickets, position, size: batch.length });
+        entries.push({ slot, tickets: slot.tickets, position, size: batch.length, sentAt });
         slot.tickets = [];
         position += batch.length;
         this.keepBuilderBuffer(batch.buffer as ArrayBuffer);
@@ -335,6 +382,12 @@ export class Broker implements PartitionPlacement {
       const failure = failed === null ? null : failed instanceof RillError ? failed : appendFailure(failed);
       const baseOffset = failure === null ? baseOffsets![i]! : -1;
       for (let t = 0; t < tickets.length; t++) tickets[t]!.settle(failure === null ? baseOffset + t : -1, failure);
+      if (failure === null) {
+        slot.messagesIn += tickets.length;
+        slot.bytesIn += size;
+        // One observation per worker call: its batches were written and made durable together.
+        if (i === 0) this.batchObserver?.(performance.now() - entries[0]!.sentAt);
+      }
       if (failure === null && baseOffset + tickets.length > slot.storedEnd) slot.storedEnd = baseOffset + tickets.length;
       if (failure === null && slot.watchers.size > 0) {
         // The stored batch goes to the watchers (and the buffer is not reused: they may hold its records).

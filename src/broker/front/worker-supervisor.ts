@@ -109,6 +109,8 @@ const READY_PROBE = { partitionId: -1 };
  * `health()` names the workers that are down, reopening their partitions, or crash-looping.
  */
 export class WorkerSupervisor extends EventEmitter {
+  /** Workers that died and were (or are to be) restarted, since the start. */
+  restarts = 0;
   readonly workerCount: number;
   private readonly slots: WorkerSlot[] = [];
   private readonly assignments: PartitionAssignment[][];
@@ -297,6 +299,7 @@ export class WorkerSupervisor extends EventEmitter {
     slot.lastFailure = reason;
     slot.state = 'down';
     const waitMs = slot.backoff.died();
+    this.restarts++;
     slot.restartAt = Date.now() + waitMs;
     this.logger.warn(
       { worker: slot.index, exitCode, reason, restartsInARow: slot.backoff.restartsInARow, restartInMs: waitMs, crashLooping: slot.backoff.crashLooping },

@@ -14,7 +14,7 @@ const METHODS: HTTPMethod[] = ['GET', 'POST', 'PUT', 'DELETE'];
 
 /** What the HTTP front door is built on. */
 export interface HttpServices {
-  broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes' | 'health'>;
+  broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes' | 'health' | 'deduplicationReady'>;
   coordinator: GroupCoordinator;
   publisher: Publisher;
   security: Security;

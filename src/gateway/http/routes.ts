@@ -59,10 +59,32 @@ function staticFile(path: string, file: URL, contentType: string): RouteHandler 
   };
 }
 
+/** Where GET /metrics gets its text (the metrics are the server's: the gateway only serves them). */
+export interface MetricsSource {
+  readonly contentType: string;
+  render(): Promise<string>;
+}
+
 /** Every HTTP endpoint (docs/protocol.md lists them). */
-export function httpRoutes(): HttpRouter {
+export function httpRoutes(options: { metrics?: MetricsSource } = {}): HttpRouter {
   const router = new HttpRouter();
   const { route } = router;
+  // Ready to serve: every worker up, and the deduplication windows read back (a publish waits for its topic's until then).
+  route('GET', '/ready', 'public', ({ broker }) => {
+    const health = broker.health();
+    const waiting = [...(health.status === 'ok' ? [] : ['broker workers']), ...(broker.deduplicationReady ? [] : ['deduplication windows'])];
+    return waiting.length === 0 ? { status: 'ready' } : new JsonAnswer(503, { status: 'starting', waitingFor: waiting, health });
+  });
+  const { metrics } = options;
+  if (metrics !== undefined) {
+    // Prometheus' text format; with authentication on, the scraper needs describe on the cluster (basic_auth in its config).
+    route(
+      'GET',
+      '/metrics',
+      () => describe(CLUSTER),
+      async () => new RawAnswer(metrics.contentType, Buffer.from(await metrics.render())),
+    );
+  }
   // 503 while a broker worker is down, reopening its partitions or crash-looping, naming it and why.
   route('GET', '/health', 'public', ({ broker }) => {
     const health = broker.health();

@@ -13,7 +13,7 @@ import type { SubscriptionRegistry } from './subscription-registry.js';
 import type { Transactions } from './transactions.js';
 
 /** The partitions' logs as subscriptions read them. */
-export type PartitionReader = Pick<Broker, 'read' | 'offsets' | 'watch'>;
+export type PartitionReader = Pick<Broker, 'read' | 'offsets' | 'watch' | 'delivered'>;
 
 /** What the STOMP front door is built on, shared by every session. */
 export interface SessionServices {

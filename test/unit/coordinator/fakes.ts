@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import type { StoredRecord } from '../../../src/broker/index.js';
+import { TopicTraffic, type StoredRecord } from '../../../src/broker/index.js';
 import {
   GroupCoordinator,
   OffsetStore,
@@ -108,6 +108,7 @@ interface MemoryPartition {
 /** The broker's partitions in memory: real record batches, offsets stamped as the log would. */
 class MemoryLog implements LogAccess {
   private readonly stored = new Map<string, { topic: Topic; partitions: MemoryPartition[] }>();
+  readonly delivered = new TopicTraffic();
 
   /** A registry that auto-creates topics with one partition, as the coordinator's tests expect. */
   readonly topics: LogAccess['topics'] = {

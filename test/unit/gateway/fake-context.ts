@@ -1,4 +1,4 @@
-import { CreationQuota, type Broker, type Topic } from '../../../src/broker/index.js';
+import { CreationQuota, TopicTraffic, type Broker, type Topic } from '../../../src/broker/index.js';
 import { parseConfig } from '../../../src/config/index.js';
 import type { GroupCoordinator } from '../../../src/coordinator/index.js';
 import { RillError } from '../../../src/errors/index.js';
@@ -87,7 +87,7 @@ export class FakeContext implements CommandContext {
       serverName: 'rill/test',
       publisher: new Publisher(broker),
       topics,
-      log: (options.log ?? {}) as PartitionReader,
+      log: { delivered: new TopicTraffic(), ...options.log } as PartitionReader,
       coordinator: (options.coordinator ?? {}) as GroupCoordinator,
       logger: createLogger('silent'),
       security: new Security(config.auth, createLogger('silent')),

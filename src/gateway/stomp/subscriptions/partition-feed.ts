@@ -1,4 +1,4 @@
-import { forEachRecord, hasExpired, type StoredRecord, type Topic } from '../../../broker/index.js';
+import { forEachRecord, hasExpired, type StoredRecord, type Topic, type TrafficCounter } from '../../../broker/index.js';
 import { encodeRawFrame, escapeHeader, type EscapeMode, type HeaderInput } from '../../../protocol/stomp/index.js';
 import type { PartitionReader } from '../command-context.js';
 import type { DeliveryChannel } from '../delivery-channel.js';
@@ -83,6 +83,8 @@ export abstract class PartitionFeed implements Subscription {
   /** The header lines every MESSAGE of this subscription starts with, escaped once. */
   private readonly prefix: string;
   private readonly mode: EscapeMode;
+  /** The topic's delivered records and bytes, for metrics. */
+  private readonly traffic: TrafficCounter;
 
   constructor(
     protected readonly channel: DeliveryChannel,
@@ -95,6 +97,7 @@ export abstract class PartitionFeed implements Subscription {
     destination: string,
   ) {
     this.mode = channel.version;
+    this.traffic = log.delivered.of(topic.name);
     const line = (name: string, value: string): string => `${name}:${escapeHeader(value, this.mode)}\n`;
     this.prefix = `MESSAGE\n${line('subscription', id)}${line('destination', destination)}${line('topic', topic.name)}`;
   }
@@ -261,6 +264,8 @@ export abstract class PartitionFeed implements Subscription {
     }
     head += `content-length:${record.value.length}\n\n`;
     this.delivered(cursor, record, sequence);
+    this.traffic.messages++;
+    this.traffic.bytes += record.value.length;
     this.channel.sendBytes(encodeRawFrame(head, record.value));
   }
 
