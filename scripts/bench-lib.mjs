@@ -269,14 +269,22 @@ export function median(list) {
  * One publishing run of case `c` ({producers, count, size}) on a fresh server (of `build`, with
  * `config` when given): a warm-up, then the measured run; `scale` shortens both.
  */
-/** `secure`: publish over wss (the config has `tls`); `env`: for the producers (credentials, the CA to trust). */
-export async function publishOnFreshServer(c, scale, { build = root, config, secure = false, env } = {}) {
+/**
+ * `secure`: publish over wss (the config has `tls`); `env`: for the producers (credentials, the CA
+ * to trust); `alongside(rill)`: started with the measured run, returns what stops it.
+ */
+export async function publishOnFreshServer(c, scale, { build = root, config, secure = false, env, alongside } = {}) {
   const dir = scratch(config);
   const rill = await startRill(dir.dataDir, dir.configFile, { build });
   const url = secure ? rill.wssUrl : rill.url;
   try {
     await produce(url, 'warmup', c.producers, Math.round(20_000 * scale), c.size, { env });
-    return await produce(url, 'bench', c.producers, Math.round(c.count * scale), c.size, { env });
+    const stopAlongside = alongside?.(rill);
+    try {
+      return await produce(url, 'bench', c.producers, Math.round(c.count * scale), c.size, { env });
+    } finally {
+      await stopAlongside?.();
+    }
   } finally {
     await stop(rill.child);
     dir.remove();

@@ -8,7 +8,8 @@
 // producer waiting on each receipt window of 100), latency (publish->deliver against a bare relay),
 // format (publishing before and after Kafka's RecordBatch v2, built from git; compression codecs),
 // idempotence (publishing with the deduplication window on and off; reading it back at a restart),
-// security (publishing with authentication on, and over wss, beside plain).
+// security (publishing with authentication on, and over wss, beside plain), metrics (publishing
+// while /metrics is scraped every second, beside quiet).
 // With --only, the sections not run are kept as they are in the output file.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,14 +18,15 @@ import { WebSocket } from 'ws';
 import { bareDeliveries, endToEnd, fanOut, fetchDrain, pullDrain, pushDrain, rebalanceTimes } from './bench-consumers.mjs';
 import { formatComparison } from './bench-format.mjs';
 import { idempotenceCost } from './bench-idempotence.mjs';
+import { metricsCost } from './bench-metrics.mjs';
 import { securityCost } from './bench-security.mjs';
 import { partitionScaling, receiptWindow, relayLatency, startupAfterKill } from './bench-hardening.mjs';
 import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, settle, startBare, startRill, stop } from './bench-lib.mjs';
 
 /** Sections in the order they appear in the report; each writes its own part. */
-const SECTIONS = ['core', 'format', 'idempotence', 'security', 'partitions', 'startup', 'window', 'latency'];
+const SECTIONS = ['core', 'format', 'idempotence', 'security', 'metrics', 'partitions', 'startup', 'window', 'latency'];
 /** The order they run in: the latency-sensitive ones first, on a quiet disk (each section also lets the disk settle after itself). */
-const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'format', 'idempotence', 'security', 'core'];
+const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'format', 'idempotence', 'security', 'metrics', 'core'];
 
 const USAGE = `Usage: node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
   --quick        shorter runs (smaller counts, N = 16 and 1,024 only, 0.2 GB for start-up)
@@ -331,6 +333,7 @@ const RUNNERS = {
   format: () => formatComparison({ quick }),
   idempotence: () => idempotenceCost({ quick }),
   security: () => securityCost({ quick }),
+  metrics: () => metricsCost({ quick }),
   partitions: () => partitionScaling({ quick }),
   startup: () => startupAfterKill({ quick }),
   window: () => receiptWindow({ quick }),
