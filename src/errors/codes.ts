@@ -65,6 +65,7 @@ export const ERROR_CODES = {
   'too-large': { status: 413, retriable: false, meaning: 'an HTTP body over 1 MiB, or a transaction over stomp.maxTransactionFrames' },
   'storage-error': { status: 500, retriable: false, meaning: 'the log could not store the message (a disk error)' },
   'internal': { status: 500, retriable: false, meaning: 'a bug in Rill: the log has the details' },
+  'closed-by-operator': { status: 410, retriable: true, meaning: 'an operator closed the connection (DELETE /v1/connections/<session>): connect again' },
   'unavailable': { status: 503, retriable: true, meaning: 'a broker worker restarted, or the broker is shutting down, while the request was in flight: retry' },
   'disk-full': {
     status: 507,

@@ -60,6 +60,16 @@ export class Gateway {
     return [...this.sessions].map((session) => session.describe());
   }
 
+  /** Closes one connection for an operator (an ERROR saying so first); false when there is no such session. */
+  closeConnection(session: string, reason: string): boolean {
+    for (const candidate of this.sessions) {
+      if (candidate.id !== session) continue;
+      candidate.closeByOperator(reason);
+      return true;
+    }
+    return false;
+  }
+
   acceptWebSocket(socket: WebSocket, rawSocket: Socket): void {
     this.admit((events) => new WebSocketTransport(socket, rawSocket, events));
   }

@@ -137,7 +137,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
     handleProtocols: (offered) => STOMP_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
   const router = httpRoutes({ metrics: new BrokerMetrics({ broker, coordinator, gateway }) });
-  const httpServices = { broker, coordinator, publisher: gateway.publisher, security, origins };
+  const httpServices = { broker, coordinator, publisher: gateway.publisher, security, origins, connections: gateway };
   const upgrade = (request: http.IncomingMessage, socket: net.Socket, head: Buffer): void => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (!paths.has(path)) {

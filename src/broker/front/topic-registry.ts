@@ -144,6 +144,11 @@ export class TopicRegistry {
    * `limit-reached` when the topic would pass `limits.maxTopics` or `limits.maxPartitions` (topics
    * defined in the configuration included: the start-up then fails).
    */
+  /** Partitions a topic gets when its creator names none (topics.defaultPartitions). */
+  get defaultPartitions(): number {
+    return this.policy.defaultPartitions;
+  }
+
   create(name: string, partitions: number, lanes = 1): Topic {
     const existing = this.topics.get(name);
     if (existing !== undefined) return existing;

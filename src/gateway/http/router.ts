@@ -6,6 +6,7 @@ import type { GroupCoordinator } from '../../coordinator/index.js';
 import { asRillError, RillError, toHttp } from '../../errors/index.js';
 import { anonymousPrincipal, PrincipalRights, type AccessNeed, type OriginPolicy, type Security } from '../../security/index.js';
 import { publishAuthorizer, requireAll } from '../access.js';
+import type { Gateway } from '../gateway.js';
 import type { PublishAuthorizer } from '../publishing/index.js';
 import { verifiedCertificateSubject } from '../transport/index.js';
 
@@ -19,6 +20,8 @@ export interface HttpServices {
   publisher: Publisher;
   security: Security;
   origins: OriginPolicy;
+  /** The STOMP connections, as operators list and close them. */
+  connections: Pick<Gateway, 'connections' | 'closeConnection'>;
 }
 
 /** What HTTP handlers may use: the services, and what the request's principal may do. */

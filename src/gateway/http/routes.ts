@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { fetchOptions, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
+import { topicName } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import { transact, transactInput } from '../publishing/index.js';
 import { CLUSTER, topicResource, type AccessNeed, type Resource } from '../../security/index.js';
@@ -47,6 +48,14 @@ function memberOperation(name: OperationName): RouteHandler {
 }
 
 const growTopic = z.object({ partitions: z.number().int().min(1).max(10_000) }).strict();
+const newTopic = z
+  .object({
+    name: topicName,
+    partitions: z.number().int().min(1).max(10_000).optional(),
+    /** Priority lanes (2 to 10): `partitions` per lane; fixed at creation. */
+    priorityLanes: z.number().int().min(1).max(10).optional(),
+  })
+  .strict();
 
 /** The browser example and the STOMP client it loads, the only files served. */
 function staticFile(path: string, file: URL, contentType: string): RouteHandler {
@@ -130,6 +139,36 @@ export function httpRoutes(options: { metrics?: MetricsSource } = {}): HttpRoute
         }),
       );
       return { name: topic.name, partitions };
+    },
+  );
+  // Creating a topic with its partitions (a topic named by a publisher gets topics.defaultPartitions).
+  route(
+    'POST',
+    '/v1/topics',
+    (_context, _params, body) => [{ operation: 'create', resource: topicResource(String((body as { name?: unknown }).name)) }],
+    ({ broker }, _params, body) => {
+      const parsed = newTopic.safeParse(body);
+      if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+      const { name, partitions, priorityLanes = 1 } = parsed.data;
+      if (broker.topics.get(name) !== undefined) throw new RillError('name-taken', `topic "${name}" exists already`);
+      const created = broker.topics.create(name, partitions ?? broker.topics.defaultPartitions, priorityLanes);
+      return new JsonAnswer(201, { name: created.name, partitions: created.partitions, priorityLanes: created.lanes });
+    },
+  );
+  // The STOMP connections: who, from where, what they subscribe to, how much they moved.
+  route(
+    'GET',
+    '/v1/connections',
+    () => describe(CLUSTER),
+    ({ connections }) => ({ connections: connections.connections() }),
+  );
+  route(
+    'DELETE',
+    '/v1/connections/:session',
+    () => [{ operation: 'alter', resource: CLUSTER }],
+    ({ connections }, { session }) => {
+      if (!connections.closeConnection(session!, 'closed by an operator')) throw new RillError('not-found', `no connection "${session}"`);
+      return { session, closed: true };
     },
   );
   route(

@@ -27,8 +27,14 @@ export interface ConnectionView {
   remote: string;
   transport: 'websocket' | 'tcp';
   state: SessionState;
+  /** Who it acts as, once connected. */
+  principal: string | null;
+  connectedAt: string;
   /** The ids of its subscriptions. */
   subscriptions: string[];
+  /** Bytes read from it and written to it, since it connected. */
+  bytesIn: number;
+  bytesOut: number;
   /** Bytes written to the socket that the client has not taken yet. */
   bufferedBytes: number;
   /** Why the server is not reading from it: none, storage is behind, its client does not read (backlog), or both. */
@@ -93,6 +99,10 @@ export class StompSession implements TransportEvents {
   /** Set while the principal's publish rate is limited: SENDs counted in the chunk being read. */
   private sendsInChunk = -1;
   private quotaTimer: NodeJS.Timeout | undefined;
+  /** Bytes read from and written to the connection (operators see them in the connection list). */
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private readonly connectedAt = Date.now();
   readonly producer: Producer;
 
   constructor(
@@ -134,10 +144,20 @@ export class StompSession implements TransportEvents {
       remote: this.transport.remoteAddress,
       transport: this.transport.kind,
       state: this.state,
+      principal: this.rights?.principal.name ?? null,
+      connectedAt: new Date(this.connectedAt).toISOString(),
       subscriptions: this.subscriptions.ids(),
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
       bufferedBytes: this.transport.bufferedBytes,
       readingPausedFor: this.readGate.reasons(),
     };
+  }
+
+  /** An operator closes the connection: an ERROR saying so, after the answers it is owed, then close. */
+  closeByOperator(reason: string): void {
+    if (this.state === 'awaiting-connect') this.fail(new RillError('closed-by-operator', reason));
+    else if (this.state === 'connected') this.failAt(this.answers.next(), new RillError('closed-by-operator', reason));
   }
 
   /** Paused reads are backpressure, not silence: the heart-beat check waits. */
@@ -149,6 +169,7 @@ export class StompSession implements TransportEvents {
 
   onData(chunk: Buffer): void {
     this.heartbeats.received();
+    this.bytesIn += chunk.length;
     if (this.state !== 'connected' && this.state !== 'awaiting-connect') return;
     try {
       this.parser.push(chunk);
@@ -272,13 +293,13 @@ export class StompSession implements TransportEvents {
   /** Nothing is written after the last frame (an ERROR, DISCONNECT's RECEIPT). */
   private sendFrame(command: string, headers: HeaderInput, body?: Buffer | string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    this.heartbeats.sent();
-    this.transport.send(encodeFrame(command, headers, body, this.version));
+    this.sendBytes(encodeFrame(command, headers, body, this.version));
   }
 
   private sendBytes(frame: Buffer): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.heartbeats.sent();
+    this.bytesOut += frame.length;
     this.transport.send(frame);
   }
 
