@@ -9,8 +9,11 @@ function scraper(rill, scrapes) {
   const timer = setInterval(() => {
     if (stopped) return;
     last = fetch(`${rill.http}/metrics`)
-      .then((response) => response.text())
-      .then((text) => scrapes.push(text.length));
+      .then(async (response) => {
+        if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+        scrapes.push((await response.text()).length);
+      })
+      .catch((error) => log(`  a scrape failed: ${error.message}`));
   }, 1000);
   return async () => {
     stopped = true;

@@ -42,7 +42,8 @@ export const ERROR_CODES = {
   'name-taken': {
     status: 409,
     retriable: false,
-    meaning: 'the name is in use: a consumer of another group, a consumer already bound to a live connection, a subscription id or transaction already open',
+    meaning:
+      'the name is in use: a topic that exists (POST /v1/topics), a consumer of another group, a consumer already bound to a live connection, a subscription id or transaction already open',
   },
   'stale-generation': {
     status: 409,

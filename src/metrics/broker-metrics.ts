@@ -10,6 +10,36 @@ export interface MetricSources {
   gateway: Pick<Gateway, 'connections' | 'pauses'>;
 }
 
+/** A scrape's partition offsets serve both offset gauges (and a second scrape close behind). */
+const OFFSETS_REUSE_MS = 500;
+/** Partition offsets not read by then are left out of the scrape. */
+const OFFSETS_DEADLINE_MS = 5_000;
+
+interface PartitionRow {
+  topic: string;
+  partition: number;
+  logStartOffset: number;
+  logEndOffset: number;
+}
+
+/** Every public partition's offsets, read in parallel; those not answered within the deadline (a worker down) are left out. */
+async function readOffsets(broker: Pick<Broker, 'topics' | 'offsets'>): Promise<PartitionRow[]> {
+  const reads = broker.topics.listPublic().flatMap((topic) =>
+    Array.from({ length: topic.partitions }, (_, partition) =>
+      broker.offsets(topic, partition).then(
+        ({ logStartOffset, logEndOffset }) => ({ topic: topic.name, partition, logStartOffset, logEndOffset }),
+        () => null,
+      ),
+    ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), OFFSETS_DEADLINE_MS)));
+  const answered: Array<PartitionRow | null> = new Array(reads.length).fill(null);
+  await Promise.race([Promise.all(reads.map((read, i) => read.then((row) => (answered[i] = row)))), deadline]);
+  clearTimeout(timer);
+  return answered.filter((row): row is PartitionRow => row !== null);
+}
+
 /** Seconds from a turn's batches being handed to their worker to its answer: the write and the fsync. */
 const BATCH_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -17,8 +47,8 @@ const BATCH_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
  * Rill's Prometheus metrics (prom-client). Nothing is recorded per message here: the data path
  * counts in plain fields (a partition's stored records, a topic's delivered ones), and each metric
  * reads them when scraped; the one histogram is observed once per batch. Labels are topics,
- * partitions and groups, which the configuration bounds (limits.maxTopics, maxPartitions), never
- * messages or connections.
+ * partitions (bounded by limits.maxTopics and maxPartitions) and consumer groups, never messages
+ * or connections.
  */
 export class BrokerMetrics {
   readonly registry = new Registry();
@@ -58,17 +88,20 @@ export class BrokerMetrics {
     });
     broker.batchObserver = (latencyMs) => batches.observe(latencyMs / 1000);
 
+    // Both offset gauges of one scrape share one read of every partition, made in parallel (the
+    // workers answer their partitions concurrently) and bounded in time: a worker that does not
+    // answer leaves its partitions out of the scrape, never the scrape without an answer.
+    let offsetsRead: { at: number; rows: Promise<PartitionRow[]> } | null = null;
+    const partitionOffsets = (): Promise<PartitionRow[]> => {
+      const now = performance.now();
+      if (offsetsRead === null || now - offsetsRead.at > OFFSETS_REUSE_MS) offsetsRead = { at: now, rows: readOffsets(broker) };
+      return offsetsRead.rows;
+    };
     const offsets = async (gauge: Gauge<'topic' | 'partition'>, field: 'logStartOffset' | 'logEndOffset') => {
+      const rows = await partitionOffsets();
+      // Set only after every await: a scrape running meanwhile does not find the gauge half empty.
       gauge.reset();
-      for (const topic of broker.topics.listPublic()) {
-        for (let partition = 0; partition < topic.partitions; partition++) {
-          try {
-            gauge.set({ topic: topic.name, partition: String(partition) }, (await broker.offsets(topic, partition))[field]);
-          } catch {
-            // A worker down: its partitions are left out of this scrape.
-          }
-        }
-      }
+      for (const row of rows) gauge.set({ topic: row.topic, partition: String(row.partition) }, row[field]);
     };
     new Gauge({
       name: 'rill_partition_log_end_offset',
@@ -94,12 +127,17 @@ export class BrokerMetrics {
       labelNames: ['group', 'topic', 'partition'],
       registers,
       async collect() {
+        const rows = await Promise.all(
+          coordinator.listGroups().map(async (group) => {
+            try {
+              return (await coordinator.lag(group.name)).map((row) => ({ group: group.name, ...row }));
+            } catch {
+              return []; // a group gone, or a worker down: left out of this scrape
+            }
+          }),
+        );
         this.reset();
-        for (const group of coordinator.listGroups()) {
-          for (const row of await coordinator.lag(group.name).catch(() => [])) {
-            this.set({ group: group.name, topic: row.topic, partition: String(row.partition) }, row.lag);
-          }
-        }
+        for (const row of rows.flat()) this.set({ group: row.group, topic: row.topic, partition: String(row.partition) }, row.lag);
       },
     });
     new Gauge({

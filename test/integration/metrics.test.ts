@@ -67,6 +67,12 @@ describe('metrics and readiness', () => {
     expect(series(after, 'rill_worker_restarts_total')).toBe(0);
     expect(series(after, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(after).toContain('# TYPE rill_messages_in_total counter');
+    // The broker's own writes (the commit above went to __consumer_offsets) are not counted as traffic.
+    expect(after).not.toContain('topic="__consumer_offsets"');
+    // Two scrapes at once each get every partition (neither empties the other's gauges half-way).
+    const both = await Promise.all([scrape(server), scrape(server)]);
+    for (const text of both)
+      for (const p of ['0', '1']) expect(series(text, 'rill_partition_log_end_offset', { topic: 'metered', partition: p })).toBeDefined();
     producer.close();
     tail.close();
   });

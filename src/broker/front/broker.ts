@@ -166,7 +166,7 @@ export class Broker implements PartitionPlacement {
    * wait until its own window is back.
    */
   startDeduplication(): void {
-    void this.deduplication.rebuild(this.topics.listPublic()).finally(() => {
+    void this.deduplication.rebuild(this.topics.listPublic()).then(() => {
       this.deduplicationRebuilt = true;
     });
   }
@@ -178,8 +178,11 @@ export class Broker implements PartitionPlacement {
 
   /** Records and bytes stored per partition since the start, for metrics. */
   storedTraffic(): Array<{ topic: string; partition: number; messages: number; bytes: number }> {
+    // Internal topics are left out: their writes are the broker's own (a transaction's batches would count twice).
     return this.slots.flatMap((slot) =>
-      slot === undefined ? [] : [{ topic: slot.topic.name, partition: slot.partition, messages: slot.messagesIn, bytes: slot.bytesIn }],
+      slot === undefined || slot.topic.name.startsWith('__')
+        ? []
+        : [{ topic: slot.topic.name, partition: slot.partition, messages: slot.messagesIn, bytes: slot.bytesIn }],
     );
   }
 

@@ -139,16 +139,16 @@ export class TopicRegistry {
     return this.topics.get(name) ?? this.save(name, partitions);
   }
 
-  /**
-   * Creates a topic (or returns it when it exists). The caller has checked the name. Throws
-   * `limit-reached` when the topic would pass `limits.maxTopics` or `limits.maxPartitions` (topics
-   * defined in the configuration included: the start-up then fails).
-   */
   /** Partitions a topic gets when its creator names none (topics.defaultPartitions). */
   get defaultPartitions(): number {
     return this.policy.defaultPartitions;
   }
 
+  /**
+   * Creates a topic (or returns it when it exists). The caller has checked the name. Throws
+   * `limit-reached` when the topic would pass `limits.maxTopics` or `limits.maxPartitions` (topics
+   * defined in the configuration included: the start-up then fails).
+   */
   create(name: string, partitions: number, lanes = 1): Topic {
     const existing = this.topics.get(name);
     if (existing !== undefined) return existing;

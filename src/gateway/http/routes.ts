@@ -57,6 +57,13 @@ const newTopic = z
   })
   .strict();
 
+/** A topic to create, checked before its access is (a request without a name is a 400, not a refusal). */
+function parseNewTopic(body: unknown): z.output<typeof newTopic> {
+  const parsed = newTopic.safeParse(body);
+  if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
+  return parsed.data;
+}
+
 /** The browser example and the STOMP client it loads, the only files served. */
 function staticFile(path: string, file: URL, contentType: string): RouteHandler {
   return async () => {
@@ -145,11 +152,9 @@ export function httpRoutes(options: { metrics?: MetricsSource } = {}): HttpRoute
   route(
     'POST',
     '/v1/topics',
-    (_context, _params, body) => [{ operation: 'create', resource: topicResource(String((body as { name?: unknown }).name)) }],
+    (_context, _params, body) => [{ operation: 'create', resource: topicResource(parseNewTopic(body).name) }],
     ({ broker }, _params, body) => {
-      const parsed = newTopic.safeParse(body);
-      if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
-      const { name, partitions, priorityLanes = 1 } = parsed.data;
+      const { name, partitions, priorityLanes = 1 } = parseNewTopic(body);
       if (broker.topics.get(name) !== undefined) throw new RillError('name-taken', `topic "${name}" exists already`);
       const created = broker.topics.create(name, partitions ?? broker.topics.defaultPartitions, priorityLanes);
       return new JsonAnswer(201, { name: created.name, partitions: created.partitions, priorityLanes: created.lanes });

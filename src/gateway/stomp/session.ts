@@ -154,10 +154,15 @@ export class StompSession implements TransportEvents {
     };
   }
 
-  /** An operator closes the connection: an ERROR saying so, after the answers it is owed, then close. */
+  /**
+   * An operator closes the connection: an ERROR saying so, after the answers it is owed, then
+   * close; a connection still open after the closing grace (answers that never come, a client
+   * that does not read) is dropped.
+   */
   closeByOperator(reason: string): void {
     if (this.state === 'awaiting-connect') this.fail(new RillError('closed-by-operator', reason));
     else if (this.state === 'connected') this.failAt(this.answers.next(), new RillError('closed-by-operator', reason));
+    setTimeout(() => this.transport.destroy(), CLOSING_GRACE_MS).unref();
   }
 
   /** Paused reads are backpressure, not silence: the heart-beat check waits. */
