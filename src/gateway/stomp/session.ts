@@ -160,8 +160,7 @@ export class StompSession implements TransportEvents {
    * that does not read) is dropped.
    */
   closeByOperator(reason: string): void {
-    if (this.state === 'awaiting-connect') this.fail(new RillError('closed-by-operator', reason));
-    else if (this.state === 'connected') this.failAt(this.answers.next(), new RillError('closed-by-operator', reason));
+    this.endWith(new RillError('closed-by-operator', reason));
     setTimeout(() => this.transport.destroy(), CLOSING_GRACE_MS).unref();
   }
 
@@ -426,7 +425,7 @@ export class StompSession implements TransportEvents {
     const wait = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
     this.expiryTimer = setTimeout(() => {
       if (Date.now() < expiresAt) return this.armExpiry(principal);
-      this.closeForAccess(
+      this.endWith(
         new RillError(
           'unauthenticated',
           `token expired at ${new Date(expiresAt).toISOString()}: connect again with a fresh token, or send one to /session/token before it expires`,
@@ -453,17 +452,18 @@ export class StompSession implements TransportEvents {
     if (rights === undefined || this.state !== 'connected') return;
     const { security } = this.services;
     if (!security.stillValid(rights.principal)) {
-      return this.closeForAccess(new RillError('unauthenticated', `user "${rights.principal.name}" may no longer connect`));
+      return this.endWith(new RillError('unauthenticated', `user "${rights.principal.name}" may no longer connect`));
     }
     for (const needed of this.subscriptions.requirements()) {
       const refusal = rights.decide(needed.operation, needed.resource);
-      if (refusal !== null) return this.closeForAccess(new RillError('forbidden', `access revoked: ${refusal.message}`));
+      if (refusal !== null) return this.endWith(new RillError('forbidden', `access revoked: ${refusal.message}`));
     }
   }
 
-  /** An ERROR now, after the answers already owed, then close. */
-  private closeForAccess(error: RillError): void {
-    if (this.state === 'connected') this.failAt(this.answers.next(), error);
+  /** An ERROR of the broker's own (an operator, an expired token, rights revoked): after the answers already owed, then close. */
+  private endWith(error: RillError): void {
+    if (this.state === 'awaiting-connect') this.fail(error);
+    else if (this.state === 'connected') this.failAt(this.answers.next(), error);
   }
 
   private publish(request: PublishRequest, receipt: string | null): void {
