@@ -23,7 +23,14 @@ export interface PartitionAssignment {
   directory: string;
   /** How the worker compresses the batches it stores in this partition. */
   compression: CompressionCodec;
+  /** The topic's retention: closed segments older than this go (-1: kept forever). */
+  retentionMs: number;
+  /** The topic's retention: oldest segments go while the partition is larger than this (-1: no limit). */
+  retentionBytes: number;
 }
+
+/** What a topic's configuration changes in its partitions' storage (sent to their worker, no reply). */
+export type PartitionSettings = Pick<PartitionAssignment, 'id' | 'compression' | 'retentionMs' | 'retentionBytes'>;
 
 export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error' | 'disk-full';
 
@@ -40,6 +47,10 @@ export interface PartitionOffsets {
   offsetForTimestamp?: number;
   /** With `appendedSince`: an offset at or before every record the broker appended since then. */
   appendedSinceOffset?: number;
+  /** Bytes of the partition's segments. */
+  sizeBytes?: number;
+  /** Segment files of the partition. */
+  segments?: number;
 }
 
 /** Every request a worker answers: what the front sends, what comes back. */
@@ -62,6 +73,11 @@ export interface WorkerCalls {
     request: { partitionId: number; timestamp?: number; appendedSince?: number };
     reply: PartitionOffsets & { failure?: WorkerFailure };
   };
+  /** Partitions of a deleted topic: closed, and their journal records never replayed; the front removes the files. */
+  drop: {
+    request: { partitionIds: number[] };
+    reply: { failure?: WorkerFailure };
+  };
   close: {
     request: object;
     reply: object;
@@ -76,8 +92,8 @@ export type CallReply<K extends WorkerCall> = WorkerCalls[K]['reply'];
 export type RequestMessage<K extends WorkerCall = WorkerCall> = { [C in K]: { type: C; requestId: number } & CallRequest<C> }[K];
 export type ReplyMessage<K extends WorkerCall = WorkerCall> = { [C in K]: { type: C; requestId: number } & CallReply<C> }[K];
 
-/** What the front posts to a worker: partitions to own (no reply), or a request. */
-export type ToWorker = { type: 'open'; partitions: PartitionAssignment[] } | RequestMessage;
+/** What the front posts to a worker: partitions to own or their settings (no reply), or a request. */
+export type ToWorker = { type: 'open'; partitions: PartitionAssignment[] } | { type: 'configure'; partitions: PartitionSettings[] } | RequestMessage;
 
 /** What a worker posts back: a reply, or a fatal error it could not attribute to a request. */
 export type FromWorker = ReplyMessage | { type: 'fatal'; message: string };

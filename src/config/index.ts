@@ -1,6 +1,9 @@
 export {
   topicName,
+  topicSettings,
+  topicSettingsChange,
   TOPIC_NAME_PATTERN,
+  type TopicSettings,
   type RillConfig,
   type RillConfigInput,
   type StompConfig,

@@ -192,6 +192,43 @@ const deduplicationWindowMs = z
   .min(0)
   .max(7 * DAY_MS);
 
+/**
+ * A topic's own settings (a definition's in the config file, or set through the admin API and
+ * stored in its topic.json): each one left out takes the broker's default.
+ */
+export const topicSettings = z
+  .object({
+    /** Closed segments whose last append is older than this are deleted; -1 keeps them (storage.retention.ms). */
+    retentionMs: limitOrNone.optional(),
+    /** Oldest segments of a partition are deleted while it is larger than this; -1: no limit (storage.retention.bytes). */
+    retentionBytes: limitOrNone.optional(),
+    /** A published message's body larger than this is refused (topics.maxMessageBytes). */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64 * MiB)
+      .optional(),
+    compression: compressionCodec.optional(),
+    deduplicationWindowMs: deduplicationWindowMs.optional(),
+    ttlMs: ttlMs.optional(),
+  })
+  .strict();
+
+export type TopicSettings = z.output<typeof topicSettings>;
+
+/** A change of a topic's own settings (PATCH /v1/topics/<topic>/config): null puts one back to the broker's default. */
+export const topicSettingsChange = z
+  .object({
+    retentionMs: limitOrNone.nullable().optional(),
+    retentionBytes: limitOrNone.nullable().optional(),
+    maxMessageBytes: topicSettings.shape.maxMessageBytes.unwrap().nullable().optional(),
+    compression: compressionCodec.nullable().optional(),
+    deduplicationWindowMs: deduplicationWindowMs.nullable().optional(),
+    ttlMs: ttlMs.nullable().optional(),
+  })
+  .strict();
+
 const topics = z
   .object({
     autoCreate: z.boolean().default(true),
@@ -210,15 +247,20 @@ const topics = z
     deduplicationWindowMs: deduplicationWindowMs.default(5 * 60_000),
     /** Time-to-live of a message published without an `expires` or `ttl` header; 0: it never expires. */
     ttlMs: ttlMs.default(0),
+    /** A published message's body larger than this is refused (a topic may set its own). */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64 * MiB)
+      .default(MiB),
     definitions: z
       .array(
         z
           .object({
             name: topicName,
             partitions: z.number().int().min(1).max(10_000),
-            compression: compressionCodec.optional(),
-            deduplicationWindowMs: deduplicationWindowMs.optional(),
-            ttlMs: ttlMs.optional(),
+            ...topicSettings.shape,
             /**
              * Priority lanes (2 to 10; 1: none): the topic holds `partitions` partitions per lane, and a
              * message's `priority` header (0-9) picks its lane. Fixed when the topic is created.

@@ -121,6 +121,20 @@ export class GroupCoordinator {
     this.membership.partitionsAdded(topic);
   }
 
+  /** Deletes a group that has no members (refused with group-not-empty otherwise), and its committed offsets. */
+  deleteGroup(name: string): Promise<void> {
+    return this.membership.deleteGroup(name);
+  }
+
+  /**
+   * A topic was deleted: its groups rebalance without it, and every group's committed offsets and
+   * delivery counts for it are forgotten (a topic created again under its name starts afresh).
+   */
+  async topicDeleted(topic: string): Promise<void> {
+    this.membership.topicDeleted(topic);
+    await this.store.forget((_group, candidate) => candidate === topic);
+  }
+
   // ---- membership ----
 
   async join(groupName: string, memberName: string, options: { instanceId?: string; topics?: string[] } = {}): Promise<MemberView> {
@@ -314,8 +328,8 @@ export class GroupCoordinator {
   }
 
   /** Sets a whole group's committed offsets (an admin operation: the group must have no members). */
-  resetOffsets(groupName: string, target: SeekTarget, topicName?: string): Promise<CommittedRecordRef[]> {
-    return this.offsets.resetOffsets(this.membership.group(groupName), target, topicName);
+  resetOffsets(groupName: string, target: SeekTarget, topicName?: string, dryRun = false): Promise<CommittedRecordRef[]> {
+    return this.offsets.resetOffsets(this.membership.group(groupName), target, topicName, dryRun);
   }
 
   /** Per partition: committed offset, log end and lag (end minus committed). */

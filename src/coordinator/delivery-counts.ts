@@ -114,6 +114,19 @@ export class DeliveryCounts {
     this.counts.set(key.slice(DELIVERY_COUNT_PREFIX.length), new Map(record.value.counts));
   }
 
+  /** Forgets, durably, the counts of the partitions `matches` picks (a group or a topic deleted). */
+  forget(matches: (group: string, topic: string) => boolean): Array<Promise<void>> {
+    const writes: Array<Promise<void>> = [];
+    for (const key of [...this.counts.keys()]) {
+      const groupEnd = key.indexOf('/');
+      const topic = key.slice(groupEnd + 1, key.lastIndexOf('/'));
+      if (!matches(key.slice(0, groupEnd), topic)) continue;
+      this.counts.delete(key);
+      writes.push(this.writer.write(`${DELIVERY_COUNT_PREFIX}${key}`, null));
+    }
+    return writes;
+  }
+
   /** Writes every partition that has counts again (the offsets log's checkpoint). */
   checkpoint(): Array<Promise<void>> {
     const writes: Array<Promise<void>> = [];

@@ -87,6 +87,17 @@ export class Membership {
     return group;
   }
 
+  /** Deletes a group that has no members, with its committed offsets (Kafka's DeleteGroups). */
+  async deleteGroup(name: string): Promise<void> {
+    const group = this.group(name);
+    if (group.members.size > 0) {
+      throw new RillError('group-not-empty', `group "${name}" has ${group.members.size} members; a group can be deleted only when it has none`);
+    }
+    this.groups.delete(name);
+    await this.store.deleteGroup(name);
+    this.logger.info({ group: name }, 'consumer group deleted');
+  }
+
   group(name: string): ConsumerGroup {
     const group = this.groups.get(name);
     if (group === undefined) throw new RillError('unknown-group', `no consumer group "${name}"`);
@@ -268,6 +279,11 @@ export class Membership {
   /** Topics whose partition count grew: their groups rebalance to cover the new partitions. */
   partitionsAdded(topic: string): void {
     for (const group of this.groups.values()) if (group.topics().has(topic)) this.rebalance(group, `topic ${topic} gained partitions`);
+  }
+
+  /** A topic was deleted: its groups rebalance without it. */
+  topicDeleted(topic: string): void {
+    for (const group of this.groups.values()) if (group.topics().has(topic)) this.rebalance(group, `topic ${topic} was deleted`);
   }
 
   private rebalance(group: ConsumerGroup, reason: string): void {

@@ -7,7 +7,8 @@ import { requireTopic, type LogAccess } from './topics.js';
 
 export type SeekTarget = { to: 'earliest' } | { to: 'latest' } | { to: 'offset'; offset: number } | { to: 'timestamp'; timestamp: number };
 
-export type LagRow = CommittedRecordRef & { logEndOffset: number; lag: number };
+/** `offset` counts a partition never committed as 0 (`committedOffset` is then null). */
+export type LagRow = CommittedRecordRef & { committedOffset: number | null; logEndOffset: number; lag: number };
 
 /**
  * Committed offsets (the next offset to read, as Kafka) and the rules around them: only the owner
@@ -79,9 +80,12 @@ export class OffsetManager {
     return Math.min(Math.max(target.offset, offsets.logStartOffset), offsets.logEndOffset);
   }
 
-  /** Sets a whole group's committed offsets (an admin operation: the group must have no members). */
-  async resetOffsets(group: ConsumerGroup, target: SeekTarget, topicName?: string): Promise<CommittedRecordRef[]> {
-    if (group.members.size > 0) {
+  /**
+   * Sets a whole group's committed offsets (an admin operation: the group must have no members);
+   * a dry run says what they would be, members or not, and changes nothing.
+   */
+  async resetOffsets(group: ConsumerGroup, target: SeekTarget, topicName?: string, dryRun = false): Promise<CommittedRecordRef[]> {
+    if (group.members.size > 0 && !dryRun) {
       throw new RillError('group-not-empty', `group "${group.name}" has ${group.members.size} members; offsets can be reset only when it has none`);
     }
     const topics = topicName !== undefined ? [topicName] : [...new Set(this.store.groupOffsets(group.name).map((o) => o.topic))];
@@ -92,7 +96,7 @@ export class OffsetManager {
         entries.push({ topic: name, partition, offset: await this.resolve({ topic: name, partition }, target) });
       }
     }
-    await this.store.commit(group.name, entries);
+    if (!dryRun) await this.store.commit(group.name, entries);
     return entries;
   }
 
@@ -108,8 +112,9 @@ export class OffsetManager {
       [...partitions.values()].map(async (tp) => {
         const topic = this.log.topics.get(tp.topic);
         const end = topic === undefined ? 0 : (await this.log.offsets(topic, tp.partition)).logEndOffset;
-        const committed = this.store.committed(group.name, tp) ?? 0;
-        return { topic: tp.topic, partition: tp.partition, offset: committed, logEndOffset: end, lag: Math.max(0, end - committed) };
+        const committedOffset = this.store.committed(group.name, tp) ?? null;
+        const committed = committedOffset ?? 0;
+        return { topic: tp.topic, partition: tp.partition, offset: committed, committedOffset, logEndOffset: end, lag: Math.max(0, end - committed) };
       }),
     );
     return rows.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);

@@ -215,6 +215,28 @@ export class OffsetStore {
     return writes.length;
   }
 
+  /**
+   * Forgets, durably (tombstones in the log), the committed offsets and delivery counts of the
+   * partitions `matches` picks: a deleted topic's, or a deleted group's.
+   */
+  async forget(matches: (group: string, topic: string) => boolean): Promise<void> {
+    const writes = this.deliveries.forget(matches);
+    for (const key of [...this.offsets.keys()]) {
+      const { group, tp } = parseOffsetKey(key);
+      if (!matches(group, tp.topic)) continue;
+      this.issue(key);
+      this.offsets.delete(key);
+      writes.push(this.log.write(key, null));
+    }
+    await Promise.all(writes);
+  }
+
+  /** Forgets a group: its settings, committed offsets and delivery counts. */
+  async deleteGroup(group: string): Promise<void> {
+    this.groups.delete(group);
+    await Promise.all([this.log.write(`${GROUP_PREFIX}${group}`, null), this.forget((candidate) => candidate === group)]);
+  }
+
   async saveGroup(group: string, settings: Partial<GroupSettings>): Promise<void> {
     await this.log.write(`${GROUP_PREFIX}${group}`, encodeRecord(settings));
     this.groups.set(group, { ...settings });

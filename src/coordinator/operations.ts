@@ -76,12 +76,30 @@ export const operations = {
   'list-groups': operation(z.object({}).strict(), (c) => ({
     groups: c.listGroups().map((g) => ({ group: g.name, generation: g.generation, members: g.members.size })),
   })),
-  'describe-group': operation(z.object({ group: name }).strict(), (c, { group }) => c.describe(group)),
+  'describe-group': operation(z.object({ group: name }).strict(), async (c, { group }) => {
+    const description = c.describe(group);
+    const partitions = (await c.lag(group)).map(({ topic, partition, committedOffset, logEndOffset, lag }) => ({
+      topic,
+      partition,
+      committedOffset,
+      logEndOffset,
+      lag,
+    }));
+    return { ...description, partitions };
+  }),
+  'delete-group': operation(z.object({ group: name }).strict(), async (c, { group }) => {
+    await c.deleteGroup(group);
+    return { group, deleted: true as const };
+  }),
   lag: operation(z.object({ group: name }).strict(), async (c, { group }) => ({ group, partitions: await c.lag(group) })),
-  'reset-offsets': operation(z.object({ group: name, topic: name.optional(), target: seekTarget }).strict(), async (c, { group, topic, target }) => ({
-    group,
-    offsets: await c.resetOffsets(group, target as SeekTarget, topic),
-  })),
+  'reset-offsets': operation(
+    z.object({ group: name, topic: name.optional(), target: seekTarget, dryRun: z.boolean().optional() }).strict(),
+    async (c, { group, topic, target, dryRun = false }) => ({
+      group,
+      offsets: await c.resetOffsets(group, target as SeekTarget, topic, dryRun),
+      dryRun,
+    }),
+  ),
   join: operation(
     z.object({ group: name, member: name, instanceId: name.optional(), topics: z.array(name).optional() }).strict(),
     (c, { group, member, instanceId, topics }) => c.join(group, member, { instanceId, topics }),
@@ -151,9 +169,15 @@ export const answers = {
     generation: z.number().int(),
     settings: groupSettings,
     members: z.array(memberView.extend({ topics: z.array(z.string()), instanceId: z.string().nullable() })),
+    /** Every partition of the topics its members subscribe to, and every one it committed an offset for. */
+    partitions: z.array(tp.extend({ committedOffset: z.number().int().nullable(), logEndOffset: z.number().int(), lag: z.number().int() })),
   }),
-  lag: z.object({ group: z.string(), partitions: z.array(committedEntry.extend({ logEndOffset: z.number().int(), lag: z.number().int() })) }),
-  'reset-offsets': z.object({ group: z.string(), offsets: z.array(committedEntry) }),
+  'delete-group': z.object({ group: z.string(), deleted: z.literal(true) }),
+  lag: z.object({
+    group: z.string(),
+    partitions: z.array(committedEntry.extend({ committedOffset: z.number().int().nullable(), logEndOffset: z.number().int(), lag: z.number().int() })),
+  }),
+  'reset-offsets': z.object({ group: z.string(), offsets: z.array(committedEntry), dryRun: z.boolean() }),
   join: memberView,
   subscribe: memberView,
   heartbeat: memberView,

@@ -86,7 +86,10 @@ export function operationNeeds(lookup: AccessLookup, operation: OperationName | 
     case 'lag':
       return [{ operation: 'describe', resource: groupResource(group!) }];
     case 'reset-offsets':
-      return [{ operation: 'reset', resource: groupResource(group!) }];
+      // A dry run changes nothing: seeing what a reset would do is describing the group.
+      return [{ operation: input.dryRun === true ? 'describe' : 'reset', resource: groupResource(group!) }];
+    case 'delete-group':
+      return [{ operation: 'delete', resource: groupResource(group!) }];
     case 'join':
       return [join(group!), ...subscribing(lookup.topics, topics)];
     default:

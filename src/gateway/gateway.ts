@@ -38,7 +38,7 @@ export class Gateway {
     this.services = {
       stomp: config.stomp,
       serverName,
-      publisher: new Publisher(broker, config.topics.keylessPartitioner, ttlsOf(config), transactions, config.limits.maxDelayMs),
+      publisher: new Publisher(broker, config.topics.keylessPartitioner, transactions, config.limits.maxDelayMs),
       topics: broker.topics,
       log: broker,
       coordinator,
@@ -48,6 +48,12 @@ export class Gateway {
       autoCreatePerMinute: config.limits.autoCreatePerMinute,
     };
     broker.onInflightLow(() => this.resumeReading());
+    broker.topics.listen({ deleted: (topic) => this.topicDeleted(topic.name) });
+  }
+
+  /** Subscriptions that consume a deleted topic end, with an ERROR, together with their connections. */
+  private topicDeleted(topic: string): void {
+    for (const session of this.sessions) session.topicDeleted(topic);
   }
 
   /** The publish path's router stage, for requests that publish (the HTTP API's transactions). */
@@ -139,10 +145,4 @@ export class Gateway {
   destroyAll(): void {
     for (const session of this.sessions) session.destroy();
   }
-}
-
-/** Each topic's time-to-live for messages that name none: its definition's, or `topics.ttlMs`. */
-function ttlsOf(config: RillConfig): (topic: string) => number {
-  const own = new Map(config.topics.definitions.flatMap((d) => (d.ttlMs === undefined ? [] : [[d.name, d.ttlMs] as const])));
-  return (topic) => own.get(topic) ?? config.topics.ttlMs;
 }

@@ -116,6 +116,12 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
   started.push(() => coordinator.stop());
   await coordinator.start();
   broker.topics.onPartitionsAdded((topic) => coordinator.partitionsAdded(topic));
+  broker.topics.listen({
+    deleted: (topic) =>
+      void coordinator
+        .topicDeleted(topic.name)
+        .catch((error: unknown) => logger.error({ err: error, topic: topic.name }, "forgetting a deleted topic's committed offsets failed")),
+  });
   // Transactions committed before a crash are completed before anything reads the partitions back.
   const transactions = new TransactionCoordinator(broker, logger, coordinator);
   started.push(() => transactions.close());

@@ -65,7 +65,7 @@ export class PartitionLog {
 
   private constructor(
     readonly directory: string,
-    private readonly config: LogConfig,
+    private config: LogConfig,
     private segments: LogSegment[],
     recoveryPoint: number,
   ) {
@@ -411,6 +411,11 @@ export class PartitionLog {
     } catch (error) {
       this.goOffline(`the batches past offset ${end} could not be removed ${when} (${(error as Error).message})`, error);
     }
+  }
+
+  /** The topic's own retention (its configuration changed, or differs from the broker's default). */
+  setRetention(retentionMs: number, retentionBytes: number): void {
+    this.config = { ...this.config, retentionMs, retentionBytes };
   }
 
   /** Deletes closed segments past the retention limits; returns how many. */

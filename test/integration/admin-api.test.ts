@@ -12,14 +12,14 @@ describe('admin API', () => {
     const server = await servers.start();
     const base = httpBase(server.httpPort);
     const created = await call(base, 'POST', '/v1/topics', { name: 'orders', partitions: 8 });
-    expect(created).toEqual({ status: 201, body: { name: 'orders', partitions: 8, priorityLanes: 1 } });
+    expect(created).toMatchObject({ status: 201, body: { name: 'orders', partitions: 8, priorityLanes: 1, overrides: {} } });
     expect((await call(base, 'GET', '/v1/topics/orders')).body.partitions).toHaveLength(8);
     const again = await call(base, 'POST', '/v1/topics', { name: 'orders', partitions: 2 });
     expect(again.status).toBe(409);
     expect(again.body.error).toMatchObject({ code: 'name-taken', message: 'topic "orders" exists already' });
     expect(server.broker.topics.get('orders')!.partitions).toBe(8);
     const laned = await call(base, 'POST', '/v1/topics', { name: 'jobs', partitions: 2, priorityLanes: 3 });
-    expect(laned.body).toEqual({ name: 'jobs', partitions: 6, priorityLanes: 3 });
+    expect(laned.body).toMatchObject({ name: 'jobs', partitions: 6, priorityLanes: 3 });
     expect((await call(base, 'POST', '/v1/topics', { name: 'bad name' })).body.error.code).toBe('invalid-request');
     expect((await call(base, 'POST', '/v1/topics', { name: 'defaulted' })).body.partitions).toBe(4);
     const reserved = await call(base, 'POST', '/v1/topics', { name: '__consumer_offsets' });

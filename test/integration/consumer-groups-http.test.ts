@@ -197,7 +197,9 @@ describe('consumer groups over HTTP', () => {
     expect(Date.now() - empty).toBeGreaterThanOrEqual(290);
 
     await publish(server, 'lp', numbered('more', 4));
-    expect((await call(base, 'GET', '/v1/groups/g/lag')).body.partitions).toEqual([{ topic: 'lp', partition: 0, offset: 0, logEndOffset: 5, lag: 5 }]);
+    expect((await call(base, 'GET', '/v1/groups/g/lag')).body.partitions).toEqual([
+      { topic: 'lp', partition: 0, offset: 0, committedOffset: null, logEndOffset: 5, lag: 5 },
+    ]);
     await call(base, 'POST', '/v1/groups/g/members/waiter/commit', { offsets: [{ topic: 'lp', partition: 0, offset: 3 }] });
     expect((await call(base, 'GET', '/v1/groups/g/lag')).body.partitions[0].lag).toBe(2);
     const seek = await call(base, 'POST', '/v1/groups/g/members/waiter/seek', { topic: 'lp', partition: 0, target: { to: 'earliest' } });

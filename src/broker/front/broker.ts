@@ -15,8 +15,9 @@ import type { AppendTicket } from './append-ticket.js';
 import { Deduplicator } from './deduplication/index.js';
 import { fitOpenFiles } from './descriptor-budget.js';
 import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
-import type { PartitionAssignment, PartitionOffsets, WorkerFailure } from '../protocol.js';
+import type { PartitionAssignment, PartitionOffsets, PartitionSettings, WorkerFailure } from '../protocol.js';
 import { TopicRegistry, type PartitionPlacement, type Topic } from './topic-registry.js';
+import { defaultTopicSettings } from './topic-settings.js';
 import { TopicTraffic } from './topic-traffic.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 
@@ -105,7 +106,7 @@ export class Broker implements PartitionPlacement {
     const catalog = new TopicCatalog(resolveDataDir(config));
     this.supervisor = new WorkerSupervisor({ storage: config.storage, logLevel: config.log.level }, config.brokers, logger);
     this.supervisor.on('worker-restarted', (index: number) => logger.info({ worker: index }, 'broker worker recovered its partitions'));
-    this.topics = new TopicRegistry(catalog, { ...config.topics, ...config.limits }, this, logger);
+    this.topics = new TopicRegistry(catalog, { ...config.topics, ...config.limits, defaults: defaultTopicSettings(config) }, this, logger);
     this.supervisor.start();
     try {
       this.topics.load(catalog.load());
@@ -133,9 +134,15 @@ export class Broker implements PartitionPlacement {
     }
     this.deduplication = new Deduplicator(
       this,
-      { windowOf: (topic) => deduplicationWindowOf(config, topic), maxMessageIds: config.limits.maxDeduplicationIds },
+      { windowOf: (topic) => this.topics.get(topic)?.settings.deduplicationWindowMs ?? 0, maxMessageIds: config.limits.maxDeduplicationIds },
       logger,
     );
+    this.topics.listen({
+      settingsChanged: (topic, before) => {
+        if (topic.settings.deduplicationWindowMs !== before.deduplicationWindowMs) this.deduplication.windowChanged(topic);
+      },
+      deleted: (topic) => this.deduplication.forget(topic),
+    });
     this.supervisor.on('worker-restarted', (index: number) => {
       void this.deduplication.workerRestarted(this.topics.listPublic(), (topic, partition) => this.slot(topic, partition).worker === index);
     });
@@ -218,6 +225,42 @@ export class Broker implements PartitionPlacement {
       }
       this.supervisor.open(worker, list);
     }
+  }
+
+  reconfigure(topic: Topic): void {
+    const { compression, retentionMs, retentionBytes } = topic.settings;
+    const byWorker = new Map<number, PartitionSettings[]>();
+    topic.partitionIds.forEach((id) => {
+      const slot = this.slots[id];
+      if (slot === undefined) return;
+      const list = byWorker.get(slot.worker) ?? [];
+      list.push({ id, compression, retentionMs, retentionBytes });
+      byWorker.set(slot.worker, list);
+    });
+    for (const [worker, settings] of byWorker) this.supervisor.configure(worker, settings);
+  }
+
+  /**
+   * Closes a deleted topic's partitions: what was published to it in this turn is sent first (and
+   * answered), its watchers let go, and each worker closes its share and marks it in its journal
+   * as never to be replayed. Refused, retriably, while one of those workers is down.
+   */
+  async remove(topic: Topic): Promise<void> {
+    const byWorker = new Map<number, number[]>();
+    for (const id of topic.partitionIds) {
+      const slot = this.slots[id];
+      if (slot === undefined) continue;
+      byWorker.set(slot.worker, [...(byWorker.get(slot.worker) ?? []), id]);
+    }
+    if (this.flushScheduled) this.flush();
+    for (const id of topic.partitionIds) delete this.slots[id];
+    const drops = [...byWorker].map(async ([worker, partitionIds]) => {
+      this.supervisor.forget(worker, partitionIds);
+      if (!this.supervisor.isUp(worker)) return; // its journal skips the partitions, whose directories are gone by its restart
+      const reply = await this.supervisor.call(worker, 'drop', { partitionIds });
+      if (reply.failure !== undefined) throw new RillError('storage-error', reply.failure.message);
+    });
+    await Promise.all(drops);
   }
 
   /** Bytes published but not yet acknowledged by storage. */
@@ -414,6 +457,11 @@ export class Broker implements PartitionPlacement {
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The broker worker that owns a partition. */
+  workerOf(topic: Topic, partition: number): number {
+    return this.slot(topic, partition).worker;
+  }
+
   /** The end of a partition after the last batch this thread saw stored there (0 if none since the start). */
   storedEnd(topic: Topic, partition: number): number {
     return this.slot(topic, partition).storedEnd;
@@ -443,6 +491,8 @@ export class Broker implements PartitionPlacement {
       logEndOffset: reply.logEndOffset,
       offsetForTimestamp: reply.offsetForTimestamp,
       appendedSinceOffset: reply.appendedSinceOffset,
+      sizeBytes: reply.sizeBytes,
+      segments: reply.segments,
     };
   }
 
@@ -463,7 +513,8 @@ export class Broker implements PartitionPlacement {
 
   private slot(topic: Topic, partition: number): PartitionSlot {
     const slot = this.slots[topic.partitionIds[partition] ?? -1];
-    if (slot === undefined) throw new RangeError(`topic ${topic.name} has no partition ${partition}`);
+    // A partition past the topic's end, or of a topic deleted since the caller found it.
+    if (slot === undefined) throw new RillError('unknown-topic', `topic ${topic.name} has no partition ${partition}`);
     return slot;
   }
 
@@ -471,13 +522,6 @@ export class Broker implements PartitionPlacement {
   health(): ReturnType<WorkerSupervisor['health']> {
     return this.supervisor.health();
   }
-}
-
-/** A topic's deduplication window: its definition's, or `topics.deduplicationWindowMs`; internal topics have none. */
-function deduplicationWindowOf(config: RillConfig, topic: string): number {
-  if (topic.startsWith('__')) return 0;
-  const definition = config.topics.definitions.find((d) => d.name === topic);
-  return definition?.deduplicationWindowMs ?? config.topics.deduplicationWindowMs;
 }
 
 /** A worker's failure to store a batch, as the client hears of it. */

@@ -2,9 +2,11 @@ import murmurhash3 from 'murmurhash3js';
 import { topicName } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
-import type { CompressionCodec, TopicCatalog, TopicDefinition } from '../../storage/index.js';
+import type { TopicSettings } from '../../config/index.js';
+import type { TopicCatalog, TopicDefinition } from '../../storage/index.js';
 import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
+import { effectiveSettings, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
 
 export interface Topic {
   readonly name: string;
@@ -17,12 +19,27 @@ export interface Topic {
    * `slots = partitions / lanes`; a key has the same slot in every lane.
    */
   readonly lanes: number;
+  /** What the topic runs with (its own settings over the broker's defaults); replaced whole when they change. */
+  readonly settings: Readonly<EffectiveTopicSettings>;
+  /** The settings set on the topic itself, through the admin API. */
+  readonly ownSettings: Readonly<TopicSettings>;
 }
 
 interface RegisteredTopic extends Topic {
   partitions: number;
   partitionIds: number[];
+  settings: EffectiveTopicSettings;
+  ownSettings: TopicSettings;
   readonly createdAt: number;
+}
+
+/** A change to a topic's own settings: a value sets it, null puts back the default. */
+export type TopicSettingsChange = { [K in keyof TopicSettings]?: TopicSettings[K] | null };
+
+/** What hears of a topic's life: settings changed (storage, deduplication) or the topic deleted (subscriptions, groups). */
+export interface TopicListener {
+  settingsChanged?(topic: Topic, before: Readonly<EffectiveTopicSettings>): void;
+  deleted?(topic: Topic): void;
 }
 
 /** The priority lane a partition belongs to (0: the lowest). */
@@ -40,6 +57,10 @@ export interface PartitionPlacement {
   readonly workerCount: number;
   /** Opens a topic's new partitions, numbered and grouped by worker. */
   place(topic: Topic, assignments: Map<number, PartitionAssignment[]>): void;
+  /** Hands a topic's new compression and retention to its partitions' workers. */
+  reconfigure(topic: Topic): void;
+  /** Closes a deleted topic's partitions on their workers (what was sent to them first is stored and answered). */
+  remove(topic: Topic): Promise<void>;
 }
 
 export interface TopicPolicy {
@@ -49,9 +70,10 @@ export interface TopicPolicy {
   maxTopics: number;
   /** `limits.maxPartitions`: partitions of all topics together beyond which creating or growing a topic is refused. */
   maxPartitions: number;
-  /** `topics.compression`, unless the topic's definition names its own. */
-  compression: CompressionCodec;
-  definitions: ReadonlyArray<{ name: string; compression?: CompressionCodec | undefined }>;
+  /** Every topic's settings but those it sets itself. */
+  defaults: EffectiveTopicSettings;
+  /** The configuration file's topic definitions, with their settings. */
+  definitions: ReadonlyArray<TopicSettings & { name: string }>;
 }
 
 /**
@@ -73,8 +95,13 @@ export type TopicCreation = 'existing' | 'auto' | 'always';
 export class TopicRegistry {
   private readonly topics = new Map<string, RegisteredTopic>();
   private readonly growthListeners = new Set<(topic: string) => void>();
-  /** Global partition ids are dense, in the order partitions were opened: this is also how many partitions there are. */
+  private readonly listeners = new Set<TopicListener>();
+  /** Global partition ids, in the order partitions were opened (a deleted topic's are not used again). */
   private nextPartitionId = 0;
+  /** Partitions of every topic together (limits.maxPartitions). */
+  private partitionCount = 0;
+  /** Topics being deleted: their names cannot be used again until their files are gone from `topics/`. */
+  private readonly deleting = new Set<string>();
 
   constructor(
     private readonly catalog: TopicCatalog,
@@ -90,9 +117,9 @@ export class TopicRegistry {
   load(definitions: TopicDefinition[]): void {
     for (const definition of definitions) this.register(definition);
     const { maxTopics, maxPartitions } = this.policy;
-    if (this.topics.size > maxTopics || this.nextPartitionId > maxPartitions) {
+    if (this.topics.size > maxTopics || this.partitionCount > maxPartitions) {
       this.logger.warn(
-        { topics: this.topics.size, maxTopics, partitions: this.nextPartitionId, maxPartitions },
+        { topics: this.topics.size, maxTopics, partitions: this.partitionCount, maxPartitions },
         'the topics on disk pass limits.maxTopics or limits.maxPartitions: they are all served, but no topic can be created or grown until the limit is raised',
       );
     }
@@ -123,6 +150,7 @@ export class TopicRegistry {
     const valid = topicName.safeParse(name);
     if (!valid.success)
       throw new RillError('invalid-destination', `invalid topic name "${name.slice(0, 300)}": ${valid.error.issues[0]?.message ?? 'invalid'}`);
+    this.checkNotDeleting(name);
     if (creation === 'existing' || (creation === 'auto' && !this.policy.autoCreate)) {
       throw new RillError('unknown-topic', `topic "${name}" does not exist${creation === 'auto' ? ' and auto-create is off' : ''}`);
     }
@@ -149,19 +177,85 @@ export class TopicRegistry {
    * `limit-reached` when the topic would pass `limits.maxTopics` or `limits.maxPartitions` (topics
    * defined in the configuration included: the start-up then fails).
    */
-  create(name: string, partitions: number, lanes = 1): Topic {
+  create(name: string, partitions: number, lanes = 1, settings: TopicSettings = {}): Topic {
     const existing = this.topics.get(name);
     if (existing !== undefined) return existing;
+    this.checkNotDeleting(name);
     this.checkLimits(name, partitions * lanes);
-    return this.save(name, partitions * lanes, lanes);
+    return this.save(name, partitions * lanes, lanes, settings);
   }
 
-  private save(name: string, partitions: number, lanes = 1): Topic {
-    const definition: TopicDefinition = { name, partitions, createdAt: Date.now(), ...(lanes === 1 ? {} : { lanes }) };
+  private save(name: string, partitions: number, lanes = 1, settings: TopicSettings = {}): Topic {
+    const definition: TopicDefinition = { name, partitions, createdAt: Date.now(), ...(lanes === 1 ? {} : { lanes }), settings: { ...settings } };
     this.catalog.save(definition);
     const topic = this.register(definition);
-    this.logger.info({ topic: name, partitions, ...(lanes === 1 ? {} : { lanes }) }, 'topic created');
+    this.logger.info({ topic: name, partitions, ...(lanes === 1 ? {} : { lanes }), ...settings }, 'topic created');
     return topic;
+  }
+
+  /** Throws the retriable `unavailable` while a topic of that name is being deleted. */
+  private checkNotDeleting(name: string): void {
+    if (this.deleting.has(name)) throw new RillError('unavailable', `topic "${name}" is being deleted; retry in a moment`);
+  }
+
+  /**
+   * Changes a topic's own settings (a null puts back the default), stores them with the topic and
+   * applies them: its partitions' workers take the new compression and retention, and listeners
+   * hear of it. Internal topics keep theirs.
+   */
+  configure(name: string, change: TopicSettingsChange): Topic {
+    const topic = isInternal(name) ? undefined : this.topics.get(name);
+    if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
+    const own: TopicSettings = { ...topic.ownSettings };
+    for (const key of TOPIC_SETTING_KEYS) {
+      if (!(key in change)) continue;
+      const value = change[key];
+      if (value === null || value === undefined) delete own[key];
+      else (own as Record<string, unknown>)[key] = value;
+    }
+    const before = topic.settings;
+    const settings = effectiveSettings(name, this.policy.defaults, this.definitionOf(name), own);
+    this.catalog.save({ name, partitions: topic.partitions, createdAt: topic.createdAt, ...(topic.lanes === 1 ? {} : { lanes: topic.lanes }), settings: own });
+    topic.ownSettings = own;
+    topic.settings = settings;
+    this.logger.info({ topic: name, settings: own }, 'topic settings changed');
+    this.placement.reconfigure(topic);
+    for (const listener of this.listeners) listener.settingsChanged?.(topic, before);
+    return topic;
+  }
+
+  /**
+   * Deletes a topic and its data. Its name is refused (retriably) until its partitions are closed
+   * and its directory is gone from `topics/`; listeners hear of it first, so that its
+   * subscriptions end and its groups let go of it. Internal topics cannot be deleted.
+   */
+  async delete(name: string): Promise<void> {
+    const topic = isInternal(name) ? undefined : this.topics.get(name);
+    if (topic === undefined) {
+      if (isInternal(name)) throw new RillError('invalid-request', `topic "${name}" is internal to Rill and cannot be deleted`);
+      throw new RillError('unknown-topic', `no topic "${name}"`);
+    }
+    this.deleting.add(name);
+    try {
+      this.topics.delete(name);
+      this.partitionCount -= topic.partitions;
+      for (const listener of this.listeners) listener.deleted?.(topic);
+      await this.placement.remove(topic);
+      const removed = this.catalog.remove(name);
+      removed.catch((error: unknown) => this.logger.warn({ err: error, topic: name }, "removing a deleted topic's files failed: the next start removes them"));
+      this.logger.info({ topic: name, partitions: topic.partitions }, 'topic deleted');
+    } finally {
+      this.deleting.delete(name);
+    }
+  }
+
+  /** Tells `listener` of topics' settings changes and deletions. */
+  listen(listener: TopicListener): void {
+    this.listeners.add(listener);
+  }
+
+  private definitionOf(name: string): TopicSettings | undefined {
+    return this.policy.definitions.find((definition) => definition.name === name);
   }
 
   /** Throws `limit-reached` when a new topic `name` with `partitions` partitions would pass a limit. */
@@ -179,10 +273,10 @@ export class TopicRegistry {
   /** Throws `limit-reached` when `added` more partitions would pass `limits.maxPartitions`. */
   private checkPartitionLimits(what: string, added: number): void {
     const { maxPartitions } = this.policy;
-    if (this.nextPartitionId + added > maxPartitions) {
+    if (this.partitionCount + added > maxPartitions) {
       throw new RillError(
         'limit-reached',
-        `cannot ${what}: the topics would have ${this.nextPartitionId + added} partitions together, more than limits.maxPartitions (${maxPartitions}) allows`,
+        `cannot ${what}: the topics would have ${this.partitionCount + added} partitions together, more than limits.maxPartitions (${maxPartitions}) allows`,
       );
     }
   }
@@ -199,7 +293,7 @@ export class TopicRegistry {
     const before = topic.partitions;
     if (!isInternal(name)) this.checkPartitionLimits(`grow topic "${name}" from ${before} to ${count} partitions`, count - before);
     this.openPartitions(topic, count);
-    this.catalog.save({ name, partitions: count, createdAt: topic.createdAt });
+    this.catalog.save({ name, partitions: count, createdAt: topic.createdAt, settings: topic.ownSettings });
     this.logger.info({ topic: name, from: before, to: count }, 'topic partitions added');
     for (const listener of this.growthListeners) listener(name);
     return topic;
@@ -211,7 +305,16 @@ export class TopicRegistry {
   }
 
   private register(definition: TopicDefinition): Topic {
-    const topic: RegisteredTopic = { name: definition.name, partitions: 0, partitionIds: [], createdAt: definition.createdAt, lanes: definition.lanes ?? 1 };
+    const ownSettings = definition.settings ?? {};
+    const topic: RegisteredTopic = {
+      name: definition.name,
+      partitions: 0,
+      partitionIds: [],
+      createdAt: definition.createdAt,
+      lanes: definition.lanes ?? 1,
+      ownSettings,
+      settings: effectiveSettings(definition.name, this.policy.defaults, this.definitionOf(definition.name), ownSettings),
+    };
     this.openPartitions(topic, definition.partitions);
     this.topics.set(definition.name, topic);
     return topic;
@@ -221,17 +324,24 @@ export class TopicRegistry {
   private openPartitions(topic: RegisteredTopic, count: number): void {
     const topicHash = murmurhash3.x86.hash32(topic.name) >>> 0;
     const byWorker = new Map<number, PartitionAssignment[]>();
-    const compression = isInternal(topic.name)
-      ? 'none'
-      : (this.policy.definitions.find((definition) => definition.name === topic.name)?.compression ?? this.policy.compression);
+    const { compression, retentionMs, retentionBytes } = topic.settings;
     for (let partition = topic.partitions; partition < count; partition++) {
       const id = this.nextPartitionId++;
       const worker = (topicHash + partition) % this.placement.workerCount;
       topic.partitionIds.push(id);
       const list = byWorker.get(worker) ?? [];
-      list.push({ id, topic: topic.name, partition, directory: this.catalog.partitionDirectory(topic.name, partition), compression });
+      list.push({
+        id,
+        topic: topic.name,
+        partition,
+        directory: this.catalog.partitionDirectory(topic.name, partition),
+        compression,
+        retentionMs,
+        retentionBytes,
+      });
       byWorker.set(worker, list);
     }
+    this.partitionCount += count - topic.partitions;
     topic.partitions = count;
     this.placement.place(topic, byWorker);
   }

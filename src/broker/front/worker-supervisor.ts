@@ -2,7 +2,17 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
-import type { CallReply, CallRequest, FromWorker, PartitionAssignment, ReplyMessage, ToWorker, WorkerCall, WorkerInit } from '../protocol.js';
+import type {
+  CallReply,
+  CallRequest,
+  FromWorker,
+  PartitionAssignment,
+  PartitionSettings,
+  ReplyMessage,
+  ToWorker,
+  WorkerCall,
+  WorkerInit,
+} from '../protocol.js';
 import { RestartBackoff } from './restart-backoff.js';
 
 interface Pending {
@@ -113,7 +123,7 @@ export class WorkerSupervisor extends EventEmitter {
   restarts = 0;
   readonly workerCount: number;
   private readonly slots: WorkerSlot[] = [];
-  private readonly assignments: PartitionAssignment[][];
+  private assignments: PartitionAssignment[][];
   private readonly restart: { restartBackoffMs: number; restartBackoffMaxMs: number };
   private nextRequestId = 1;
   private closed = false;
@@ -154,6 +164,28 @@ export class WorkerSupervisor extends EventEmitter {
     this.assignments[workerIndex]!.push(...partitions);
     // A worker that is down gets them with the rest when it is restarted.
     this.slot(workerIndex).worker?.postMessage({ type: 'open', partitions } satisfies ToWorker);
+  }
+
+  /** A topic's settings changed: its partitions on this worker take them now, and after any restart. */
+  configure(workerIndex: number, settings: PartitionSettings[]): void {
+    const byId = new Map(settings.map((setting) => [setting.id, setting]));
+    const owned = this.assignments[workerIndex]!;
+    owned.forEach((assignment, i) => {
+      const setting = byId.get(assignment.id);
+      if (setting !== undefined) owned[i] = { ...assignment, ...setting };
+    });
+    this.slot(workerIndex).worker?.postMessage({ type: 'configure', partitions: settings } satisfies ToWorker);
+  }
+
+  /** Partitions of a deleted topic: never reopened by a restart. */
+  forget(workerIndex: number, partitionIds: readonly number[]): void {
+    const gone = new Set(partitionIds);
+    this.assignments[workerIndex] = this.assignments[workerIndex]!.filter((assignment) => !gone.has(assignment.id));
+  }
+
+  /** Whether the worker runs (requests to it are answered). */
+  isUp(workerIndex: number): boolean {
+    return this.slot(workerIndex).worker !== null;
   }
 
   /**

@@ -162,6 +162,28 @@ function offsets(request: RequestMessage<'offsets'>): void {
   send(message);
 }
 
+/**
+ * Closes a deleted topic's partitions. What was appended to them is made durable and answered
+ * first (its publishers were told the topic existed); the journal then writes down that their
+ * records are never to be replayed (a topic of the same name may come next, in the same directories).
+ */
+async function drop(request: RequestMessage<'drop'>): Promise<void> {
+  durability.drain();
+  // A checkpoint running may be syncing one of these logs: closed only once it is over.
+  await journal.settled();
+  let failure: WorkerFailure | undefined;
+  for (const owned of partitions.remove(request.partitionIds)) {
+    try {
+      journal.drop(owned.journalKey.toString('utf8'), owned.log);
+    } catch (error) {
+      failure = failureOf(error, 'could not record the dropped partition in the journal');
+      logger.error({ err: error, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'dropping a partition from the journal failed');
+    }
+  }
+  const message: ReplyMessage<'drop'> = { type: 'drop', requestId: request.requestId, ...(failure === undefined ? {} : { failure }) };
+  send(message);
+}
+
 async function close(request: RequestMessage<'close'>): Promise<void> {
   clearInterval(retentionTimer);
   durability.stop();
@@ -221,6 +243,12 @@ port.on('message', (message: ToWorker) => {
       break;
     case 'offsets':
       offsets(message);
+      break;
+    case 'configure':
+      partitions.configure(message.partitions);
+      break;
+    case 'drop':
+      void drop(message);
       break;
     case 'close':
       void close(message);

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
 import { compressBatch, CorruptBatchError, encodeKey, OffsetOutOfRangeError, PartitionLog, setBaseOffset, type LogConfig } from '../../storage/index.js';
-import type { CallReply, PartitionAssignment, WorkerFailure } from '../protocol.js';
+import type { CallReply, PartitionAssignment, PartitionSettings, WorkerFailure } from '../protocol.js';
 import { failureOf } from './failures.js';
 
 export interface OwnedPartition {
-  readonly assignment: PartitionAssignment;
+  assignment: PartitionAssignment;
   readonly log: PartitionLog;
   /** An internal topic (`__consumer_offsets`): it may write into the free-space reserve. */
   readonly internal: boolean;
@@ -68,6 +68,7 @@ export class OwnedPartitions {
         return { assignment, error: error instanceof Error ? error : new Error(String(error)) };
       }
       const { log, recovery } = opened;
+      log.setRetention(assignment.retentionMs, assignment.retentionBytes);
       if (this.journaledEnds !== null) {
         // What the segments hold past both the recovery point and the journal was never acknowledged.
         try {
@@ -95,6 +96,30 @@ export class OwnedPartitions {
 
   get(id: number): OwnedPartition | undefined {
     return this.partitions.get(id);
+  }
+
+  /** A topic's configuration changed: its compression and retention, for the batches and checks to come. */
+  configure(settings: readonly PartitionSettings[]): void {
+    for (const setting of settings) {
+      const owned = this.partitions.get(setting.id);
+      if (owned === undefined) continue;
+      owned.assignment = { ...owned.assignment, ...setting };
+      owned.log.setRetention(setting.retentionMs, setting.retentionBytes);
+    }
+  }
+
+  /** Closes and forgets the partitions of a deleted topic; returns them (their files are the front's to remove). */
+  remove(ids: readonly number[]): OwnedPartition[] {
+    const removed: OwnedPartition[] = [];
+    for (const id of ids) {
+      const owned = this.partitions.get(id);
+      if (owned === undefined) continue;
+      this.partitions.delete(id);
+      this.byKey.delete(owned.journalKey.toString('utf8'));
+      owned.log.close();
+      removed.push(owned);
+    }
+    return removed;
   }
 
   /**
@@ -155,7 +180,7 @@ export class OwnedPartitions {
     if (owned === undefined) return { logStartOffset: 0, logEndOffset: 0, failure: UNKNOWN_PARTITION };
     const { log } = owned;
     const end = this.readableEnd(log);
-    const result: CallReply<'offsets'> = { logStartOffset: log.logStartOffset, logEndOffset: end };
+    const result: CallReply<'offsets'> = { logStartOffset: log.logStartOffset, logEndOffset: end, sizeBytes: log.sizeInBytes, segments: log.segmentCount };
     if (appendedSince !== undefined) result.appendedSinceOffset = Math.min(log.firstOffsetAppendedSince(appendedSince), end);
     try {
       if (timestamp !== undefined) result.offsetForTimestamp = Math.min(log.offsetForTimestamp(timestamp), end);

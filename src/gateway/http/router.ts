@@ -11,11 +11,11 @@ import type { PublishAuthorizer } from '../publishing/index.js';
 import { verifiedCertificateSubject } from '../transport/index.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
-const METHODS: HTTPMethod[] = ['GET', 'POST', 'PUT', 'DELETE'];
+const METHODS: HTTPMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /** What the HTTP front door is built on. */
 export interface HttpServices {
-  broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes' | 'health' | 'deduplicationReady'>;
+  broker: Pick<Broker, 'topics' | 'offsets' | 'inflightBytes' | 'health' | 'deduplicationReady' | 'workerOf' | 'deduplication'>;
   coordinator: GroupCoordinator;
   publisher: Publisher;
   security: Security;
@@ -100,7 +100,7 @@ export class HttpRouter {
           : await services.security.authenticateHttp(request.headers.authorization, remote, verifiedCertificateSubject(request.socket));
       const rights = new PrincipalRights(services.security, principal, remote);
       const context: HttpContext = { ...services, rights, authorizePublish: publishAuthorizer(rights, services.broker.topics) };
-      const body = method === 'POST' || method === 'PUT' || method === 'DELETE' ? await readJson(request) : {};
+      const body = method === 'GET' ? {} : await readJson(request);
       const needs = access === 'public' ? [] : access(context, params, body);
       requireAll(rights, needs);
       const result = await handler(context, params, body);

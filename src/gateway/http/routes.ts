@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { fetchOptions, operations, type GroupCoordinator, type OperationName } from '../../coordinator/index.js';
-import { topicName } from '../../config/index.js';
+import type { EffectiveTopicSettings, Topic } from '../../broker/index.js';
+import { topicName, topicSettings, topicSettingsChange, type TopicSettings } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import { transact, transactInput } from '../publishing/index.js';
 import { CLUSTER, topicResource, type AccessNeed, type Resource } from '../../security/index.js';
@@ -54,14 +55,33 @@ const newTopic = z
     partitions: z.number().int().min(1).max(10_000).optional(),
     /** Priority lanes (2 to 10): `partitions` per lane; fixed at creation. */
     priorityLanes: z.number().int().min(1).max(10).optional(),
+    /** The topic's own settings; the others are the broker's defaults. */
+    config: topicSettings.optional(),
   })
   .strict();
-
-/** A topic to create, checked before its access is (a request without a name is a 400, not a refusal). */
-function parseNewTopic(body: unknown): z.output<typeof newTopic> {
-  const parsed = newTopic.safeParse(body);
+/** A request body checked against its schema, before its access is (a malformed request is a 400, not a refusal). */
+function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+  const parsed = schema.safeParse(body);
   if (!parsed.success) throw new RillError('invalid-request', z.prettifyError(parsed.error).replace(/\n/g, ' '));
   return parsed.data;
+}
+
+/** Deduplication keeps one ring per window length, and there is a bound on them. */
+function checkDeduplicationWindow(broker: HttpContext['broker'], windowMs: number | null | undefined): void {
+  if (windowMs === null || windowMs === undefined || broker.deduplication.acceptsWindow(windowMs)) return;
+  throw new RillError('limit-reached', `too many different deduplication windows: use one another topic uses (or topics.deduplicationWindowMs)`);
+}
+
+/** A topic clients may manage: not internal, and there. */
+function publicTopic(broker: HttpContext['broker'], name: string): Topic {
+  const topic = name.startsWith('__') ? undefined : broker.topics.get(name);
+  if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
+  return topic;
+}
+
+/** A topic's settings as the API shows them: what it runs with, and which of them it sets itself. */
+function settingsView(topic: Topic): { config: EffectiveTopicSettings; overrides: TopicSettings } {
+  return { config: { ...topic.settings }, overrides: { ...topic.ownSettings } };
 }
 
 /** The browser example and the STOMP client it loads, the only files served. */
@@ -141,23 +161,53 @@ export function httpRoutes(options: { metrics?: MetricsSource } = {}): HttpRoute
       if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
       const partitions = await Promise.all(
         topic.partitionIds.map(async (_, partition) => {
-          const { logStartOffset, logEndOffset } = await broker.offsets(topic, partition);
-          return { partition, logStartOffset, logEndOffset };
+          const { logStartOffset, logEndOffset, sizeBytes = 0, segments = 0 } = await broker.offsets(topic, partition);
+          return { partition, logStartOffset, logEndOffset, sizeBytes, segments, worker: broker.workerOf(topic, partition) };
         }),
       );
-      return { name: topic.name, partitions };
+      return { name: topic.name, priorityLanes: topic.lanes, ...settingsView(topic), partitions };
+    },
+  );
+  // Changing a topic's own settings (retention, limits, compression, deduplication, time-to-live); null puts a default back.
+  route(
+    'PATCH',
+    '/v1/topics/:topic/config',
+    (_context, { topic }, body) => {
+      parseBody(topicSettingsChange, body);
+      return [{ operation: 'alter', resource: topicResource(topic!) }];
+    },
+    ({ broker }, { topic: name }, body) => {
+      const change = parseBody(topicSettingsChange, body);
+      publicTopic(broker, name!);
+      checkDeduplicationWindow(broker, change.deduplicationWindowMs);
+      const topic = broker.topics.configure(name!, change);
+      return { name: topic.name, ...settingsView(topic) };
+    },
+  );
+  // Deleting a topic and its data: its consumers get an ERROR, its groups forget their offsets in it.
+  route(
+    'DELETE',
+    '/v1/topics/:topic',
+    (_context, { topic }) => [{ operation: 'delete', resource: topicResource(topic!) }],
+    async ({ broker }, { topic: name }) => {
+      if (name!.startsWith('__') && broker.topics.get(name!) !== undefined) {
+        throw new RillError('invalid-request', `topic "${name}" is internal to Rill and cannot be deleted`);
+      }
+      await broker.topics.delete(publicTopic(broker, name!).name);
+      return { name, deleted: true };
     },
   );
   // Creating a topic with its partitions (a topic named by a publisher gets topics.defaultPartitions).
   route(
     'POST',
     '/v1/topics',
-    (_context, _params, body) => [{ operation: 'create', resource: topicResource(parseNewTopic(body).name) }],
+    (_context, _params, body) => [{ operation: 'create', resource: topicResource(parseBody(newTopic, body).name) }],
     ({ broker }, _params, body) => {
-      const { name, partitions, priorityLanes = 1 } = parseNewTopic(body);
+      const { name, partitions, priorityLanes = 1, config = {} } = parseBody(newTopic, body);
       if (broker.topics.get(name) !== undefined) throw new RillError('name-taken', `topic "${name}" exists already`);
-      const created = broker.topics.create(name, partitions ?? broker.topics.defaultPartitions, priorityLanes);
-      return new JsonAnswer(201, { name: created.name, partitions: created.partitions, priorityLanes: created.lanes });
+      checkDeduplicationWindow(broker, config.deduplicationWindowMs);
+      const created = broker.topics.create(name, partitions ?? broker.topics.defaultPartitions, priorityLanes, config);
+      return new JsonAnswer(201, { name: created.name, partitions: created.partitions, priorityLanes: created.lanes, ...settingsView(created) });
     },
   );
   // The STOMP connections: who, from where, what they subscribe to, how much they moved.
@@ -201,6 +251,7 @@ export function httpRoutes(options: { metrics?: MetricsSource } = {}): HttpRoute
     ['GET', '/v1/groups/:group', 'describe-group'],
     ['GET', '/v1/groups/:group/lag', 'lag'],
     ['POST', '/v1/groups/:group/offsets/reset', 'reset-offsets'],
+    ['DELETE', '/v1/groups/:group', 'delete-group'],
     ['POST', '/v1/groups/:group/members', 'join'],
   ] as const) {
     route(method, path, operationAccess(operation), withPath(operation));

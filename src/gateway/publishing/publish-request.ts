@@ -68,8 +68,6 @@ export function preparePublish(
   body: Buffer,
   fallbackMessageId: () => string,
   quota?: CreationQuota,
-  /** The topic's time-to-live for messages without an `expires` or `ttl` header (0: none). */
-  ttlOf: (topic: string) => number = () => 0,
   /** `limits.maxDelayMs`: the longest delay a message may ask for. */
   maxDelayMs: number = DEFAULT_MAX_DELAY_MS,
   /** The publisher's rights: the refusal of publishing to (or creating) the topic, null when allowed. Asked before the topic is created. */
@@ -105,6 +103,14 @@ export function preparePublish(
   const refusal = authorize?.(topicText) ?? null;
   if (refusal !== null) throw new PublishError(refusal.code, `${refusal.message}`, messageId);
   const topic = resolveTopic(topics, topicText, messageId, quota);
+  const { maxMessageBytes, ttlMs } = topic.settings;
+  if (body.length > maxMessageBytes) {
+    throw new PublishError(
+      'too-large',
+      `a body of ${body.length} bytes is more than topic ${topic.name}'s maxMessageBytes (${maxMessageBytes}) allows`,
+      messageId,
+    );
+  }
   const timestamp = parseTimestamp(timestampInput, messageId);
   let partition: number;
   if (headers.partition !== undefined) {
@@ -124,7 +130,7 @@ export function preparePublish(
   }
   // Checked wherever it is sent (a `partition` header picks the partition, and so the lane, itself).
   if (headers.priority !== undefined) priorityOf(headers, messageId);
-  const expires = expiryFor(headers, ttlOf(topic.name), messageId);
+  const expires = expiryFor(headers, ttlMs, messageId);
   let stored = userHeaders(headers);
   if (expires !== 0) (stored ??= []).push([EXPIRES_HEADER, String(expires)]);
   const deliverAt = deliveryTimeFor(headers, messageId, maxDelayMs);

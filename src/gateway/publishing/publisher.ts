@@ -24,8 +24,6 @@ export class Publisher {
   constructor(
     private readonly broker: Pick<Broker, 'topics' | 'append' | 'deduplication'>,
     keylessPartitioning: KeylessPartitioning = 'sticky',
-    /** A topic's time-to-live for messages that name none (`topics.ttlMs`, or its definition's). */
-    private readonly ttlOf: (topic: string) => number = () => 0,
     /** Commits transactions atomically; without one (unit tests of the frames), a COMMIT publishes its messages one by one. */
     private readonly transactions?: TransactionCoordinator,
     /** `limits.maxDelayMs`. */
@@ -46,7 +44,7 @@ export class Publisher {
     quota?: CreationQuota,
     authorize?: PublishAuthorizer,
   ): PublishRequest {
-    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota, this.ttlOf, this.maxDelayMs, authorize);
+    return preparePublish(this.broker.topics, this.keyless, topic, headers, body, fallbackMessageId, quota, this.maxDelayMs, authorize);
   }
 
   /**

@@ -164,6 +164,15 @@ export class StompSession implements TransportEvents {
     setTimeout(() => this.transport.destroy(), CLOSING_GRACE_MS).unref();
   }
 
+  /** A topic was deleted: a connection consuming it (a tail or a group member) ends with an ERROR saying so. */
+  topicDeleted(topic: string): void {
+    if (this.state !== 'connected') return;
+    const consumes = this.subscriptions
+      .requirements()
+      .some((need) => need.operation === 'consume' && need.resource.type === 'topic' && need.resource.name === topic);
+    if (consumes) this.endWith(new RillError('unknown-topic', `topic "${topic}" was deleted`));
+  }
+
   /** Paused reads are backpressure, not silence: the heart-beat check waits. */
   private get readingPaused(): boolean {
     return this.readGate.paused;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
 import { syncDirectoryNow } from '../sync-directory.js';
+import { DroppedPartitions } from './dropped-partitions.js';
 import { JournalBrokenError, JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
 import type { JournalRecordWriter } from './journal-record.js';
 
@@ -74,6 +75,8 @@ export class Journal {
   private readonly fileBytes: number;
   private readonly spareFiles: number;
   private readonly allocateAheadBytes: number;
+  /** Partitions deleted while these files may hold their records (replay skips those records). */
+  private readonly dropped: DroppedPartitions;
 
   private constructor(
     readonly directory: string,
@@ -89,6 +92,7 @@ export class Journal {
     const expected = takenOver.map((file) => file.sequence).join();
     if (live.join() !== expected) throw new Error(`${directory} holds journal files that were not replayed (${live.join()}; taken over: ${expected})`);
     this.spares = spares;
+    this.dropped = DroppedPartitions.read(directory);
     this.nextSequence = Math.max(spares.at(-1) ?? -1, live.at(-1) ?? -1) + 1;
     for (const { sequence, keys } of takenOver) this.live.push({ sequence, file: null, logs: new Set(), keys: new Set(keys) });
     const file = this.newFile();
@@ -120,6 +124,20 @@ export class Journal {
   async stopCheckpoints(): Promise<void> {
     this.closed = true;
     await this.settled();
+  }
+
+  /**
+   * A partition is deleted (its log closed, its directory about to go): its records in the files
+   * kept are never checkpointed, and never replayed after a crash, even into a partition of the
+   * same name created later. Durable when this returns.
+   */
+  drop(key: string, log: JournaledLog): void {
+    for (const live of this.live) {
+      live.logs.delete(log);
+      live.keys.delete(key);
+    }
+    const { sequence, file } = this.active;
+    this.dropped.add(key, { sequence, position: file.position }, this.live[0]!.sequence);
   }
 
   /** Whether a full file waits to be checkpointed (after the next sync). */

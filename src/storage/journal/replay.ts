@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from '../../logging/index.js';
 import { PartitionLog, type LogConfig } from '../partition-log.js';
 import { isBatchValid, readBatchInfo } from '../record-batch/index.js';
+import { DroppedPartitions } from './dropped-partitions.js';
 import { JournalFile, journalFileName, listJournalFiles } from './journal-file.js';
 import { readJournalRecord, type JournalEntry } from './journal-record.js';
 
@@ -60,12 +61,15 @@ export async function recoverJournal(directory: string, dataDir: string, config:
   const files: RecoveredFile[] = [];
   const journaledEnds = new Map<string, number>();
   const partitions = new Map<string, Replayed>();
+  const dropped = DroppedPartitions.read(directory);
   for (const sequence of listJournalFiles(directory).live) {
     report.files++;
     const keys = new Set<string>();
     files.push({ sequence, keys });
-    readRecords(path.join(directory, journalFileName(sequence)), sequence, (entry) => {
+    readRecords(path.join(directory, journalFileName(sequence)), sequence, (entry, position) => {
       report.records++;
+      // A record of a partition deleted since: the directory may be a new topic's of the same name.
+      if (dropped.droppedAfter(entry.key, sequence, position)) return;
       keys.add(entry.key);
       let replayed = partitions.get(entry.key);
       if (replayed === undefined) {
@@ -175,7 +179,7 @@ function syncFileNow(file: string): void {
 }
 
 /** Calls `visit` for each valid record of the file, in order, until the first invalid one or until `visit` returns false. */
-function readRecords(file: string, sequence: number, visit: (entry: JournalEntry) => boolean | undefined): void {
+function readRecords(file: string, sequence: number, visit: (entry: JournalEntry, position: number) => boolean | undefined): void {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
@@ -198,7 +202,7 @@ function readRecords(file: string, sequence: number, visit: (entry: JournalEntry
         if (chunkLength === 0) return;
         continue;
       }
-      if (visit(result.entry) === false) return;
+      if (visit(result.entry, at) === false) return;
       at += result.size;
     }
   } finally {

@@ -7,6 +7,7 @@ import type { Topic } from '../../../src/broker/index.js';
 import { RillError } from '../../../src/errors/index.js';
 import { createLogger } from '../../../src/logging/index.js';
 import { RecordBatchBuilder } from '../../../src/storage/index.js';
+import { testTopic } from '../../helpers/topics.js';
 
 const fingerprint = (id: string): Fingerprint => new Fingerprint().of(id, 42);
 
@@ -118,7 +119,7 @@ function batchOf(baseOffset: number, messageIds: string[]): Buffer {
 }
 
 describe('Deduplicator', () => {
-  const topic: Topic = { name: 'orders', partitions: 2, partitionIds: [0, 1], lanes: 1 };
+  const topic: Topic = testTopic('orders', 2);
   const settings = { windowOf: () => 60_000, maxMessageIds: 10_000 };
 
   it('holds publishes while a topic’s window is read back from its log, then answers resends of what it read as duplicates', async () => {

@@ -7,6 +7,7 @@ import type { TopicPolicy } from '../../../src/broker/front/topic-registry.js';
 import { RillError } from '../../../src/errors/index.js';
 import { createLogger, type Logger } from '../../../src/logging/index.js';
 import { TopicCatalog } from '../../../src/storage/index.js';
+import { DEFAULT_TOPIC_SETTINGS } from '../../helpers/topics.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -18,19 +19,23 @@ function registry(policy: Partial<TopicPolicy> = {}, options: { dir?: string; lo
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rill-registry-'));
   dirs.push(dir);
   const placed: Array<{ topic: string; worker: number; ids: number[] }> = [];
+  const reconfigured: Topic[] = [];
+  const removed: string[] = [];
   const catalog = new TopicCatalog(dir);
   const topics = new TopicRegistry(
     catalog,
-    { autoCreate: true, defaultPartitions: 3, maxTopics: 10_000, maxPartitions: 100_000, compression: 'none', definitions: [], ...policy },
+    { autoCreate: true, defaultPartitions: 3, maxTopics: 10_000, maxPartitions: 100_000, defaults: DEFAULT_TOPIC_SETTINGS, definitions: [], ...policy },
     {
       workerCount: 2,
       place: (topic: Topic, assignments) => {
         for (const [worker, list] of assignments) placed.push({ topic: topic.name, worker, ids: list.map((a) => a.id) });
       },
+      reconfigure: (topic: Topic) => void reconfigured.push(topic),
+      remove: async (topic: Topic) => void removed.push(topic.name),
     },
     options.logger ?? createLogger('silent'),
   );
-  return { topics, placed, catalog, dir };
+  return { topics, placed, catalog, dir, reconfigured, removed };
 }
 
 function errorOf(run: () => unknown): RillError | null {
@@ -198,6 +203,75 @@ describe('TopicRegistry', () => {
       expect(other.resolve('y', 'always', quota).name).toBe('y');
       now += 30_000;
       expect(other.resolve('x', 'auto', quota).name).toBe('x');
+    });
+  });
+
+  describe('settings and deletion', () => {
+    it('stores a topic’s own settings with it, over its definition and the defaults, and a null puts the default back', () => {
+      const { topics, catalog, dir, reconfigured } = registry({ definitions: [{ name: 'orders', ttlMs: 5_000, retentionMs: 1_000 }] });
+      const orders = topics.create('orders', 2, 1, { retentionBytes: 4096 });
+      expect(orders.settings).toMatchObject({
+        retentionBytes: 4096,
+        retentionMs: 1_000,
+        ttlMs: 5_000,
+        maxMessageBytes: DEFAULT_TOPIC_SETTINGS.maxMessageBytes,
+      });
+      topics.configure('orders', { retentionMs: 60_000, ttlMs: null, maxMessageBytes: 100 });
+      expect(reconfigured.map((t) => t.name)).toEqual(['orders']);
+      expect(orders.ownSettings).toEqual({ retentionBytes: 4096, retentionMs: 60_000, maxMessageBytes: 100 });
+      expect(orders.settings).toMatchObject({ retentionMs: 60_000, ttlMs: 5_000, maxMessageBytes: 100 });
+      topics.configure('orders', { retentionBytes: null });
+      // Read back from topic.json by a new registry: the settings were stored.
+      const { topics: again } = registry({}, { dir });
+      again.load(catalog.load());
+      expect(again.get('orders')?.ownSettings).toEqual({ retentionMs: 60_000, maxMessageBytes: 100 });
+      expect(again.get('orders')?.settings.retentionBytes).toBe(DEFAULT_TOPIC_SETTINGS.retentionBytes);
+      expect(codeOf(() => topics.configure('missing', { ttlMs: 1 }))).toBe('unknown-topic');
+      expect(codeOf(() => topics.configure('__consumer_offsets', { ttlMs: 1 }))).toBe('unknown-topic');
+    });
+
+    it('keeps internal topics uncompressed, without deduplication or time-to-live, whatever the defaults', () => {
+      const { topics } = registry({ defaults: { ...DEFAULT_TOPIC_SETTINGS, compression: 'zstd', deduplicationWindowMs: 1000, ttlMs: 5 } });
+      expect(topics.internal('__consumer_offsets', 1).settings).toMatchObject({ compression: 'none', deduplicationWindowMs: 0, ttlMs: 0 });
+    });
+
+    it('deletes a topic: its files leave topics/, its partitions no longer count, and its name is free again', async () => {
+      const { topics, catalog, dir, removed } = registry({ maxPartitions: 6 });
+      topics.create('a', 3);
+      topics.create('b', 3);
+      expect(codeOf(() => topics.create('c', 1))).toBe('limit-reached');
+      const deleted: string[] = [];
+      topics.listen({ deleted: (topic) => void deleted.push(topic.name) });
+      await topics.delete('a');
+      expect(deleted).toEqual(['a']);
+      expect(removed).toEqual(['a']);
+      expect(topics.get('a')).toBeUndefined();
+      expect(fs.existsSync(path.join(dir, 'topics', 'a'))).toBe(false);
+      expect(catalog.load().map((t) => t.name)).toEqual(['b']);
+      expect(topics.create('c', 3).partitions).toBe(3);
+      await expect(topics.delete('a')).rejects.toMatchObject({ code: 'unknown-topic' });
+      topics.internal('__consumer_offsets', 1);
+      await expect(topics.delete('__consumer_offsets')).rejects.toMatchObject({ code: 'invalid-request' });
+    });
+
+    it('refuses the name of a topic being deleted, retriably, until its files are gone', async () => {
+      let finish: () => void = () => {};
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-registry-'));
+      dirs.push(dir);
+      const topics = new TopicRegistry(
+        new TopicCatalog(dir),
+        { autoCreate: true, defaultPartitions: 1, maxTopics: 10, maxPartitions: 100, defaults: DEFAULT_TOPIC_SETTINGS, definitions: [] },
+        { workerCount: 1, place: () => undefined, reconfigure: () => undefined, remove: () => new Promise<void>((resolve) => (finish = resolve)) },
+        createLogger('silent'),
+      );
+      topics.create('a', 1);
+      const deleting = topics.delete('a');
+      const refused = errorOf(() => topics.resolve('a'));
+      expect(refused?.code).toBe('unavailable');
+      expect(refused?.retriable).toBe(true);
+      finish();
+      await deleting;
+      expect(topics.resolve('a').name).toBe('a');
     });
   });
 });

@@ -12,6 +12,7 @@ import {
 } from '../../../src/coordinator/index.js';
 import { forEachRecord, RecordBatchBuilder } from '../../../src/storage/index.js';
 import { buildControlBatch, stampBatch } from '../../../src/storage/record-batch/index.js';
+import { testTopic } from '../../helpers/topics.js';
 
 type Topic = NonNullable<ReturnType<LogAccess['topics']['get']>>;
 type ReadResult = Awaited<ReturnType<LogAccess['read']>>;
@@ -124,7 +125,7 @@ class MemoryLog implements LogAccess {
   createTopic(name: string, partitions: number): Topic {
     const existing = this.stored.get(name);
     if (existing !== undefined) return existing.topic;
-    const topic: Topic = { name, partitions, partitionIds: Array.from({ length: partitions }, (_, p) => p), lanes: 1 };
+    const topic = testTopic(name, partitions);
     this.stored.set(name, { topic, partitions: Array.from({ length: partitions }, () => ({ batches: [], end: 0, watchers: new Set() })) });
     return topic;
   }

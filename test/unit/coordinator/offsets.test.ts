@@ -73,6 +73,6 @@ describe('commits and offsets', () => {
     await expect(coordinator.resetOffsets('g', { to: 'latest' }, 't')).rejects.toMatchObject({ code: 'group-not-empty' });
     coordinator.leave('a');
     expect(await coordinator.resetOffsets('g', { to: 'offset', offset: 1 }, 't')).toEqual([{ topic: 't', partition: 0, offset: 1 }]);
-    expect(await coordinator.lag('g')).toEqual([{ topic: 't', partition: 0, offset: 1, logEndOffset: 4, lag: 3 }]);
+    expect(await coordinator.lag('g')).toEqual([{ topic: 't', partition: 0, offset: 1, committedOffset: 1, logEndOffset: 4, lag: 3 }]);
   });
 });

@@ -11,6 +11,7 @@ import type { CommandContext, LaterAnswer, PartitionReader } from '../../../src/
 import type { DeliveryChannel } from '../../../src/gateway/stomp/delivery-channel.js';
 import { SubscriptionRegistry } from '../../../src/gateway/stomp/subscription-registry.js';
 import { Transactions } from '../../../src/gateway/stomp/transactions.js';
+import { testTopic } from '../../helpers/topics.js';
 
 export interface SentFrame {
   command: string;
@@ -28,7 +29,7 @@ function fakeTopics(topics: Topic[], autoCreate: boolean) {
       if (topic !== undefined) return topic;
       if (!/^[A-Za-z0-9._-]{1,249}$/.test(name) || name.startsWith('__')) throw new RillError('invalid-destination', `invalid topic name "${name}"`);
       if (!autoCreate) throw new RillError('unknown-topic', `topic "${name}" does not exist and auto-create is off`);
-      const created: Topic = { name, partitions: 2, partitionIds: [100, 101], lanes: 1 };
+      const created = testTopic(name, 2, [100, 101]);
       byName.set(name, created);
       return created;
     },
@@ -72,7 +73,7 @@ export class FakeContext implements CommandContext {
     } = {},
   ) {
     const config = parseConfig(options.config ?? {});
-    const topics = fakeTopics(options.topics ?? [{ name: 'orders', partitions: 4, partitionIds: [0, 1, 2, 3], lanes: 1 }], options.autoCreate ?? true);
+    const topics = fakeTopics(options.topics ?? [testTopic('orders', 4)], options.autoCreate ?? true);
     const broker = {
       topics,
       append: (topic: Topic, partition: number, _timestamp: number, key: string | null, messageId: string | null) => {

@@ -149,6 +149,8 @@ function workerAway(error: unknown): boolean {
  */
 export class Deduplicator {
   private readonly windows = new Map<string, TopicWindow>();
+  /** Topics deleted, by name: how many times (the seed of a new topic of that name differs). */
+  private readonly incarnations = new Map<string, number>();
   private readonly ids: StoredMessageIds<Entry>;
   /** Scratch fingerprints, reused: one for lookups, one for what a settling publish carries. */
   private readonly fingerprint = new Fingerprint();
@@ -443,11 +445,39 @@ export class Deduplicator {
     if (this.heldCount === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
+  /** Whether a topic's window may be changed to `windowMs` (there is a bound on different lengths). */
+  acceptsWindow(windowMs: number): boolean {
+    return windowMs === 0 || this.ids.hasRoomFor(windowMs);
+  }
+
+  /**
+   * A topic's window changed length: read back anew from its log (publishes wait meanwhile). The
+   * messageIDs it remembered stay until their old window is over.
+   */
+  windowChanged(topic: Topic): void {
+    const old = this.windows.get(topic.name);
+    this.windows.delete(topic.name);
+    if (old !== undefined && old.held.length > 0)
+      this.release(old, new RillError('unavailable', `topic ${topic.name} changed its deduplication window; retry`));
+    void this.rebuild([topic]);
+  }
+
+  /** A topic was deleted: its held publishes fail, and a topic of the same name made later remembers none of its messageIDs. */
+  forget(topic: Topic): void {
+    const window = this.windows.get(topic.name);
+    this.windows.delete(topic.name);
+    this.incarnations.set(topic.name, (this.incarnations.get(topic.name) ?? 0) + 1);
+    if (window !== undefined && window.held.length > 0) this.release(window, new RillError('unknown-topic', `topic ${topic.name} was deleted`));
+  }
+
   private windowFor(topic: Topic): TopicWindow {
     let window = this.windows.get(topic.name);
     if (window === undefined) {
       const windowMs = this.settings.windowOf(topic.name);
-      window = new TopicWindow(topic, windowMs, this.ids.ringFor(windowMs), new Fingerprint().of(topic.name, this.processSeed).a);
+      // The seed tells a topic's messageIDs apart from those of a deleted topic of the same name.
+      const incarnation = this.incarnations.get(topic.name);
+      const seedName = incarnation === undefined ? topic.name : `${topic.name}\u0000${incarnation}`;
+      window = new TopicWindow(topic, windowMs, this.ids.ringFor(windowMs), new Fingerprint().of(seedName, this.processSeed).a);
       this.windows.set(topic.name, window);
     }
     window.partitions = topic.partitions;

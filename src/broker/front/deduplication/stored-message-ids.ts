@@ -185,6 +185,11 @@ export class StoredMessageIds<Entry> {
 
   constructor(readonly capacity: number) {}
 
+  /** Whether a topic may take a window of `windowMs` (each length has a ring; there are at most MAX_WINDOW_LENGTHS). */
+  hasRoomFor(windowMs: number): boolean {
+    return this.rings.length < MAX_WINDOW_LENGTHS || this.rings.some((ring) => ring.windowMs === windowMs);
+  }
+
   /** The ring of the topics whose window is `windowMs`. */
   ringFor(windowMs: number): MessageIdRing<Entry> {
     let ring = this.rings.find((candidate) => candidate.windowMs === windowMs);
