@@ -1,7 +1,7 @@
 export { Broker, type AppendTicket } from './front/broker.js';
 export { TopicTraffic, type TrafficCounter } from './front/topic-traffic.js';
-export { laneForPriority, laneOf, TopicRegistry, type Topic, type TopicSettingsChange } from './front/topic-registry.js';
-export { TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './front/topic-settings.js';
+export { laneForPriority, laneOf, TopicRegistry, type Topic } from './front/topic-registry.js';
+export type { EffectiveTopicSettings } from './front/topic-settings.js';
 export { CreationQuota } from './front/creation-quota.js';
 export { hashKey, partitionForKey, KeylessPartitioner, type KeylessPartitioning } from './front/partitioner.js';
 export { forEachRecord, offsetAfter, type StoredRecord } from '../storage/index.js';
