@@ -251,7 +251,7 @@ describe('live tail subscriptions on /topic/<topic>', () => {
     const client = await connectStompJs(server.wsUrl);
     client.publish({ destination: '/producer/publish/t', body: 'z'.repeat(5000), headers: { key: 'k' } });
     const error = await until('the ERROR', () => client.errors[0]);
-    expect(error.headers.message).toMatch(/exceeds the limit of 2048/);
+    expect(error.headers.message).toMatch(/exceeds the limit of 2048 \(stomp.maxFrameBytes\)/);
     await client.deactivate();
   });
 });

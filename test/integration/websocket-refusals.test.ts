@@ -47,10 +47,23 @@ describe('WebSocket-layer refusals', () => {
     binary.socket.close();
   });
 
-  it('closes a message far over the size limit with 1009 (message too big), not an abnormal 1006', async () => {
-    const server = await servers.start({ stomp: { maxFrameBytes: 4096 } });
+  it('answers a message far over the size limit with an ERROR naming stomp.maxFrameBytes, then closes with 1009, storing nothing', async () => {
+    const server = await servers.start({ stomp: { maxFrameBytes: 4096 }, topics: { definitions: [{ name: 'big', partitions: 1 }] } });
     const client = await connect(server.wsUrl);
-    client.socket.send(Buffer.alloc(200 * 1024, 0x41), { binary: true });
+    // A SEND with a receipt first: its RECEIPT is owed before the ERROR.
+    client.socket.send(encodeFrame('SEND', { destination: '/producer/publish/big', key: 'k', receipt: 'small' }, Buffer.from('fits')));
+    client.socket.send(Buffer.concat([Buffer.from('SEND\ndestination:/producer/publish/big\nkey:k\n\n'), Buffer.alloc(200 * 1024, 0x41), Buffer.from([0])]), {
+      binary: true,
+    });
     expect(await until('the close', () => client.closed())).toBe(1009);
+    const answers = client.frames.filter((f) => f.command !== 'CONNECTED');
+    expect(answers.map((f) => f.command)).toEqual(['RECEIPT', 'ERROR']);
+    expect(answers[0]!.headers['receipt-id']).toBe('small');
+    expect(answers[1]!.headers).toMatchObject({ code: 'invalid-frame' });
+    expect(answers[1]!.headers.message).toBe('a WebSocket message larger than the server takes (a frame may be at most 4096 bytes: stomp.maxFrameBytes)');
+    expect(await storedCount(`http://127.0.0.1:${server.httpPort}`, 'big')).toBe(1);
+    // The server goes on serving others.
+    const other = await connect(server.wsUrl);
+    other.socket.close();
   });
 });

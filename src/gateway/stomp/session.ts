@@ -1,11 +1,11 @@
 import { CreationQuota } from '../../broker/index.js';
 import { asRillError, RillError, stompErrorHeaders } from '../../errors/index.js';
-import { encodeFrame, FrameParser, StompProtocolError, type EscapeMode, type Frame, type HeaderInput } from '../../protocol/stomp/index.js';
+import { encodeFrame, FrameParser, FrameTooLargeError, StompProtocolError, type EscapeMode, type Frame, type HeaderInput } from '../../protocol/stomp/index.js';
 import { PrincipalRights, type Principal, type PrincipalQuota } from '../../security/index.js';
 import type { TransactionalOffsets } from '../../transactions/index.js';
 import { publishAuthorizer } from '../access.js';
 import type { Producer, PublishAuthorizer, PublishRequest, ReceiptCountdown } from '../publishing/index.js';
-import type { Transport, TransportEvents } from '../transport/index.js';
+import { WEBSOCKET_MESSAGE_TOO_BIG, type Transport, type TransportEvents } from '../transport/index.js';
 import { AnswerQueue, type AnswerWriter, type ErrorDetails } from './answer-queue.js';
 import type { CommandContext, LaterAnswer, SessionServices } from './command-context.js';
 import { COMMAND_HANDLERS } from './commands/index.js';
@@ -190,7 +190,9 @@ export class StompSession implements TransportEvents {
     } catch (error) {
       // The frame that broke the rules is a frame of its own: its ERROR comes after every earlier frame's answer.
       this.answers.next();
-      if (error instanceof StompProtocolError) this.fail(new RillError('invalid-frame', error.message), error.receipt);
+      // A frame too large names the setting that makes it so, for the operator the client will ask.
+      if (error instanceof FrameTooLargeError) this.fail(new RillError('invalid-frame', `${error.message} (stomp.maxFrameBytes)`), error.receipt);
+      else if (error instanceof StompProtocolError) this.fail(new RillError('invalid-frame', error.message), error.receipt);
       else {
         this.services.logger.error({ err: error, session: this.id }, 'internal error while handling a frame');
         this.fail(new RillError('internal', 'internal server error'));
@@ -248,7 +250,10 @@ export class StompSession implements TransportEvents {
   /** The transport refused what the client sent: an ERROR, then close with the transport's code. */
   onRefused(closeCode: number, reason: string): void {
     this.closeCode = closeCode;
-    this.fail(new RillError('invalid-frame', reason));
+    const limit = closeCode === WEBSOCKET_MESSAGE_TOO_BIG ? ` (a frame may be at most ${this.services.stomp.maxFrameBytes} bytes: stomp.maxFrameBytes)` : '';
+    // The refused message is a frame of its own: its ERROR comes after the answers to every earlier one.
+    this.answers.next();
+    this.fail(new RillError('invalid-frame', `${reason}${limit}`));
   }
 
   /**

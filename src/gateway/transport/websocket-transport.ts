@@ -4,6 +4,9 @@ import type { WebSocket } from 'ws';
 import { verifiedCertificateSubject } from './peer-certificate.js';
 import type { Transport, TransportEvents } from './transport.js';
 
+/** WebSocket's close code for a message larger than the receiver takes. */
+export const WEBSOCKET_MESSAGE_TOO_BIG = 1009;
+
 /** STOMP over WebSocket: one STOMP frame (or several, or part of one) per WebSocket message. */
 export class WebSocketTransport implements Transport {
   readonly kind = 'websocket';
@@ -25,12 +28,30 @@ export class WebSocketTransport implements Transport {
       else events.onData(bytes);
     });
     socket.on('close', () => events.onClose());
-    // ws has already closed with the code the error calls for (1009 for a message over its maxPayload):
+    this.refuseOversizedMessages(socket, events);
+    // ws has already closed (or been kept from closing, above) with the code the error calls for:
     // terminating here would cut its close frame off (1006 at the client).
     socket.on('error', () => {});
     // ws emits no 'drain' of its own: it writes each frame straight to the raw socket (no
     // compression here, nor Blob bodies, so its sender never queues), whose 'drain' is the one.
     rawSocket.on('drain', () => events.onDrain());
+  }
+
+  /**
+   * A message over ws's maxPayload: ws stops reading and closes with 1009 at once, before any
+   * word to the client. Its close is held back here so that the session can answer what it owes
+   * and send its ERROR first; the session then ends the connection with 1009 itself (or its
+   * closing grace drops it). ws reads the message's length from its header, so nothing of the
+   * message itself is buffered meanwhile.
+   */
+  private refuseOversizedMessages(socket: WebSocket, events: TransportEvents): void {
+    const close = socket.close.bind(socket);
+    let refused = false;
+    socket.close = (code?: number, reason?: string | Buffer) => {
+      if (code !== WEBSOCKET_MESSAGE_TOO_BIG || refused) return close(code, reason);
+      refused = true;
+      events.onRefused(WEBSOCKET_MESSAGE_TOO_BIG, 'a WebSocket message larger than the server takes');
+    };
   }
 
   send(bytes: Buffer): void {

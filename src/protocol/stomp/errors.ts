@@ -9,3 +9,16 @@ export class StompProtocolError extends Error {
     this.name = 'StompProtocolError';
   }
 }
+
+/** A frame over the parser's size limit (the front door names the setting that sets it). */
+export class FrameTooLargeError extends StompProtocolError {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    exact: boolean,
+    receipt?: string,
+  ) {
+    super(`frame of ${exact ? '' : 'at least '}${size} bytes exceeds the limit of ${limit}`, receipt);
+    this.name = 'FrameTooLargeError';
+  }
+}

@@ -1,7 +1,7 @@
 export { FrameParser, type ParserLimits } from './parser.js';
 export { encodeFrame, encodeRawFrame, type HeaderInput } from './serializer.js';
 export { escapeHeader } from './escape.js';
-export { StompProtocolError } from './errors.js';
+export { FrameTooLargeError, StompProtocolError } from './errors.js';
 export {
   HEARTBEAT_EOL,
   type EscapeMode,

@@ -1,5 +1,5 @@
 import { unescapeHeader } from './escape.js';
-import { StompProtocolError } from './errors.js';
+import { FrameTooLargeError, StompProtocolError } from './errors.js';
 import { isUnescapedCommand, type EscapeMode, type Frame, type FrameHeaders } from './frame.js';
 
 export interface ParserLimits {
@@ -149,7 +149,7 @@ export class FrameParser {
       const bodyLength = parseLength(declared);
       if (bodyLength < 0) throw new StompProtocolError(`invalid content-length "${declared}"`, headers.receipt);
       if (bodyStart - frameStart + bodyLength + 1 > maxFrameBytes) {
-        throw new StompProtocolError(`frame of ${bodyStart - frameStart + bodyLength + 1} bytes exceeds the limit of ${maxFrameBytes}`, headers.receipt);
+        throw new FrameTooLargeError(bodyStart - frameStart + bodyLength + 1, maxFrameBytes, true, headers.receipt);
       }
       bodyEnd = bodyStart + bodyLength;
       if (bodyEnd >= length) return this.incomplete(start, bodyEnd + 1);
@@ -187,7 +187,7 @@ export class FrameParser {
   }
 
   private frameTooLarge(size: number, receipt?: string): never {
-    throw new StompProtocolError(`frame of at least ${size} bytes exceeds the limit of ${this.limits.maxFrameBytes}`, receipt);
+    throw new FrameTooLargeError(size, this.limits.maxFrameBytes, false, receipt);
   }
 }
 
