@@ -5,6 +5,8 @@ import type { KnipConfig } from 'knip';
 const config: KnipConfig = {
   entry: [
     'src/cli/entry.ts',
+    // The library's face (package.json "exports").
+    'src/index.ts',
     // The broker worker entry and its dev loader are started by file URL (new Worker(url)), never imported.
     'src/broker/worker/main.ts',
     'src/broker/worker/dev-worker-loader.mjs',
