@@ -63,6 +63,8 @@ export interface WorkerCalls {
       failures: Array<WorkerFailure | null>;
       /** The batches' memory, handed back once written so the front can build in it again. */
       buffers: ArrayBuffer[];
+      /** How long the journal's fdatasync that made them durable took (on the first answer of each group commit only). */
+      syncMs?: number;
     };
   };
   read: {

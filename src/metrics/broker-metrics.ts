@@ -5,7 +5,7 @@ import type { Gateway } from '../gateway/index.js';
 
 /** What the metrics read: each part's own counters, kept as plain fields where they happen. */
 export interface MetricSources {
-  broker: Pick<Broker, 'storedTraffic' | 'delivered' | 'workerRestarts' | 'topics' | 'offsets' | 'batchObserver'>;
+  broker: Pick<Broker, 'storedTraffic' | 'delivered' | 'workerRestarts' | 'topics' | 'offsets' | 'batchObserver' | 'syncObserver'>;
   coordinator: Pick<GroupCoordinator, 'counters' | 'listGroups' | 'lag'>;
   gateway: Pick<Gateway, 'connections' | 'pauses'>;
 }
@@ -20,6 +20,7 @@ interface PartitionRow {
   partition: number;
   logStartOffset: number;
   logEndOffset: number;
+  sizeBytes: number;
 }
 
 /** Every public partition's offsets, read in parallel; those not answered within the deadline (a worker down) are left out. */
@@ -27,7 +28,7 @@ async function readOffsets(broker: Pick<Broker, 'topics' | 'offsets'>): Promise<
   const reads = broker.topics.listPublic().flatMap((topic) =>
     Array.from({ length: topic.partitions }, (_, partition) =>
       broker.offsets(topic, partition).then(
-        ({ logStartOffset, logEndOffset }) => ({ topic: topic.name, partition, logStartOffset, logEndOffset }),
+        ({ logStartOffset, logEndOffset, sizeBytes = 0 }) => ({ topic: topic.name, partition, logStartOffset, logEndOffset, sizeBytes }),
         () => null,
       ),
     ),
@@ -87,6 +88,13 @@ export class BrokerMetrics {
       registers,
     });
     broker.batchObserver = (latencyMs) => batches.observe(latencyMs / 1000);
+    const syncs = new Histogram({
+      name: 'rill_journal_fsync_duration_seconds',
+      help: "Duration of a broker worker's journal fdatasync (one per group commit, covering every partition it wrote).",
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    broker.syncObserver = (latencyMs) => syncs.observe(latencyMs / 1000);
 
     // Both offset gauges of one scrape share one read of every partition, made in parallel (the
     // workers answer their partitions concurrently) and bounded in time: a worker that does not
@@ -97,7 +105,7 @@ export class BrokerMetrics {
       if (offsetsRead === null || now - offsetsRead.at > OFFSETS_REUSE_MS) offsetsRead = { at: now, rows: readOffsets(broker) };
       return offsetsRead.rows;
     };
-    const offsets = async (gauge: Gauge<'topic' | 'partition'>, field: 'logStartOffset' | 'logEndOffset') => {
+    const offsets = async (gauge: Gauge<'topic' | 'partition'>, field: 'logStartOffset' | 'logEndOffset' | 'sizeBytes') => {
       const rows = await partitionOffsets();
       // Set only after every await: a scrape running meanwhile does not find the gauge half empty.
       gauge.reset();
@@ -119,6 +127,15 @@ export class BrokerMetrics {
       registers,
       async collect() {
         await offsets(this, 'logStartOffset');
+      },
+    });
+    new Gauge({
+      name: 'rill_partition_size_bytes',
+      help: "Bytes of the partition's segment files.",
+      labelNames: ['topic', 'partition'],
+      registers,
+      async collect() {
+        await offsets(this, 'sizeBytes');
       },
     });
     new Gauge({

@@ -51,8 +51,14 @@ describe('metrics and readiness', () => {
     expect(series(text, 'rill_messages_out_total', { topic: 'metered' })).toBe(12);
     expect(series(text, 'rill_bytes_out_total', { topic: 'metered' })).toBe(2 * bytesOfBodies);
     expect(series(text, 'rill_publish_batch_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    // Under fsync durability each receipt waited for a journal fdatasync: at least one measured.
+    expect(series(text, 'rill_journal_fsync_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(series(text, 'rill_journal_fsync_duration_seconds_sum')).toBeGreaterThan(0);
     const ends = [0, 1].map((p) => series(text, 'rill_partition_log_end_offset', { topic: 'metered', partition: String(p) })!);
     expect(ends[0]! + ends[1]!).toBe(6);
+    const sizes = [0, 1].map((p) => series(text, 'rill_partition_size_bytes', { topic: 'metered', partition: String(p) })!);
+    // Six stored batches' bytes, split over the two partitions as the messages are.
+    expect(sizes[0]! + sizes[1]!).toBe(series(text, 'rill_bytes_in_total', { topic: 'metered' }));
     // Nothing committed yet: the lag is every message of each partition the group was given.
     const committed = await call(base, 'POST', '/v1/groups/billing/members/b-1/commit', {
       offsets: [0, 1].map((partition) => ({ topic: 'metered', partition, offset: ends[partition]! })),

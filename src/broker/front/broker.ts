@@ -97,6 +97,8 @@ export class Broker implements PartitionPlacement {
   readonly delivered = new TopicTraffic();
   /** Told of each stored batch: the time from its hand-over to the worker to its answer (write and fsync). */
   batchObserver: BatchObserver | null = null;
+  /** Told of each group commit's journal fdatasync (its duration), once, by the first answer it covered. */
+  syncObserver: BatchObserver | null = null;
   private deduplicationRebuilt = false;
 
   private constructor(
@@ -381,7 +383,10 @@ export class Broker implements PartitionPlacement {
         this.keepBuilderBuffer(batch.buffer as ArrayBuffer);
       }
       this.supervisor.call(worker, 'append', { partitionIds, batches }, [pack]).then(
-        (reply) => this.settle(entries, reply.baseOffsets, reply.failures, reply.buffers[0]),
+        (reply) => {
+          if (reply.syncMs !== undefined) this.syncObserver?.(reply.syncMs);
+          this.settle(entries, reply.baseOffsets, reply.failures, reply.buffers[0]);
+        },
         (error: Error) => {
           const failure = error instanceof RillError ? error : new RillError('storage-error', `broker error: ${error.message}`);
           this.settle(

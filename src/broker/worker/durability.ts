@@ -100,7 +100,10 @@ export class Durability {
     const logs = [...this.dirty];
     this.dirty.clear();
     try {
+      const started = performance.now();
       this.journal.syncBlocking();
+      // One measure per fdatasync, whatever the number of answers it covers (the front's fsync histogram).
+      if (covered.length > 0) covered[0]!.reply.syncMs = performance.now() - started;
       for (const owned of logs) owned.log.markDurable(owned.log.logEndOffset);
     } catch (error) {
       this.logger.error(
