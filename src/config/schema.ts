@@ -247,13 +247,13 @@ const topics = z
     deduplicationWindowMs: deduplicationWindowMs.default(5 * 60_000),
     /** Time-to-live of a message published without an `expires` or `ttl` header; 0: it never expires. */
     ttlMs: ttlMs.default(0),
-    /** A published message's body larger than this is refused (a topic may set its own). */
+    /** A published message's body larger than this is refused (a topic may set its own); default: stomp.maxFrameBytes. */
     maxMessageBytes: z
       .number()
       .int()
       .min(1)
       .max(64 * MiB)
-      .default(MiB),
+      .optional(),
     definitions: z
       .array(
         z

@@ -116,7 +116,9 @@ export class Membership {
    */
   async join(groupName: string, memberName: string, options: { instanceId?: string; topics?: string[] } = {}): Promise<Member> {
     if (!MEMBER_NAME.test(memberName)) throw new RillError('invalid-request', `invalid consumer name "${memberName.slice(0, 300)}"`);
-    const group = await this.createGroup(groupName);
+    let group = await this.createGroup(groupName);
+    // Deleted while it was being saved (it had no members yet): made again, so that the member never joins a group no one sees.
+    while (this.groups.get(groupName) !== group) group = await this.createGroup(groupName);
     let member = options.instanceId === undefined ? undefined : group.staticMember(options.instanceId);
     if (member !== undefined && member.name !== memberName) {
       // A static member comes back under a new name, unless a live connection still holds it.

@@ -91,7 +91,9 @@ export class OffsetManager {
     const topics = topicName !== undefined ? [topicName] : [...new Set(this.store.groupOffsets(group.name).map((o) => o.topic))];
     const entries: CommittedRecordRef[] = [];
     for (const name of topics) {
-      const topic = requireTopic(this.log, name);
+      // An admin operation never creates a topic (a dry run needs only describe on the group).
+      const topic = this.log.topics.get(name);
+      if (topic === undefined) throw new RillError('unknown-topic', `no topic "${name}"`);
       for (let partition = 0; partition < topic.partitions; partition++) {
         entries.push({ topic: name, partition, offset: await this.resolve({ topic: name, partition }, target) });
       }

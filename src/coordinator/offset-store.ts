@@ -221,7 +221,8 @@ export class OffsetStore {
    */
   async forget(matches: (group: string, topic: string) => boolean): Promise<void> {
     const writes = this.deliveries.forget(matches);
-    for (const key of [...this.offsets.keys()]) {
+    // Keys being written for the first time are not in `offsets` yet: their writes were issued, and the tombstone must come after them.
+    for (const key of new Set([...this.offsets.keys(), ...this.writesIssued.keys()])) {
       const { group, tp } = parseOffsetKey(key);
       if (!matches(group, tp.topic)) continue;
       this.issue(key);

@@ -240,7 +240,17 @@ export class TransactionCoordinator {
     if (recovery !== undefined) {
       for (const [group, offsets] of byGroup) await this.retryDecided(transaction.id, 'offsets', () => recovery.commitForward(group, offsets));
     }
-    await Promise.all(transaction.parts.map((part) => this.apply(transaction.id, part, true)));
+    await Promise.all(
+      transaction.parts.map((part) =>
+        this.apply(transaction.id, part, true).catch((error: unknown) => {
+          if (!(error instanceof RillError) || error.code !== 'unknown-topic') throw error;
+          this.logger.warn(
+            { transaction: transaction.id, topic: part.topic, partition: part.partition },
+            'a committed transaction wrote to a topic deleted since: that part is dropped',
+          );
+        }),
+      ),
+    );
     await this.log.complete(transaction.id);
   }
 
@@ -405,9 +415,12 @@ export class TransactionCoordinator {
    */
   private async apply(id: number, part: TransactionPart, maybeStored: boolean): Promise<number> {
     const topic = this.broker.topic(part.topic);
-    if (topic === undefined) throw new RillError('storage-error', `transaction ${id}: topic ${part.topic} is gone`);
+    const deleted = () => new RillError('unknown-topic', `transaction ${id}: topic ${part.topic} was deleted`);
+    if (topic === undefined) throw deleted();
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new ShutDownError();
+      // Deleted meanwhile (perhaps made again under its name): the part went with it, never into the new one.
+      if (topic.deleted) throw deleted();
       try {
         if (maybeStored || attempt > 0) {
           const found = await this.findApplied(topic, part.partition, part.from, id);

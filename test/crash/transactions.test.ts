@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { hashKey, partitionForKey } from '../../src/broker/index.js';
 import { exited, useChildServers } from '../helpers/child-server.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
-import { useServers } from '../helpers/server.js';
+import { call, httpBase } from '../helpers/http.js';
+import { storedMessages, useServers } from '../helpers/server.js';
 
 const PARTITIONS = 4;
 /** Keys that put the transaction's eight messages on every partition of the topic (so on both workers). */
@@ -76,6 +77,24 @@ describe('transactions atomic across partitions and crashes', () => {
       again.close();
     });
   }
+
+  it('starts after a crash that left a decided transaction for a topic deleted since: that part is dropped, the rest of the broker serves', {
+    timeout: 60_000,
+  }, async () => {
+    const dataDir = servers.tempDir();
+    const child = await startChild(dataDir, { env: { RILL_FAILPOINTS: 'transaction=kill-after-log' } });
+    await call(httpBase(child.httpPort), 'POST', '/v1/topics', { name: 'orders', partitions: PARTITIONS });
+    const producer = await RawStompClient.session(child.stompPort);
+    sendTransaction(producer, 'orders', 'tx');
+    await exited(child.process);
+    // The topic is deleted before the broker comes back (as DELETE /v1/topics would have: its directory gone).
+    fs.rmSync(path.join(dataDir, 'topics', 'orders'), { recursive: true });
+    const server = await servers.start({}, dataDir);
+    expect(server.broker.topics.get('orders')).toBeUndefined();
+    // A topic made again under the name gets nothing of the old transaction.
+    await call(httpBase(server.httpPort), 'POST', '/v1/topics', { name: 'orders', partitions: PARTITIONS });
+    expect(await storedMessages(server, 'orders')).toBe(0);
+  });
 
   it('stores a transaction whose partitions’ worker is down at COMMIT once the worker is back, then sends the RECEIPT', { timeout: 60_000 }, async () => {
     const server = await servers.start({

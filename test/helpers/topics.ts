@@ -12,5 +12,5 @@ export const DEFAULT_TOPIC_SETTINGS: EffectiveTopicSettings = {
 
 /** A topic for unit tests: partition `p` has global id `ids[p]` (default: `p`). */
 export function testTopic(name: string, partitions: number, ids: number[] = Array.from({ length: partitions }, (_, p) => p)): Topic {
-  return { name, partitions, partitionIds: ids, lanes: 1, settings: DEFAULT_TOPIC_SETTINGS, ownSettings: {} };
+  return { name, partitions, partitionIds: ids, lanes: 1, settings: DEFAULT_TOPIC_SETTINGS, ownSettings: {}, deleted: false };
 }

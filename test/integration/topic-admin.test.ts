@@ -135,6 +135,39 @@ describe('topic administration', () => {
     expect(await storedMessages(again, 'doomed')).toBe(1);
     expect(await storedMessages(again, 'other')).toBe(1);
   });
+
+  it('refuses to delete a topic, retriably, while a broker worker holding its partitions is down', async () => {
+    const server = await servers.start({ brokers: { workers: 2, restartBackoffMs: 60_000, restartBackoffMaxMs: 60_000 } });
+    const base = httpBase(server.httpPort);
+    await call(base, 'POST', '/v1/topics', { name: 'held', partitions: 2 });
+    await server.broker.killWorker(0);
+    const refused = await call(base, 'DELETE', '/v1/topics/held');
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toMatchObject({ code: 'unavailable', retriable: true });
+    expect(server.broker.topics.get('held')).toBeDefined();
+  });
+
+  it('gives a group subscribed to a topic deleted and made again the new topic’s partitions', async () => {
+    const server = await servers.start();
+    const base = httpBase(server.httpPort);
+    await call(base, 'POST', '/v1/topics', { name: 'phoenix', partitions: 2 });
+    await call(base, 'POST', '/v1/groups/watchers/members', { member: 'w', topics: ['phoenix'] });
+    const assignment = async () => (await call(base, 'POST', '/v1/groups/watchers/members/w/heartbeat', {})).body.assignment;
+    expect(await assignment()).toHaveLength(2);
+    await call(base, 'DELETE', '/v1/topics/phoenix');
+    expect(await assignment()).toEqual([]);
+    await call(base, 'POST', '/v1/topics', { name: 'phoenix', partitions: 3 });
+    expect(await assignment()).toHaveLength(3);
+  });
+
+  it('limits a message by stomp.maxFrameBytes when topics.maxMessageBytes is not set', async () => {
+    const server = await servers.start({ stomp: { maxFrameBytes: 4 * 1024 * 1024 } });
+    expect(server.broker.topics.resolve('wide').settings.maxMessageBytes).toBe(4 * 1024 * 1024);
+    const producer = await RawStompClient.session(server.stompPort);
+    producer.send('SEND', { destination: '/producer/publish/wide', key: 'k', receipt: 'r' }, Buffer.alloc(2 * 1024 * 1024, 0x61));
+    await producer.receipt('r');
+    expect(await storedMessages(server, 'wide')).toBe(1);
+  });
 });
 
 describe('group administration', () => {
@@ -170,6 +203,10 @@ describe('group administration', () => {
     await call(base, 'POST', '/v1/groups/g/members/m1/commit', { offsets: [{ topic: 'log', partition: 0, offset: 4 }] });
     const dry = await call(base, 'POST', '/v1/groups/g/offsets/reset', { target: { to: 'offset', offset: 1 }, dryRun: true });
     expect(dry.body).toEqual({ group: 'g', offsets: [{ topic: 'log', partition: 0, offset: 1 }], dryRun: true });
+    // A reset (dry or not) never creates the topic it names.
+    const unknown = await call(base, 'POST', '/v1/groups/g/offsets/reset', { topic: 'nowhere', target: { to: 'earliest' }, dryRun: true });
+    expect(unknown.status).toBe(404);
+    expect(server.broker.topics.get('nowhere')).toBeUndefined();
     const refused = await call(base, 'POST', '/v1/groups/g/offsets/reset', { target: { to: 'offset', offset: 1 } });
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('group-not-empty');

@@ -136,7 +136,10 @@ export class Broker implements PartitionPlacement {
     }
     this.deduplication = new Deduplicator(
       this,
-      { windowOf: (topic) => this.topics.get(topic)?.settings.deduplicationWindowMs ?? 0, maxMessageIds: config.limits.maxDeduplicationIds },
+      {
+        windowOf: (topic) => this.topics.get(topic)?.settings.deduplicationWindowMs ?? 0,
+        maxMessageIds: config.limits.maxDeduplicationIds,
+      },
       logger,
     );
     this.topics.listen({
@@ -242,10 +245,19 @@ export class Broker implements PartitionPlacement {
     for (const [worker, settings] of byWorker) this.supervisor.configure(worker, settings);
   }
 
+  checkRemovable(topic: Topic): void {
+    for (const id of topic.partitionIds) {
+      const slot = this.slots[id];
+      if (slot !== undefined && !this.supervisor.isUp(slot.worker)) {
+        throw new RillError('unavailable', `broker worker ${slot.worker}, which holds partitions of topic "${topic.name}", is down: retry once it is back`);
+      }
+    }
+  }
+
   /**
    * Closes a deleted topic's partitions: what was published to it in this turn is sent first (and
    * answered), its watchers let go, and each worker closes its share and marks it in its journal
-   * as never to be replayed. Refused, retriably, while one of those workers is down.
+   * as never to be replayed (checkRemovable first: every one of those workers is up).
    */
   async remove(topic: Topic): Promise<void> {
     const byWorker = new Map<number, number[]>();
@@ -258,7 +270,6 @@ export class Broker implements PartitionPlacement {
     for (const id of topic.partitionIds) delete this.slots[id];
     const drops = [...byWorker].map(async ([worker, partitionIds]) => {
       this.supervisor.forget(worker, partitionIds);
-      if (!this.supervisor.isUp(worker)) return; // its journal skips the partitions, whose directories are gone by its restart
       const reply = await this.supervisor.call(worker, 'drop', { partitionIds });
       if (reply.failure !== undefined) throw new RillError('storage-error', reply.failure.message);
     });
@@ -290,7 +301,12 @@ export class Broker implements PartitionPlacement {
     value: Buffer,
     ticket: AppendTicket,
   ): void {
-    const slot = this.slot(topic, partition);
+    const slot = this.slots[topic.partitionIds[partition] ?? -1];
+    if (slot === undefined) {
+      // A topic deleted after the publisher found it (a transaction's SENDs, held since): refused, never thrown at it.
+      ticket.settle(-1, new RillError('unknown-topic', `topic ${topic.name} has no partition ${partition} (deleted?)`));
+      return;
+    }
     if (slot.builder === null) {
       slot.builder = new RecordBatchBuilder(Math.max(MIN_BATCH_CAPACITY, slot.lastBatchBytes + (slot.lastBatchBytes >> 2)), this.bufferPool.pop());
       this.dirty.push(slot);
@@ -467,9 +483,10 @@ export class Broker implements PartitionPlacement {
     return this.slot(topic, partition).worker;
   }
 
-  /** The end of a partition after the last batch this thread saw stored there (0 if none since the start). */
+  /** The end of a partition after the last batch this thread saw stored there (0 if none since the start, or if its topic was deleted). */
   storedEnd(topic: Topic, partition: number): number {
-    return this.slot(topic, partition).storedEnd;
+    // Asked when a batch settles, which may be after its topic was deleted.
+    return this.slots[topic.partitionIds[partition] ?? -1]?.storedEnd ?? 0;
   }
 
   /** Calls `listener` with the new readable end each time a partition gets new stored records. */

@@ -23,6 +23,8 @@ export interface Topic {
   readonly settings: Readonly<EffectiveTopicSettings>;
   /** The settings set on the topic itself, through the admin API. */
   readonly ownSettings: Readonly<TopicSettings>;
+  /** Set once the topic is deleted (whoever still holds it then holds a topic that is gone). */
+  readonly deleted: boolean;
 }
 
 interface RegisteredTopic extends Topic {
@@ -30,6 +32,7 @@ interface RegisteredTopic extends Topic {
   partitionIds: number[];
   settings: EffectiveTopicSettings;
   ownSettings: TopicSettings;
+  deleted: boolean;
   readonly createdAt: number;
 }
 
@@ -59,6 +62,8 @@ export interface PartitionPlacement {
   place(topic: Topic, assignments: Map<number, PartitionAssignment[]>): void;
   /** Hands a topic's new compression and retention to its partitions' workers. */
   reconfigure(topic: Topic): void;
+  /** Throws the retriable `unavailable` when a topic's partitions cannot be closed now (a worker of theirs is down). */
+  checkRemovable(topic: Topic): void;
   /** Closes a deleted topic's partitions on their workers (what was sent to them first is stored and answered). */
   remove(topic: Topic): Promise<void>;
 }
@@ -190,6 +195,8 @@ export class TopicRegistry {
     this.catalog.save(definition);
     const topic = this.register(definition);
     this.logger.info({ topic: name, partitions, ...(lanes === 1 ? {} : { lanes }), ...settings }, 'topic created');
+    // Groups whose members subscribe to the name (a topic deleted and made again) take its partitions.
+    for (const listener of this.growthListeners) listener(name);
     return topic;
   }
 
@@ -235,12 +242,20 @@ export class TopicRegistry {
       if (isInternal(name)) throw new RillError('invalid-request', `topic "${name}" is internal to Rill and cannot be deleted`);
       throw new RillError('unknown-topic', `no topic "${name}"`);
     }
+    this.placement.checkRemovable(topic);
     this.deleting.add(name);
     try {
       this.topics.delete(name);
+      topic.deleted = true;
       this.partitionCount -= topic.partitions;
       for (const listener of this.listeners) listener.deleted?.(topic);
-      await this.placement.remove(topic);
+      try {
+        await this.placement.remove(topic);
+      } catch (error) {
+        // A worker that died meanwhile: its files go all the same (what the operator asked), and
+        // its journal skips the records of partitions whose directory is gone when it restarts.
+        this.logger.error({ err: error, topic: name }, "closing a deleted topic's partitions failed: its files are removed all the same");
+      }
       const removed = this.catalog.remove(name);
       removed.catch((error: unknown) => this.logger.warn({ err: error, topic: name }, "removing a deleted topic's files failed: the next start removes them"));
       this.logger.info({ topic: name, partitions: topic.partitions }, 'topic deleted');
@@ -299,7 +314,7 @@ export class TopicRegistry {
     return topic;
   }
 
-  /** Calls `listener` with a topic's name whenever it gains partitions. */
+  /** Calls `listener` with a topic's name whenever it gains partitions (and when it is created). */
   onPartitionsAdded(listener: (topic: string) => void): void {
     this.growthListeners.add(listener);
   }
@@ -313,6 +328,7 @@ export class TopicRegistry {
       createdAt: definition.createdAt,
       lanes: definition.lanes ?? 1,
       ownSettings,
+      deleted: false,
       settings: effectiveSettings(definition.name, this.policy.defaults, this.definitionOf(definition.name), ownSettings),
     };
     this.openPartitions(topic, definition.partitions);

@@ -13,11 +13,12 @@ export const TOPIC_SETTING_KEYS = [
 ] as const satisfies ReadonlyArray<keyof TopicSettings>;
 
 /** The broker's defaults for every topic (the global configuration). */
-export function defaultTopicSettings(config: Pick<RillConfig, 'storage' | 'topics'>): EffectiveTopicSettings {
+export function defaultTopicSettings(config: Pick<RillConfig, 'storage' | 'topics' | 'stomp'>): EffectiveTopicSettings {
   return {
     retentionMs: config.storage.retention.ms,
     retentionBytes: config.storage.retention.bytes,
-    maxMessageBytes: config.topics.maxMessageBytes,
+    // No message larger than a frame can come anyway: that is the default limit.
+    maxMessageBytes: config.topics.maxMessageBytes ?? config.stomp.maxFrameBytes,
     compression: config.topics.compression,
     deduplicationWindowMs: config.topics.deduplicationWindowMs,
     ttlMs: config.topics.ttlMs,

@@ -172,13 +172,13 @@ async function drop(request: RequestMessage<'drop'>): Promise<void> {
   // A checkpoint running may be syncing one of these logs: closed only once it is over.
   await journal.settled();
   let failure: WorkerFailure | undefined;
-  for (const owned of partitions.remove(request.partitionIds)) {
-    try {
-      journal.drop(owned.journalKey.toString('utf8'), owned.log);
-    } catch (error) {
-      failure = failureOf(error, 'could not record the dropped partition in the journal');
-      logger.error({ err: error, topic: owned.assignment.topic, partition: owned.assignment.partition }, 'dropping a partition from the journal failed');
-    }
+  const removed = partitions.remove(request.partitionIds);
+  try {
+    journal.drop(removed.map((owned) => ({ key: owned.journalKey.toString('utf8'), log: owned.log })));
+  } catch (error) {
+    // The directories go all the same; a start after a crash also skips the records of partitions whose directory is gone.
+    failure = failureOf(error, 'could not record the dropped partitions in the journal');
+    logger.error({ err: error, partitions: removed.length }, 'recording dropped partitions in the journal failed');
   }
   const message: ReplyMessage<'drop'> = { type: 'drop', requestId: request.requestId, ...(failure === undefined ? {} : { failure }) };
   send(message);

@@ -54,13 +54,32 @@ export class DroppedPartitions {
     return mark !== undefined && (sequence < mark.sequence || (sequence === mark.sequence && position < mark.position));
   }
 
+  /** The highest journal file sequence a mark names (-1 for none): new files must come after it. */
+  get lastSequence(): number {
+    let last = -1;
+    for (const mark of this.dropped.values()) last = Math.max(last, mark.sequence);
+    return last;
+  }
+
   /**
-   * Writes down, durably, that `key` was dropped with the journal at `at`; entries older than
-   * `oldestLiveSequence` (the first journal file still kept) are forgotten on the way.
+   * Writes down, durably and in one write, that `keys` were dropped with the journal at `at`;
+   * marks older than `oldestLiveSequence` (the first journal file still kept; null: none is, so no
+   * record is left to skip) are forgotten on the way.
    */
-  add(key: string, at: JournalPosition, oldestLiveSequence: number): void {
-    for (const [dropped, mark] of this.dropped) if (mark.sequence < oldestLiveSequence) this.dropped.delete(dropped);
-    this.dropped.set(key, at);
+  add(keys: readonly string[], at: JournalPosition, oldestLiveSequence: number | null): void {
+    this.prune(oldestLiveSequence, false);
+    for (const key of keys) this.dropped.set(key, at);
+    this.write();
+  }
+
+  /** Forgets the marks no kept journal file needs (all of them when none is kept). */
+  prune(oldestLiveSequence: number | null, write = true): void {
+    const before = this.dropped.size;
+    for (const [key, mark] of this.dropped) if (oldestLiveSequence === null || mark.sequence < oldestLiveSequence) this.dropped.delete(key);
+    if (write && this.dropped.size !== before) this.write();
+  }
+
+  private write(): void {
     const temporary = `${this.file}.tmp`;
     fs.writeFileSync(temporary, JSON.stringify(Object.fromEntries(this.dropped)));
     syncPathNow(temporary);

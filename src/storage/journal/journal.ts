@@ -93,7 +93,9 @@ export class Journal {
     if (live.join() !== expected) throw new Error(`${directory} holds journal files that were not replayed (${live.join()}; taken over: ${expected})`);
     this.spares = spares;
     this.dropped = DroppedPartitions.read(directory);
-    this.nextSequence = Math.max(spares.at(-1) ?? -1, live.at(-1) ?? -1) + 1;
+    // Marks of files no longer kept are done with; a new file never takes a sequence a mark names.
+    this.dropped.prune(live[0] ?? null);
+    this.nextSequence = Math.max(spares.at(-1) ?? -1, live.at(-1) ?? -1, this.dropped.lastSequence) + 1;
     for (const { sequence, keys } of takenOver) this.live.push({ sequence, file: null, logs: new Set(), keys: new Set(keys) });
     const file = this.newFile();
     this.live.push({ sequence: file.sequence, file, logs: new Set(), keys: new Set() });
@@ -127,17 +129,23 @@ export class Journal {
   }
 
   /**
-   * A partition is deleted (its log closed, its directory about to go): its records in the files
-   * kept are never checkpointed, and never replayed after a crash, even into a partition of the
-   * same name created later. Durable when this returns.
+   * Partitions are deleted (their logs closed, their directories about to go): their records in
+   * the files kept are never checkpointed, and never replayed after a crash, even into partitions
+   * of the same names created later. Durable (one write) when this returns.
    */
-  drop(key: string, log: JournaledLog): void {
+  drop(partitions: ReadonlyArray<{ key: string; log: JournaledLog }>): void {
     for (const live of this.live) {
-      live.logs.delete(log);
-      live.keys.delete(key);
+      for (const { key, log } of partitions) {
+        live.logs.delete(log);
+        live.keys.delete(key);
+      }
     }
     const { sequence, file } = this.active;
-    this.dropped.add(key, { sequence, position: file.position }, this.live[0]!.sequence);
+    this.dropped.add(
+      partitions.map((partition) => partition.key),
+      { sequence, position: file.position },
+      this.live[0]!.sequence,
+    );
   }
 
   /** Whether a full file waits to be checkpointed (after the next sync). */

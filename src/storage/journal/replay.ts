@@ -101,6 +101,13 @@ export async function recoverJournal(directory: string, dataDir: string, config:
   // The journal's own tail may be only in the page cache (the process died before a group commit
   // ended): made durable now, before anything it holds becomes readable.
   for (const { sequence } of files) syncFileNow(path.join(directory, journalFileName(sequence)));
+  // Partitions whose directory is gone (a topic deleted while its worker was down, say): their
+  // records in these files are never to be replayed, even once a topic of the same name exists.
+  const gone = [...partitions].filter(([, replayed]) => 'skipped' in replayed && replayed.skipped === 'missing').map(([key]) => key);
+  if (gone.length > 0 && files.length > 0) {
+    const last = files[files.length - 1]!.sequence;
+    dropped.add(gone, { sequence: last, position: Number.MAX_SAFE_INTEGER }, files[0]!.sequence);
+  }
   const logs = new Map<string, PartitionLog>();
   for (const [key, replayed] of partitions) {
     if (!('log' in replayed)) continue;

@@ -31,6 +31,7 @@ function registry(policy: Partial<TopicPolicy> = {}, options: { dir?: string; lo
         for (const [worker, list] of assignments) placed.push({ topic: topic.name, worker, ids: list.map((a) => a.id) });
       },
       reconfigure: (topic: Topic) => void reconfigured.push(topic),
+      checkRemovable: () => undefined,
       remove: async (topic: Topic) => void removed.push(topic.name),
     },
     options.logger ?? createLogger('silent'),
@@ -261,7 +262,13 @@ describe('TopicRegistry', () => {
       const topics = new TopicRegistry(
         new TopicCatalog(dir),
         { autoCreate: true, defaultPartitions: 1, maxTopics: 10, maxPartitions: 100, defaults: DEFAULT_TOPIC_SETTINGS, definitions: [] },
-        { workerCount: 1, place: () => undefined, reconfigure: () => undefined, remove: () => new Promise<void>((resolve) => (finish = resolve)) },
+        {
+          workerCount: 1,
+          place: () => undefined,
+          reconfigure: () => undefined,
+          checkRemovable: () => undefined,
+          remove: () => new Promise<void>((resolve) => (finish = resolve)),
+        },
         createLogger('silent'),
       );
       topics.create('a', 1);

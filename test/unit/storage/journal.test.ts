@@ -247,6 +247,72 @@ describe('the write-ahead journal', () => {
   });
 });
 
+describe('partitions dropped from the journal (topics deleted)', () => {
+  const tempDir = useTempDirs();
+
+  /** Deletes a partition as the broker does: closed, dropped from the journal, its directory removed, then made again empty. */
+  function dropAndRecreate(worker: Worker, key: string): void {
+    const log = worker.logs.get(key)!;
+    log.close();
+    worker.journal.drop([{ key, log }]);
+    fs.rmSync(path.join(worker.dataDir, key), { recursive: true });
+    worker.logs.set(key, PartitionLog.open(path.join(worker.dataDir, key), config).log);
+  }
+
+  it('never replays a dropped partition’s records into a partition made again under its key, and replays what came after', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir);
+    for (let i = 0; i < 5; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
+    worker.journal.syncBlocking();
+    dropAndRecreate(worker, 'topics/a/0');
+    for (let i = 0; i < 2; i++) worker.append(['topics/a/0'], () => `new#${i}`);
+    worker.journal.syncBlocking();
+    // A power cut: the segments lose every write; only the journal has them.
+    loseUnsyncedSegmentWrites(dataDir);
+    await replayJournal(worker.journalDir, dataDir, config, logger);
+    const contents = reopen(dataDir);
+    expect(contents.get('topics/a/0')).toEqual(['0:new#0', '1:new#1']);
+    expect(contents.get('topics/a/1')).toEqual(expected(5).get('topics/a/1'));
+  });
+
+  it('marks at recovery the partitions whose directory is gone, so that a partition made later under the key never gets their records', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir);
+    for (let i = 0; i < 3; i++) worker.append(PARTITIONS, (key) => `${key}#${i}`);
+    worker.journal.syncBlocking();
+    // Deleted while its worker was down: the directory is gone before the journal is recovered.
+    fs.rmSync(path.join(dataDir, 'topics/b/0'), { recursive: true });
+    const first = await recoverJournal(worker.journalDir, dataDir, config, logger);
+    for (const log of first.logs.values()) log.close();
+    // Made again, empty; then the broker dies again before the journal's files were let go.
+    PartitionLog.open(path.join(dataDir, 'topics/b/0'), config).log.close();
+    fs.rmSync(path.join(dataDir, 'topics/b/0', '.clean-shutdown'), { force: true });
+    const second = await recoverJournal(worker.journalDir, dataDir, config, logger);
+    for (const log of second.logs.values()) log.close();
+    expect(second.report.restored).toBe(0);
+    expect(reopen(dataDir).get('topics/b/0')).toEqual([]);
+  });
+
+  it('forgets its marks once no kept file could hold the records they skip', async () => {
+    const dataDir = tempDir();
+    const worker = new Worker(dataDir);
+    worker.append(PARTITIONS, (key) => `${key}#0`);
+    worker.journal.syncBlocking();
+    dropAndRecreate(worker, 'topics/a/0');
+    const marks = () => JSON.parse(fs.readFileSync(path.join(worker.journalDir, 'dropped.json'), 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(marks())).toEqual(['topics/a/0']);
+    for (const log of worker.logs.values()) {
+      await log.flush();
+      log.close();
+    }
+    await worker.journal.close(true);
+    // No file kept: nothing left to skip, and a new file may take any sequence.
+    const reopened = Journal.open(worker.journalDir, { fileBytes: 1024 * 1024 }, logger);
+    expect(marks()).toEqual({});
+    await reopened.close(true);
+  });
+});
+
 describe('a failed journal write', () => {
   const tempDir = useTempDirs();
   afterEach(() => {

@@ -472,6 +472,11 @@ export class Deduplicator {
 
   private windowFor(topic: Topic): TopicWindow {
     let window = this.windows.get(topic.name);
+    // A deleted topic, still held by someone (a transaction's SENDs): a window of its own, never
+    // kept, so that a topic made again under its name does not inherit it.
+    if (topic.deleted) {
+      return window?.topic === topic ? window : new TopicWindow(topic, 0, this.ids.ringFor(0), 0);
+    }
     if (window === undefined) {
       const windowMs = this.settings.windowOf(topic.name);
       // The seed tells a topic's messageIDs apart from those of a deleted topic of the same name.
