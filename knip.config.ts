@@ -13,10 +13,12 @@ const config: KnipConfig = {
     'scripts/*.mjs',
     'examples/*.ts',
     'test/**/*.test.ts',
+    // The dashboard's browser entry, loaded by ui/index.html (<script type="module">).
+    'ui/app.js',
     // Processes the crash tests start and kill.
     'test/crash/fixtures/*.ts',
   ],
-  project: ['src/**/*.{ts,mts,mjs}', 'test/**/*.ts', 'scripts/**/*.mjs', 'examples/**/*.ts'],
+  project: ['src/**/*.{ts,mts,mjs}', 'test/**/*.ts', 'scripts/**/*.mjs', 'examples/**/*.ts', 'ui/**/*.js'],
   // A type or interface exported and used in its own file is a documented contract (broker/protocol.ts's
   // WorkerCalls, say), not dead code; unused values and types used nowhere are still reported.
   ignoreExportsUsedInFile: { interface: true, type: true },

@@ -10,6 +10,7 @@ import { memberNeeds, operationNeeds, visibleGroups, type GroupList } from '../a
 import { HttpRouter, JsonAnswer, RawAnswer, type HttpContext, type RouteAccess, type RouteHandler } from './router.js';
 import { recordBatchesAnswer } from './record-batches-answer.js';
 import { seedRoutes } from './seed-routes.js';
+import { uiRoutes } from './ui-routes.js';
 
 /** Runs a consumer-group operation with the body's fields, the path's taking precedence. */
 function runOperation(name: OperationName, context: HttpContext, input: unknown): Promise<unknown> {
@@ -284,6 +285,7 @@ export function httpRoutes(options: { metrics?: MetricsSource } = {}): HttpRoute
     return recordBatchesAnswer(view, partitions);
   });
   seedRoutes(route);
+  uiRoutes(route);
   route('GET', '/examples', 'public', staticFile('/examples', new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
   route(
     'GET',
