@@ -97,6 +97,20 @@ module.exports = {
       'protocol, config, logging and errors are leaves',
     ),
     {
+      name: 'client-standalone',
+      comment: 'rill/client ships to browsers: it imports its own files and @stomp/stompjs, nothing else (no node: builtins, no other folder of src/, no other package).',
+      severity: 'error',
+      from: { path: '^src/client/' },
+      to: { pathNot: ['^src/client/', '^node_modules/@stomp/stompjs/'] },
+    },
+    {
+      name: 'nothing-imports-client',
+      comment: 'rill/client is a face of its own (package.json "./client"): the broker never imports it.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/client/' },
+      to: { path: '^src/client/' },
+    },
+    {
       name: 'no-orphans',
       comment: 'A file nothing imports and that imports nothing is likely dead. The worker entry and its dev loader are started by file URL.',
       severity: 'error',

@@ -7,6 +7,8 @@ const config: KnipConfig = {
     'src/cli/entry.ts',
     // The library's face (package.json "exports").
     'src/index.ts',
+    // rill/client, the browser and Node client (package.json "exports" "./client").
+    'src/client/index.ts',
     // The broker worker entry and its dev loader are started by file URL (new Worker(url)), never imported.
     'src/broker/worker/main.ts',
     'src/broker/worker/dev-worker-loader.mjs',
