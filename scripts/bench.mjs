@@ -21,12 +21,13 @@ import { idempotenceCost } from './bench-idempotence.mjs';
 import { metricsCost } from './bench-metrics.mjs';
 import { securityCost } from './bench-security.mjs';
 import { partitionScaling, receiptWindow, relayLatency, startupAfterKill } from './bench-hardening.mjs';
+import { offsetsStartup } from './bench-offsets.mjs';
 import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, settle, startBare, startRill, stop } from './bench-lib.mjs';
 
 /** Sections in the order they appear in the report; each writes its own part. */
-const SECTIONS = ['core', 'format', 'idempotence', 'security', 'metrics', 'partitions', 'startup', 'window', 'latency'];
+const SECTIONS = ['core', 'format', 'idempotence', 'security', 'metrics', 'offsets', 'partitions', 'startup', 'window', 'latency'];
 /** The order they run in: the latency-sensitive ones first, on a quiet disk (each section also lets the disk settle after itself). */
-const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'format', 'idempotence', 'security', 'metrics', 'core'];
+const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'offsets', 'format', 'idempotence', 'security', 'metrics', 'core'];
 
 const USAGE = `Usage: node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
   --quick        shorter runs (smaller counts, N = 16 and 1,024 only, 0.2 GB for start-up)
@@ -334,6 +335,7 @@ const RUNNERS = {
   idempotence: () => idempotenceCost({ quick }),
   security: () => securityCost({ quick }),
   metrics: () => metricsCost({ quick }),
+  offsets: () => offsetsStartup({ quick }),
   partitions: () => partitionScaling({ quick }),
   startup: () => startupAfterKill({ quick }),
   window: () => receiptWindow({ quick }),

@@ -11,5 +11,6 @@ export interface PreparedMessage {
   messageIdGiven: boolean;
   timestamp: number;
   headers: RecordHeaders | null;
-  value: Buffer;
+  /** Null: a tombstone, the deletion of its key in a compacted topic. */
+  value: Buffer | null;
 }

@@ -27,10 +27,14 @@ export interface PartitionAssignment {
   retentionMs: number;
   /** The topic's retention: oldest segments go while the partition is larger than this (-1: no limit). */
   retentionBytes: number;
+  /** `compact`: the log cleaner keeps each key's latest record, and retention deletes nothing. */
+  cleanupPolicy: 'delete' | 'compact';
+  /** A segment size of the partition's own, under `storage.segmentBytes` (the committed offsets' log rolls sooner, to be compacted). */
+  segmentBytes?: number;
 }
 
 /** What a topic's configuration changes in its partitions' storage (sent to their worker, no reply). */
-export type PartitionSettings = Pick<PartitionAssignment, 'id' | 'compression' | 'retentionMs' | 'retentionBytes'>;
+export type PartitionSettings = Pick<PartitionAssignment, 'id' | 'compression' | 'retentionMs' | 'retentionBytes' | 'cleanupPolicy'>;
 
 export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error' | 'disk-full';
 

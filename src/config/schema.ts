@@ -165,6 +165,22 @@ const storage = z
       })
       .strict()
       .prefault({}),
+    /** The log cleaner, for topics whose cleanupPolicy is `compact`. */
+    compaction: z
+      .object({
+        /** How often each broker worker looks for compacted partitions with new closed segments to clean. */
+        intervalMs: z.number().int().min(100).default(15_000),
+        /** A tombstone (a key's deletion) is kept this long after its segment's last append, so that consumers behind see it. */
+        tombstoneRetentionMs: milliseconds.default(DAY_MS),
+        /** Bytes the cleaner reads and writes per second, per broker worker, at most. */
+        bytesPerSecond: z
+          .number()
+          .int()
+          .min(1024)
+          .default(64 * MiB),
+      })
+      .strict()
+      .prefault({}),
     retention: z
       .object({
         ms: limitOrNone.default(7 * DAY_MS),
@@ -202,6 +218,8 @@ export const topicSettings = z
     retentionMs: limitOrNone.optional(),
     /** Oldest segments of a partition are deleted while it is larger than this; -1: no limit (storage.retention.bytes). */
     retentionBytes: limitOrNone.optional(),
+    /** `delete`: old segments go by retention; `compact`: the latest record of each key is kept, whatever its age. */
+    cleanupPolicy: z.enum(['delete', 'compact']).optional(),
     /** A published message's body larger than this is refused (topics.maxMessageBytes). */
     maxMessageBytes: z
       .number()
@@ -222,6 +240,7 @@ export const topicSettingsChange = z
   .object({
     retentionMs: limitOrNone.nullable().optional(),
     retentionBytes: limitOrNone.nullable().optional(),
+    cleanupPolicy: z.enum(['delete', 'compact']).nullable().optional(),
     maxMessageBytes: topicSettings.shape.maxMessageBytes.unwrap().nullable().optional(),
     compression: compressionCodec.nullable().optional(),
     deduplicationWindowMs: deduplicationWindowMs.nullable().optional(),

@@ -2,7 +2,7 @@ import type { TrafficCounter } from '../broker/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import { tpKey, type TopicPartition } from './assignors.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import { DeadLetters, readRecordAt } from './dead-letter.js';
 import { Fetcher, READ_BYTES, type FetchedBatches, type PulledRecord, type PullOptions } from './fetcher.js';
 import type { AssignmentListener, CommittedRecordRef, GroupSettings, GroupState } from './group.js';
@@ -26,9 +26,6 @@ export interface CoordinatorOptions {
   clock?: Clock;
 }
 
-/** Far shorter than any sensible retention of the internal topic. */
-const CHECKPOINT_INTERVAL_MS = 3600_000;
-
 /**
  * The group coordinator: consumer groups, their members, generations and assignments, committed
  * offsets and pulls. It stands beside the publish path: it reads the logs through the broker like
@@ -45,7 +42,6 @@ export class GroupCoordinator {
   private readonly offsets: OffsetManager;
   private readonly fetcher: Fetcher;
   private readonly deadLetters: DeadLetters;
-  private checkpointTimer: TimerHandle | null = null;
   private shuttingDown = false;
   /** Rejects being dead-lettered now, by group, partition and offset. */
   private readonly rejecting = new Set<string>();
@@ -67,9 +63,6 @@ export class GroupCoordinator {
     await this.store.load();
     this.membership.restore(this.store.savedGroups());
     this.membership.startExpiry();
-    this.checkpointTimer = this.clock.setInterval(() => {
-      this.store.checkpoint().catch((error: unknown) => this.logger.error({ err: error }, 'offsets checkpoint failed'));
-    }, CHECKPOINT_INTERVAL_MS);
   }
 
   /**
@@ -84,8 +77,6 @@ export class GroupCoordinator {
   stop(): void {
     this.membership.stop();
     this.fetcher.stop();
-    if (this.checkpointTimer !== null) this.clock.clearInterval(this.checkpointTimer);
-    this.checkpointTimer = null;
   }
 
   // ---- groups ----

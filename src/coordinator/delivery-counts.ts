@@ -127,15 +127,6 @@ export class DeliveryCounts {
     return writes;
   }
 
-  /** Writes every partition that has counts again (the offsets log's checkpoint). */
-  checkpoint(): Array<Promise<void>> {
-    const writes: Array<Promise<void>> = [];
-    for (const [key, counts] of this.counts) {
-      if (counts.size > 0) writes.push(this.writer.write(`${DELIVERY_COUNT_PREFIX}${key}`, encodeRecord({ counts: [...counts] })));
-    }
-    return writes;
-  }
-
   private save(group: string, tp: TopicPartition, counts: PartitionCounts): Promise<void> {
     const key = `${DELIVERY_COUNT_PREFIX}${countsKey(group, tp)}`;
     return this.writer.write(key, counts.size === 0 ? null : encodeRecord({ counts: [...counts] }));

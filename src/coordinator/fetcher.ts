@@ -17,6 +17,8 @@ export interface PulledRecord {
   timestamp: number;
   headers: Array<[string, string]>;
   value: Buffer;
+  /** A null value: the key's deletion, in a compacted topic. */
+  tombstone: boolean;
   /** How often the group was handed this message, this time included (earlier ones failed: see DeliveryCounts). */
   deliveryCount: number;
 }

@@ -202,20 +202,6 @@ export class OffsetStore {
   }
 
   /**
-   * Writes every live entry again. The internal topic is subject to time retention like any other,
-   * so a periodic checkpoint keeps the offsets of idle partitions from ageing out with their segment.
-   */
-  async checkpoint(): Promise<number> {
-    const writes: Array<Promise<void>> = [];
-    const committedAt = this.clock.now();
-    for (const [key, offset] of this.offsets) writes.push(this.log.write(key, encodeRecord({ offset, committedAt })));
-    for (const [group, settings] of this.groups) writes.push(this.log.write(`${GROUP_PREFIX}${group}`, encodeRecord(settings)));
-    writes.push(...this.deliveries.checkpoint());
-    await Promise.all(writes);
-    return writes.length;
-  }
-
-  /**
    * Forgets, durably (tombstones in the log), the committed offsets and delivery counts of the
    * partitions `matches` picks: a deleted topic's, or a deleted group's.
    */
@@ -251,8 +237,8 @@ export function brokerOffsetLog(broker: Omit<LogAccess, 'watch'>, clock: Clock =
   const topic = broker.topics.internal(OFFSETS_TOPIC, 1);
   return {
     async write(key, value) {
-      // An empty value is a tombstone: every live value is JSON, never empty.
-      await broker.appendAndWait(topic, 0, clock.now(), key, null, null, Buffer.from(value ?? ''));
+      // A null value is a tombstone: the log cleaner drops the key (logs from before wrote an empty value; every live one is JSON).
+      await broker.appendAndWait(topic, 0, clock.now(), key, null, null, value === null ? null : Buffer.from(value));
     },
     async replay(visit) {
       const { logStartOffset, logEndOffset } = await broker.offsets(topic, 0);

@@ -25,7 +25,8 @@ const seekTarget = z.discriminatedUnion('to', [
 ]);
 
 /** A pulled record as JSON: the value as text when it is UTF-8, else base64. */
-type WireRecord = Omit<PulledRecord, 'headers' | 'value'> & {
+type WireRecord = Omit<PulledRecord, 'headers' | 'value' | 'tombstone'> & {
+  tombstone?: true;
   headers: Record<string, string>;
   value: string;
   valueEncoding: 'utf8' | 'base64';
@@ -44,6 +45,7 @@ function toWire(record: PulledRecord): WireRecord {
     value: record.value.toString(text ? 'utf8' : 'base64'),
     valueEncoding: text ? 'utf8' : 'base64',
     deliveryCount: record.deliveryCount,
+    ...(record.tombstone ? { tombstone: true as const } : {}),
   };
 }
 
@@ -195,6 +197,8 @@ export const answers = {
         value: z.string(),
         valueEncoding: z.enum(['utf8', 'base64']),
         deliveryCount: z.number().int().min(1),
+        /** Present on a tombstone (a key's deletion in a compacted topic; its value is empty). */
+        tombstone: z.literal(true).optional(),
       }),
     ),
   }),

@@ -1,4 +1,5 @@
 export { PartitionLog, PartitionOfflineError, type LogConfig, type RecoveryReport } from './partition-log.js';
+export { LogCleaner, type CleanerSettings, type CleanReport } from './log-cleaner.js';
 export { CorruptBatchError, OffsetOutOfRangeError } from './errors.js';
 export {
   RecordBatchBuilder,

@@ -16,7 +16,8 @@ export class SegmentDamagedError extends Error {
   }
 }
 
-function segmentBaseName(baseOffset: number): string {
+/** A segment's file name without its extension: its base offset in 20 digits, as Kafka names them. */
+export function segmentFileBase(baseOffset: number): string {
   return String(baseOffset).padStart(20, '0');
 }
 
@@ -60,7 +61,7 @@ export class LogSegment {
   }
 
   static create(directory: string, baseOffset: number, indexIntervalBytes: number): LogSegment {
-    const base = path.join(directory, segmentBaseName(baseOffset));
+    const base = path.join(directory, segmentFileBase(baseOffset));
     const file = openFiles().create(`${base}.log`);
     fs.rmSync(`${base}.index`, { force: true });
     fs.rmSync(`${base}.timeindex`, { force: true });
@@ -83,7 +84,7 @@ export class LogSegment {
    * corrupt tail is cut off; the number of bytes cut is returned beside the segment.
    */
   static open(directory: string, baseOffset: number, indexIntervalBytes: number, checkFrom: number | null): { segment: LogSegment; truncatedBytes: number } {
-    const base = path.join(directory, segmentBaseName(baseOffset));
+    const base = path.join(directory, segmentFileBase(baseOffset));
     const file = openFiles().file(`${base}.log`);
     const stat = fs.fstatSync(file.fd);
     const segment = new LogSegment(
@@ -247,8 +248,13 @@ export class LogSegment {
     this.recover();
   }
 
+  /** The file name shared by the segment's log and indexes, without extension. */
+  get fileBase(): string {
+    return segmentFileBase(this.baseOffset);
+  }
+
   private describe(): string {
-    return path.join(this.directory, `${segmentBaseName(this.baseOffset)}.log`);
+    return path.join(this.directory, `${segmentFileBase(this.baseOffset)}.log`);
   }
 
   /** Once the segment is no longer the active one: its index entries go to their files (it gets no more). */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CorruptBatchError, OffsetOutOfRangeError } from './errors.js';
-import { LogSegment, SegmentDamagedError } from './log-segment.js';
+import { LogSegment, SegmentDamagedError, segmentFileBase } from './log-segment.js';
 import { forEachRecord, isBatchValid, offsetAfter, readBatchInfo, stampBatch, BATCH_HEADER_BYTES, type BatchInfo } from './record-batch/index.js';
 import { syncDirectory, syncDirectoryNow } from './sync-directory.js';
 
@@ -16,7 +16,12 @@ export interface LogConfig {
   retentionMs: number;
   /** Oldest closed segments are deleted while the log is larger than this; -1 for no limit. */
   retentionBytes: number;
+  /** `delete`: retention deletes old segments; `compact`: the log cleaner keeps each key's latest record instead (log-cleaner.ts). */
+  cleanupPolicy?: 'delete' | 'compact';
 }
+
+/** Where the log cleaner builds a segment's replacement, inside the partition's directory. */
+export const CLEANING_DIRECTORY = '.cleaning';
 
 export interface RecoveryReport {
   /** Bytes cut from torn or corrupt tails. */
@@ -59,6 +64,7 @@ export class PartitionLog {
   private recoveryPoint: number;
   /** Set when a failed write or fsync could not be undone: appends are refused. */
   private offline: PartitionOfflineError | null = null;
+  private closed = false;
   private rollbacks = 0;
   /** Why the log last rolled back (the failed fsync's error). */
   lastRollbackCause: unknown = null;
@@ -82,6 +88,8 @@ export class PartitionLog {
       // The new directory's entry must survive a crash before anything in it counts as stored.
       syncDirectoryNow(path.dirname(directory));
     }
+    // A rewrite the log cleaner had not put in place when the broker stopped: the segment it was for is intact.
+    fs.rmSync(path.join(directory, CLEANING_DIRECTORY), { recursive: true, force: true });
     const markerPath = path.join(directory, CLEAN_SHUTDOWN_MARKER);
     const cleanShutdown = fs.existsSync(markerPath);
     fs.rmSync(markerPath, { force: true });
@@ -413,13 +421,58 @@ export class PartitionLog {
     }
   }
 
-  /** The topic's own retention (its configuration changed, or differs from the broker's default). */
-  setRetention(retentionMs: number, retentionBytes: number): void {
-    this.config = { ...this.config, retentionMs, retentionBytes };
+  /** The topic's own retention and cleanup policy (its configuration changed, or differs from the broker's default). */
+  configure(settings: Partial<Pick<LogConfig, 'retentionMs' | 'retentionBytes' | 'cleanupPolicy' | 'segmentBytes'>>): void {
+    this.config = { ...this.config, ...settings };
   }
 
-  /** Deletes closed segments past the retention limits; returns how many. */
+  get indexIntervalBytes(): number {
+    return this.config.indexIntervalBytes;
+  }
+
+  get cleanupPolicy(): 'delete' | 'compact' {
+    return this.config.cleanupPolicy ?? 'delete';
+  }
+
+  /** Whether the log was closed (a cleaner working on it in the background stops). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * The segments the log cleaner may rewrite: closed ones (not the active one) that are wholly
+   * below the recovery point, so durable and checked, and never touched by recovery or the journal.
+   */
+  cleanableSegments(): readonly LogSegment[] {
+    return this.segments.slice(0, -1).filter((segment) => segment.nextOffset <= this.recoveryPoint);
+  }
+
+  /**
+   * Puts the cleaner's rewrite of `old` (its files, durable, in `cleaned`) in its place: the old
+   * indexes go first, then the new log file replaces the old one in one rename, then its indexes
+   * come; a crash anywhere in between leaves a segment whose missing indexes are rebuilt at start.
+   * Returns false, changing nothing, when `old` is no longer a segment of the log.
+   */
+  replaceSegment(old: LogSegment, cleaned: string): boolean {
+    const at = this.segments.indexOf(old);
+    if (at < 0 || at === this.segments.length - 1 || this.closed) return false;
+    old.close();
+    const name = segmentFileBase(old.baseOffset);
+    for (const extension of ['.index', '.timeindex']) fs.rmSync(path.join(this.directory, name + extension), { force: true });
+    fs.renameSync(path.join(cleaned, `${name}.log`), path.join(this.directory, `${name}.log`));
+    // An index with no entry is never written: a missing one is rebuilt (or not needed) at open.
+    for (const extension of ['.index', '.timeindex']) {
+      const from = path.join(cleaned, name + extension);
+      if (fs.existsSync(from)) fs.renameSync(from, path.join(this.directory, name + extension));
+    }
+    syncDirectoryNow(this.directory);
+    this.segments[at] = LogSegment.open(this.directory, old.baseOffset, this.config.indexIntervalBytes, null).segment;
+    return true;
+  }
+
+  /** Deletes closed segments past the retention limits (never in a compacted log); returns how many. */
   deleteExpiredSegments(now = Date.now()): number {
+    if (this.cleanupPolicy === 'compact') return 0;
     let deleted = 0;
     let total = this.sizeInBytes;
     while (this.segments.length > 1) {
@@ -440,6 +493,7 @@ export class PartitionLog {
    * not offline, is marked clean, so that the next start checks nothing; returns whether it was.
    */
   close(): boolean {
+    this.closed = true;
     for (const segment of this.segments) segment.close();
     if (this.offline !== null || this.segmentsSyncedEnd < this.logEndOffset) return false;
     if (this.segmentsSyncedEnd > this.recoveryPoint) writeRecoveryPoint(this.directory, this.segmentsSyncedEnd);

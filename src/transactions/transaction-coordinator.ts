@@ -217,7 +217,7 @@ export class TransactionCoordinator {
         decided();
       };
       if (message.messageIdGiven && deduplication.covers(message.topic)) {
-        deduplication.submit(message.topic, message.partition, message.messageId, entry, entry, include, message.value.length);
+        deduplication.submit(message.topic, message.partition, message.messageId, entry, entry, include, message.value?.length ?? 0);
       } else include(entry, entry);
     }
     return stored;

@@ -4,6 +4,7 @@ import type { EffectiveTopicSettings, Topic } from '../../src/broker/index.js';
 export const DEFAULT_TOPIC_SETTINGS: EffectiveTopicSettings = {
   retentionMs: -1,
   retentionBytes: -1,
+  cleanupPolicy: 'delete',
   maxMessageBytes: 1024 * 1024,
   compression: 'none',
   deduplicationWindowMs: 0,

@@ -233,13 +233,13 @@ export class Broker implements PartitionPlacement {
   }
 
   reconfigure(topic: Topic): void {
-    const { compression, retentionMs, retentionBytes } = topic.settings;
+    const { compression, retentionMs, retentionBytes, cleanupPolicy } = topic.settings;
     const byWorker = new Map<number, PartitionSettings[]>();
     topic.partitionIds.forEach((id) => {
       const slot = this.slots[id];
       if (slot === undefined) return;
       const list = byWorker.get(slot.worker) ?? [];
-      list.push({ id, compression, retentionMs, retentionBytes });
+      list.push({ id, compression, retentionMs, retentionBytes, cleanupPolicy });
       byWorker.set(slot.worker, list);
     });
     for (const [worker, settings] of byWorker) this.supervisor.configure(worker, settings);
@@ -298,7 +298,8 @@ export class Broker implements PartitionPlacement {
     key: string | null,
     messageId: string | null,
     headers: RecordHeaders | null,
-    value: Buffer,
+    /** Null: a tombstone (a key's deletion, in a compacted topic). */
+    value: Buffer | null,
     ticket: AppendTicket,
   ): void {
     const slot = this.slots[topic.partitionIds[partition] ?? -1];
@@ -329,7 +330,7 @@ export class Broker implements PartitionPlacement {
     key: string | null,
     messageId: string | null,
     headers: RecordHeaders | null,
-    value: Buffer,
+    value: Buffer | null,
   ): Promise<number> {
     return new Promise((resolve, reject) => {
       this.append(topic, partition, timestamp, key, messageId, headers, value, {

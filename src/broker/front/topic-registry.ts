@@ -6,7 +6,10 @@ import type { TopicSettings } from '../../config/index.js';
 import type { TopicCatalog, TopicDefinition } from '../../storage/index.js';
 import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
-import { effectiveSettings, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
+import { effectiveSettings, OFFSETS_TOPIC, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
+
+/** Segment size of the committed offsets' log. */
+const OFFSETS_SEGMENT_BYTES = 4 * 1024 * 1024;
 
 export interface Topic {
   readonly name: string;
@@ -340,7 +343,9 @@ export class TopicRegistry {
   private openPartitions(topic: RegisteredTopic, count: number): void {
     const topicHash = murmurhash3.x86.hash32(topic.name) >>> 0;
     const byWorker = new Map<number, PartitionAssignment[]>();
-    const { compression, retentionMs, retentionBytes } = topic.settings;
+    const { compression, retentionMs, retentionBytes, cleanupPolicy } = topic.settings;
+    // The committed offsets' log rolls sooner than others: the cleaner compacts closed segments only, and a start reads the open one whole.
+    const segmentBytes = topic.name === OFFSETS_TOPIC ? OFFSETS_SEGMENT_BYTES : undefined;
     for (let partition = topic.partitions; partition < count; partition++) {
       const id = this.nextPartitionId++;
       const worker = (topicHash + partition) % this.placement.workerCount;
@@ -354,6 +359,8 @@ export class TopicRegistry {
         compression,
         retentionMs,
         retentionBytes,
+        cleanupPolicy,
+        ...(segmentBytes === undefined ? {} : { segmentBytes }),
       });
       byWorker.set(worker, list);
     }

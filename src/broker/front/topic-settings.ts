@@ -6,6 +6,7 @@ export type EffectiveTopicSettings = Required<TopicSettings>;
 export const TOPIC_SETTING_KEYS = [
   'retentionMs',
   'retentionBytes',
+  'cleanupPolicy',
   'maxMessageBytes',
   'compression',
   'deduplicationWindowMs',
@@ -17,6 +18,7 @@ export function defaultTopicSettings(config: Pick<RillConfig, 'storage' | 'topic
   return {
     retentionMs: config.storage.retention.ms,
     retentionBytes: config.storage.retention.bytes,
+    cleanupPolicy: 'delete',
     // No message larger than a frame can come anyway: that is the default limit.
     maxMessageBytes: config.topics.maxMessageBytes ?? config.stomp.maxFrameBytes,
     compression: config.topics.compression,
@@ -27,12 +29,15 @@ export function defaultTopicSettings(config: Pick<RillConfig, 'storage' | 'topic
 
 /**
  * Internal topics keep what the broker needs of them whatever the defaults: no deduplication, no
- * time-to-live, no compression. (Their retention is the default one: the offsets store rewrites
- * its live entries before they could age out.)
+ * time-to-live, no compression; the committed offsets' log is compacted (only live offsets are
+ * read back at start-up, and none ages out).
  */
-function internalSettings(defaults: EffectiveTopicSettings): EffectiveTopicSettings {
-  return { ...defaults, compression: 'none', deduplicationWindowMs: 0, ttlMs: 0 };
+function internalSettings(name: string, defaults: EffectiveTopicSettings): EffectiveTopicSettings {
+  return { ...defaults, cleanupPolicy: name === OFFSETS_TOPIC ? 'compact' : 'delete', compression: 'none', deduplicationWindowMs: 0, ttlMs: 0 };
 }
+
+/** The committed offsets' log (the coordinator's). */
+export const OFFSETS_TOPIC = '__consumer_offsets';
 
 /**
  * A topic's settings: the ones set on it through the admin API (stored with it) win over its
@@ -44,7 +49,7 @@ export function effectiveSettings(
   definition: TopicSettings | undefined,
   own: TopicSettings | undefined,
 ): EffectiveTopicSettings {
-  if (name.startsWith('__')) return internalSettings(defaults);
+  if (name.startsWith('__')) return internalSettings(name, defaults);
   const settings = { ...defaults };
   for (const key of TOPIC_SETTING_KEYS) {
     const value = own?.[key] ?? definition?.[key];

@@ -5,6 +5,7 @@ import { createLogger } from '../../logging/index.js';
 import { configureOpenFiles, Journal, JournalRecordWriter, recoverJournal, type PartitionLog } from '../../storage/index.js';
 import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
 import type { FromWorker, PartitionAssignment, ReplyMessage, RequestMessage, ToWorker, WorkerFailure, WorkerInit } from '../protocol.js';
+import { Compaction } from './compaction.js';
 import { DiskSpace } from './disk-space.js';
 import { Durability } from './durability.js';
 import { failureOf } from './failures.js';
@@ -186,6 +187,7 @@ async function drop(request: RequestMessage<'drop'>): Promise<void> {
 
 async function close(request: RequestMessage<'close'>): Promise<void> {
   clearInterval(retentionTimer);
+  await compaction.stop();
   durability.stop();
   durability.drain();
   await journal.stopCheckpoints();
@@ -214,6 +216,7 @@ function open(assignments: PartitionAssignment[]): void {
     return;
   }
   failedToOpen = true;
+  void compaction.stop();
   const { assignment, error } = failure;
   send({ type: 'fatal', message: `could not open partition ${assignment.partition} of topic ${assignment.topic} (${error.message})` });
   clearInterval(retentionTimer);
@@ -227,6 +230,7 @@ function open(assignments: PartitionAssignment[]): void {
 
 const retentionTimer = setInterval(() => partitions.enforceRetention(Date.now()), storage.retention.checkIntervalMs);
 retentionTimer.unref();
+const compaction = new Compaction(partitions, storage.compaction, logger);
 
 port.on('message', (message: ToWorker) => {
   // Requests that arrive while the worker closes after a failed open are failed by the supervisor when it ends.

@@ -68,7 +68,14 @@ export class OwnedPartitions {
         return { assignment, error: error instanceof Error ? error : new Error(String(error)) };
       }
       const { log, recovery } = opened;
-      log.setRetention(assignment.retentionMs, assignment.retentionBytes);
+      const { retentionMs, retentionBytes, cleanupPolicy, segmentBytes } = assignment;
+      // A partition's own segment size only ever rolls sooner than storage.segmentBytes.
+      log.configure({
+        retentionMs,
+        retentionBytes,
+        cleanupPolicy,
+        segmentBytes: Math.min(segmentBytes ?? this.logConfig.segmentBytes, this.logConfig.segmentBytes),
+      });
       if (this.journaledEnds !== null) {
         // What the segments hold past both the recovery point and the journal was never acknowledged.
         try {
@@ -104,7 +111,7 @@ export class OwnedPartitions {
       const owned = this.partitions.get(setting.id);
       if (owned === undefined) continue;
       owned.assignment = { ...owned.assignment, ...setting };
-      owned.log.setRetention(setting.retentionMs, setting.retentionBytes);
+      owned.log.configure({ retentionMs: setting.retentionMs, retentionBytes: setting.retentionBytes, cleanupPolicy: setting.cleanupPolicy });
     }
   }
 
@@ -189,6 +196,11 @@ export class OwnedPartitions {
       result.failure = this.readFailure(owned, error);
     }
     return result;
+  }
+
+  /** The partitions whose topic is compacted (the log cleaner's work). */
+  compacted(): OwnedPartition[] {
+    return [...this.partitions.values()].filter((owned) => owned.log.cleanupPolicy === 'compact');
   }
 
   enforceRetention(now: number): void {

@@ -8,6 +8,7 @@ import { printJson, printTable } from '../output.js';
 const TOPIC_CONFIG: Record<string, { kind: 'number'; min: number } | { kind: 'choice'; choices: string[] }> = {
   retentionMs: { kind: 'number', min: -1 },
   retentionBytes: { kind: 'number', min: -1 },
+  cleanupPolicy: { kind: 'choice', choices: ['delete', 'compact'] },
   maxMessageBytes: { kind: 'number', min: 1 },
   deduplicationWindowMs: { kind: 'number', min: 0 },
   ttlMs: { kind: 'number', min: 0 },

@@ -35,6 +35,7 @@ const CONTROL_HEADERS = new Set([
   EXPIRES_HEADER,
   'delay',
   DELIVER_AT_HEADER,
+  'tombstone',
 ]);
 
 /** A SEND worked out: what the broker stores. */
@@ -103,6 +104,11 @@ export function preparePublish(
   const refusal = authorize?.(topicText) ?? null;
   if (refusal !== null) throw new PublishError(refusal.code, `${refusal.message}`, messageId);
   const topic = resolveTopic(topics, topicText, messageId, quota);
+  // A tombstone deletes its key from a compacted topic: a key, and no body (stored as a null value).
+  const tombstone = headers.tombstone === 'true';
+  if (tombstone && (key === null || body.length > 0)) {
+    throw new PublishError('invalid-message', 'a tombstone (tombstone:true) needs a key header and an empty body', messageId);
+  }
   const { maxMessageBytes, ttlMs } = topic.settings;
   if (body.length > maxMessageBytes) {
     throw new PublishError(
@@ -141,7 +147,7 @@ export function preparePublish(
     }
     (stored ??= []).push([DELIVER_AT_HEADER, String(deliverAt)]);
   }
-  return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: stored, value: body };
+  return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: stored, value: tombstone ? null : body };
 }
 
 function looksLikeJson(headers: FrameHeaders, body: Buffer): boolean {

@@ -58,7 +58,7 @@ export class Publisher {
     const { deduplication } = this.broker;
     // A messageID the broker made up cannot come again: only the producer's own are looked up.
     if (request.messageIdGiven && deduplication.covers(topic))
-      deduplication.submit(topic, partition, messageId, ticket, request, this.store, request.value.length);
+      deduplication.submit(topic, partition, messageId, ticket, request, this.store, request.value?.length ?? 0);
     else this.store(request, ticket);
   }
 

@@ -200,5 +200,6 @@ function decodeRecord(buffer: Buffer, start: number, offset: number): StoredReco
   }
   const valueLength = buffer.readInt32LE(p);
   p += 4;
-  return { offset, timestamp, key, messageId, headers, value: buffer.subarray(p, p + valueLength) };
+  // The old format had no null values: no tombstones.
+  return { offset, timestamp, key, messageId, headers, value: buffer.subarray(p, p + valueLength), tombstone: false };
 }

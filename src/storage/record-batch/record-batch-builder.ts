@@ -38,8 +38,19 @@ export class RecordBatchBuilder {
     return this.position;
   }
 
-  /** `messageId` is stored as the record header `message-id`, before the other headers. */
-  append(timestamp: number, key: string | null, messageId: string | null, headers: RecordHeaders | null, value: Buffer | null): void {
+  /**
+   * `messageId` is stored as the record header `message-id`, before the other headers; a null
+   * `value` is a tombstone. `offsetDelta`: the record's offset less the batch's (the next one by
+   * default; the log cleaner keeps the offsets of the records it keeps, gaps and all).
+   */
+  append(
+    timestamp: number,
+    key: string | null,
+    messageId: string | null,
+    headers: RecordHeaders | null,
+    value: Buffer | null,
+    offsetDelta: number = this.count,
+  ): void {
     if (this.count === 0) {
       this.baseTimestamp = timestamp;
       this.maxTimestamp = timestamp;
@@ -59,7 +70,7 @@ export class RecordBatchBuilder {
     let p = bodyStart;
     buffer[p++] = 0; // record attributes: none are defined
     p = writeVarint(buffer, timestamp - this.baseTimestamp, p);
-    p = writeVarint(buffer, this.count, p);
+    p = writeVarint(buffer, offsetDelta, p);
     p = key === null ? writeVarint(buffer, -1, p) : writeString(buffer, key, p);
     if (value === null) p = writeVarint(buffer, -1, p);
     else {
@@ -90,15 +101,20 @@ export class RecordBatchBuilder {
     this.count++;
   }
 
-  /** Writes the batch header and hands over the bytes; the builder must not be used after. */
-  finish(): Buffer {
+  /**
+   * Writes the batch header and hands over the bytes; the builder must not be used after. `span`:
+   * the offsets the batch covers, less one, when they are not just its records' (a cleaned batch
+   * keeps the offsets of the records it dropped), and the timestamp of a batch left with none.
+   */
+  finish(span?: { lastOffsetDelta: number; emptyTimestamp: number }): Buffer {
     const buffer = this.buffer;
+    const empty = this.count === 0 && span !== undefined;
     writeBatchHeader(buffer, this.position, {
       attributes: 0,
       recordCount: this.count,
-      lastOffsetDelta: this.count - 1,
-      baseTimestamp: this.baseTimestamp,
-      maxTimestamp: this.maxTimestamp,
+      lastOffsetDelta: span?.lastOffsetDelta ?? this.count - 1,
+      baseTimestamp: empty ? span.emptyTimestamp : this.baseTimestamp,
+      maxTimestamp: empty ? span.emptyTimestamp : this.maxTimestamp,
       producerId: NO_PRODUCER_ID,
       producerEpoch: NO_PRODUCER_EPOCH,
       baseSequence: NO_SEQUENCE,

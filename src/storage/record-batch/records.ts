@@ -12,7 +12,10 @@ export interface StoredRecord {
   messageId: string | null;
   /** Every other record header, in order. */
   headers: Array<[string, string]>;
+  /** Empty for a tombstone (a null value). */
   value: Buffer;
+  /** A null value: the key's deletion, in a compacted topic. */
+  tombstone: boolean;
 }
 
 /**
@@ -116,7 +119,7 @@ function decompressed(codec: CompressionCodec, block: Buffer, baseOffset: number
 /** The rest of a record, after its length, attributes, timestamp delta and offset delta. */
 function decodeRecord(reader: VarintReader, recordEnd: number, offset: number, timestamp: number): StoredRecord {
   const key = readString(reader, recordEnd);
-  const value = readBytes(reader, recordEnd) ?? EMPTY;
+  const raw = readBytes(reader, recordEnd);
   const headerCount = reader.read();
   if (headerCount < 0 || headerCount > recordEnd - reader.position) throw new CorruptRecordsError(`record at offset ${offset} claims ${headerCount} headers`);
   let messageId: string | null = null;
@@ -129,7 +132,7 @@ function decodeRecord(reader: VarintReader, recordEnd: number, offset: number, t
     else headers.push([name, text]);
   }
   if (reader.position > recordEnd) throw new CorruptRecordsError(`record at offset ${offset} runs past its length`);
-  return { offset, timestamp, key, messageId, headers, value };
+  return { offset, timestamp, key, messageId, headers, value: raw ?? EMPTY, tombstone: raw === null };
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -53,20 +53,6 @@ describe('OffsetStore', () => {
     expect(store.whenSettled('other', tp)).toBeUndefined();
   });
 
-  it('checkpoints every live entry, so that retention of old records loses nothing', async () => {
-    const log = memoryOffsetLog();
-    const store = new OffsetStore(log);
-    await store.saveGroup('g', {});
-    await store.commit('g', [{ topic: 'idle', partition: 3, offset: 42 }]);
-    expect(await store.checkpoint()).toBe(2);
-    const afterRetention = memoryOffsetLog();
-    afterRetention.entries.push(...log.entries.slice(2));
-    const reloaded = new OffsetStore(afterRetention);
-    await reloaded.load();
-    expect(reloaded.committed('g', { topic: 'idle', partition: 3 })).toBe(42);
-    expect(reloaded.savedGroups().has('g')).toBe(true);
-  });
-
   it('writes versioned records, stamped by its clock', async () => {
     const log = memoryOffsetLog();
     const clock = new FakeClock();

@@ -123,8 +123,9 @@ function asStored(record: KafkaRecord, offset: number): StoredRecord {
     key: record.key,
     messageId: idAt < 0 ? null : pairs[idAt]![1],
     headers: pairs.filter((_, i) => i !== idAt),
-    // Rill's StoredRecord has no null value: a null (a Kafka tombstone) reads as empty.
+    // A null value (a Kafka tombstone) reads as empty, marked as a tombstone.
     value: record.value ?? Buffer.alloc(0),
+    tombstone: record.value === null,
   };
 }
 
@@ -394,6 +395,7 @@ describe('Rill reads what kafkajs writes', () => {
             ['persistent', 'true'],
           ],
           value: Buffer.from('{"a":1}'),
+          tombstone: false,
         },
         {
           offset: info.baseOffset + 1,
@@ -405,8 +407,18 @@ describe('Rill reads what kafkajs writes', () => {
             ['x-trace', 't2'],
           ],
           value: Buffer.from('no id'),
+          tombstone: false,
         },
-        { offset: info.baseOffset + 2, timestamp: 1_699_999_999_990, key: 'order-1', messageId: 'm-3', headers: [], value: Buffer.alloc(0) },
+        // Kafka's null value: a tombstone, read as an empty value.
+        {
+          offset: info.baseOffset + 2,
+          timestamp: 1_699_999_999_990,
+          key: 'order-1',
+          messageId: 'm-3',
+          headers: [],
+          value: Buffer.alloc(0),
+          tombstone: true,
+        },
       ]);
     }
     // The gzip batch really is compressed (kafkajs set the codec bits), and the log keeps it so.

@@ -68,6 +68,7 @@ const RESERVED_HEADERS = new Set([
   'content-length',
   'redelivered',
   'delivery-count',
+  'tombstone',
 ]);
 
 /**
@@ -253,6 +254,7 @@ export abstract class PartitionFeed implements Subscription {
     let head = `${this.prefix}message-id:${escapeHeader(messageId, mode)}\npartition:${cursor.partition}\noffset:${record.offset}\n`;
     if (record.key !== null) head += `key:${escapeHeader(record.key, mode)}\n`;
     head += `timestamp:${record.timestamp}\n`;
+    if (record.tombstone) head += 'tombstone:true\n';
     if (extra !== undefined) for (const name in extra) head += `${name}:${String(extra[name])}\n`;
     let sequence = 0;
     if (this.ackMode !== 'auto') {

@@ -1,0 +1,179 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  compressBatch,
+  forEachRecord,
+  LogCleaner,
+  PartitionLog,
+  RecordBatchBuilder,
+  setBatchProducer,
+  type CleanerSettings,
+  type CompressionCodec,
+  type LogConfig,
+} from '../../../src/storage/index.js';
+import { useTempDirs } from '../../helpers/temp-dir.js';
+
+const config: LogConfig = {
+  segmentBytes: 1024,
+  segmentMs: 7 * 24 * 3600 * 1000,
+  indexIntervalBytes: 128,
+  retentionMs: -1,
+  retentionBytes: -1,
+  cleanupPolicy: 'compact',
+};
+const DAY = 24 * 3600 * 1000;
+
+function settings(compression: CompressionCodec = 'none', tombstoneRetentionMs = DAY): CleanerSettings {
+  return { tombstoneRetentionMs, compression, pace: async () => undefined };
+}
+
+interface Written {
+  offset: number;
+  key: string | null;
+  value: string | null;
+}
+
+/** One record per batch, as a producer publishing one message at a time makes them. */
+function appendRecord(log: PartitionLog, key: string | null, value: string | null, options: { producerId?: number; codec?: CompressionCodec } = {}): Written {
+  const builder = new RecordBatchBuilder(256);
+  builder.append(1_000 + log.logEndOffset, key, `id-${log.logEndOffset}`, [['h', 'v']], value === null ? null : Buffer.from(value));
+  let batch = builder.finish();
+  if (options.producerId !== undefined) setBatchProducer(batch, options.producerId, 0, 0);
+  if (options.codec !== undefined) batch = compressBatch(batch, options.codec);
+  const info = log.append(batch);
+  return { offset: info.baseOffset, key, value };
+}
+
+/** Every record the log holds, from its start, with what a reader sees of it. */
+function readAll(log: PartitionLog): Array<Written & { messageId: string | null; tombstone: boolean }> {
+  const records: Array<Written & { messageId: string | null; tombstone: boolean }> = [];
+  let offset = log.logStartOffset;
+  while (offset < log.logEndOffset) {
+    const data = log.read(offset, 1 << 20);
+    if (data.length === 0) break;
+    offset = forEachRecord(data, offset, (record) => {
+      records.push({
+        offset: record.offset,
+        key: record.key,
+        value: record.tombstone ? null : record.value.toString(),
+        messageId: record.messageId,
+        tombstone: record.tombstone,
+      });
+    });
+  }
+  return records;
+}
+
+/** What compaction must leave: in the segments cleaned, each key's latest record; after them, everything. */
+function expectedAfter(written: Written[], cleanedEnd: number, dropTombstones: boolean): Written[] {
+  const latest = new Map<string, number>();
+  for (const record of written) if (record.offset < cleanedEnd && record.key !== null) latest.set(record.key, record.offset);
+  return written.filter((record) => {
+    if (record.offset >= cleanedEnd || record.key === null) return true;
+    if (latest.get(record.key) !== record.offset) return false;
+    return !(record.value === null && dropTombstones);
+  });
+}
+
+async function filledLog(directory: string, count: number, options: { codec?: CompressionCodec } = {}): Promise<{ log: PartitionLog; written: Written[] }> {
+  const { log } = PartitionLog.open(directory, config);
+  const written: Written[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = i % 13 === 0 ? null : `key-${i % 5}`;
+    // Every seventh update of a key deletes it.
+    const value = i % 7 === 3 ? null : `value ${i} `.padEnd(40, '.');
+    written.push(appendRecord(log, key, value, options));
+  }
+  // The cleaner works below the recovery point: make everything written durable and checkpointed.
+  await log.checkpoint();
+  return { log, written };
+}
+
+describe('the log cleaner (compaction)', () => {
+  const tempDir = useTempDirs();
+
+  it('keeps the latest record of each key in the closed segments, at its offset, and everything after them', async () => {
+    const directory = path.join(tempDir(), 'p');
+    const { log, written } = await filledLog(directory, 200);
+    const before = log.sizeInBytes;
+    const segmentsBefore = log.segmentCount;
+    const cleanedEnd = log.cleanableSegments().at(-1)!.nextOffset;
+    expect(segmentsBefore).toBeGreaterThan(5);
+    const report = await new LogCleaner().clean(log, Date.now(), settings());
+    expect(report!.recordsRemoved).toBeGreaterThan(100);
+    expect(log.sizeInBytes).toBeLessThan(before / 2);
+    const expected = expectedAfter(written, cleanedEnd, false);
+    expect(readAll(log).map(({ offset, key, value }) => ({ offset, key, value }))).toEqual(expected);
+    // Headers and messageIDs come through the rewrite; the offsets and the log's end do not move.
+    expect(readAll(log).every((record) => record.messageId === `id-${record.offset}`)).toBe(true);
+    expect(log.logEndOffset).toBe(200);
+    expect(log.segmentCount).toBe(segmentsBefore);
+    // Nothing new: a second run does nothing.
+    expect(await new LogCleaner().clean(log, Date.now(), settings())).toMatchObject({ recordsRemoved: 0 });
+    // A reader asking for an offset that was compacted away gets the next record kept.
+    const removed = written.find((record) => !expected.some((kept) => kept.offset === record.offset))!;
+    const next = expected.find((kept) => kept.offset > removed.offset)!;
+    let first: number | null = null;
+    for (let offset = removed.offset; first === null && offset < log.logEndOffset; ) {
+      offset = forEachRecord(log.read(offset, 1 << 16), offset, (record) => {
+        first ??= record.offset;
+        return false;
+      });
+    }
+    expect(first).toBe(next.offset);
+    // The cleaned segments are a log like any other: a start after a crash (no clean shutdown) checks and keeps them.
+    const appended = appendRecord(log, 'key-1', 'after');
+    log.close();
+    fs.rmSync(path.join(directory, '.clean-shutdown'), { force: true });
+    fs.writeFileSync(path.join(directory, 'recovery-point.json'), JSON.stringify({ v: 1, offset: 0 }));
+    const { log: reopened, recovery } = PartitionLog.open(directory, config);
+    expect(recovery).toMatchObject({ truncatedBytes: 0, droppedSegments: 0 });
+    expect(readAll(reopened).map(({ offset, key, value }) => ({ offset, key, value }))).toEqual([...expected, appended]);
+    reopened.close();
+  });
+
+  it('removes tombstones once their segment is older than the tombstone retention, never before', async () => {
+    const { log, written } = await filledLog(path.join(tempDir(), 'p'), 120);
+    const cleanedEnd = log.cleanableSegments().at(-1)!.nextOffset;
+    await new LogCleaner().clean(log, Date.now(), settings());
+    const kept = readAll(log);
+    expect(kept.some((record) => record.tombstone && record.offset < cleanedEnd)).toBe(true);
+    // A day and more later: the tombstones of the cleaned segments go.
+    await new LogCleaner().clean(log, Date.now() + 2 * DAY, settings('none', DAY));
+    expect(readAll(log).map(({ offset, key, value }) => ({ offset, key, value }))).toEqual(expectedAfter(written, cleanedEnd, true));
+    log.close();
+  });
+
+  it('copies idempotent producers’ batches whole, and writes compressed batches with the topic’s codec', async () => {
+    const { log } = PartitionLog.open(path.join(tempDir(), 'p'), config);
+    const producerBatch = appendRecord(log, 'key-0', 'from a producer', { producerId: 7 });
+    const written: Written[] = [producerBatch];
+    for (let i = 0; i < 80; i++) written.push(appendRecord(log, `key-${i % 3}`, `v${i}`.padEnd(60, '!'), { codec: 'lz4' }));
+    await log.checkpoint();
+    await new LogCleaner().clean(log, Date.now(), settings('lz4'));
+    const records = readAll(log);
+    // Superseded, but its batch names a producer: kept as it was.
+    expect(records[0]).toMatchObject({ offset: producerBatch.offset, value: 'from a producer' });
+    expect(records.length).toBeLessThan(written.length);
+    const latest = new Map(written.slice(1).map((record) => [record.key, record.value]));
+    for (const [key, value] of latest) expect(records.filter((record) => record.key === key).at(-1)?.value).toBe(value);
+    log.close();
+  });
+
+  it('cleans nothing but closed segments below the recovery point, and a leftover rewrite is removed at open', async () => {
+    const directory = path.join(tempDir(), 'p');
+    const { log } = PartitionLog.open(directory, config);
+    for (let i = 0; i < 60; i++) appendRecord(log, 'same', `v${i}`.padEnd(40, '.'));
+    // Nothing checkpointed: nothing may be cleaned.
+    expect(log.cleanableSegments()).toEqual([]);
+    expect(await new LogCleaner().clean(log, Date.now(), settings())).toBeNull();
+    log.close();
+    fs.mkdirSync(path.join(directory, '.cleaning'));
+    fs.writeFileSync(path.join(directory, '.cleaning', '00000000000000000000.log'), 'half a rewrite');
+    const { log: reopened } = PartitionLog.open(directory, config);
+    expect(fs.existsSync(path.join(directory, '.cleaning'))).toBe(false);
+    expect(readAll(reopened)).toHaveLength(60);
+    reopened.close();
+  });
+});
