@@ -1,21 +1,14 @@
-// A topic's live tail and test publisher, over the broker's own STOMP over WebSocket.
+// A topic's live tail and test publisher, through rill/client over the broker's own STOMP over WebSocket.
 
 import { formatTime, h, showStatus } from './dom.js';
-import { onStatus, publish, subscribe } from './stomp.js';
+import { onStatus, publish, tail } from './stomp.js';
 
 /** The newest messages kept on the page; older ones are dropped as new ones come. */
 const SHOWN_MESSAGES = 100;
-/** Messages in flight to the page at once: the broker waits for the page's ACKs, so a long topic read from the earliest offset cannot flood the tab. */
-const PREFETCH = 200;
 /** A body larger than this is cut when shown (the page stays responsive with 1 MiB messages). */
 const SHOWN_BODY_CHARS = 64 * 1024;
+/** After this long without the broker's acknowledgment the page says so (rill/client goes on trying, and the outcome is shown when it comes). */
 const ACK_TIMEOUT_MS = 15_000;
-
-/** Headers every tail MESSAGE has and the card shows otherwise (or that mean nothing to a reader). */
-const SHOWN_ELSEWHERE = new Set(['subscription', 'destination', 'ack', 'content-length', 'topic', 'partition', 'offset', 'key', 'timestamp']);
-
-// crypto.randomUUID exists only on secure origins (https, localhost): a page reached by another host name over http has none.
-const newMessageId = () => globalThis.crypto?.randomUUID?.() ?? `ui-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
 /** JSON indented when the body is JSON; the text as it is otherwise. */
 function prettyBody(body) {
@@ -28,17 +21,17 @@ function prettyBody(body) {
 }
 
 function messageCard(message) {
-  const { headers } = message;
-  const extra = Object.entries(headers).filter(([name]) => !SHOWN_ELSEWHERE.has(name));
+  // rill/client gives the producer's headers apart from Rill's own (partition, offset, key, timestamp: the card's header).
+  const extra = [['message-id', message.messageID], ...Object.entries(message.headers)];
   return h(
     'article',
-    { class: 'message', 'data-partition': headers.partition, 'data-offset': headers.offset },
+    { class: 'message', 'data-partition': message.partition, 'data-offset': message.offset },
     h(
       'header',
       {},
-      h('span', { class: 'place' }, `partition ${headers.partition} · offset ${headers.offset}`),
-      h('span', { class: 'key' }, headers.key === undefined ? 'no key' : `key ${headers.key}`),
-      h('time', {}, formatTime(headers.timestamp)),
+      h('span', { class: 'place' }, `partition ${message.partition} · offset ${message.offset}`),
+      h('span', { class: 'key' }, message.key === null ? 'no key' : `key ${message.key}`),
+      h('time', {}, formatTime(message.timestamp)),
     ),
     h(
       'details',
@@ -69,23 +62,20 @@ export function tailSection(topic) {
   let stop = null;
   let received = 0;
   /**
-   * The last offset shown of each partition: a resubscription after a reconnect starts over, and a
-   * partition's messages come in offset order, so one at or below it was shown already.
+   * The last offset shown of each partition. rill/client resumes each partition after the last
+   * message it handed on when it reconnects; a new client (after signing in again) starts the tail
+   * over, and a partition's messages come in offset order, so one at or below it was shown already.
    */
   const lastShown = new Map();
 
   const onMessage = (message) => {
-    const partition = message.headers.partition;
-    const offset = Number(message.headers.offset);
-    const last = lastShown.get(partition);
-    if (last === undefined || offset > last) {
-      lastShown.set(partition, offset);
-      received++;
-      messages.prepend(messageCard(message));
-      while (messages.childElementCount > SHOWN_MESSAGES) messages.lastElementChild.remove();
-      count.textContent = `${received} received${received > SHOWN_MESSAGES ? `, the newest ${SHOWN_MESSAGES} shown` : ''}`;
-    }
-    message.ack();
+    const last = lastShown.get(message.partition);
+    if (last !== undefined && message.offset <= last) return;
+    lastShown.set(message.partition, message.offset);
+    received++;
+    messages.prepend(messageCard(message));
+    while (messages.childElementCount > SHOWN_MESSAGES) messages.lastElementChild.remove();
+    count.textContent = `${received} received${received > SHOWN_MESSAGES ? `, the newest ${SHOWN_MESSAGES} shown` : ''}`;
   };
 
   const end = () => {
@@ -104,7 +94,7 @@ export function tailSection(topic) {
     messages.replaceChildren();
     count.textContent = 'waiting for messages…';
     try {
-      stop = await subscribe(`/topic/${topic}`, onMessage, { from: from.value, ack: 'client', 'prefetch-count': String(PREFETCH) });
+      stop = await tail(topic, { from: from.value, onMessage });
       toggle.textContent = 'Stop tail';
     } catch (error) {
       count.textContent = error.message;
@@ -141,7 +131,20 @@ function parseHeaders(text) {
   return headers;
 }
 
-/** The "publish a test message" form: the message is stored as typed, with the key and headers given. */
+/** The typed body as the message's value: JSON when it parses as JSON, the text itself (a JSON string) otherwise. */
+function typedValue(body) {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return body;
+  }
+}
+
+/**
+ * The "publish a test message" form: rill/client publishes the body as the message's value (the
+ * canonical `{messageID, key, message, timestamp}` envelope), with the key and headers given, and
+ * resolves with where the broker stored it.
+ */
 export function publishSection(topic) {
   const status = h('p', { class: 'status', id: 'publish-status', role: 'status' });
   const form = h(
@@ -154,63 +157,44 @@ export function publishSection(topic) {
       h('label', {}, 'key', h('input', { name: 'key', placeholder: 'none: spread over the partitions', autocomplete: 'off' })),
       h('label', {}, 'headers, one "name: value" a line', h('textarea', { name: 'headers', rows: 2, placeholder: 'priority: 5' })),
     ),
-    h('label', {}, 'body', h('textarea', { name: 'body', rows: 4, class: 'code', value: '{"hello": "world"}' })),
+    h('label', {}, 'body: JSON, or text', h('textarea', { name: 'body', rows: 4, class: 'code', value: '{"hello": "world"}' })),
     h('button', { type: 'submit' }, 'Publish'),
     status,
   );
-  /** Acknowledgments awaited, by messageID: the broker says where each message went, or why it failed. */
-  const awaited = new Map();
-  let acknowledgments = null;
-  const onAcknowledgment = (message) => {
-    const answer = JSON.parse(message.body);
-    awaited.get(answer.messageID)?.(answer);
-    awaited.delete(answer.messageID);
-  };
+  /** Only the latest publish reports to the form: an earlier one acknowledged late does not overwrite it. */
+  let latest = 0;
+  let stopped = false;
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const fields = new FormData(form);
     const key = String(fields.get('key')).trim();
-    const body = String(fields.get('body'));
     const button = form.querySelector('button');
+    const number = ++latest;
+    const report = (outcome) => {
+      if (number === latest && !stopped) showStatus(status, outcome);
+    };
     button.disabled = true;
-    try {
-      // A failed publish is then reported to this page and the connection goes on (without it, STOMP's rule: an ERROR, and the connection closes).
-      acknowledgments ??= subscribe(`/topic/acknowledgment/${topic}`, onAcknowledgment);
-      await acknowledgments;
-      const messageId = newMessageId();
-      let isJson = true;
-      try {
-        JSON.parse(body);
-      } catch {
-        isJson = false;
-      }
-      const headers = {
-        ...parseHeaders(String(fields.get('headers'))),
-        // A message-id header has the body stored as it is, not read as the canonical {"messageID", "key", "message"} envelope.
-        'message-id': messageId,
-        'content-type': isJson ? 'application/json' : 'text/plain',
-        ...(key === '' ? {} : { key }),
-      };
-      const answer = await new Promise((resolve, reject) => {
-        awaited.set(messageId, resolve);
-        setTimeout(() => reject(new Error('no acknowledgment from the broker yet: is the connection up?')), ACK_TIMEOUT_MS);
-        publish(`/topic/${topic}`, body, headers).catch(reject);
-      });
-      if (answer.status === 'ACK')
-        showStatus(status, `Stored in partition ${answer.partition} at offset ${answer.offset}${answer.duplicate ? ' (a duplicate)' : ''}.`);
-      else showStatus(status, new Error(`Not stored: ${answer.reason} (${answer.code})`));
-    } catch (error) {
-      showStatus(status, error);
-    } finally {
+    const late = setTimeout(() => {
+      report(new Error('no acknowledgment from the broker yet: is the connection up?'));
       button.disabled = false;
+    }, ACK_TIMEOUT_MS);
+    try {
+      const headers = parseHeaders(String(fields.get('headers')));
+      const stored = await publish(topic, typedValue(String(fields.get('body'))), { key: key === '' ? null : key, headers });
+      report(`Stored in partition ${stored.partition} at offset ${stored.offset}${stored.duplicate ? ' (a duplicate)' : ''}.`);
+    } catch (error) {
+      // The broker's refusal (a RillError with its code); a mistake of the form's (a reserved header) as it is.
+      report(error.name === 'RillError' && error.code !== 'invalid-argument' ? new Error(`Not stored: ${error.message} (${error.code})`) : error);
+    } finally {
+      clearTimeout(late);
+      if (number === latest) button.disabled = false;
     }
   });
   return {
     element: form,
     stop: () => {
-      acknowledgments = null;
-      awaited.clear();
+      stopped = true;
     },
   };
 }

@@ -31,13 +31,15 @@ describe('examples', () => {
     expect(consumer.output.join('')).toMatch(/"messageId":"[0-9a-f-]{36}"/);
   });
 
-  it('serves the browser page and its STOMP client', async () => {
+  it('serves the browser page and the rill/client modules it loads', async () => {
     const server = await servers.start();
     const page = await fetch(`http://127.0.0.1:${server.httpPort}/examples/`);
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('/producer/publish/');
-    const script = await fetch(`http://127.0.0.1:${server.httpPort}/examples/stomp.umd.min.js`);
-    expect(script.status).toBe(200);
-    expect(script.headers.get('content-type')).toBe('text/javascript');
+    expect(await page.text()).toContain("import { RillClient } from 'rill/client';");
+    for (const module of ['/ui/vendor/rill-client/index.js', '/ui/vendor/stompjs/index.js']) {
+      const script = await fetch(`http://127.0.0.1:${server.httpPort}${module}`);
+      expect(script.status, module).toBe(200);
+      expect(script.headers.get('content-type'), module).toBe('text/javascript; charset=utf-8');
+    }
   });
 });

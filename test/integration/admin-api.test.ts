@@ -51,12 +51,12 @@ describe('admin API', () => {
     expect((await call(base, 'DELETE', `/v1/connections/${connection.session}`)).status).toBe(404);
   });
 
-  it('serves the browser example at /examples as at /examples/, its script by an absolute path', async () => {
+  it('serves the browser example at /examples as at /examples/, its modules by absolute paths', async () => {
     const server = await servers.start();
     for (const path of ['/examples', '/examples/']) {
       const page = await fetch(`${httpBase(server.httpPort)}${path}`);
       expect(page.status).toBe(200);
-      expect(await page.text()).toContain('<script src="/examples/stomp.umd.min.js">');
+      expect(await page.text()).toContain('"rill/client": "/ui/vendor/rill-client/index.js"');
     }
   });
 });

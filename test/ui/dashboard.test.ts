@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import chromium from '@sparticuz/chromium';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'puppeteer-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashPassword } from '../../src/security/index.js';
 import { canonical, connectStompJs, publishWithReceipt, until, WAIT, type StompJsClient } from '../helpers/clients.js';
 import { call, httpBase } from '../helpers/http.js';
 import { useServers, type TestServer } from '../helpers/server.js';
+import { requestedPaths, useBrowser } from './browser.js';
 
 /*
  * The dashboard at /ui in a real browser (Chromium from @sparticuz/chromium, headless), against a
@@ -55,24 +55,16 @@ const POLL = { timeout: WAIT.timeout, polling: 50 };
 const keptScreenshots = process.env.RILL_UI_SCREENSHOTS;
 const screenshots = keptScreenshots ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rill-ui-screenshots-'));
 
-let browser: Browser;
+const tab = useBrowser(VIEWPORT);
 let page: Page;
 /** Uncaught exceptions in the page: any one fails the test it happened in. */
-const pageErrors: string[] = [];
+const pageErrors = tab.pageErrors;
 
-beforeAll(async () => {
-  try {
-    browser = await puppeteer.launch({ executablePath: await chromium.executablePath(), args: chromium.args, headless: true });
-  } catch (error) {
-    throw new Error(`Chromium could not start (@sparticuz/chromium with puppeteer-core), so the dashboard cannot be tested: ${(error as Error).message}`);
-  }
-  page = await browser.newPage();
-  await page.setViewport(VIEWPORT);
-  page.on('pageerror', (error) => pageErrors.push(error instanceof Error ? error.message : String(error)));
-}, 90_000);
+beforeAll(() => {
+  page = tab.page;
+});
 
-afterAll(async () => {
-  await browser?.close();
+afterAll(() => {
   if (keptScreenshots === undefined) fs.rmSync(screenshots, { recursive: true, force: true });
 });
 
@@ -188,10 +180,11 @@ async function checkLayout(name: string, mainElements: string[]): Promise<void> 
     expect(box.missing, `${name}: ${box.selector} is missing`).toBe(false);
     expect(box.width, where).toBeGreaterThan(0);
     expect(box.height, where).toBeGreaterThan(0);
-    expect(box.left, where).toBeGreaterThanOrEqual(0);
-    expect(box.top, where).toBeGreaterThanOrEqual(0);
-    expect(box.right, where).toBeLessThanOrEqual(layout.viewportWidth);
-    expect(box.bottom, where).toBeLessThanOrEqual(layout.viewportHeight);
+    // Within a pixel: the browser scrolls by whole pixels, and an element's edges may fall between two.
+    expect(box.left, where).toBeGreaterThanOrEqual(-1);
+    expect(box.top, where).toBeGreaterThanOrEqual(-1);
+    expect(box.right, where).toBeLessThanOrEqual(layout.viewportWidth + 1);
+    expect(box.bottom, where).toBeLessThanOrEqual(layout.viewportHeight + 1);
   }
 }
 
@@ -203,6 +196,7 @@ describe('the dashboard at /ui', { timeout: 60_000 }, () => {
   afterEach(async () => {
     await page.goto('about:blank');
     await Promise.all(clients.splice(0).map((client) => client.deactivate()));
+    tab.requests.splice(0);
     expect(pageErrors.splice(0), 'uncaught exceptions in the page').toEqual([]);
   });
 
@@ -215,20 +209,55 @@ describe('the dashboard at /ui', { timeout: 60_000 }, () => {
     return client;
   };
 
-  it('serves the page at /ui and /ui/, its modules and the STOMP client, and nothing outside ui/', async () => {
+  it('serves the page at /ui and /ui/, its modules, rill/client and @stomp/stompjs as ES modules, and nothing outside them', async () => {
     const server = await servers.start();
     const base = httpBase(server.httpPort);
     for (const route of ['/ui', '/ui/']) {
       const answer = await fetch(`${base}${route}`);
       expect(answer.status).toBe(200);
       expect(answer.headers.get('content-type')).toBe('text/html; charset=utf-8');
-      expect(await answer.text()).toContain('<script type="module" src="/ui/app.js">');
+      const html = await answer.text();
+      expect(html).toContain('<script type="module" src="/ui/app.js">');
+      // The import map resolves the client's one bare import, and comes before the first module.
+      const importMap = /<script type="importmap">(.*?)<\/script>/s.exec(html);
+      expect(JSON.parse(importMap![1]!)).toEqual({
+        imports: { 'rill/client': '/ui/vendor/rill-client/index.js', '@stomp/stompjs': '/ui/vendor/stompjs/index.js' },
+      });
+      expect(importMap!.index).toBeLessThan(html.indexOf('<script type="module"'));
     }
     const script = await fetch(`${base}/ui/app.js`);
     expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     expect((await fetch(`${base}/ui/style.css`)).headers.get('content-type')).toBe('text/css; charset=utf-8');
-    expect((await fetch(`${base}/ui/vendor/stomp.umd.min.js`)).status).toBe(200);
-    for (const outside of ['/ui/%2e%2e/package.json', '/ui/..%2fpackage.json', '/ui/missing.js', '/ui/app.ts']) {
+
+    // rill/client as npm run build made it (the tests' global setup builds dist/ first), and @stomp/stompjs' ES module build.
+    const client = await fetch(`${base}/ui/vendor/rill-client/index.js`);
+    expect(client.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(await client.text()).toBe(fs.readFileSync(new URL('../../dist/client/index.js', import.meta.url), 'utf8'));
+    const connection = await (await fetch(`${base}/ui/vendor/rill-client/connection.js`)).text();
+    expect(connection).toContain("from '@stomp/stompjs'");
+    for (const module of ['/ui/vendor/stompjs/index.js', '/ui/vendor/stompjs/client.js', '/ui/vendor/stompjs/compatibility/stomp.js']) {
+      const answer = await fetch(`${base}${module}`);
+      expect(answer.status, module).toBe(200);
+      expect(answer.headers.get('content-type'), module).toBe('text/javascript; charset=utf-8');
+    }
+    for (const outside of [
+      '/ui/%2e%2e/package.json',
+      '/ui/..%2fpackage.json',
+      '/ui/missing.js',
+      '/ui/app.ts',
+      // The old UMD bundle the page loaded by a script tag: the page uses rill/client now.
+      '/ui/vendor/stomp.umd.min.js',
+      '/ui/vendor/rill-client/index.d.ts',
+      '/ui/vendor/rill-client/index.js.map',
+      '/ui/vendor/rill-client/missing.js',
+      '/ui/vendor/rill-client/%2e%2e/index.js',
+      '/ui/vendor/rill-client/..%2f..%2fpackage.json',
+      '/ui/vendor/rill-client/%2e%2e%2f%2e%2e%2fsrc%2findex.js',
+      '/ui/vendor/stompjs/..%2fpackage.json',
+      '/ui/vendor/stompjs/%2e%2e/bundles/stomp.umd.min.js',
+      '/ui/vendor/stompjs/compatibility/..%2findex.js',
+      '/ui/vendor/stompjs/index.d.ts',
+    ]) {
       expect((await fetch(`${base}${outside}`)).status, outside).toBe(404);
     }
   });
@@ -265,13 +294,24 @@ describe('the dashboard at /ui', { timeout: 60_000 }, () => {
 
     await waitForCount('#tail-messages .message', 2);
     const shown = await page.$$eval('#tail-messages .message', (cards) =>
-      cards.map((card) => ({ key: card.querySelector('.key')?.textContent, body: card.querySelector('pre.body')?.textContent })),
+      cards.map((card) => ({
+        key: card.querySelector('.key')?.textContent,
+        body: card.querySelector('pre.body')?.textContent ?? '',
+        place: card.querySelector('.place')?.textContent,
+      })),
     );
-    expect(shown).toEqual([
-      { key: 'key customer-2', body: JSON.stringify(JSON.parse(outsideBody), null, 2) },
-      { key: 'key customer-1', body: JSON.stringify({ item: 'book', quantity: 2 }, null, 2) },
-    ]);
+    expect(shown[0]).toMatchObject({ key: 'key customer-2', body: JSON.stringify(JSON.parse(outsideBody), null, 2) });
+    // The page publishes with rill/client: the typed body is the value of the canonical envelope, stored (and shown) as it.
+    expect(shown[1]!.key).toBe('key customer-1');
+    expect(JSON.parse(shown[1]!.body)).toMatchObject({ messageID: expect.any(String), key: 'customer-1', message: { item: 'book', quantity: 2 } });
+    // The place the acknowledgment gave is where the tail found the message.
+    const acknowledged = /Stored in partition (\d+) at offset (\d+)\./.exec(await textOf('#publish-status'));
+    expect(shown[1]!.place).toBe(`partition ${acknowledged![1]} · offset ${acknowledged![2]}`);
     await waitForText('#tail-count', '2 received');
+    // The page talks to the broker through rill/client, served from dist/client/ with @stomp/stompjs' ES modules under it.
+    const loaded = requestedPaths(tab.requests);
+    expect(loaded).toEqual(expect.arrayContaining(['/ui/vendor/rill-client/index.js', '/ui/vendor/rill-client/tail.js', '/ui/vendor/stompjs/index.js']));
+    expect(loaded.filter((loadedPath) => loadedPath.includes('umd'))).toEqual([]);
     // The partitions table catches up with the two messages at its next refresh.
     await waitForText('[data-stat="messages"]', '2', { exact: true });
     await checkLayout('topic', ['header.top', 'main h1', '#delete-topic', '#partitions-table', '#config-table', '#alter-topic', '#publish', '#tail']);
@@ -289,6 +329,44 @@ describe('the dashboard at /ui', { timeout: 60_000 }, () => {
     await page.waitForSelector('#topics-table, p.empty', POLL);
     await waitForText('main', 'No topics yet.');
     expect(server.broker.topics.get('orders')).toBeUndefined();
+  });
+
+  it('takes the live tail up again after its connection drops, without showing a message twice, and publishes on the new connection', async () => {
+    const server = await servers.start();
+    const base = httpBase(server.httpPort);
+    expect((await call(base, 'POST', '/v1/topics', { name: 'events', partitions: 2 })).status).toBe(201);
+    const outside = await outsideClient(server);
+    for (let i = 0; i < 4; i++) await publishWithReceipt(outside, '/producer/publish/events', canonical(`before-${i}`, `k-${i}`, i));
+    await open(server, '/topics/events');
+    await page.waitForSelector('#tail-toggle', POLL);
+    await page.select('#tail-from', 'earliest');
+    await page.click('#tail-toggle');
+    await waitForText('#tail-toggle', 'Stop tail');
+    await waitForCount('#tail-messages .message', 4);
+
+    // An operator closes the page's connection (the one with the tail's subscription): rill/client reconnects by itself.
+    const listed = await call(base, 'GET', '/v1/connections');
+    const ours = (listed.body.connections as Array<{ session: string; subscriptions: string[] }>).filter(
+      (connection) => connection.session !== outside.connectedFrame.headers.session,
+    );
+    expect(ours).toHaveLength(1);
+    expect((await call(base, 'DELETE', `/v1/connections/${ours[0]!.session}`)).status).toBe(200);
+    await waitForText('#stomp-status', 'connecting…');
+    await waitForText('#stomp-status', '', { exact: true });
+
+    for (let i = 0; i < 2; i++) await publishWithReceipt(outside, '/producer/publish/events', canonical(`after-${i}`, `k-${i}`, i));
+    await fill('#publish textarea[name="body"]', 'plain text');
+    await page.click('#publish button[type="submit"]');
+    await waitForText('#publish-status', 'Stored in partition');
+    await waitForCount('#tail-messages .message', 7);
+    await waitForText('#tail-count', '7 received');
+    const places = await page.$$eval('#tail-messages .message', (cards) => cards.map((card) => card.querySelector('.place')?.textContent));
+    expect(new Set(places).size, `each message once: ${places.join(', ')}`).toBe(7);
+    // A body that is not JSON is published as a JSON string.
+    expect(JSON.parse(await textOf('#tail-messages .message pre.body'))).toMatchObject({ message: 'plain text' });
+    const sessions = (await call(base, 'GET', '/v1/connections')).body.connections.map((connection: { session: string }) => connection.session);
+    expect(sessions).not.toContain(ours[0]!.session);
+    expect(sessions).toHaveLength(2);
   });
 
   it('moves the overview throughput chart and counters when messages are published', async () => {
@@ -430,5 +508,72 @@ describe('the dashboard at /ui', { timeout: 60_000 }, () => {
     const listed = await fetch(`${httpBase(server.httpPort)}/v1/connections`, { headers: { authorization: basic } });
     const { connections } = (await listed.json()) as { connections: Array<{ transport: string; principal: string }> };
     expect(connections).toEqual([expect.objectContaining({ transport: 'websocket', principal: 'operator' })]);
+  });
+  it('asks for the new password when a change of it ends the STOMP connection, and takes the tail up again without showing a message twice', async () => {
+    const operator = async (password: string) => [{ name: 'operator', passwordHash: await hashPassword(password), roles: ['admin'] }];
+    const server = await servers.start({
+      auth: {
+        users: await operator('first-password'),
+        acls: [
+          { principal: 'role:admin', resource: 'topic:*', operations: ['all'] },
+          { principal: 'role:admin', resource: 'cluster', operations: ['all'] },
+        ],
+      },
+    });
+    const base = httpBase(server.httpPort);
+    const signIn = async (password: string) => {
+      await page.waitForSelector('dialog#login[open]', POLL);
+      await page.type('#login-form input[name="user"]', 'operator');
+      await page.type('#login-form input[name="password"]', password);
+      await page.click('#login-form button[type="submit"]');
+      await page.waitForSelector('dialog#login:not([open])', POLL);
+    };
+    /** The STOMP connections but `outside`'s, as the broker lists them. */
+    const pageConnections = async (password: string, outside: StompJsClient) => {
+      const authorization = `Basic ${Buffer.from(`operator:${password}`).toString('base64')}`;
+      const { connections } = (await (await fetch(`${base}/v1/connections`, { headers: { authorization } })).json()) as {
+        connections: Array<{ session: string; principal: string }>;
+      };
+      return connections.filter((connection) => connection.session !== outside.connectedFrame.headers.session);
+    };
+    let published = 0;
+    const publishAs = async (password: string, count: number) => {
+      const outside = await connectStompJs(server.wsUrl, { login: 'operator', passcode: password });
+      clients.push(outside);
+      for (let i = 0; i < count; i++, published++) {
+        await publishWithReceipt(outside, '/producer/publish/audit', canonical(`m-${published}`, `k-${published}`, published));
+      }
+      return outside;
+    };
+    const tailShowsEachOnce = async (count: number) => {
+      await waitForCount('#tail-messages .message', count);
+      await waitForText('#tail-count', `${count} received`);
+      const places = await page.$$eval('#tail-messages .message', (cards) => cards.map((card) => card.querySelector('.place')?.textContent));
+      expect(new Set(places).size, `each message once: ${places.join(', ')}`).toBe(count);
+    };
+
+    const before = await publishAs('first-password', 3);
+    await open(server, '/topics/audit');
+    await signIn('first-password');
+    await page.waitForSelector('#tail-toggle', POLL);
+    await page.select('#tail-from', 'earliest');
+    await page.click('#tail-toggle');
+    await waitForText('#tail-toggle', 'Stop tail');
+    await tailShowsEachOnce(3);
+    const [first] = await pageConnections('first-password', before);
+    expect(first).toMatchObject({ principal: 'operator' });
+
+    // The broker ends the connections signed in with a password that changed: the page asks for the new one, and connects with it.
+    server.reload({ auth: { ...server.config.auth, users: await operator('second-password') }, tls: server.config.tls });
+    await signIn('second-password');
+    const after = await publishAs('second-password', 2);
+    await vi.waitFor(async () => {
+      const connections = await pageConnections('second-password', after);
+      expect(connections).toEqual([expect.objectContaining({ principal: 'operator' })]);
+      expect(connections[0]!.session).not.toBe(first!.session);
+    }, WAIT);
+    await waitForText('#stomp-status', '', { exact: true });
+    await tailShowsEachOnce(5);
+    await waitForText('#session', 'signed in as operator');
   });
 });

@@ -286,12 +286,7 @@ export function httpRoutes(options: { metrics?: MetricsSource } = {}): HttpRoute
   });
   seedRoutes(route);
   uiRoutes(route);
+  // The browser example; it loads rill/client from the dashboard's /ui/vendor/ (see ui-routes.ts).
   route('GET', '/examples', 'public', staticFile('/examples', new URL('../../../examples/browser/index.html', import.meta.url), 'text/html; charset=utf-8'));
-  route(
-    'GET',
-    '/examples/stomp.umd.min.js',
-    'public',
-    staticFile('/examples/stomp.umd.min.js', new URL('../bundles/stomp.umd.min.js', import.meta.resolve('@stomp/stompjs')), 'text/javascript'),
-  );
   return router;
 }
