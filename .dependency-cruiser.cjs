@@ -98,7 +98,8 @@ module.exports = {
     ),
     {
       name: 'client-standalone',
-      comment: 'rill/client ships to browsers: it imports its own files and @stomp/stompjs, nothing else (no node: builtins, no other folder of src/, no other package).',
+      comment:
+        'rill/client ships to browsers: it imports its own files and @stomp/stompjs, nothing else (no node: builtins, no other folder of src/, no other package).',
       severity: 'error',
       from: { path: '^src/client/' },
       to: { pathNot: ['^src/client/', '^node_modules/@stomp/stompjs/'] },
