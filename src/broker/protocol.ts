@@ -31,10 +31,12 @@ export interface PartitionAssignment {
   cleanupPolicy: 'delete' | 'compact';
   /** A segment size of the partition's own, under `storage.segmentBytes` (the committed offsets' log rolls sooner, to be compacted). */
   segmentBytes?: number;
+  /** Segments appended to more recently than this are not compacted (the topic's deduplication window, which is read back from the log). */
+  minCompactionLagMs?: number;
 }
 
 /** What a topic's configuration changes in its partitions' storage (sent to their worker, no reply). */
-export type PartitionSettings = Pick<PartitionAssignment, 'id' | 'compression' | 'retentionMs' | 'retentionBytes' | 'cleanupPolicy'>;
+export type PartitionSettings = Pick<PartitionAssignment, 'id' | 'compression' | 'retentionMs' | 'retentionBytes' | 'cleanupPolicy' | 'minCompactionLagMs'>;
 
 export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error' | 'disk-full';
 

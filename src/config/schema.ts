@@ -177,7 +177,9 @@ const storage = z
           .number()
           .int()
           .min(1024)
-          .default(64 * MiB),
+          .default(16 * MiB),
+        /** Keys one cleaning run maps at most (about 100 bytes of memory each): past it, the run cleans what it mapped, the next one the rest. */
+        maxKeysPerRun: z.number().int().min(1000).default(500_000),
       })
       .strict()
       .prefault({}),

@@ -17,6 +17,7 @@ export {
   compressBatch,
   setBaseOffset,
   setBatchProducer,
+  setTransactional,
   BATCH_HEADER_BYTES,
   type BatchInfo,
   type CompressionCodec,

@@ -9,18 +9,29 @@ import {
   readBatchInfo,
   readBatchProducer,
   RecordBatchBuilder,
+  setBatchProducer,
+  setTransactional,
   stampBatch,
   BATCH_HEADER_BYTES,
+  type BatchInfo,
   type CompressionCodec,
+  type StoredRecord,
 } from './record-batch/index.js';
 import { syncDirectoryNow } from './sync-directory.js';
 
 export interface CleanerSettings {
   /** A tombstone is kept this long after its segment's last append, so that consumers behind see the deletion. */
   tombstoneRetentionMs: number;
+  /**
+   * Segments appended to less than this long ago are left alone (the topic's deduplication window:
+   * the window is read back from the log after a restart, and must find the messageIDs there).
+   */
+  minCompactionLagMs: number;
   /** How the rewritten batches are stored (the topic's codec). */
   compression: CompressionCodec;
-  /** Awaited after each chunk of work (`bytes` read or written): lets appends and reads run between, and throttles. */
+  /** Keys one run maps at most (their latest offsets): past it, the run cleans up to the segment where it stopped. */
+  maxKeys: number;
+  /** Awaited after each chunk of work (`bytes` read or written): lets appends and reads run between, throttles, and may throw to stop the run. */
   pace(bytes: number): Promise<void>;
 }
 
@@ -34,51 +45,76 @@ export interface CleanReport {
 const READ_CHUNK_BYTES = 1024 * 1024;
 /** Kept records of consecutive batches are gathered into batches of about this many bytes. */
 const GATHERED_BATCH_BYTES = 1024 * 1024;
+/** A log is cleaned again once the segments added since its last cleaning are this share of its cleanable bytes (Kafka's min.cleanable.dirty.ratio). */
+const MIN_DIRTY_RATIO = 0.5;
+
+/** What the cleaner remembers of a log between runs. */
+interface LogState {
+  /** Offsets below this are clean: no record there is superseded by another record below it. */
+  cleanThrough: number;
+  /** When the earliest tombstone kept becomes removable (Infinity: none kept). */
+  tombstonesDueAt: number;
+}
 
 /**
  * Log compaction, as Kafka's LogCleaner does it for `cleanup.policy=compact`: the latest record of
  * each key is kept, older ones go, and a tombstone (a null value) goes too once its segment is older
  * than the tombstone retention. It works on the closed segments below the recovery point only
- * (the active segment and anything recovery or the journal may touch are left alone), in the
- * background: it reads and writes in chunks, pacing itself between them.
+ * (the active segment and anything recovery or the journal may touch are left alone), older than
+ * the minimum compaction lag, in the background: it reads and writes in chunks, pacing itself.
  *
- * Offsets never change, and a segment still covers the same offsets: a record's place is kept in
+ * As Kafka's, a run maps the keys of the dirty part of the log (the segments added since the last
+ * run) to their latest offsets, then rewrites every cleanable segment that holds a record the map
+ * supersedes; a log is cleaned again once its dirty part is half of it, or a tombstone is due.
+ *
+ * Offsets never change, and a segment still covers the same offsets: a record keeps its place in
  * the batch that holds it (its offset delta), and the kept records of consecutive batches are
- * gathered into one batch spanning the offsets of all of them (an empty one when none is kept),
- * so the log's batches stay contiguous, as recovery and readers check. Batches of transactions and
- * idempotent producers, and control batches, are copied as they are.
+ * gathered into one batch spanning all their offsets (an empty one when none is kept), so the
+ * log's batches stay contiguous, as recovery and readers check. A transaction's or an idempotent
+ * producer's batch is rewritten on its own, its header (producer, transactional flag) kept;
+ * control batches are copied as they are.
  */
 export class LogCleaner {
-  /** Per log: where its cleanable segments ended when it was last cleaned (nothing new: nothing to do). */
-  private readonly cleanedThrough = new WeakMap<PartitionLog, number>();
+  private readonly state = new WeakMap<PartitionLog, LogState>();
 
-  /** Cleans the log's cleanable segments; null when there was nothing to clean, or the log was closed meanwhile. */
+  /** Cleans the log if it is due; null when there was nothing to do, or the log was closed meanwhile. */
   async clean(log: PartitionLog, now: number, settings: CleanerSettings): Promise<CleanReport | null> {
-    const segments = log.cleanableSegments();
+    const segments = log.cleanableSegments().filter((segment) => segment.lastAppendAt <= now - settings.minCompactionLagMs);
     if (segments.length === 0) return null;
-    const end = segments[segments.length - 1]!.nextOffset;
-    if (this.cleanedThrough.get(log) === end) return null;
-    // Each key's latest offset in the segments to clean (a tombstone is a key's latest too).
+    const state = this.state.get(log) ?? { cleanThrough: log.logStartOffset, tombstonesDueAt: Number.POSITIVE_INFINITY };
+    const total = segments.reduce((sum, segment) => sum + segment.size, 0);
+    const dirty = segments.filter((segment) => segment.nextOffset > state.cleanThrough);
+    const dirtyBytes = dirty.reduce((sum, segment) => sum + segment.size, 0);
+    if (dirtyBytes === 0 ? state.tombstonesDueAt > now : dirtyBytes < total * MIN_DIRTY_RATIO && state.tombstonesDueAt > now) return null;
+
+    // The latest offset of each key of the dirty segments (a tombstone is a key's latest too), up to maxKeys.
     const latest = new Map<string, number>();
-    for (const segment of segments) {
+    let mappedThrough = state.cleanThrough;
+    for (const segment of dirty) {
       const read = await eachChunk(log, segment, settings, (chunk) => {
         forEachRecord(chunk, segment.baseOffset, (record) => {
           if (record.key !== null) latest.set(record.key, record.offset);
         });
       });
       if (!read) return null;
+      mappedThrough = segment.nextOffset;
+      if (latest.size >= settings.maxKeys) break;
     }
+    const cleaning = new SegmentCleaning(latest, now, settings);
     const report: CleanReport = { segments: 0, bytesBefore: 0, bytesAfter: 0, recordsRemoved: 0 };
     for (const segment of segments) {
-      const rewritten = await rewrite(log, segment, latest, now, settings);
+      if (segment.baseOffset >= mappedThrough) break;
+      const removable = await cleaning.countRemovable(log, segment);
+      if (removable === null) return null;
+      if (removable === 0) continue;
+      const rewritten = await cleaning.rewrite(log, segment);
       if (rewritten === null) return null;
-      if (rewritten.recordsRemoved === 0) continue;
       report.segments++;
       report.bytesBefore += rewritten.bytesBefore;
       report.bytesAfter += rewritten.bytesAfter;
       report.recordsRemoved += rewritten.recordsRemoved;
     }
-    this.cleanedThrough.set(log, end);
+    this.state.set(log, { cleanThrough: mappedThrough, tombstonesDueAt: cleaning.tombstonesDueAt });
     return report;
   }
 }
@@ -97,7 +133,16 @@ async function eachChunk(log: PartitionLog, segment: LogSegment, settings: Clean
   return !log.isClosed;
 }
 
-/** Kept records of consecutive batches, gathered into one batch spanning their offsets. */
+/** Calls `visit` with each batch of a chunk of whole batches. */
+function eachBatch(chunk: Buffer, visit: (batch: Buffer, info: BatchInfo) => void): void {
+  for (let position = 0; position + BATCH_HEADER_BYTES <= chunk.length; ) {
+    const info = readBatchInfo(chunk, position);
+    visit(chunk.subarray(position, position + info.size), info);
+    position += info.size;
+  }
+}
+
+/** Kept records of batches, gathered into one batch spanning their offsets. */
 class GatheredBatch {
   readonly builder = new RecordBatchBuilder(64 * 1024);
   lastOffset: number;
@@ -106,88 +151,140 @@ class GatheredBatch {
   constructor(readonly baseOffset: number) {
     this.lastOffset = baseOffset - 1;
   }
+
+  add(record: StoredRecord): void {
+    this.builder.append(
+      record.timestamp,
+      record.key,
+      record.messageId,
+      record.headers.length === 0 ? null : record.headers,
+      record.tombstone ? null : record.value,
+      record.offset - this.baseOffset,
+    );
+  }
+
+  /** The batch, spanning its offsets, compressed with `codec`, stamped with its base offset. */
+  finish(codec: CompressionCodec, producer?: { producerId: number; producerEpoch: number; baseSequence: number; transactional: boolean }): Buffer {
+    const built = this.builder.finish({ lastOffsetDelta: this.lastOffset - this.baseOffset, emptyTimestamp: Math.max(0, this.maxTimestamp) });
+    if (producer !== undefined) {
+      setBatchProducer(built, producer.producerId, producer.producerEpoch, producer.baseSequence);
+      if (producer.transactional) setTransactional(built);
+    }
+    const batch = compressBatch(built, codec);
+    stampBatch(batch, this.baseOffset);
+    return batch;
+  }
 }
 
-/**
- * Writes the segment's cleaned copy beside it and puts it in its place; null when the log was
- * closed (or the segment went) meanwhile. A segment that loses no record is left as it is.
- */
-async function rewrite(
-  log: PartitionLog,
-  segment: LogSegment,
-  latest: ReadonlyMap<string, number>,
-  now: number,
-  settings: CleanerSettings,
-): Promise<{ recordsRemoved: number; bytesBefore: number; bytesAfter: number } | null> {
-  const directory = path.join(log.directory, CLEANING_DIRECTORY);
-  fs.rmSync(directory, { recursive: true, force: true });
-  fs.mkdirSync(directory);
-  const cleaned = LogSegment.create(directory, segment.baseOffset, log.indexIntervalBytes);
-  const appendedAt = segment.lastAppendAt;
-  const dropTombstones = appendedAt < now - settings.tombstoneRetentionMs;
-  let recordsRemoved = 0;
-  let gathered: GatheredBatch | null = null;
-  const writeGathered = (): void => {
-    if (gathered === null) return;
-    const { builder, baseOffset, lastOffset, maxTimestamp } = gathered;
-    const batch = compressBatch(builder.finish({ lastOffsetDelta: lastOffset - baseOffset, emptyTimestamp: Math.max(0, maxTimestamp) }), settings.compression);
-    stampBatch(batch, baseOffset);
-    cleaned.append(batch, readBatchInfo(batch), appendedAt);
-    gathered = null;
-  };
-  try {
-    const read = await eachChunk(log, segment, settings, (chunk) => {
-      for (let position = 0; position + BATCH_HEADER_BYTES <= chunk.length; ) {
-        const info = readBatchInfo(chunk, position);
-        const batch = chunk.subarray(position, position + info.size);
-        position += info.size;
-        const producer = readBatchProducer(batch);
-        if (isControlBatch(info.attributes) || producer.transactional || producer.producerId !== -1) {
-          // A transaction's batch or marker, or an idempotent producer's batch: their headers mean something, kept whole.
-          writeGathered();
-          cleaned.append(Buffer.from(batch), info, appendedAt);
-          continue;
-        }
-        const into: GatheredBatch = gathered ?? new GatheredBatch(info.baseOffset);
-        gathered = into;
+/** One run's decisions: which records go, and the rewrite of a segment without them. */
+class SegmentCleaning {
+  /** When the earliest tombstone kept in this run becomes removable. */
+  tombstonesDueAt = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly latest: ReadonlyMap<string, number>,
+    private readonly now: number,
+    private readonly settings: CleanerSettings,
+  ) {}
+
+  /** Whether a record goes: superseded by a later one of its key, or a tombstone past its retention (a record without a key names nothing: kept). */
+  private superseded(record: StoredRecord, segment: LogSegment): boolean {
+    if (record.key === null) return false;
+    const latest = this.latest.get(record.key);
+    if (latest !== undefined && latest > record.offset) return true;
+    if (!record.tombstone) return false;
+    const dueAt = segment.lastAppendAt + this.settings.tombstoneRetentionMs;
+    if (dueAt <= this.now) return true;
+    if (dueAt < this.tombstonesDueAt) this.tombstonesDueAt = dueAt;
+    return false;
+  }
+
+  /** How many records of the segment would go (read only); null when the log was closed meanwhile. */
+  async countRemovable(log: PartitionLog, segment: LogSegment): Promise<number | null> {
+    let removable = 0;
+    const read = await eachChunk(log, segment, this.settings, (chunk) =>
+      eachBatch(chunk, (batch, info) => {
+        if (isControlBatch(info.attributes)) return;
         forEachRecord(batch, info.baseOffset, (record) => {
-          // A record without a key names nothing to replace it: kept as it is.
-          const superseded = record.key !== null && (latest.get(record.key) !== record.offset || (record.tombstone && dropTombstones));
-          if (superseded) {
-            recordsRemoved++;
+          if (this.superseded(record, segment)) removable++;
+        });
+      }),
+    );
+    return read ? removable : null;
+  }
+
+  /**
+   * Writes the segment's cleaned copy beside it and puts it in its place; null when the log was
+   * closed (or the segment went) meanwhile.
+   */
+  async rewrite(log: PartitionLog, segment: LogSegment): Promise<{ recordsRemoved: number; bytesBefore: number; bytesAfter: number } | null> {
+    const directory = path.join(log.directory, CLEANING_DIRECTORY);
+    fs.rmSync(directory, { recursive: true, force: true });
+    fs.mkdirSync(directory);
+    const cleaned = LogSegment.create(directory, segment.baseOffset, log.indexIntervalBytes);
+    const appendedAt = segment.lastAppendAt;
+    const codec = this.settings.compression;
+    let recordsRemoved = 0;
+    let gathered: GatheredBatch | null = null;
+    const writeGathered = (): void => {
+      if (gathered === null) return;
+      const batch = gathered.finish(codec);
+      cleaned.append(batch, readBatchInfo(batch), appendedAt);
+      gathered = null;
+    };
+    const keep = (into: GatheredBatch, batch: Buffer, info: BatchInfo): void => {
+      forEachRecord(batch, info.baseOffset, (record) => {
+        if (this.superseded(record, segment)) recordsRemoved++;
+        else into.add(record);
+      });
+      into.lastOffset = info.nextOffset - 1;
+      if (info.maxTimestamp > into.maxTimestamp) into.maxTimestamp = info.maxTimestamp;
+    };
+    try {
+      const read = await eachChunk(log, segment, this.settings, (chunk) =>
+        eachBatch(chunk, (batch, info) => {
+          if (isControlBatch(info.attributes)) {
+            // A transaction marker: no records to clean, and it means something as it is.
+            writeGathered();
+            cleaned.append(Buffer.from(batch), info, appendedAt);
             return;
           }
-          into.builder.append(
-            record.timestamp,
-            record.key,
-            record.messageId,
-            record.headers.length === 0 ? null : record.headers,
-            record.tombstone ? null : record.value,
-            record.offset - into.baseOffset,
-          );
-        });
-        into.lastOffset = info.nextOffset - 1;
-        if (info.maxTimestamp > into.maxTimestamp) into.maxTimestamp = info.maxTimestamp;
-        if (into.builder.byteLength >= GATHERED_BATCH_BYTES) writeGathered();
+          const producer = readBatchProducer(batch);
+          if (producer.transactional || producer.producerId !== -1) {
+            // A transaction's or an idempotent producer's batch: cleaned on its own, its header kept (transactions find their batches by it).
+            writeGathered();
+            const own = new GatheredBatch(info.baseOffset);
+            keep(own, batch, info);
+            const rewritten = own.finish(codec, producer);
+            cleaned.append(rewritten, readBatchInfo(rewritten), appendedAt);
+            return;
+          }
+          const into: GatheredBatch = gathered ?? new GatheredBatch(info.baseOffset);
+          gathered = into;
+          keep(into, batch, info);
+          if (into.builder.byteLength >= GATHERED_BATCH_BYTES) writeGathered();
+        }),
+      );
+      writeGathered();
+      if (!read) return null;
+      // The copy covers the offsets the segment did, or it is not put in its place.
+      if (cleaned.nextOffset !== segment.nextOffset) {
+        throw new Error(`the cleaned copy of segment ${segment.baseOffset} of ${log.directory} ends at ${cleaned.nextOffset}, not ${segment.nextOffset}`);
       }
-    });
-    writeGathered();
-    if (!read || recordsRemoved === 0) {
+      await cleaned.flush();
+      const bytesAfter = cleaned.size;
+      cleaned.close();
+      // The copy keeps the segment's age: time-based rules (tombstones, the compaction lag) read it from the file.
+      const seconds = appendedAt / 1000;
+      fs.utimesSync(path.join(directory, `${cleaned.fileBase}.log`), seconds, seconds);
+      syncDirectoryNow(directory);
+      const bytesBefore = segment.size;
+      if (!log.replaceSegment(segment, directory)) return null;
+      return { recordsRemoved, bytesBefore, bytesAfter };
+    } finally {
+      // Closed whatever happened (an error leaves no descriptor holding the removed file's space).
       cleaned.close();
       fs.rmSync(directory, { recursive: true, force: true });
-      return read ? { recordsRemoved: 0, bytesBefore: 0, bytesAfter: 0 } : null;
     }
-    await cleaned.flush();
-    const bytesAfter = cleaned.size;
-    cleaned.close();
-    // The copy keeps the segment's age: time-based rules (tombstones, retention) read it from the file.
-    const seconds = appendedAt / 1000;
-    fs.utimesSync(path.join(directory, `${cleaned.fileBase}.log`), seconds, seconds);
-    syncDirectoryNow(directory);
-    const bytesBefore = segment.size;
-    if (!log.replaceSegment(segment, directory)) return null;
-    return { recordsRemoved, bytesBefore, bytesAfter };
-  } finally {
-    fs.rmSync(directory, { recursive: true, force: true });
   }
 }

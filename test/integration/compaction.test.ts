@@ -37,7 +37,8 @@ describe('log compaction', () => {
   it('keeps the latest record of each key, tombstones included, across restarts; a tombstone must have a key and no body', async () => {
     const first = await servers.start(COMPACTING);
     const base = httpBase(first.httpPort);
-    const created = await call(base, 'POST', '/v1/topics', { name: 'accounts', partitions: 1, config: { cleanupPolicy: 'compact' } });
+    // No deduplication window: segments younger than it are not compacted (it is read back from the log).
+    const created = await call(base, 'POST', '/v1/topics', { name: 'accounts', partitions: 1, config: { cleanupPolicy: 'compact', deduplicationWindowMs: 0 } });
     expect(created.body.config.cleanupPolicy).toBe('compact');
     const producer = await RawStompClient.session(first.stompPort);
     for (let i = 0; i < 400; i++)
@@ -49,6 +50,16 @@ describe('log compaction', () => {
     const error = await producer.next('ERROR');
     expect(error.headers).toMatchObject({ code: 'invalid-message', 'receipt-id': 'bad' });
     expect(await storedMessages(first, 'accounts')).toBe(401);
+    // Nor is a tombstone header that says neither true nor false, nor one without a key (and no topic is made for it).
+    for (const [headers, name] of [
+      [{ key: 'account-4', tombstone: 'yes' }, 'tombstones-a'],
+      [{ tombstone: 'true' }, 'tombstones-b'],
+    ] as const) {
+      const other = await RawStompClient.session(first.stompPort);
+      other.send('SEND', { destination: `/producer/publish/${name}`, ...headers, receipt: 'r' });
+      expect((await other.next('ERROR')).headers.code).toBe('invalid-message');
+      expect(first.broker.topics.get(name)).toBeUndefined();
+    }
     const before = await sizeOf(first, 'accounts');
     // A clean stop makes every closed segment durable below the recovery point: the cleaner's to clean.
     await first.close();

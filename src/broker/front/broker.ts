@@ -233,13 +233,13 @@ export class Broker implements PartitionPlacement {
   }
 
   reconfigure(topic: Topic): void {
-    const { compression, retentionMs, retentionBytes, cleanupPolicy } = topic.settings;
+    const { compression, retentionMs, retentionBytes, cleanupPolicy, deduplicationWindowMs: minCompactionLagMs } = topic.settings;
     const byWorker = new Map<number, PartitionSettings[]>();
     topic.partitionIds.forEach((id) => {
       const slot = this.slots[id];
       if (slot === undefined) return;
       const list = byWorker.get(slot.worker) ?? [];
-      list.push({ id, compression, retentionMs, retentionBytes, cleanupPolicy });
+      list.push({ id, compression, retentionMs, retentionBytes, cleanupPolicy, minCompactionLagMs });
       byWorker.set(slot.worker, list);
     });
     for (const [worker, settings] of byWorker) this.supervisor.configure(worker, settings);

@@ -343,7 +343,8 @@ export class TopicRegistry {
   private openPartitions(topic: RegisteredTopic, count: number): void {
     const topicHash = murmurhash3.x86.hash32(topic.name) >>> 0;
     const byWorker = new Map<number, PartitionAssignment[]>();
-    const { compression, retentionMs, retentionBytes, cleanupPolicy } = topic.settings;
+    // The deduplication window is read back from the log after a restart: no compaction inside it.
+    const { compression, retentionMs, retentionBytes, cleanupPolicy, deduplicationWindowMs: minCompactionLagMs } = topic.settings;
     // The committed offsets' log rolls sooner than others: the cleaner compacts closed segments only, and a start reads the open one whole.
     const segmentBytes = topic.name === OFFSETS_TOPIC ? OFFSETS_SEGMENT_BYTES : undefined;
     for (let partition = topic.partitions; partition < count; partition++) {
@@ -360,6 +361,7 @@ export class TopicRegistry {
         retentionMs,
         retentionBytes,
         cleanupPolicy,
+        minCompactionLagMs,
         ...(segmentBytes === undefined ? {} : { segmentBytes }),
       });
       byWorker.set(worker, list);

@@ -4,6 +4,9 @@ import type { Logger } from '../../logging/index.js';
 import { LogCleaner } from '../../storage/index.js';
 import type { OwnedPartitions } from './owned-partitions.js';
 
+/** Thrown into a cleaning run when the worker closes: the run ends at once, its rewrite left unused. */
+class CompactionStopped extends Error {}
+
 /**
  * The broker worker's log cleaner, for the partitions of compacted topics: every
  * `storage.compaction.intervalMs`, one partition after the other, in the background. Between
@@ -51,19 +54,23 @@ export class Compaction {
       try {
         const report = await this.cleaner.clean(owned.log, Date.now(), {
           tombstoneRetentionMs: this.settings.tombstoneRetentionMs,
+          minCompactionLagMs: owned.assignment.minCompactionLagMs ?? 0,
+          maxKeys: this.settings.maxKeysPerRun,
           compression,
           pace: (bytes) => this.pace(bytes),
         });
         if (report !== null && report.segments > 0) this.logger.info({ topic, partition, ...report }, 'log compacted');
       } catch (error) {
-        // A log closed or changed under it (a topic deleted, a worker closing): tried again at the next run.
+        if (error instanceof CompactionStopped) return;
+        // A log closed or changed under it (a topic deleted), a full disk: tried again at the next run.
         this.logger.warn({ err: error, topic, partition }, 'log compaction failed');
       }
     }
   }
 
-  /** Yields the thread after each chunk, and sleeps out the rest of the second once its bytes are spent. */
+  /** Yields the thread after each chunk, and sleeps out the rest of the second once its bytes are spent; stops a run when the worker closes. */
   private async pace(bytes: number): Promise<void> {
+    if (this.stopped) throw new CompactionStopped();
     this.allowance -= bytes;
     if (this.allowance <= 0) {
       const elapsed = performance.now() - this.windowStart;

@@ -103,12 +103,9 @@ export function preparePublish(
 
   const refusal = authorize?.(topicText) ?? null;
   if (refusal !== null) throw new PublishError(refusal.code, `${refusal.message}`, messageId);
+  // A tombstone deletes its key from a compacted topic: a key, and no body (stored as a null value). Checked before the topic is made.
+  const tombstone = isTombstone(headers, key, body, messageId);
   const topic = resolveTopic(topics, topicText, messageId, quota);
-  // A tombstone deletes its key from a compacted topic: a key, and no body (stored as a null value).
-  const tombstone = headers.tombstone === 'true';
-  if (tombstone && (key === null || body.length > 0)) {
-    throw new PublishError('invalid-message', 'a tombstone (tombstone:true) needs a key header and an empty body', messageId);
-  }
   const { maxMessageBytes, ttlMs } = topic.settings;
   if (body.length > maxMessageBytes) {
     throw new PublishError(
@@ -148,6 +145,15 @@ export function preparePublish(
     (stored ??= []).push([DELIVER_AT_HEADER, String(deliverAt)]);
   }
   return { topic, partition, key, messageId, messageIdGiven, timestamp, headers: stored, value: tombstone ? null : body };
+}
+
+function isTombstone(headers: FrameHeaders, key: string | null, body: Buffer, messageId: string): boolean {
+  const value = headers.tombstone;
+  if (value === undefined || value === 'false') return false;
+  if (value !== 'true') throw new PublishError('invalid-message', `tombstone header "${value.slice(0, 100)}" is neither true nor false`, messageId);
+  if (key === null || body.length > 0)
+    throw new PublishError('invalid-message', 'a tombstone (tombstone:true) needs a key header and an empty body', messageId);
+  return true;
 }
 
 function looksLikeJson(headers: FrameHeaders, body: Buffer): boolean {

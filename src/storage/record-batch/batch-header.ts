@@ -78,6 +78,11 @@ export function readBatchProducer(buffer: Buffer, position = 0): BatchProducer {
   };
 }
 
+/** Marks a batch built by RecordBatchBuilder as a transaction's (before it is stored: the log seals it). */
+export function setTransactional(batch: Buffer): void {
+  batch.writeInt16BE(batch.readInt16BE(OFFSET_OF_ATTRIBUTES) | TRANSACTIONAL_FLAG, OFFSET_OF_ATTRIBUTES);
+}
+
 /**
  * Names the producer of a batch built by RecordBatchBuilder (which leaves them -1): a transaction
  * applied by the broker marks its batches so, to find them again after a crash. Before it is

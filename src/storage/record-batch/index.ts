@@ -8,6 +8,7 @@ export {
   readBatchProducer,
   setBaseOffset,
   setBatchProducer,
+  setTransactional,
   stampBatch,
   type BatchInfo,
   type BatchProducer,

@@ -7,7 +7,9 @@ import {
   LogCleaner,
   PartitionLog,
   RecordBatchBuilder,
+  readBatchProducer,
   setBatchProducer,
+  setTransactional,
   type CleanerSettings,
   type CompressionCodec,
   type LogConfig,
@@ -24,8 +26,8 @@ const config: LogConfig = {
 };
 const DAY = 24 * 3600 * 1000;
 
-function settings(compression: CompressionCodec = 'none', tombstoneRetentionMs = DAY): CleanerSettings {
-  return { tombstoneRetentionMs, compression, pace: async () => undefined };
+function settings(compression: CompressionCodec = 'none', tombstoneRetentionMs = DAY, more: Partial<CleanerSettings> = {}): CleanerSettings {
+  return { tombstoneRetentionMs, minCompactionLagMs: 0, maxKeys: 1_000_000, compression, pace: async () => undefined, ...more };
 }
 
 interface Written {
@@ -35,11 +37,17 @@ interface Written {
 }
 
 /** One record per batch, as a producer publishing one message at a time makes them. */
-function appendRecord(log: PartitionLog, key: string | null, value: string | null, options: { producerId?: number; codec?: CompressionCodec } = {}): Written {
+function appendRecord(
+  log: PartitionLog,
+  key: string | null,
+  value: string | null,
+  options: { producerId?: number; transactional?: boolean; codec?: CompressionCodec } = {},
+): Written {
   const builder = new RecordBatchBuilder(256);
   builder.append(1_000 + log.logEndOffset, key, `id-${log.logEndOffset}`, [['h', 'v']], value === null ? null : Buffer.from(value));
   let batch = builder.finish();
   if (options.producerId !== undefined) setBatchProducer(batch, options.producerId, 0, 0);
+  if (options.transactional === true) setTransactional(batch);
   if (options.codec !== undefined) batch = compressBatch(batch, options.codec);
   const info = log.append(batch);
   return { offset: info.baseOffset, key, value };
@@ -145,19 +153,44 @@ describe('the log cleaner (compaction)', () => {
     log.close();
   });
 
-  it('copies idempotent producers’ batches whole, and writes compressed batches with the topic’s codec', async () => {
+  it('cleans a transaction’s batches on their own, keeping their producer, so that a key deleted after a transaction wrote it stays deleted', async () => {
     const { log } = PartitionLog.open(path.join(tempDir(), 'p'), config);
-    const producerBatch = appendRecord(log, 'key-0', 'from a producer', { producerId: 7 });
-    const written: Written[] = [producerBatch];
+    const inTransaction = appendRecord(log, 'account', 'written by a transaction', { producerId: 7, transactional: true });
+    const written: Written[] = [inTransaction];
     for (let i = 0; i < 80; i++) written.push(appendRecord(log, `key-${i % 3}`, `v${i}`.padEnd(60, '!'), { codec: 'lz4' }));
+    written.push(appendRecord(log, 'account', null));
+    for (let i = 0; i < 40; i++) written.push(appendRecord(log, 'filler', `f${i}`.padEnd(60, '?')));
     await log.checkpoint();
     await new LogCleaner().clean(log, Date.now(), settings('lz4'));
     const records = readAll(log);
-    // Superseded, but its batch names a producer: kept as it was.
-    expect(records[0]).toMatchObject({ offset: producerBatch.offset, value: 'from a producer' });
-    expect(records.length).toBeLessThan(written.length);
-    const latest = new Map(written.slice(1).map((record) => [record.key, record.value]));
+    // The transaction's value is superseded by the tombstone; its batch stays (empty), its producer named.
+    expect(records.some((record) => record.offset === inTransaction.offset)).toBe(false);
+    const header = log.read(inTransaction.offset, 1 << 16);
+    expect(readBatchProducer(header)).toMatchObject({ producerId: 7, transactional: true });
+    expect(records.find((record) => record.key === 'account')).toMatchObject({ tombstone: true });
+    const latest = new Map(written.slice(1, 81).map((record) => [record.key, record.value]));
     for (const [key, value] of latest) expect(records.filter((record) => record.key === key).at(-1)?.value).toBe(value);
+    // Once the tombstone is past its retention, the key is gone for good: nothing older comes back.
+    await new LogCleaner().clean(log, Date.now() + 2 * DAY, settings('lz4', DAY));
+    expect(readAll(log).filter((record) => record.key === 'account')).toEqual([]);
+    log.close();
+  });
+
+  it('leaves segments younger than the compaction lag alone, and maps at most maxKeys keys a run, cleaning the rest in the next', async () => {
+    const { log, written } = await filledLog(path.join(tempDir(), 'p'), 200);
+    const cleaner = new LogCleaner();
+    expect(await cleaner.clean(log, Date.now(), settings('none', DAY, { minCompactionLagMs: 60_000 }))).toBeNull();
+    expect(readAll(log)).toHaveLength(200);
+    // Five keys fill a map of one key... at the first segment: the first run cleans that far only.
+    const first = await cleaner.clean(log, Date.now(), settings('none', DAY, { maxKeys: 1 }));
+    const afterFirst = readAll(log).length;
+    expect(afterFirst).toBeLessThan(200);
+    const second = await cleaner.clean(log, Date.now(), settings('none', DAY, { maxKeys: 1_000 }));
+    expect(first!.recordsRemoved + second!.recordsRemoved).toBeGreaterThan(100);
+    const cleanedEnd = log.cleanableSegments().at(-1)!.nextOffset;
+    expect(readAll(log).map(({ offset, key, value }) => ({ offset, key, value }))).toEqual(expectedAfter(written, cleanedEnd, false));
+    // Nothing new since: not due.
+    expect(await cleaner.clean(log, Date.now(), settings())).toBeNull();
     log.close();
   });
 
