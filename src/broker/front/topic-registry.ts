@@ -9,7 +9,7 @@ import type { CreationQuota } from './creation-quota.js';
 import { effectiveSettings, OFFSETS_TOPIC, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
 
 /** Segment size of the committed offsets' log. */
-const OFFSETS_SEGMENT_BYTES = 4 * 1024 * 1024;
+const OFFSETS_SEGMENT_BYTES = 1024 * 1024;
 
 export interface Topic {
   readonly name: string;
