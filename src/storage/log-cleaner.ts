@@ -37,6 +37,8 @@ export interface CleanerSettings {
 
 export interface CleanReport {
   segments: number;
+  /** Segments merged into others (small ones, consecutive, up to the log's segment size). */
+  segmentsMerged: number;
   bytesBefore: number;
   bytesAfter: number;
   recordsRemoved: number;
@@ -101,7 +103,7 @@ export class LogCleaner {
       if (latest.size >= settings.maxKeys) break;
     }
     const cleaning = new SegmentCleaning(latest, now, settings);
-    const report: CleanReport = { segments: 0, bytesBefore: 0, bytesAfter: 0, recordsRemoved: 0 };
+    const report: CleanReport = { segments: 0, segmentsMerged: 0, bytesBefore: 0, bytesAfter: 0, recordsRemoved: 0 };
     for (const segment of segments) {
       if (segment.baseOffset >= mappedThrough) break;
       const removable = await cleaning.countRemovable(log, segment);
@@ -115,8 +117,67 @@ export class LogCleaner {
       report.recordsRemoved += rewritten.recordsRemoved;
     }
     this.state.set(log, { cleanThrough: mappedThrough, tombstonesDueAt: cleaning.tombstonesDueAt });
+    const merged = await mergeSmallSegments(log, now, settings);
+    if (merged === null) return null;
+    report.segmentsMerged = merged;
     return report;
   }
+}
+
+/**
+ * Merges runs of consecutive small segments (cleaned ones shrink) into one, up to the log's
+ * segment size, as Kafka's cleaner groups segments: a compacted log does not pile up files.
+ * Returns how many segments went; null when the log was closed meanwhile.
+ */
+async function mergeSmallSegments(log: PartitionLog, now: number, settings: CleanerSettings): Promise<number | null> {
+  const cleanable = log.cleanableSegments().filter((segment) => segment.lastAppendAt <= now - settings.minCompactionLagMs);
+  const groups: LogSegment[][] = [];
+  let group: LogSegment[] = [];
+  let bytes = 0;
+  for (const segment of cleanable) {
+    if (group.length > 0 && (bytes + segment.size > log.segmentBytes || group[group.length - 1]!.nextOffset !== segment.baseOffset)) {
+      if (group.length > 1) groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(segment);
+    bytes += segment.size;
+  }
+  if (group.length > 1) groups.push(group);
+  let merged = 0;
+  for (const run of groups) {
+    const directory = path.join(log.directory, CLEANING_DIRECTORY);
+    fs.rmSync(directory, { recursive: true, force: true });
+    fs.mkdirSync(directory);
+    const first = run[0]!;
+    const last = run[run.length - 1]!;
+    const combined = LogSegment.create(directory, first.baseOffset, log.indexIntervalBytes);
+    try {
+      for (const segment of run) {
+        // The batches as they are: consecutive segments hold consecutive offsets.
+        const read = await eachChunk(log, segment, settings, (chunk) =>
+          eachBatch(chunk, (batch, info) => combined.append(Buffer.from(batch), info, last.lastAppendAt)),
+        );
+        if (!read) return null;
+      }
+      if (combined.nextOffset !== last.nextOffset) {
+        throw new Error(
+          `the merge of segments ${first.baseOffset} to ${last.baseOffset} of ${log.directory} ends at ${combined.nextOffset}, not ${last.nextOffset}`,
+        );
+      }
+      await combined.flush();
+      combined.close();
+      const seconds = last.lastAppendAt / 1000;
+      fs.utimesSync(path.join(directory, `${combined.fileBase}.log`), seconds, seconds);
+      syncDirectoryNow(directory);
+      if (!log.replaceSegments(run, directory)) return null;
+      merged += run.length - 1;
+    } finally {
+      combined.close();
+      fs.rmSync(directory, { recursive: true, force: true });
+    }
+  }
+  return merged;
 }
 
 /** Calls `visit` with the segment's batches, a chunk at a time; false when the log was closed meanwhile. */

@@ -90,6 +90,7 @@ export class PartitionLog {
     }
     // A rewrite the log cleaner had not put in place when the broker stopped: the segment it was for is intact.
     fs.rmSync(path.join(directory, CLEANING_DIRECTORY), { recursive: true, force: true });
+    completeSwaps(directory);
     const markerPath = path.join(directory, CLEAN_SHUTDOWN_MARKER);
     const cleanShutdown = fs.existsSync(markerPath);
     fs.rmSync(markerPath, { force: true });
@@ -470,6 +471,42 @@ export class PartitionLog {
     return true;
   }
 
+  /**
+   * Puts one segment (its files, durable, in `merged`) in the place of the consecutive segments
+   * `group`, whose batches it holds: the log cleaner's merge of small segments. The new log file
+   * first takes a `.swap` name beside them, naming the offsets it covers: from then on a start
+   * completes the swap (completeSwaps), so a crash never leaves two files for the same offsets.
+   * Returns false, changing nothing, when the group is no longer a run of the log's closed segments.
+   */
+  replaceSegments(group: readonly LogSegment[], merged: string): boolean {
+    const at = this.segments.indexOf(group[0]!);
+    if (at < 0 || this.closed || at + group.length >= this.segments.length) return false;
+    if (group.some((segment, i) => this.segments[at + i] !== segment)) return false;
+    const first = group[0]!;
+    const last = group[group.length - 1]!;
+    const name = segmentFileBase(first.baseOffset);
+    const swap = path.join(this.directory, swapFileName(first.baseOffset, last.nextOffset));
+    fs.renameSync(path.join(merged, `${name}.log`), swap);
+    syncDirectoryNow(this.directory);
+    for (const segment of group) {
+      segment.close();
+      for (const extension of ['.log', '.index', '.timeindex']) fs.rmSync(path.join(this.directory, segment.fileBase + extension), { force: true });
+    }
+    fs.renameSync(swap, path.join(this.directory, `${name}.log`));
+    for (const extension of ['.index', '.timeindex']) {
+      const from = path.join(merged, name + extension);
+      if (fs.existsSync(from)) fs.renameSync(from, path.join(this.directory, name + extension));
+    }
+    syncDirectoryNow(this.directory);
+    this.segments.splice(at, group.length, LogSegment.open(this.directory, first.baseOffset, this.config.indexIntervalBytes, null).segment);
+    return true;
+  }
+
+  /** A partition's own segment size (the log cleaner merges small segments up to it). */
+  get segmentBytes(): number {
+    return this.config.segmentBytes;
+  }
+
   /** Deletes closed segments past the retention limits (never in a compacted log); returns how many. */
   deleteExpiredSegments(now = Date.now()): number {
     if (this.cleanupPolicy === 'compact') return 0;
@@ -510,6 +547,29 @@ export class PartitionLog {
       else high = middle - 1;
     }
     return low;
+  }
+}
+
+/** `<base>.<end>.swap`: a merged segment about to replace the segments from `base` to `end` (exclusive). */
+function swapFileName(baseOffset: number, endOffset: number): string {
+  return `${segmentFileBase(baseOffset)}.${segmentFileBase(endOffset)}.swap`;
+}
+
+/**
+ * Finishes a merge of segments that a crash interrupted: the `.swap` file is complete and durable
+ * (it got its name only once it was), so the segments it covers go and it takes their place.
+ */
+function completeSwaps(directory: string): void {
+  for (const name of fs.readdirSync(directory)) {
+    const match = /^(\d{20})\.(\d{20})\.swap$/.exec(name);
+    if (match === null) continue;
+    const [base, end] = [Number(match[1]), Number(match[2])];
+    for (const other of fs.readdirSync(directory)) {
+      const segment = /^(\d{20})\.(log|index|timeindex)$/.exec(other);
+      if (segment !== null && Number(segment[1]) >= base && Number(segment[1]) < end) fs.rmSync(path.join(directory, other), { force: true });
+    }
+    fs.renameSync(path.join(directory, name), path.join(directory, `${segmentFileBase(base)}.log`));
+    syncDirectoryNow(directory);
   }
 }
 

@@ -116,7 +116,9 @@ describe('the log cleaner (compaction)', () => {
     // Headers and messageIDs come through the rewrite; the offsets and the log's end do not move.
     expect(readAll(log).every((record) => record.messageId === `id-${record.offset}`)).toBe(true);
     expect(log.logEndOffset).toBe(200);
-    expect(log.segmentCount).toBe(segmentsBefore);
+    // The cleaned segments, small now, were merged: fewer files for the same offsets.
+    expect(report!.segmentsMerged).toBeGreaterThan(0);
+    expect(log.segmentCount).toBe(segmentsBefore - report!.segmentsMerged);
     // Nothing new: a second run does nothing.
     expect(await new LogCleaner().clean(log, Date.now(), settings())).toMatchObject({ recordsRemoved: 0 });
     // A reader asking for an offset that was compacted away gets the next record kept.
@@ -192,6 +194,37 @@ describe('the log cleaner (compaction)', () => {
     // Nothing new since: not due.
     expect(await cleaner.clean(log, Date.now(), settings())).toBeNull();
     log.close();
+  });
+
+  it('finishes at open a merge that a crash interrupted: the .swap file takes the place of the segments it covers', async () => {
+    const directory = path.join(tempDir(), 'p');
+    const { log } = await filledLog(directory, 150);
+    log.close();
+    const before = path.join(tempDir(), 'before');
+    fs.cpSync(directory, before, { recursive: true });
+    const { log: cleaned } = PartitionLog.open(directory, config);
+    await cleaned.checkpoint();
+    const report = await new LogCleaner().clean(cleaned, Date.now(), settings());
+    expect(report!.segmentsMerged).toBeGreaterThan(0);
+    const after = readAll(cleaned);
+    cleaned.close();
+    // The crash: the merged segment renamed to its .swap name, the segments it replaces still there.
+    const logs = fs
+      .readdirSync(directory)
+      .filter((name) => /^\d{20}\.log$/.test(name))
+      .sort();
+    const merged = logs[0]!;
+    const end = logs[1]!.slice(0, 20);
+    fs.copyFileSync(path.join(directory, merged), path.join(before, `${merged.slice(0, 20)}.${end}.swap`));
+    fs.rmSync(path.join(before, '.clean-shutdown'), { force: true });
+    const { log: recovered, recovery } = PartitionLog.open(before, config);
+    expect(recovery).toMatchObject({ truncatedBytes: 0, droppedSegments: 0 });
+    expect(fs.readdirSync(before).some((name) => name.endsWith('.swap'))).toBe(false);
+    const reread = readAll(recovered);
+    const cut = Number(end);
+    expect(reread.filter((record) => record.offset < cut)).toEqual(after.filter((record) => record.offset < cut));
+    expect(recovered.logEndOffset).toBe(150);
+    recovered.close();
   });
 
   it('cleans nothing but closed segments below the recovery point, and a leftover rewrite is removed at open', async () => {
