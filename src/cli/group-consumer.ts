@@ -2,15 +2,14 @@ import type { IMessage } from '@stomp/stompjs';
 import { z } from 'zod';
 import { segment } from './admin-client.js';
 import type { BrokerSession } from './command-line.js';
-import { BrokerRefusedError, BrokerUnreachableError, EXIT } from './failures.js';
+import { EXIT } from './failures.js';
 import { resetTarget } from './offset-target.js';
-import { stompClient } from './stomp-client.js';
+import { ConnectionWatch, stompClient } from './stomp-client.js';
 import { partitionRanges, printMessage } from './tail.js';
 
 /** Without --follow: how often the group's committed offsets are read to see whether the end is reached. */
 const LAG_POLL_MS = 250;
 /** A --no-follow consume that lost the broker gives up after this long without it. */
-const GIVE_UP_AFTER_MS = 60_000;
 /** The broker's default credit window (stomp.prefetch); less when --count asks for fewer messages. */
 const MAX_PREFETCH = 1000;
 
@@ -54,9 +53,6 @@ export async function consumeGroup(options: GroupConsumeOptions): Promise<number
   /** Per partition, the offset after the last message printed: a redelivery of one printed already (its ACK lost with a connection) is not printed again. */
   const next = new Map<number, number>();
   let printed = 0;
-  let connections = 0;
-  let lostAt: number | null = null;
-  let giveUp: NodeJS.Timeout | undefined;
   let lagPoll: NodeJS.Timeout | undefined;
   let settled = false;
 
@@ -64,10 +60,16 @@ export async function consumeGroup(options: GroupConsumeOptions): Promise<number
     const end = (outcome: () => void): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(giveUp);
+      watch.stop();
       clearInterval(lagPoll);
       void client.deactivate().then(outcome);
     };
+    const watch = new ConnectionWatch(client, session, {
+      name: options.name,
+      follow: options.follow,
+      settled: () => settled,
+      fail: (error) => end(() => reject(error)),
+    });
     const reached = (partition: number, offset: number): void => {
       if (remaining === null || offset < (remaining.get(partition) ?? Number.POSITIVE_INFINITY)) return;
       remaining.delete(partition);
@@ -96,11 +98,7 @@ export async function consumeGroup(options: GroupConsumeOptions): Promise<number
       );
     };
     client.onConnect = () => {
-      connections++;
-      if (lostAt !== null) process.stderr.write(`${options.name}: reconnected to ${session.address.shown}; joining group ${group} again\n`);
-      lostAt = null;
-      clearTimeout(giveUp);
-      const receipt = `joined-${connections}`;
+      const receipt = `joined-${watch.connected(`joining group ${group} again`)}`;
       if (remaining !== null && lagPoll === undefined) {
         client.watchForReceipt(receipt, () => {
           pollLag();
@@ -109,23 +107,6 @@ export async function consumeGroup(options: GroupConsumeOptions): Promise<number
       }
       const prefetch = Math.min(options.count ?? MAX_PREFETCH, MAX_PREFETCH);
       client.subscribe(`/group/${group}/${topic}`, onMessage, { ack: 'client-individual', 'prefetch-count': String(prefetch), receipt });
-    };
-    client.onStompError = (frame) => {
-      if (connections > 0 && frame.headers.retriable === 'true') return;
-      end(() => reject(new BrokerRefusedError(frame.headers.code ?? 'error', frame.headers.message ?? 'error from the broker', null)));
-    };
-    client.onWebSocketClose = () => {
-      if (settled) return;
-      if (connections === 0) return end(() => reject(new BrokerUnreachableError(session.address.shown)));
-      if (lostAt !== null) return;
-      lostAt = Date.now();
-      process.stderr.write(`${options.name}: lost the connection to ${session.address.shown}; reconnecting\n`);
-      if (!options.follow) {
-        giveUp = setTimeout(
-          () => end(() => reject(new BrokerUnreachableError(session.address.shown, `gone for ${GIVE_UP_AFTER_MS / 1000} s`))),
-          GIVE_UP_AFTER_MS,
-        );
-      }
     };
     client.activate();
   });

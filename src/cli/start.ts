@@ -15,16 +15,8 @@ const SETTING_FLAGS: Record<string, string> = {
   'server.host': '--host',
 };
 
-/** `rill start`'s flags, as parsed (the numbers already checked to be whole numbers). */
-export interface StartOptions {
-  config?: string;
-  dataDir?: string;
-  httpPort?: number;
-  stompPort?: number;
-  host?: string;
-  workers?: number;
-  logLevel?: string;
-}
+/** `rill start`'s flags, as parsed (the numbers already checked to be whole numbers): the config file, and the settings that override it. */
+export type StartOptions = ConfigOverrides & { config?: string };
 
 /** `rill start`: runs the broker until a signal stops it (the promise never resolves), or resolves to the exit code of a failed start. */
 export async function runStart(options: StartOptions): Promise<number> {

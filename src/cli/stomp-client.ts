@@ -1,9 +1,12 @@
 import { Client } from '@stomp/stompjs';
 import { WebSocket } from 'ws';
 import type { BrokerSession } from './command-line.js';
+import { BrokerRefusedError, BrokerUnreachableError } from './failures.js';
 
 /** Between two attempts to reconnect after the broker went away (a restart takes a few seconds). */
 const RECONNECT_DELAY_MS = 500;
+/** A command that stops at the end of the log waits this long for the broker to come back, then gives up. */
+const GIVE_UP_AFTER_MS = 60_000;
 /** Heart-beats both ways, so that a broker that vanished without closing the socket is noticed. */
 const HEARTBEAT_MS = 10_000;
 
@@ -25,4 +28,54 @@ export function stompClient(session: BrokerSession, { reconnect }: { reconnect: 
 /** A STOMP topic destination: names are limited to A-Z a-z 0-9 . _ - by the broker, so they go in as they are. */
 export function topicDestination(topic: string): string {
   return `/topic/${topic}`;
+}
+
+/**
+ * How a reading command (a tail, a group member) lives with its reconnecting client: the first
+ * connection failing, or an ERROR other than the broker's own retriable "going away", fails the
+ * command; a lost connection is announced on stderr and, unless the command follows for ever,
+ * given GIVE_UP_AFTER_MS to come back. The command calls `connected` at each (re)connection.
+ */
+export class ConnectionWatch {
+  /** Connections made so far (the first is 1). */
+  connections = 0;
+  private lostAt: number | null = null;
+  private giveUp: NodeJS.Timeout | undefined;
+
+  constructor(
+    client: Client,
+    private readonly session: BrokerSession,
+    private readonly options: { name: string; follow: boolean; settled: () => boolean; fail: (error: Error) => void },
+  ) {
+    client.onStompError = (frame) => {
+      // A broker shutting down says so (retriable) before it closes: connect again once it is back.
+      if (this.connections > 0 && frame.headers.retriable === 'true') return;
+      options.fail(new BrokerRefusedError(frame.headers.code ?? 'error', frame.headers.message ?? 'error from the broker', null));
+    };
+    client.onWebSocketClose = () => this.lost();
+  }
+
+  /** A (re)connection: returns its number; after a loss, `resuming` says on stderr what happens now. */
+  connected(resuming: string): number {
+    if (this.lostAt !== null) process.stderr.write(`${this.options.name}: reconnected to ${this.session.address.shown}; ${resuming}\n`);
+    this.lostAt = null;
+    clearTimeout(this.giveUp);
+    return ++this.connections;
+  }
+
+  /** The command ends: no more giving up. */
+  stop(): void {
+    clearTimeout(this.giveUp);
+  }
+
+  private lost(): void {
+    const { settled, fail, follow, name } = this.options;
+    const shown = this.session.address.shown;
+    if (settled()) return;
+    if (this.connections === 0) return fail(new BrokerUnreachableError(shown));
+    if (this.lostAt !== null) return;
+    this.lostAt = Date.now();
+    process.stderr.write(`${name}: lost the connection to ${shown}; reconnecting\n`);
+    if (!follow) this.giveUp = setTimeout(() => fail(new BrokerUnreachableError(shown, `gone for ${GIVE_UP_AFTER_MS / 1000} s`)), GIVE_UP_AFTER_MS);
+  }
 }

@@ -3,12 +3,11 @@ import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { segment } from './admin-client.js';
 import type { BrokerSession } from './command-line.js';
-import { BrokerRefusedError, BrokerUnreachableError, CommandFailedError, EXIT } from './failures.js';
+import { BrokerRefusedError, CommandFailedError, EXIT } from './failures.js';
 import { resetTarget } from './offset-target.js';
-import { stompClient, topicDestination } from './stomp-client.js';
+import { ConnectionWatch, stompClient, topicDestination } from './stomp-client.js';
 
 /** A --no-follow tail that lost the broker gives up after this long without it (a following one never does). */
-const GIVE_UP_AFTER_MS = 60_000;
 
 const topicDescription = z.object({
   partitions: z.array(z.object({ partition: z.number().int(), logStartOffset: z.number().int(), logEndOffset: z.number().int() })),
@@ -93,18 +92,21 @@ export async function tailTopic(options: TailOptions): Promise<number> {
   /** Per partition, the offset after the last message printed. */
   const next = new Map<number, number>();
   let printed = 0;
-  let connections = 0;
-  let lostAt: number | null = null;
-  let giveUp: NodeJS.Timeout | undefined;
   let settled = false;
 
   return new Promise<number>((resolve, reject) => {
     const end = (outcome: () => void): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(giveUp);
+      watch.stop();
       void client.deactivate().then(outcome);
     };
+    const watch = new ConnectionWatch(client, session, {
+      name: options.name,
+      follow: options.follow,
+      settled: () => settled,
+      fail: (error) => end(() => reject(error)),
+    });
     const onMessage = (message: IMessage): void => {
       if (settled) return;
       const partition = Number(message.headers.partition);
@@ -125,7 +127,7 @@ export async function tailTopic(options: TailOptions): Promise<number> {
     /** After a reconnect: one subscription per partition, each from where it left off (a SUBSCRIBE's `from` applies to all the partitions it reads). */
     const resume = async (connection: number): Promise<void> => {
       const partitions = options.partition !== undefined ? [options.partition] : await currentPartitions(session, topic, ranges, next);
-      if (connection !== connections || !client.connected) return;
+      if (connection !== watch.connections || !client.connected) return;
       for (const partition of partitions) {
         if (remaining !== null && !remaining.has(partition)) continue;
         const resumeAt = next.get(partition);
@@ -133,32 +135,11 @@ export async function tailTopic(options: TailOptions): Promise<number> {
       }
     };
     client.onConnect = () => {
-      const connection = ++connections;
-      if (lostAt !== null) process.stderr.write(`${options.name}: reconnected to ${session.address.shown}; resuming after the last message printed\n`);
-      lostAt = null;
-      clearTimeout(giveUp);
+      const connection = watch.connected('resuming after the last message printed');
       if (connection === 1) {
         subscribe({ from, ...(options.partition === undefined ? {} : { partition: String(options.partition) }) });
       } else {
         resume(connection).catch(() => client.forceDisconnect());
-      }
-    };
-    client.onStompError = (frame) => {
-      // A broker shutting down says so (retriable) before it closes: connect again once it is back.
-      if (connections > 0 && frame.headers.retriable === 'true') return;
-      end(() => reject(new BrokerRefusedError(frame.headers.code ?? 'error', frame.headers.message ?? 'error from the broker', null)));
-    };
-    client.onWebSocketClose = () => {
-      if (settled) return;
-      if (connections === 0) return end(() => reject(new BrokerUnreachableError(session.address.shown)));
-      if (lostAt !== null) return;
-      lostAt = Date.now();
-      process.stderr.write(`${options.name}: lost the connection to ${session.address.shown}; reconnecting\n`);
-      if (!options.follow) {
-        giveUp = setTimeout(
-          () => end(() => reject(new BrokerUnreachableError(session.address.shown, `gone for ${GIVE_UP_AFTER_MS / 1000} s`))),
-          GIVE_UP_AFTER_MS,
-        );
       }
     };
     client.activate();
