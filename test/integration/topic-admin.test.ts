@@ -73,6 +73,31 @@ describe('topic administration', () => {
     expect((await call(againBase, 'PATCH', '/v1/topics/__consumer_offsets/config', { ttlMs: 5 })).status).toBe(403);
   });
 
+  it('applies a changed deduplication window and compression at once: resends are recognised or not, new batches are compressed', async () => {
+    const server = await servers.start();
+    const base = httpBase(server.httpPort);
+    await call(base, 'POST', '/v1/topics', { name: 'ids', partitions: 1, config: { deduplicationWindowMs: 0 } });
+    const producer = await RawStompClient.session(server.stompPort);
+    const send = async (id: string, receipt: string) => {
+      producer.send('SEND', { destination: '/producer/publish/ids', receipt }, canonical(id, 'k', 'x'.repeat(200)));
+      await producer.receipt(receipt);
+    };
+    await send('same', 'a');
+    await send('same', 'b');
+    // No window: the resend is a second message.
+    expect(await storedMessages(server, 'ids')).toBe(2);
+    await call(base, 'PATCH', '/v1/topics/ids/config', { deduplicationWindowMs: 60_000, compression: 'gzip' });
+    await send('same', 'c');
+    // The window, read back from the log, knows the messageID: a duplicate, not stored again.
+    expect(await storedMessages(server, 'ids')).toBe(2);
+    await send('fresh', 'd');
+    expect(await storedMessages(server, 'ids')).toBe(3);
+    // The batch stored after the change is gzip-compressed (bits 0-2 of its attributes: 1).
+    const topic = server.broker.topics.get('ids')!;
+    const read = await server.broker.read(topic, 0, 2, 1 << 16);
+    expect(read.batches!.readInt16BE(21) & 7).toBe(1);
+  });
+
   it('applies a retention set on one topic only to it: its old segments go, another topic’s stay', async () => {
     const server = await servers.start({ storage: { segmentBytes: 1024, retention: { checkIntervalMs: 100 } } });
     const base = httpBase(server.httpPort);
