@@ -54,29 +54,17 @@ export async function consumeGroup(options: GroupConsumeOptions): Promise<number
   const next = new Map<number, number>();
   let printed = 0;
   let lagPoll: NodeJS.Timeout | undefined;
-  let settled = false;
 
   return new Promise<number>((resolve, reject) => {
-    const end = (outcome: () => void): void => {
-      if (settled) return;
-      settled = true;
-      watch.stop();
-      clearInterval(lagPoll);
-      void client.deactivate().then(outcome);
-    };
-    const watch = new ConnectionWatch(client, session, {
-      name: options.name,
-      follow: options.follow,
-      settled: () => settled,
-      fail: (error) => end(() => reject(error)),
-    });
+    const watch = new ConnectionWatch(client, session, { name: options.name, follow: options.follow, reject, onEnd: () => clearInterval(lagPoll) });
+    const end = (outcome: () => void): void => watch.end(outcome);
     const reached = (partition: number, offset: number): void => {
       if (remaining === null || offset < (remaining.get(partition) ?? Number.POSITIVE_INFINITY)) return;
       remaining.delete(partition);
       if (remaining.size === 0) end(() => resolve(EXIT.ok));
     };
     const onMessage = (message: IMessage): void => {
-      if (settled) return;
+      if (watch.ended) return;
       const partition = Number(message.headers.partition);
       const offset = Number(message.headers.offset);
       if (offset >= (next.get(partition) ?? 0)) {

@@ -31,26 +31,29 @@ export function topicDestination(topic: string): string {
 }
 
 /**
- * How a reading command (a tail, a group member) lives with its reconnecting client: the first
- * connection failing, or an ERROR other than the broker's own retriable "going away", fails the
- * command; a lost connection is announced on stderr and, unless the command follows for ever,
- * given GIVE_UP_AFTER_MS to come back. The command calls `connected` at each (re)connection.
+ * How a reading command (a tail, a group member) lives with its reconnecting client, and ends:
+ * the first connection failing, or an ERROR other than the broker's own retriable "going away",
+ * fails the command (`reject`); a lost connection is announced on stderr and, unless the command
+ * follows for ever, given GIVE_UP_AFTER_MS to come back. The command calls `connected` at each
+ * (re)connection and `end` once it is done.
  */
 export class ConnectionWatch {
   /** Connections made so far (the first is 1). */
   connections = 0;
+  /** The command ended (it handles nothing more). */
+  ended = false;
   private lostAt: number | null = null;
   private giveUp: NodeJS.Timeout | undefined;
 
   constructor(
-    client: Client,
+    private readonly client: Client,
     private readonly session: BrokerSession,
-    private readonly options: { name: string; follow: boolean; settled: () => boolean; fail: (error: Error) => void },
+    private readonly options: { name: string; follow: boolean; reject: (error: Error) => void; onEnd?: () => void },
   ) {
     client.onStompError = (frame) => {
       // A broker shutting down says so (retriable) before it closes: connect again once it is back.
       if (this.connections > 0 && frame.headers.retriable === 'true') return;
-      options.fail(new BrokerRefusedError(frame.headers.code ?? 'error', frame.headers.message ?? 'error from the broker', null));
+      this.fail(new BrokerRefusedError(frame.headers.code ?? 'error', frame.headers.message ?? 'error from the broker', null));
     };
     client.onWebSocketClose = () => this.lost();
   }
@@ -63,19 +66,28 @@ export class ConnectionWatch {
     return ++this.connections;
   }
 
-  /** The command ends: no more giving up. */
-  stop(): void {
+  /** Ends the command once: timers stop, the client disconnects, then `outcome` runs. */
+  end(outcome: () => void): void {
+    if (this.ended) return;
+    this.ended = true;
     clearTimeout(this.giveUp);
+    this.options.onEnd?.();
+    void this.client.deactivate().then(outcome);
+  }
+
+  private fail(error: Error): void {
+    this.end(() => this.options.reject(error));
   }
 
   private lost(): void {
-    const { settled, fail, follow, name } = this.options;
     const shown = this.session.address.shown;
-    if (settled()) return;
-    if (this.connections === 0) return fail(new BrokerUnreachableError(shown));
+    if (this.ended) return;
+    if (this.connections === 0) return this.fail(new BrokerUnreachableError(shown));
     if (this.lostAt !== null) return;
     this.lostAt = Date.now();
-    process.stderr.write(`${name}: lost the connection to ${shown}; reconnecting\n`);
-    if (!follow) this.giveUp = setTimeout(() => fail(new BrokerUnreachableError(shown, `gone for ${GIVE_UP_AFTER_MS / 1000} s`)), GIVE_UP_AFTER_MS);
+    process.stderr.write(`${this.options.name}: lost the connection to ${shown}; reconnecting\n`);
+    if (!this.options.follow) {
+      this.giveUp = setTimeout(() => this.fail(new BrokerUnreachableError(shown, `gone for ${GIVE_UP_AFTER_MS / 1000} s`)), GIVE_UP_AFTER_MS);
+    }
   }
 }

@@ -92,23 +92,12 @@ export async function tailTopic(options: TailOptions): Promise<number> {
   /** Per partition, the offset after the last message printed. */
   const next = new Map<number, number>();
   let printed = 0;
-  let settled = false;
 
   return new Promise<number>((resolve, reject) => {
-    const end = (outcome: () => void): void => {
-      if (settled) return;
-      settled = true;
-      watch.stop();
-      void client.deactivate().then(outcome);
-    };
-    const watch = new ConnectionWatch(client, session, {
-      name: options.name,
-      follow: options.follow,
-      settled: () => settled,
-      fail: (error) => end(() => reject(error)),
-    });
+    const watch = new ConnectionWatch(client, session, { name: options.name, follow: options.follow, reject });
+    const end = (outcome: () => void): void => watch.end(outcome);
     const onMessage = (message: IMessage): void => {
-      if (settled) return;
+      if (watch.ended) return;
       const partition = Number(message.headers.partition);
       const offset = Number(message.headers.offset);
       if (offset < (next.get(partition) ?? 0)) return;
