@@ -1,25 +1,15 @@
-import path from 'node:path';
-import { resolveDataDir, type RillConfig } from '../../config/index.js';
+import type { RillConfig } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
-import {
-  assertCurrentDataFormat,
-  BATCH_HEADER_BYTES,
-  configureOpenFiles,
-  RecordBatchBuilder,
-  replayJournals,
-  TopicCatalog,
-  type RecordHeaders,
-} from '../../storage/index.js';
+import { BATCH_HEADER_BYTES, RecordBatchBuilder, type RecordHeaders } from '../../storage/index.js';
+import type { BrokerHealth, LogStore } from '../log-store.js';
 import type { AppendTicket } from './append-ticket.js';
 import { Deduplicator } from './deduplication/index.js';
-import { fitOpenFiles } from './descriptor-budget.js';
-import { JOURNALS_DIRECTORY, logConfigOf } from '../log-config.js';
+import { EmbeddedLogStore } from './embedded-store.js';
 import type { PartitionAssignment, PartitionOffsets, PartitionSettings, WorkerFailure } from '../protocol.js';
 import { TopicRegistry, type PartitionPlacement, type Topic } from './topic-registry.js';
 import { defaultTopicSettings } from './topic-settings.js';
 import { TopicTraffic } from './topic-traffic.js';
-import { WorkerSupervisor } from './worker-supervisor.js';
 
 export type { AppendTicket } from './append-ticket.js';
 
@@ -88,7 +78,6 @@ export class Broker implements PartitionPlacement {
   private readonly dirty: PartitionSlot[] = [];
   private flushScheduled = false;
   private inflight = 0;
-  private readonly supervisor: WorkerSupervisor;
   private readonly lowWaterListeners = new Set<() => void>();
   private readonly idleWaiters: Array<() => void> = [];
   private readonly bufferPool: ArrayBuffer[] = [];
@@ -103,15 +92,15 @@ export class Broker implements PartitionPlacement {
 
   private constructor(
     private readonly config: RillConfig,
+    /** Where the partitions' batches are kept (the embedded workers, or PostgreSQL). */
+    private readonly store: LogStore,
     logger: Logger,
   ) {
-    const catalog = new TopicCatalog(resolveDataDir(config));
-    this.supervisor = new WorkerSupervisor({ storage: config.storage, logLevel: config.log.level }, config.brokers, logger);
-    this.supervisor.on('worker-restarted', (index: number) => logger.info({ worker: index }, 'broker worker recovered its partitions'));
-    this.topics = new TopicRegistry(catalog, { ...config.topics, ...config.limits, defaults: defaultTopicSettings(config) }, this, logger);
-    this.supervisor.start();
+    this.store.onRestarted((index) => logger.info({ worker: index }, 'broker worker recovered its partitions'));
+    this.topics = new TopicRegistry(store.topicStore, { ...config.topics, ...config.limits, defaults: defaultTopicSettings(config) }, this, logger);
+    this.store.start();
     try {
-      this.topics.load(catalog.load());
+      this.topics.load(store.topicStore.load());
       for (const { name, partitions: perLane, priorityLanes: lanes = 1 } of config.topics.definitions) {
         const existing = this.topics.get(name);
         const partitions = perLane * lanes;
@@ -131,7 +120,7 @@ export class Broker implements PartitionPlacement {
       }
     } catch (error) {
       // A damaged topic.json, a definition past a limit: the workers already run and must stop too.
-      void this.supervisor.close();
+      void this.store.close();
       throw error;
     }
     this.deduplication = new Deduplicator(
@@ -148,28 +137,22 @@ export class Broker implements PartitionPlacement {
       },
       deleted: (topic) => this.deduplication.forget(topic),
     });
-    this.supervisor.on('worker-restarted', (index: number) => {
+    this.store.onRestarted((index) => {
       void this.deduplication.workerRestarted(this.topics.listPublic(), (topic, partition) => this.slot(topic, partition).worker === index);
     });
   }
 
   /**
-   * Replays the journals the broker workers cannot replay themselves (after a crash, whatever the
-   * segments lost goes back into them; see replayJournals), then starts the workers on the topics on disk.
+   * Starts the broker on a store (the embedded one unless another is given: recovered from the
+   * data directory first) with the topics it holds.
    */
-  static async start(config: RillConfig, logger: Logger): Promise<Broker> {
-    const dataDir = resolveDataDir(config);
-    // Before anything opens a log or replays a journal: the new code would cut old batches off as corrupt.
-    assertCurrentDataFormat(dataDir, config.storage.dataDir);
-    // Every thread's cache of open segment files (the workers', and this thread's for the journal
-    // replay), fitted to the process's open-file limit (descriptor-budget.ts).
-    const openFilesPerWorker = fitOpenFiles(config.storage.openFilesPerWorker, config.brokers.workers, logger);
-    configureOpenFiles(openFilesPerWorker);
-    const fitted: RillConfig = { ...config, storage: { ...config.storage, openFilesPerWorker } };
-    const replayStarted = performance.now();
-    await replayJournals(path.join(dataDir, JOURNALS_DIRECTORY), dataDir, logConfigOf(fitted.storage), logger, fitted.brokers.workers);
-    logger.debug({ ms: Math.round(performance.now() - replayStarted) }, 'journals replayed');
-    return new Broker(fitted, logger);
+  static async start(config: RillConfig, logger: Logger, store?: LogStore): Promise<Broker> {
+    return new Broker(config, store ?? (await EmbeddedLogStore.open(config, logger)), logger);
+  }
+
+  /** Which store keeps the partitions' batches. */
+  get storeKind(): LogStore['kind'] {
+    return this.store.kind;
   }
 
   /**
@@ -200,7 +183,7 @@ export class Broker implements PartitionPlacement {
 
   /** Broker worker restarts since the start. */
   get workerRestarts(): number {
-    return this.supervisor.restarts;
+    return this.store.restarts;
   }
 
   /** A topic by name (internal ones included); `topics` has the rest of the registry. */
@@ -209,7 +192,7 @@ export class Broker implements PartitionPlacement {
   }
 
   get workerCount(): number {
-    return this.supervisor.workerCount;
+    return this.store.workerCount;
   }
 
   place(topic: Topic, assignments: Map<number, PartitionAssignment[]>): void {
@@ -228,7 +211,7 @@ export class Broker implements PartitionPlacement {
           bytesIn: 0,
         };
       }
-      this.supervisor.open(worker, list);
+      this.store.open(worker, list);
     }
   }
 
@@ -242,13 +225,13 @@ export class Broker implements PartitionPlacement {
       list.push({ id, compression, retentionMs, retentionBytes, cleanupPolicy, minCompactionLagMs });
       byWorker.set(slot.worker, list);
     });
-    for (const [worker, settings] of byWorker) this.supervisor.configure(worker, settings);
+    for (const [worker, settings] of byWorker) this.store.configure(worker, settings);
   }
 
   checkRemovable(topic: Topic): void {
     for (const id of topic.partitionIds) {
       const slot = this.slots[id];
-      if (slot !== undefined && !this.supervisor.isUp(slot.worker)) {
+      if (slot !== undefined && !this.store.isUp(slot.worker)) {
         throw new RillError('unavailable', `broker worker ${slot.worker}, which holds partitions of topic "${topic.name}", is down: retry once it is back`);
       }
     }
@@ -269,8 +252,8 @@ export class Broker implements PartitionPlacement {
     if (this.flushScheduled) this.flush();
     for (const id of topic.partitionIds) delete this.slots[id];
     const drops = [...byWorker].map(async ([worker, partitionIds]) => {
-      this.supervisor.forget(worker, partitionIds);
-      const reply = await this.supervisor.call(worker, 'drop', { partitionIds });
+      this.store.forget(worker, partitionIds);
+      const reply = await this.store.call(worker, 'drop', { partitionIds });
       if (reply.failure !== undefined) throw new RillError('storage-error', reply.failure.message);
     });
     await Promise.all(drops);
@@ -349,7 +332,7 @@ export class Broker implements PartitionPlacement {
     const buffer = new ArrayBuffer(batch.length);
     const bytes = new Uint8Array(buffer);
     bytes.set(batch);
-    const reply = await this.supervisor.call(slot.worker, 'append', { partitionIds: [topic.partitionIds[partition]!], batches: [bytes] }, [buffer]);
+    const reply = await this.store.call(slot.worker, 'append', { partitionIds: [topic.partitionIds[partition]!], batches: [bytes] }, [buffer]);
     const failure = reply.failures[0];
     if (failure !== null && failure !== undefined) throw appendFailure(failure);
     const baseOffset = reply.baseOffsets[0]!;
@@ -399,7 +382,7 @@ export class Broker implements PartitionPlacement {
         position += batch.length;
         this.keepBuilderBuffer(batch.buffer as ArrayBuffer);
       }
-      this.supervisor.call(worker, 'append', { partitionIds, batches }, [pack]).then(
+      this.store.call(worker, 'append', { partitionIds, batches }, [pack]).then(
         (reply) => {
           if (reply.syncMs !== undefined) this.syncObserver?.(reply.syncMs);
           this.settle(entries, reply.baseOffsets, reply.failures, reply.buffers[0]);
@@ -499,7 +482,7 @@ export class Broker implements PartitionPlacement {
 
   async read(topic: Topic, partition: number, offset: number, maxBytes: number): Promise<ReadResult> {
     const partitionId = topic.partitionIds[partition]!;
-    const reply = await this.supervisor.call(this.slot(topic, partition).worker, 'read', { partitionId, offset, maxBytes });
+    const reply = await this.store.call(this.slot(topic, partition).worker, 'read', { partitionId, offset, maxBytes });
     const batches = reply.data === null ? null : Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
     return { batches, logStartOffset: reply.logStartOffset, logEndOffset: reply.logEndOffset, failure: reply.failure };
   }
@@ -507,7 +490,7 @@ export class Broker implements PartitionPlacement {
   /** `appendedSince`: also an offset at or before every record the broker appended since then (its clock). */
   async offsets(topic: Topic, partition: number, timestamp?: number, appendedSince?: number): Promise<PartitionOffsets> {
     const partitionId = topic.partitionIds[partition]!;
-    const reply = await this.supervisor.call(this.slot(topic, partition).worker, 'offsets', { partitionId, timestamp, appendedSince });
+    const reply = await this.store.call(this.slot(topic, partition).worker, 'offsets', { partitionId, timestamp, appendedSince });
     if (reply.failure !== undefined) throw new RillError(reply.failure.code === 'unknown-partition' ? 'unavailable' : 'storage-error', reply.failure.message);
     return {
       logStartOffset: reply.logStartOffset,
@@ -521,17 +504,17 @@ export class Broker implements PartitionPlacement {
 
   /** Requests in flight to a worker (for diagnostics and tests). */
   pendingRequests(worker: number): number {
-    return this.supervisor.pendingRequests(worker);
+    return this.store.pendingRequests(worker);
   }
 
   killWorker(index: number): Promise<void> {
-    return this.supervisor.killWorker(index);
+    return this.store.killWorker(index);
   }
 
   async close(): Promise<void> {
     this.deduplication.close();
     if (this.flushScheduled) this.flush();
-    await this.supervisor.close();
+    await this.store.close();
   }
 
   private slot(topic: Topic, partition: number): PartitionSlot {
@@ -542,8 +525,8 @@ export class Broker implements PartitionPlacement {
   }
 
   /** Whether every broker worker is up; otherwise which are not, and why (GET /health). */
-  health(): ReturnType<WorkerSupervisor['health']> {
-    return this.supervisor.health();
+  health(): BrokerHealth {
+    return this.store.health();
   }
 }
 

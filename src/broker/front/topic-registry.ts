@@ -3,7 +3,8 @@ import { topicName } from '../../config/index.js';
 import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
 import type { TopicSettings } from '../../config/index.js';
-import type { TopicCatalog, TopicDefinition } from '../../storage/index.js';
+import type { TopicDefinition } from '../../storage/index.js';
+import type { TopicStore } from '../log-store.js';
 import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
 import { effectiveSettings, OFFSETS_TOPIC, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
@@ -112,7 +113,7 @@ export class TopicRegistry {
   private readonly deleting = new Set<string>();
 
   constructor(
-    private readonly catalog: TopicCatalog,
+    private readonly catalog: TopicStore,
     private readonly policy: TopicPolicy,
     private readonly placement: PartitionPlacement,
     private readonly logger: Logger,
