@@ -2,7 +2,7 @@ import type { TopicDefinition } from '../storage/index.js';
 import type { BrokerHealth } from './front/worker-supervisor.js';
 import type { CallReply, CallRequest, PartitionAssignment, PartitionSettings, WorkerCall } from './protocol.js';
 
-export type { BrokerHealth, WorkerHealth } from './front/worker-supervisor.js';
+export type { BrokerHealth } from './front/worker-supervisor.js';
 
 /**
  * Where topics are defined: `topic.json` files in the data directory (embedded), or a table
@@ -18,6 +18,12 @@ export interface TopicStore {
   remove(name: string): Promise<void>;
   /** Where a partition's log lives, for the stores that keep one per directory. */
   partitionDirectory(topic: string, partition: number): string;
+}
+
+/** A topic as another node of a cluster left it: its definition, or null when it was deleted. */
+export interface TopicChange {
+  name: string;
+  definition: TopicDefinition | null;
 }
 
 /**
@@ -52,5 +58,9 @@ export interface LogStore {
   health(): BrokerHealth;
   /** Calls `listener` when a placement unit restarted and reopened its partitions. */
   onRestarted(listener: (worker: number) => void): void;
+  /** A store shared by several nodes: tells of partitions' new ends, whichever node appended. */
+  onAppended?(listener: (partitionId: number, end: number) => void): void;
+  /** A store shared by several nodes: tells of topics another node made, changed or deleted. */
+  onTopicChanged?(listener: (change: TopicChange) => void): void;
   close(): Promise<void>;
 }

@@ -10,13 +10,14 @@ const FAILED_START_EXIT_MS = 5_000;
 /** The flag for each setting a start-up error can name. */
 const SETTING_FLAGS: Record<string, string> = {
   'storage.dataDir': '--data-dir',
+  'storage.postgres.url': '--postgres-url',
   'server.httpPort': '--http-port',
   'server.stompPort': '--stomp-port',
   'server.host': '--host',
 };
 
 /** `rill start`'s flags, as parsed (the numbers already checked to be whole numbers): the config file, and the settings that override it. */
-export type StartOptions = ConfigOverrides & { config?: string };
+export type StartOptions = Omit<ConfigOverrides, 'storageBackend'> & { config?: string; storage?: ConfigOverrides['storageBackend'] };
 
 /** `rill start`: runs the broker until a signal stops it (the promise never resolves), or resolves to the exit code of a failed start. */
 export async function runStart(options: StartOptions): Promise<number> {
@@ -28,6 +29,9 @@ export async function runStart(options: StartOptions): Promise<number> {
     host: options.host,
     workers: options.workers,
     logLevel: options.logLevel,
+    storageBackend: options.storage,
+    postgresUrl: options.postgresUrl,
+    nodeId: options.nodeId,
   };
   let config;
   try {

@@ -21,16 +21,22 @@ export interface ConfigOverrides {
   host?: string;
   workers?: number;
   logLevel?: string;
+  storageBackend?: 'embedded' | 'postgres';
+  postgresUrl?: string;
+  nodeId?: string;
 }
 
 /** The command-line flag behind each override and the setting it replaces: a bad value is blamed on the flag, not the file. */
-const OVERRIDE_FLAGS: { [K in keyof Required<ConfigOverrides>]: { flag: string; section: string; key: string } } = {
-  dataDir: { flag: '--data-dir', section: 'storage', key: 'dataDir' },
-  httpPort: { flag: '--http-port', section: 'server', key: 'httpPort' },
-  stompPort: { flag: '--stomp-port', section: 'server', key: 'stompPort' },
-  host: { flag: '--host', section: 'server', key: 'host' },
-  workers: { flag: '--workers', section: 'brokers', key: 'workers' },
-  logLevel: { flag: '--log-level', section: 'log', key: 'level' },
+const OVERRIDE_FLAGS: { [K in keyof Required<ConfigOverrides>]: { flag: string; path: readonly string[] } } = {
+  dataDir: { flag: '--data-dir', path: ['storage', 'dataDir'] },
+  httpPort: { flag: '--http-port', path: ['server', 'httpPort'] },
+  stompPort: { flag: '--stomp-port', path: ['server', 'stompPort'] },
+  host: { flag: '--host', path: ['server', 'host'] },
+  workers: { flag: '--workers', path: ['brokers', 'workers'] },
+  logLevel: { flag: '--log-level', path: ['log', 'level'] },
+  storageBackend: { flag: '--storage', path: ['storage', 'backend'] },
+  postgresUrl: { flag: '--postgres-url', path: ['storage', 'postgres', 'url'] },
+  nodeId: { flag: '--node-id', path: ['storage', 'nodeId'] },
 };
 
 /** Checks a configuration object, filling in defaults; throws ConfigError naming every problem. */
@@ -106,10 +112,17 @@ function applyOverrides(raw: RillConfigInput, overrides: ConfigOverrides, flags:
   for (const [name, value] of Object.entries(overrides) as Array<[keyof ConfigOverrides, unknown]>) {
     const target = OVERRIDE_FLAGS[name];
     if (value === undefined || target === undefined) continue;
-    const section = (merged[target.section] ??= {});
-    if (typeof section !== 'object' || section === null || Array.isArray(section)) continue; // a bad section is the file's problem
-    (section as Record<string, unknown>)[target.key] = value;
-    flags.set(`${target.section}.${target.key}`, `${target.flag} ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
+    let section: unknown = merged;
+    for (const name of target.path.slice(0, -1)) {
+      const parent = section as Record<string, unknown>;
+      section = parent[name] ??= {};
+      if (typeof section !== 'object' || section === null || Array.isArray(section)) break; // a bad section is the file's problem
+    }
+    if (typeof section !== 'object' || section === null || Array.isArray(section)) continue;
+    (section as Record<string, unknown>)[target.path.at(-1)!] = value;
+    // postgres URLs carry passwords: the flag is named, its value left out
+    const shown = name === 'postgresUrl' ? '' : ` ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`;
+    flags.set(target.path.join('.'), `${target.flag}${shown}`);
   }
   return merged;
 }

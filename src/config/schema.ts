@@ -109,6 +109,25 @@ const stomp = z
 
 const storage = z
   .object({
+    /**
+     * Where partitions are kept: `embedded` (segment files in dataDir, owned by the broker workers)
+     * or `postgres` (a shared PostgreSQL database: cluster mode, nodes hold no state of their own).
+     */
+    backend: z.enum(['embedded', 'postgres']).default('embedded'),
+    postgres: z
+      .object({
+        /** A libpq URL; several hosts (`postgres://a,b/rill?target_session_attrs=read-write`) for fail-over. */
+        url: z.string().min(1).optional(),
+        /** Connections this node keeps to the database at most (appends, reads, the coordinator). */
+        maxConnections: z.number().int().min(2).max(1000).default(10),
+      })
+      .strict()
+      .prefault({}),
+    /** This node's name in a cluster (generated at each start when left out). */
+    nodeId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'a node id is 1-64 letters, digits, dots, dashes or underscores')
+      .optional(),
     dataDir: z.string().min(1).default('./data'),
     /**
      * Free space kept on the data directory's disk for what must still be written when the disk
@@ -196,7 +215,11 @@ const storage = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .refine((storage) => storage.backend !== 'postgres' || storage.postgres.url !== undefined, {
+    message: 'storage.backend postgres needs storage.postgres.url (or --postgres-url)',
+    path: ['postgres', 'url'],
+  });
 
 const compressionCodec = z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd']);
 const ttlMs = z

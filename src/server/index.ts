@@ -9,6 +9,7 @@ import { Gateway, httpRoutes } from '../gateway/index.js';
 import { BrokerMetrics } from '../metrics/index.js';
 import { OriginPolicy, Security, SecuritySettingError } from '../security/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
+import { NewerSchemaError, PostgresLogStore } from '../postgres/index.js';
 import { Listeners } from './listeners.js';
 import { StartupError } from './startup-error.js';
 
@@ -266,12 +267,28 @@ function announceAccess(config: RillConfig, security: Security, logger: Logger):
 /** Starts the broker; a data directory in the old record format is the operator's to convert, with the command named. */
 async function startBroker(config: RillConfig, logger: Logger): Promise<Broker> {
   try {
+    if (config.storage.backend === 'postgres') return await Broker.start(config, logger, await openPostgresStore(config, logger));
     return await Broker.start(config, logger);
   } catch (error) {
     if (error instanceof LegacyDataFormatError) {
       throw new StartupError(error.problem, 'storage.dataDir', `convert it with \`${error.command}\``, 'to use another directory');
     }
     throw error;
+  }
+}
+
+/** Cluster mode's store; a database it cannot reach or use is a start-up error that names the setting. */
+async function openPostgresStore(config: RillConfig, logger: Logger): Promise<PostgresLogStore> {
+  try {
+    return await PostgresLogStore.open(config, logger);
+  } catch (error) {
+    if (error instanceof NewerSchemaError) throw new StartupError(error.message, 'storage.postgres.url', 'upgrade this node', 'to use another database');
+    const reason = (error as Error).message;
+    throw new StartupError(
+      `cannot use the PostgreSQL database of storage.postgres.url: ${reason}`,
+      'storage.postgres.url',
+      'check that the database runs and the URL, user and password are right',
+    );
   }
 }
 

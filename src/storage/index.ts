@@ -16,6 +16,7 @@ export {
   CorruptRecordsError,
   compressBatch,
   setBaseOffset,
+  stampBatch,
   setBatchProducer,
   setTransactional,
   BATCH_HEADER_BYTES,

@@ -1,4 +1,5 @@
 import { afterEach } from 'vitest';
+import { databaseFor, TESTING_POSTGRES } from './postgres.js';
 import { parseConfig, type RillConfig, type RillConfigInput } from '../../src/config/index.js';
 import { createLogger } from '../../src/logging/index.js';
 import { startServer, type RillServer } from '../../src/server/index.js';
@@ -26,10 +27,13 @@ export function useServers(): {
   return {
     tempDir,
     start: async (overrides = {}, dataDir = tempDir()) => {
+      // A cluster-mode run (RILL_TEST_STORAGE=postgres): the same tests, the partitions in PostgreSQL.
+      const backend =
+        TESTING_POSTGRES && overrides.storage?.backend === undefined ? { backend: 'postgres' as const, postgres: { url: await databaseFor(dataDir) } } : {};
       const config = parseConfig({
         ...overrides,
         server: { host: '127.0.0.1', httpPort: 0, stompPort: 0, ...overrides.server },
-        storage: { dataDir, ...overrides.storage },
+        storage: { dataDir, ...backend, ...overrides.storage },
         brokers: { workers: 2, ...overrides.brokers },
         log: { level: (process.env.RILL_TEST_LOG_LEVEL ?? 'silent') as 'silent' },
       });

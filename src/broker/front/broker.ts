@@ -137,6 +137,10 @@ export class Broker implements PartitionPlacement {
       },
       deleted: (topic) => this.deduplication.forget(topic),
     });
+    // Several nodes on one store: what another node appended reaches this node's readers, and
+    // topics made or changed there are taken as they are.
+    this.store.onAppended?.((partitionId, end) => this.appendedElsewhere(partitionId, end));
+    this.store.onTopicChanged?.((change) => this.topics.adopt(change.name, change.definition));
     this.store.onRestarted((index) => {
       void this.deduplication.workerRestarted(this.topics.listPublic(), (topic, partition) => this.slot(topic, partition).worker === index);
     });
@@ -399,6 +403,14 @@ export class Broker implements PartitionPlacement {
       );
     }
   };
+
+  /** A partition has a new end (another node appended to it): its watchers fetch what they lack. */
+  private appendedElsewhere(partitionId: number, end: number): void {
+    const slot = this.slots[partitionId];
+    if (slot === undefined || end <= slot.storedEnd) return;
+    slot.storedEnd = end;
+    for (const watcher of slot.watchers) watcher(end, null, -1);
+  }
 
   /** A buffer of at least `bytes` to carry a turn's batches to a worker: a pooled one, or a new one. */
   private takePack(bytes: number): ArrayBuffer {

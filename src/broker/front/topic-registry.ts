@@ -268,6 +268,43 @@ export class TopicRegistry {
     }
   }
 
+  /**
+   * A topic as another node of a cluster left it (made, grown, reconfigured or deleted there):
+   * taken as it is and never written back; this node's subscriptions and groups hear of it as of
+   * a change made here.
+   */
+  adopt(name: string, definition: TopicDefinition | null): void {
+    const topic = this.topics.get(name);
+    if (definition === null) {
+      if (topic === undefined || isInternal(name)) return;
+      this.topics.delete(name);
+      topic.deleted = true;
+      this.partitionCount -= topic.partitions;
+      for (const listener of this.listeners) listener.deleted?.(topic);
+      this.placement.remove(topic).catch((error: unknown) => this.logger.warn({ err: error, topic: name }, 'closing a topic deleted elsewhere failed'));
+      this.logger.info({ topic: name }, 'topic deleted by another node');
+      return;
+    }
+    if (topic === undefined) {
+      this.register(definition);
+      this.logger.info({ topic: name, partitions: definition.partitions }, 'topic created by another node');
+      for (const listener of this.growthListeners) listener(name);
+      return;
+    }
+    if (definition.partitions > topic.partitions) {
+      this.openPartitions(topic, definition.partitions);
+      for (const listener of this.growthListeners) listener(name);
+    }
+    const own = definition.settings ?? {};
+    if (JSON.stringify(own) !== JSON.stringify(topic.ownSettings)) {
+      const before = topic.settings;
+      topic.ownSettings = own;
+      topic.settings = effectiveSettings(name, this.policy.defaults, this.definitionOf(name), own);
+      this.placement.reconfigure(topic);
+      for (const listener of this.listeners) listener.settingsChanged?.(topic, before);
+    }
+  }
+
   /** Tells `listener` of topics' settings changes and deletions. */
   listen(listener: TopicListener): void {
     this.listeners.add(listener);
@@ -323,7 +360,7 @@ export class TopicRegistry {
     this.growthListeners.add(listener);
   }
 
-  private register(definition: TopicDefinition): Topic {
+  private register(definition: TopicDefinition): RegisteredTopic {
     const ownSettings = definition.settings ?? {};
     const topic: RegisteredTopic = {
       name: definition.name,

@@ -29,6 +29,9 @@ export function registerLocalCommands(program: Command, runner: ActionRunner): v
     .option('--host <host>', 'the address to listen on')
     .option('--workers <n>', 'broker worker threads', wholeNumber('--workers'))
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
+    .option('--storage <backend>', 'embedded (segment files in the data directory) or postgres (cluster mode)')
+    .option('--postgres-url <url>', 'the PostgreSQL database of a cluster (several hosts for fail-over)')
+    .option('--node-id <id>', "this node's name in a cluster (default: generated)")
     .action(
       runner.wrap(async (options: StartOptions) => {
         const { runStart } = await import('../start.js');

@@ -1,0 +1,157 @@
+import { setBaseOffset } from '../storage/index.js';
+import type { Sql } from './connection.js';
+
+/** Where a partition is in the database: its topic's name and its number. */
+export interface PartitionKey {
+  topic: string;
+  partition: number;
+}
+
+/** One batch to append, at `position` in the pack that carries a turn's batches. */
+export interface PendingBatch extends PartitionKey {
+  /** Offsets it spans (its last offset delta + 1). */
+  span: number;
+  maxTimestamp: number;
+  position: number;
+  size: number;
+}
+
+export interface StoredBatches {
+  /** The batches, each stamped with its base offset, end to end. */
+  data: Buffer | null;
+  logStartOffset: number;
+  logEndOffset: number;
+}
+
+export interface PartitionBounds {
+  logStartOffset: number;
+  logEndOffset: number;
+  sizeBytes: number;
+  batches: number;
+}
+
+/** A read returns at most this many batch rows (and at least one). */
+const MAX_ROWS_PER_READ = 1000;
+
+/**
+ * `rill_batches`: every partition's record batches, a row each, keyed by base offset. The SQL of
+ * the data path lives here; the store (postgres-log-store.ts) decides when to run it.
+ */
+export class BatchTable {
+  constructor(private readonly sql: Sql) {}
+
+  /**
+   * Appends a turn's batches in one statement (one transaction, one round trip): each partition's
+   * next offset is taken and advanced under its row lock, and the batches are cut out of the pack
+   * in the database (one bytea parameter is several times cheaper to send than an array of them).
+   * Returns each batch's base offset, or -1 for a partition the database does not have.
+   */
+  async append(batches: readonly PendingBatch[], pack: Buffer, now: number): Promise<number[]> {
+    const rows = (await this.sql`
+      WITH input AS (
+        SELECT * FROM unnest(
+          ${this.sql.array(batches.map((b) => b.topic))}::text[],
+          ${this.sql.array(batches.map((b) => b.partition))}::int[],
+          ${this.sql.array(batches.map((b) => b.span))}::int[],
+          ${this.sql.array(batches.map((b) => b.maxTimestamp))}::int8[],
+          ${this.sql.array(batches.map((b) => b.position))}::int[],
+          ${this.sql.array(batches.map((b) => b.size))}::int[]
+        ) WITH ORDINALITY AS i (topic, partition, span, max_timestamp, position, size, n)
+      ), placed AS (
+        UPDATE rill_partitions p SET next_offset = p.next_offset + i.span
+        FROM input i WHERE p.topic = i.topic AND p.partition = i.partition
+        RETURNING i.n, p.topic, p.partition, p.next_offset - i.span AS base_offset, i.span, i.max_timestamp, i.position, i.size
+      ), stored AS (
+        INSERT INTO rill_batches (topic, partition, base_offset, next_offset, max_timestamp, append_time, size, data)
+        SELECT topic, partition, base_offset, base_offset + span, max_timestamp, ${now}, size, substring(${pack}::bytea FROM position + 1 FOR size)
+        FROM placed
+        RETURNING topic, partition, base_offset
+      )
+      SELECT n, base_offset FROM placed`) as unknown as Array<{ n: number; base_offset: number }>;
+    const offsets = batches.map(() => -1);
+    for (const row of rows) offsets[Number(row.n) - 1] = row.base_offset;
+    return offsets;
+  }
+
+  /** Whole batches holding `offset` and what follows, about `maxBytes` (at least one batch). */
+  async read({ topic, partition }: PartitionKey, offset: number, maxBytes: number): Promise<StoredBatches> {
+    const [bounds] = (await this.sql`
+      SELECT start_offset, next_offset FROM rill_partitions WHERE topic = ${topic} AND partition = ${partition}`) as unknown as Array<{
+      start_offset: number;
+      next_offset: number;
+    }>;
+    if (bounds === undefined) return { data: null, logStartOffset: 0, logEndOffset: 0 };
+    const { start_offset: logStartOffset, next_offset: logEndOffset } = bounds;
+    if (offset >= logEndOffset) return { data: null, logStartOffset, logEndOffset };
+    const rows = (await this.sql`
+      SELECT base_offset, data FROM (
+        SELECT base_offset, data, sum(size) OVER (ORDER BY base_offset) - size AS before
+        FROM rill_batches
+        WHERE topic = ${topic} AND partition = ${partition} AND next_offset > ${offset}
+        ORDER BY base_offset
+        LIMIT ${MAX_ROWS_PER_READ}
+      ) batches WHERE before < ${maxBytes} ORDER BY base_offset`) as unknown as Array<{ base_offset: number; data: Buffer }>;
+    if (rows.length === 0) return { data: null, logStartOffset, logEndOffset };
+    // Stored unstamped (the offset is the row's): each batch gets its base offset as it leaves.
+    const data = Buffer.concat(rows.map((row) => row.data));
+    let position = 0;
+    for (const row of rows) {
+      setBaseOffset(data.subarray(position), row.base_offset);
+      position += row.data.length;
+    }
+    return { data, logStartOffset, logEndOffset };
+  }
+
+  async bounds({ topic, partition }: PartitionKey): Promise<PartitionBounds | null> {
+    const [row] = (await this.sql`
+      SELECT p.start_offset, p.next_offset, coalesce(sum(b.size), 0)::int8 AS size_bytes, count(b.*)::int8 AS batches
+      FROM rill_partitions p LEFT JOIN rill_batches b ON b.topic = p.topic AND b.partition = p.partition
+      WHERE p.topic = ${topic} AND p.partition = ${partition}
+      GROUP BY p.start_offset, p.next_offset`) as unknown as Array<{ start_offset: number; next_offset: number; size_bytes: number; batches: number }>;
+    if (row === undefined) return null;
+    return { logStartOffset: row.start_offset, logEndOffset: row.next_offset, sizeBytes: row.size_bytes, batches: row.batches };
+  }
+
+  /** The first batch whose newest record is at or after `timestamp` (null: none). */
+  async batchAtTimestamp({ topic, partition }: PartitionKey, timestamp: number): Promise<{ baseOffset: number; data: Buffer } | null> {
+    const [row] = (await this.sql`
+      SELECT base_offset, data FROM rill_batches
+      WHERE topic = ${topic} AND partition = ${partition} AND max_timestamp >= ${timestamp}
+      ORDER BY base_offset LIMIT 1`) as unknown as Array<{ base_offset: number; data: Buffer }>;
+    if (row === undefined) return null;
+    setBaseOffset(row.data, row.base_offset);
+    return { baseOffset: row.base_offset, data: row.data };
+  }
+
+  /** An offset at or before every batch appended at or after `since` (the appending node's clock); null: none was. */
+  async firstAppendedSince({ topic, partition }: PartitionKey, since: number): Promise<number | null> {
+    const [row] = (await this.sql`
+      SELECT min(base_offset) AS first FROM rill_batches
+      WHERE topic = ${topic} AND partition = ${partition} AND append_time >= ${since}`) as unknown as Array<{ first: number | null }>;
+    return row?.first ?? null;
+  }
+
+  /**
+   * Deletes a partition's oldest batches: those whose newest record is older than `before` (-1:
+   * none by age), then the oldest while it holds more than `maxBytes` (-1: no limit). Its start
+   * offset moves past them. Returns the batches deleted.
+   */
+  async deleteOldest({ topic, partition }: PartitionKey, before: number, maxBytes: number): Promise<number> {
+    return this.sql.begin(async (tx) => {
+      // Its row lock: appends to the partition wait, and two cleaners never race.
+      const [bounds] = (await tx`
+        SELECT next_offset FROM rill_partitions WHERE topic = ${topic} AND partition = ${partition} FOR UPDATE`) as unknown as Array<{ next_offset: number }>;
+      if (bounds === undefined) return 0;
+      const [{ cut }] = (await tx`
+        SELECT coalesce(max(next_offset), 0)::int8 AS cut FROM (
+          SELECT next_offset, max_timestamp, sum(size) OVER (ORDER BY base_offset DESC) AS newer_bytes
+          FROM rill_batches WHERE topic = ${topic} AND partition = ${partition}
+        ) b
+        WHERE (${before}::int8 >= 0 AND max_timestamp < ${before}) OR (${maxBytes}::int8 >= 0 AND newer_bytes > ${maxBytes})`) as unknown as [{ cut: number }];
+      if (cut === 0) return 0;
+      const deleted = await tx`DELETE FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND next_offset <= ${cut}`;
+      await tx`UPDATE rill_partitions SET start_offset = greatest(start_offset, ${cut}) WHERE topic = ${topic} AND partition = ${partition}`;
+      return deleted.count;
+    });
+  }
+}

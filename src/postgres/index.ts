@@ -1,0 +1,2 @@
+export { PostgresLogStore } from './postgres-log-store.js';
+export { NewerSchemaError } from './migrations.js';

@@ -1,0 +1,108 @@
+import type { Logger } from '../logging/index.js';
+import type { Sql } from './connection.js';
+
+/**
+ * The schema, as versioned migrations applied in order (never edited once shipped: a change is a
+ * new migration). Record batches are stored whole, in their binary format with their CRC32C, a
+ * row per batch, never a row per message.
+ */
+const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'topics, partitions and their batches',
+    sql: `
+      CREATE TABLE rill_topics (
+        name text PRIMARY KEY,
+        partitions int NOT NULL CHECK (partitions > 0),
+        lanes int NOT NULL DEFAULT 1,
+        settings jsonb NOT NULL DEFAULT '{}',
+        created_at bigint NOT NULL
+      );
+      -- next_offset: the offset the next batch gets. Appends take this row's lock, so two nodes
+      -- appending to one partition serialize on it and never reuse or skip an offset.
+      CREATE TABLE rill_partitions (
+        topic text NOT NULL REFERENCES rill_topics (name) ON DELETE CASCADE,
+        partition int NOT NULL,
+        next_offset bigint NOT NULL DEFAULT 0,
+        start_offset bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (topic, partition)
+      );
+      CREATE TABLE rill_batches (
+        topic text NOT NULL,
+        partition int NOT NULL,
+        base_offset bigint NOT NULL,
+        next_offset bigint NOT NULL,
+        max_timestamp bigint NOT NULL,
+        append_time bigint NOT NULL,
+        size int NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (topic, partition, base_offset),
+        FOREIGN KEY (topic, partition) REFERENCES rill_partitions ON DELETE CASCADE
+      );
+      -- Batches are compressed by Rill when the topic says so: TOAST must not compress them again.
+      ALTER TABLE rill_batches ALTER COLUMN data SET STORAGE EXTERNAL;
+
+      -- Every node hears of new batches (to feed its subscribers) and of topics made, changed or
+      -- deleted elsewhere. One notification per statement: a partition's new end, in chunks that
+      -- keep under NOTIFY's 8,000-byte payload.
+      CREATE FUNCTION rill_batches_appended() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        chunk text := '';
+        item text;
+      BEGIN
+        FOR item IN SELECT json_build_array(topic, partition, max(next_offset))::text FROM appended GROUP BY topic, partition LOOP
+          IF length(chunk) + length(item) > 7000 THEN
+            PERFORM pg_notify('rill_appended', '[' || chunk || ']');
+            chunk := '';
+          END IF;
+          chunk := CASE WHEN chunk = '' THEN item ELSE chunk || ',' || item END;
+        END LOOP;
+        IF chunk <> '' THEN PERFORM pg_notify('rill_appended', '[' || chunk || ']'); END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER rill_batches_appended AFTER INSERT ON rill_batches
+        REFERENCING NEW TABLE AS appended FOR EACH STATEMENT EXECUTE FUNCTION rill_batches_appended();
+
+      CREATE FUNCTION rill_topics_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('rill_topics', coalesce(NEW.name, OLD.name));
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER rill_topics_changed AFTER INSERT OR UPDATE OR DELETE ON rill_topics
+        FOR EACH ROW EXECUTE FUNCTION rill_topics_changed();
+    `,
+  },
+];
+
+/** The newest schema this code knows. */
+const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
+
+/** The database holds a schema newer than this node knows: an older node must not write to it. */
+export class NewerSchemaError extends Error {}
+
+/** Arbitrary, fixed: the advisory lock that makes nodes starting together migrate one at a time. */
+const MIGRATION_LOCK = 0x7269_6c6c;
+
+/**
+ * Brings the schema to SCHEMA_VERSION, each migration in its own transaction, under an advisory
+ * lock (nodes starting together migrate once). Throws NewerSchemaError, changing nothing, when the
+ * database was migrated by a newer Rill.
+ */
+export async function migrate(sql: Sql, logger: Logger): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    await tx`CREATE TABLE IF NOT EXISTS rill_schema (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+    const [{ current }] = (await tx`SELECT coalesce(max(version), 0)::int AS current FROM rill_schema`) as unknown as [{ current: number }];
+    if (current > SCHEMA_VERSION) {
+      throw new NewerSchemaError(
+        `the database's Rill schema is version ${current}, newer than this Rill knows (${SCHEMA_VERSION}): run a Rill at least as new as the one that migrated it`,
+      );
+    }
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      await tx.unsafe(migration.sql);
+      await tx`INSERT INTO rill_schema (version, name) VALUES (${migration.version}, ${migration.name})`;
+      logger.info({ version: migration.version, name: migration.name }, 'database schema migrated');
+    }
+  });
+}

@@ -1,0 +1,332 @@
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { RillConfig } from '../config/index.js';
+import {
+  type BrokerHealth,
+  type TopicChange,
+  type CallReply,
+  type CallRequest,
+  type LogStore,
+  type PartitionAssignment,
+  type PartitionSettings,
+  type WorkerCall,
+  type WorkerFailure,
+  WorkerStoppedError,
+} from '../broker/index.js';
+import type { Logger } from '../logging/index.js';
+import { compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
+import { BatchTable, type PendingBatch } from './batch-table.js';
+import { connect, isConnectionLost, isDiskFull, type Sql } from './connection.js';
+import { checkDurability } from './durability-check.js';
+import { migrate } from './migrations.js';
+import { TopicTable } from './topic-table.js';
+
+/** The advisory lock whose holder runs retention, so that one node at a time does. */
+const RETENTION_LOCK = 0x7269_6c72;
+
+/**
+ * Cluster mode's store: every partition's batches in one PostgreSQL database that any number of
+ * stateless Rill nodes share. A turn's batches are one SQL statement (one transaction), and a
+ * batch is acknowledged only once its COMMIT returned; nodes hear of each other's appends and
+ * topics through LISTEN/NOTIFY. The whole database is one placement unit ("worker" 0).
+ */
+export class PostgresLogStore implements LogStore {
+  readonly kind = 'postgres';
+  readonly workerCount = 1;
+  readonly restarts = 0;
+  private readonly partitions = new Map<number, PartitionAssignment>();
+  private readonly byKey = new Map<string, number>();
+  private readonly batches: BatchTable;
+  private readonly appendedListeners = new Set<(partitionId: number, end: number) => void>();
+  private readonly topicListeners = new Set<(change: TopicChange) => void>();
+  private pending = 0;
+  private closed = false;
+  /** Why the database is unreachable, since the last request that failed for it (null: it answers). */
+  private unreachable: string | null = null;
+  private retentionTimer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly sql: Sql,
+    readonly topicStore: TopicTable,
+    readonly nodeId: string,
+    private readonly config: RillConfig,
+    private readonly logger: Logger,
+  ) {
+    this.batches = new BatchTable(sql);
+  }
+
+  /** Connects, migrates the schema (refusing a newer one), checks durability settings and loads the topics. */
+  static async open(config: RillConfig, logger: Logger): Promise<PostgresLogStore> {
+    const { url, maxConnections } = config.storage.postgres;
+    const nodeId = config.storage.nodeId ?? `${os.hostname()}-${randomBytes(3).toString('hex')}`;
+    const sql = connect(url!, maxConnections, nodeId);
+    try {
+      await migrate(sql, logger);
+      await checkDurability(sql, logger);
+      const topics = await TopicTable.open(sql, logger);
+      const store = new PostgresLogStore(sql, topics, nodeId, config, logger);
+      await store.listen();
+      logger.info({ nodeId }, 'storage: PostgreSQL');
+      return store;
+    } catch (error) {
+      await sql.end({ timeout: 1 });
+      throw error;
+    }
+  }
+
+  private async listen(): Promise<void> {
+    await this.sql.listen('rill_appended', (payload) => {
+      let entries: Array<[string, number, number]>;
+      try {
+        entries = JSON.parse(payload) as Array<[string, number, number]>;
+      } catch {
+        return;
+      }
+      for (const [topic, partition, end] of entries) {
+        const id = this.byKey.get(`${topic}\u0000${partition}`);
+        if (id !== undefined) for (const listener of this.appendedListeners) listener(id, end);
+      }
+    });
+    await this.sql.listen('rill_topics', (name) => {
+      this.topicStore.read(name).then(
+        (change) => {
+          for (const listener of this.topicListeners) listener(change);
+        },
+        (error: unknown) => this.logger.warn({ err: error, topic: name }, 'reading a topic changed by another node failed'),
+      );
+    });
+  }
+
+  start(): void {
+    const { checkIntervalMs } = this.config.storage.retention;
+    this.retentionTimer = setInterval(() => void this.enforceRetention(), checkIntervalMs);
+    this.retentionTimer.unref();
+  }
+
+  open(_worker: number, partitions: PartitionAssignment[]): void {
+    for (const assignment of partitions) {
+      this.partitions.set(assignment.id, assignment);
+      this.byKey.set(`${assignment.topic}\u0000${assignment.partition}`, assignment.id);
+    }
+  }
+
+  configure(_worker: number, settings: PartitionSettings[]): void {
+    for (const setting of settings) {
+      const assignment = this.partitions.get(setting.id);
+      if (assignment !== undefined) this.partitions.set(setting.id, { ...assignment, ...setting });
+    }
+  }
+
+  forget(_worker: number, partitionIds: readonly number[]): void {
+    for (const id of partitionIds) {
+      const assignment = this.partitions.get(id);
+      if (assignment === undefined) continue;
+      this.partitions.delete(id);
+      this.byKey.delete(`${assignment.topic}\u0000${assignment.partition}`);
+    }
+  }
+
+  isUp(): boolean {
+    return !this.closed;
+  }
+
+  /** Tells `listener` of every partition's new end, whichever node appended (this one's too). */
+  onAppended(listener: (partitionId: number, end: number) => void): void {
+    this.appendedListeners.add(listener);
+  }
+
+  /** Tells `listener` of topics another node made, changed or deleted. */
+  onTopicChanged(listener: (change: TopicChange) => void): void {
+    this.topicListeners.add(listener);
+  }
+
+  onRestarted(): void {}
+
+  async call<K extends WorkerCall>(_worker: number, type: K, request: CallRequest<K>): Promise<CallReply<K>> {
+    if (this.closed) throw new WorkerStoppedError('the broker is shutting down');
+    this.pending++;
+    try {
+      switch (type) {
+        case 'append':
+          return (await this.append(request as CallRequest<'append'>)) as CallReply<K>;
+        case 'read':
+          return (await this.read(request as CallRequest<'read'>)) as CallReply<K>;
+        case 'offsets':
+          return (await this.offsets(request as CallRequest<'offsets'>)) as CallReply<K>;
+        case 'drop':
+          this.forget(0, (request as CallRequest<'drop'>).partitionIds);
+          return {} as CallReply<K>;
+        default:
+          return {} as CallReply<K>;
+      }
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private async append({ partitionIds, batches }: CallRequest<'append'>): Promise<CallReply<'append'>> {
+    const baseOffsets = batches.map(() => -1);
+    const failures: Array<WorkerFailure | null> = batches.map(() => null);
+    const buffers = batches.length === 0 ? [] : [batches[0]!.buffer as ArrayBuffer];
+    // A topic made in this turn is in the database first (its partitions' rows hold their offsets).
+    await this.topicStore.settled();
+    const pending: PendingBatch[] = [];
+    const index: number[] = [];
+    const stored: Buffer[] = [];
+    let position = 0;
+    for (let i = 0; i < batches.length; i++) {
+      const assignment = this.partitions.get(partitionIds[i]!);
+      if (assignment === undefined) {
+        failures[i] = { code: 'unknown-partition', message: `partition ${partitionIds[i]} is not open` };
+        continue;
+      }
+      const bytes = batches[i]!;
+      const batch = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const kept = compressBatch(batch, assignment.compression);
+      // Sealed with its CRC32C here; its offset is its row's, written into it as it is read.
+      stampBatch(kept, 0);
+      const info = readBatchInfo(kept);
+      pending.push({
+        topic: assignment.topic,
+        partition: assignment.partition,
+        span: info.nextOffset - info.baseOffset,
+        maxTimestamp: info.maxTimestamp,
+        position,
+        size: kept.length,
+      });
+      stored.push(kept);
+      index.push(i);
+      position += kept.length;
+    }
+    if (pending.length === 0) return { baseOffsets, failures, buffers };
+    let offsets: number[];
+    try {
+      offsets = await this.batches.append(pending, stored.length === 1 ? stored[0]! : Buffer.concat(stored, position), Date.now());
+      this.unreachable = null;
+    } catch (error) {
+      if (isConnectionLost(error)) {
+        this.unreachable = (error as Error).message;
+        // It may have committed before the connection broke: the client must hear "unknown", never a refusal.
+        throw new WorkerStoppedError(`the database connection was lost during an append (${(error as Error).message}); it may have been stored`);
+      }
+      const failure: WorkerFailure = isDiskFull(error)
+        ? { code: 'disk-full', message: `the database is out of disk space: ${(error as Error).message}` }
+        : { code: 'storage-error', message: `database error: ${(error as Error).message}` };
+      if (failure.code !== 'disk-full') this.logger.error({ err: error }, 'append failed');
+      for (const i of index) failures[i] = failure;
+      return { baseOffsets, failures, buffers };
+    }
+    for (let k = 0; k < index.length; k++) {
+      const i = index[k]!;
+      const base = offsets[k]!;
+      if (base < 0) {
+        failures[i] = { code: 'unknown-partition', message: `partition ${partitionIds[i]} is not in the database (its topic was deleted?)` };
+        continue;
+      }
+      baseOffsets[i] = base;
+      // The batch handed in goes, as it is, to this node's readers waiting for it.
+      const bytes = batches[i]!;
+      setBaseOffset(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), base);
+    }
+    return { baseOffsets, failures, buffers };
+  }
+
+  private async read({ partitionId, offset, maxBytes }: CallRequest<'read'>): Promise<CallReply<'read'>> {
+    const assignment = this.partitions.get(partitionId);
+    if (assignment === undefined)
+      return { data: null, logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not open` } };
+    try {
+      const result = await this.batches.read(assignment, offset, maxBytes);
+      this.unreachable = null;
+      if (offset < result.logStartOffset && result.data === null) {
+        return { ...result, failure: { code: 'offset-out-of-range', message: `offset ${offset} is before the log start ${result.logStartOffset}` } };
+      }
+      return result;
+    } catch (error) {
+      return { data: null, logStartOffset: 0, logEndOffset: 0, failure: this.failureOf(error) };
+    }
+  }
+
+  private async offsets({ partitionId, timestamp, appendedSince }: CallRequest<'offsets'>): Promise<CallReply<'offsets'>> {
+    const assignment = this.partitions.get(partitionId);
+    if (assignment === undefined)
+      return { logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not open` } };
+    try {
+      const bounds = await this.batches.bounds(assignment);
+      this.unreachable = null;
+      if (bounds === null)
+        return { logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not in the database` } };
+      const { logStartOffset, logEndOffset } = bounds;
+      const reply: CallReply<'offsets'> = { logStartOffset, logEndOffset, sizeBytes: bounds.sizeBytes, segments: bounds.batches };
+      if (appendedSince !== undefined) {
+        const first = await this.batches.firstAppendedSince(assignment, appendedSince);
+        reply.appendedSinceOffset = Math.min(first ?? logEndOffset, logEndOffset);
+      }
+      if (timestamp !== undefined) {
+        const found = await this.batches.batchAtTimestamp(assignment, timestamp);
+        let offset = logEndOffset;
+        if (found !== null) {
+          // The first record of that batch at or after the timestamp (Kafka's offsetsForTimes).
+          offset = forEachRecord(found.data, found.baseOffset, (record) => record.timestamp < timestamp);
+        }
+        reply.offsetForTimestamp = Math.min(offset, logEndOffset);
+      }
+      return reply;
+    } catch (error) {
+      return { logStartOffset: 0, logEndOffset: 0, failure: this.failureOf(error) };
+    }
+  }
+
+  private failureOf(error: unknown): WorkerFailure {
+    if (isConnectionLost(error)) this.unreachable = (error as Error).message;
+    return { code: 'storage-error', message: `database error: ${(error as Error).message}` };
+  }
+
+  /** Retention, on one node at a time: whichever takes the advisory lock runs it over every partition it knows. */
+  private async enforceRetention(): Promise<void> {
+    if (this.closed) return;
+    let reserved: Awaited<ReturnType<Sql['reserve']>> | null = null;
+    try {
+      reserved = await this.sql.reserve();
+      const [{ locked }] = (await reserved`SELECT pg_try_advisory_lock(${RETENTION_LOCK}) AS locked`) as unknown as [{ locked: boolean }];
+      if (!locked) return;
+      try {
+        const now = Date.now();
+        for (const assignment of [...this.partitions.values()]) {
+          if (this.closed) break;
+          const { retentionMs, retentionBytes, cleanupPolicy } = assignment;
+          if (cleanupPolicy === 'compact' || (retentionMs < 0 && retentionBytes < 0)) continue;
+          const deleted = await this.batches.deleteOldest(assignment, retentionMs < 0 ? -1 : now - retentionMs, retentionBytes);
+          if (deleted > 0) this.logger.info({ topic: assignment.topic, partition: assignment.partition, deleted }, 'retention deleted batches');
+        }
+      } finally {
+        await reserved`SELECT pg_advisory_unlock(${RETENTION_LOCK})`;
+      }
+    } catch (error) {
+      if (!this.closed) this.logger.warn({ err: error }, 'retention failed; it runs again at the next interval');
+    } finally {
+      reserved?.release();
+    }
+  }
+
+  pendingRequests(): number {
+    return this.pending;
+  }
+
+  async killWorker(): Promise<void> {
+    throw new Error('the PostgreSQL store has no broker workers to kill');
+  }
+
+  health(): BrokerHealth {
+    if (this.unreachable === null) return { status: 'ok' };
+    return { status: 'unhealthy', workers: [{ worker: 0, status: 'down', reason: `database unreachable: ${this.unreachable}`, restarts: 0, backoffMs: 0 }] };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    await this.topicStore.settled();
+    await this.sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,95 @@
+import postgres from 'postgres';
+import { describe, expect, it } from 'vitest';
+import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
+import { createDatabase } from '../helpers/postgres.js';
+import { useServers, type TestServer } from '../helpers/server.js';
+import { StartupError } from '../../src/server/index.js';
+
+/** Publishes `count` messages (keys spread over partitions) with receipts from one connection; resolves once all are stored. */
+async function publish(server: TestServer, topic: string, prefix: string, count: number): Promise<void> {
+  const client = await RawStompClient.session(server.stompPort);
+  for (let i = 0; i < count; i++) {
+    client.send('SEND', { destination: `/producer/publish/${topic}`, receipt: `${prefix}-${i}` }, canonical(`${prefix}-${i}`, `key-${i % 7}`, i));
+  }
+  await until(`${count} receipts`, () => client.all('RECEIPT').length === count);
+  expect(client.all('ERROR')).toEqual([]);
+  client.close();
+}
+
+describe('cluster mode: partitions in PostgreSQL', () => {
+  const servers = useServers();
+  const onDatabase = async (url: string, overrides: Parameters<typeof servers.start>[0] = {}) =>
+    servers.start({ ...overrides, storage: { backend: 'postgres', postgres: { url }, ...overrides.storage } });
+
+  it('stores acknowledged messages in the database: a node started anew on it (other data directory) reads them all, once each', async () => {
+    const url = await createDatabase();
+    const first = await onDatabase(url, { topics: { defaultPartitions: 3 } });
+    await publish(first, 'orders', 'm', 200);
+    await first.close();
+    // Nothing of it was in the node: a second node with an empty data directory serves the same log.
+    const second = await onDatabase(url, { topics: { defaultPartitions: 3 } });
+    const stored = await readTopic(second, 'orders');
+    expect(stored.map((m) => m.messageId).sort()).toEqual(Array.from({ length: 200 }, (_, i) => `m-${i}`).sort());
+    for (let partition = 0; partition < 3; partition++) {
+      const offsets = stored.filter((m) => m.partition === partition).map((m) => m.offset);
+      expect(offsets).toEqual(offsets.map((_, i) => i));
+    }
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    const [row] = await sql`SELECT count(*)::int AS batches FROM rill_batches`;
+    await sql.end();
+    // Batches, not a row per message.
+    expect(row?.batches).toBeGreaterThan(0);
+    expect(row?.batches).toBeLessThan(200);
+  });
+
+  it('two nodes append to one partition at once: every offset used once, none skipped', async () => {
+    const url = await createDatabase();
+    const definitions = [{ name: 'shared', partitions: 1 }];
+    const a = await onDatabase(url, { topics: { definitions } });
+    const b = await onDatabase(url, { topics: { definitions } });
+    await Promise.all([publish(a, 'shared', 'a', 300), publish(b, 'shared', 'b', 300)]);
+    const stored = await readTopic(a, 'shared');
+    expect(stored.map((m) => m.offset)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    expect(new Set(stored.map((m) => m.messageId)).size).toBe(600);
+    // Each node's own order holds within the partition.
+    const order = (prefix: string) => stored.filter((m) => m.messageId.startsWith(`${prefix}-`)).map((m) => Number(m.messageId.slice(2)));
+    expect(order('a')).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(order('b')).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+
+  it('a subscriber on node B gets what a producer on node A publishes, live (LISTEN/NOTIFY), on a topic A created', async () => {
+    const url = await createDatabase();
+    const a = await onDatabase(url, { topics: { defaultPartitions: 2 } });
+    const b = await onDatabase(url, { topics: { defaultPartitions: 2 } });
+    await publish(a, 'live', 'early', 1);
+    await until('node B to know the topic node A made', () => b.broker.topics.get('live'));
+    const reader = await RawStompClient.session(b.stompPort);
+    reader.send('SUBSCRIBE', { id: 'live', destination: '/topic/live', from: 'latest', receipt: 'subscribed' });
+    await reader.receipt('subscribed');
+    await publish(a, 'live', 'later', 50);
+    await until('50 messages on node B', () => reader.all('MESSAGE').length >= 50);
+    const ids = reader.all('MESSAGE').map((f) => f.headers['message-id']);
+    expect(ids.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `later-${i}`).sort());
+    reader.close();
+  });
+
+  it('refuses to start on a database migrated by a newer Rill, changing nothing', async () => {
+    const url = await createDatabase();
+    const first = await onDatabase(url);
+    await first.close();
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    await sql`INSERT INTO rill_schema (version, name) VALUES (999, 'from the future')`;
+    const error = await onDatabase(url).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as StartupError).message).toMatch(/schema is version 999, newer than this Rill knows/);
+    const versions = await sql`SELECT version FROM rill_schema ORDER BY version`;
+    await sql.end();
+    expect(versions.map((v) => v.version)).toEqual([1, 999]);
+  });
+
+  it('a database it cannot reach is a start-up error naming storage.postgres.url', async () => {
+    const error = await onDatabase('postgres://rill:rill@127.0.0.1:1/none').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as StartupError).setting).toBe('storage.postgres.url');
+  });
+});
