@@ -20,11 +20,8 @@ export interface TopicStore {
   partitionDirectory(topic: string, partition: number): string;
 }
 
-/** A topic as another node of a cluster left it: its definition, or null when it was deleted. */
-export interface TopicChange {
-  name: string;
-  definition: TopicDefinition | null;
-}
+/** A topic as another node of a cluster left it: its definition, or that it was deleted. */
+export type TopicChange = { name: string; definition: TopicDefinition } | { name: string; deleted: true; createdAt: number };
 
 /**
  * The storage backend behind the broker's front: it stores and serves partitions' record

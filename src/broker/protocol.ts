@@ -38,7 +38,8 @@ export interface PartitionAssignment {
 /** What a topic's configuration changes in its partitions' storage (sent to their worker, no reply). */
 export type PartitionSettings = Pick<PartitionAssignment, 'id' | 'compression' | 'retentionMs' | 'retentionBytes' | 'cleanupPolicy' | 'minCompactionLagMs'>;
 
-export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error' | 'disk-full';
+/** `unavailable`: refused, nothing written, for a reason that passes (a database that is not the primary now). */
+export type WorkerFailureCode = 'unknown-partition' | 'offset-out-of-range' | 'storage-error' | 'disk-full' | 'unavailable';
 
 export interface WorkerFailure {
   code: WorkerFailureCode;

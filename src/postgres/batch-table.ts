@@ -41,10 +41,11 @@ export class BatchTable {
   constructor(private readonly sql: Sql) {}
 
   /**
-   * Appends a turn's batches in one statement (one transaction, one round trip): each partition's
-   * next offset is taken and advanced under its row lock, and the batches are cut out of the pack
-   * in the database (one bytea parameter is several times cheaper to send than an array of them).
-   * Returns each batch's base offset, or -1 for a partition the database does not have.
+   * Appends batches in one statement (one transaction, one round trip): each partition's next
+   * offset is advanced once under its row lock by all of its batches' spans, and its batches get
+   * their base offsets in the order given; the batches are cut out of the pack in the database (one
+   * bytea parameter is several times cheaper to send than an array of them). Returns each batch's
+   * base offset, or -1 for a partition the database does not have.
    */
   async append(batches: readonly PendingBatch[], pack: Buffer, now: number): Promise<number[]> {
     const rows = (await this.sql`
@@ -57,17 +58,22 @@ export class BatchTable {
           ${this.sql.array(batches.map((b) => b.position))}::int[],
           ${this.sql.array(batches.map((b) => b.size))}::int[]
         ) WITH ORDINALITY AS i (topic, partition, span, max_timestamp, position, size, n)
+      ), totals AS (
+        SELECT topic, partition, sum(span)::int8 AS span FROM input GROUP BY topic, partition
       ), placed AS (
-        UPDATE rill_partitions p SET next_offset = p.next_offset + i.span
-        FROM input i WHERE p.topic = i.topic AND p.partition = i.partition
-        RETURNING i.n, p.topic, p.partition, p.next_offset - i.span AS base_offset, i.span, i.max_timestamp, i.position, i.size
+        UPDATE rill_partitions p SET next_offset = p.next_offset + t.span
+        FROM totals t WHERE p.topic = t.topic AND p.partition = t.partition
+        RETURNING p.topic, p.partition, p.next_offset - t.span AS first_offset
+      ), numbered AS (
+        SELECT i.*, pl.first_offset + sum(i.span) OVER (PARTITION BY i.topic, i.partition ORDER BY i.n) - i.span AS base_offset
+        FROM input i JOIN placed pl ON pl.topic = i.topic AND pl.partition = i.partition
       ), stored AS (
         INSERT INTO rill_batches (topic, partition, base_offset, next_offset, max_timestamp, append_time, size, data)
         SELECT topic, partition, base_offset, base_offset + span, max_timestamp, ${now}, size, substring(${pack}::bytea FROM position + 1 FOR size)
-        FROM placed
-        RETURNING topic, partition, base_offset
+        FROM numbered
+        RETURNING 1
       )
-      SELECT n, base_offset FROM placed`) as unknown as Array<{ n: number; base_offset: number }>;
+      SELECT n, base_offset::int8 AS base_offset FROM numbered`) as unknown as Array<{ n: number; base_offset: number }>;
     const offsets = batches.map(() => -1);
     for (const row of rows) offsets[Number(row.n) - 1] = row.base_offset;
     return offsets;

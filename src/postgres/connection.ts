@@ -12,6 +12,7 @@ const int8AsNumber = { to: 20, from: [20], serialize: (value: number) => String(
  */
 export function connect(url: string, maxConnections: number, nodeId: string): Sql {
   return postgres(url, {
+    ...writableSession(url),
     max: maxConnections,
     onnotice: () => {},
     types: { bigint: int8AsNumber },
@@ -22,6 +23,24 @@ export function connect(url: string, maxConnections: number, nodeId: string): Sq
   });
 }
 
+/**
+ * With several hosts, only a primary will do. postgres.js checks `read-write` by
+ * default_transaction_read_only, which a hot standby leaves off (it would connect to a standby and
+ * fail every write), so read-write, or no setting, is asked as `primary` (not in recovery), which
+ * is what libpq's read-write means for a standby.
+ */
+function writableSession(url: string): { target_session_attrs?: 'primary' } {
+  const hosts = url.slice(url.indexOf('://') + 3).split(/[/?]/)[0] ?? '';
+  const asked = /[?&]target_session_attrs=([^&]*)/.exec(url)?.[1];
+  if (!hosts.includes(',') && asked === undefined) return {};
+  return asked === undefined || asked === 'read-write' ? { target_session_attrs: 'primary' } : {};
+}
+
+/** Whether the database refused a write because it is not (or no longer) a primary: nothing was written, a retry may find the new one. */
+export function isReadOnly(error: unknown): boolean {
+  return (error as { code?: string }).code === '25006';
+}
+
 /** Whether an error is the database refusing for lack of disk (class 53: insufficient resources). */
 export function isDiskFull(error: unknown): boolean {
   return (error as { code?: string }).code === '53100';
@@ -29,18 +48,12 @@ export function isDiskFull(error: unknown): boolean {
 
 /**
  * Whether the outcome of a statement that failed with this error is unknown: the connection was
- * lost (the primary died, the network failed) before an answer came, so it may have committed.
+ * lost (the primary died, the network failed, the server shut down) before an answer came, so it
+ * may have committed. Anything but an error the server answered with (a socket's ECONNRESET, the
+ * client's CONNECTION_CLOSED) is that; so are the server's connection failures (class 08) and
+ * shutdowns (57P), which can end a commit waiting for the synchronous standby after it committed locally.
  */
 export function isConnectionLost(error: unknown): boolean {
-  const code = (error as { code?: string }).code;
-  if (code === undefined) return true;
-  // Postgres.js's own codes for a broken or closed connection; 57P01-57P03: the server shut down; 08: connection exceptions.
-  return (
-    code.startsWith('CONNECT') ||
-    code === 'CONNECTION_CLOSED' ||
-    code === 'CONNECTION_ENDED' ||
-    code === 'CONNECTION_DESTROYED' ||
-    code.startsWith('57P') ||
-    code.startsWith('08')
-  );
+  if (!(error instanceof postgres.PostgresError)) return true;
+  return error.code.startsWith('08') || error.code.startsWith('57P');
 }

@@ -63,9 +63,15 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       CREATE TRIGGER rill_batches_appended AFTER INSERT ON rill_batches
         REFERENCING NEW TABLE AS appended FOR EACH STATEMENT EXECUTE FUNCTION rill_batches_appended();
 
+      -- The topic's creation time tells its incarnations apart: a deletion that a node hears of
+      -- late must not delete the topic made again under the same name since.
       CREATE FUNCTION rill_topics_changed() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        PERFORM pg_notify('rill_topics', coalesce(NEW.name, OLD.name));
+        IF TG_OP = 'DELETE' THEN
+          PERFORM pg_notify('rill_topics', json_build_object('name', OLD.name, 'deleted', true, 'createdAt', OLD.created_at)::text);
+        ELSE
+          PERFORM pg_notify('rill_topics', json_build_object('name', NEW.name, 'deleted', false, 'createdAt', NEW.created_at)::text);
+        END IF;
         RETURN NULL;
       END $$;
       CREATE TRIGGER rill_topics_changed AFTER INSERT OR UPDATE OR DELETE ON rill_topics

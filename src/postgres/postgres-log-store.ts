@@ -16,10 +16,14 @@ import {
 import type { Logger } from '../logging/index.js';
 import { compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
-import { connect, isConnectionLost, isDiskFull, type Sql } from './connection.js';
+import { connect, isConnectionLost, isDiskFull, isReadOnly, type Sql } from './connection.js';
 import { checkDurability } from './durability-check.js';
+import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { TopicTable } from './topic-table.js';
+
+/** How often a node that lost the database tries it again. */
+const PROBE_INTERVAL_MS = 250;
 
 /** The advisory lock whose holder runs retention, so that one node at a time does. */
 const RETENTION_LOCK = 0x7269_6c72;
@@ -37,6 +41,7 @@ export class PostgresLogStore implements LogStore {
   private readonly partitions = new Map<number, PartitionAssignment>();
   private readonly byKey = new Map<string, number>();
   private readonly batches: BatchTable;
+  private readonly groupCommit: GroupCommit;
   private readonly appendedListeners = new Set<(partitionId: number, end: number) => void>();
   private readonly topicListeners = new Set<(change: TopicChange) => void>();
   private pending = 0;
@@ -44,6 +49,8 @@ export class PostgresLogStore implements LogStore {
   /** Why the database is unreachable, since the last request that failed for it (null: it answers). */
   private unreachable: string | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
+  private probe: NodeJS.Timeout | null = null;
+  private readonly restartedListeners = new Set<(worker: number) => void>();
 
   private constructor(
     private readonly sql: Sql,
@@ -53,6 +60,7 @@ export class PostgresLogStore implements LogStore {
     private readonly logger: Logger,
   ) {
     this.batches = new BatchTable(sql);
+    this.groupCommit = new GroupCommit(this.batches);
   }
 
   /** Connects, migrates the schema (refusing a newer one), checks durability settings and loads the topics. */
@@ -87,14 +95,31 @@ export class PostgresLogStore implements LogStore {
         if (id !== undefined) for (const listener of this.appendedListeners) listener(id, end);
       }
     });
-    await this.sql.listen('rill_topics', (name) => {
-      this.topicStore.read(name).then(
-        (change) => {
-          for (const listener of this.topicListeners) listener(change);
-        },
-        (error: unknown) => this.logger.warn({ err: error, topic: name }, 'reading a topic changed by another node failed'),
-      );
-    });
+    await this.sql.listen('rill_topics', (payload) => void this.topicChanged(payload));
+  }
+
+  /** A topic was made, changed or deleted (by any node): its listeners take it as the database has it now. */
+  private async topicChanged(payload: string): Promise<void> {
+    let notice: { name: string; deleted: boolean; createdAt: number };
+    try {
+      notice = JSON.parse(payload) as typeof notice;
+    } catch {
+      return;
+    }
+    let change: TopicChange;
+    if (notice.deleted) change = { name: notice.name, deleted: true, createdAt: notice.createdAt };
+    else {
+      try {
+        const definition = await this.topicStore.read(notice.name);
+        // Deleted since: its own notification says so.
+        if (definition === undefined) return;
+        change = { name: notice.name, definition };
+      } catch (error) {
+        this.logger.warn({ err: error, topic: notice.name }, 'reading a topic changed by another node failed');
+        return;
+      }
+    }
+    for (const listener of this.topicListeners) listener(change);
   }
 
   start(): void {
@@ -140,12 +165,42 @@ export class PostgresLogStore implements LogStore {
     this.topicListeners.add(listener);
   }
 
-  onRestarted(): void {}
+  /** The database answers again after a lost connection: what was in doubt meanwhile may be read back (the deduplicator does). */
+  onRestarted(listener: (worker: number) => void): void {
+    this.restartedListeners.add(listener);
+  }
+
+  /** A statement failed for want of the database: health says so, and a probe tells when it answers again. */
+  private lostConnection(error: unknown): void {
+    this.unreachable = (error as Error).message;
+    if (this.probe !== null || this.closed) return;
+    let probing = false;
+    this.probe = setInterval(() => {
+      if (probing) return;
+      probing = true;
+      this.sql`SELECT 1`.then(
+        () => {
+          probing = false;
+          if (this.probe !== null) clearInterval(this.probe);
+          this.probe = null;
+          this.unreachable = null;
+          this.logger.info('the database answers again');
+          for (const listener of this.restartedListeners) listener(0);
+        },
+        () => {
+          probing = false;
+        },
+      );
+    }, PROBE_INTERVAL_MS);
+    this.probe.unref();
+  }
 
   async call<K extends WorkerCall>(_worker: number, type: K, request: CallRequest<K>): Promise<CallReply<K>> {
     if (this.closed) throw new WorkerStoppedError('the broker is shutting down');
     this.pending++;
     try {
+      // A topic made or grown here is in the database before anything reads or appends to it.
+      await this.topicStore.settled();
       switch (type) {
         case 'append':
           return (await this.append(request as CallRequest<'append'>)) as CallReply<K>;
@@ -168,8 +223,6 @@ export class PostgresLogStore implements LogStore {
     const baseOffsets = batches.map(() => -1);
     const failures: Array<WorkerFailure | null> = batches.map(() => null);
     const buffers = batches.length === 0 ? [] : [batches[0]!.buffer as ArrayBuffer];
-    // A topic made in this turn is in the database first (its partitions' rows hold their offsets).
-    await this.topicStore.settled();
     const pending: PendingBatch[] = [];
     const index: number[] = [];
     const stored: Buffer[] = [];
@@ -201,18 +254,22 @@ export class PostgresLogStore implements LogStore {
     if (pending.length === 0) return { baseOffsets, failures, buffers };
     let offsets: number[];
     try {
-      offsets = await this.batches.append(pending, stored.length === 1 ? stored[0]! : Buffer.concat(stored, position), Date.now());
+      offsets = await this.groupCommit.submit(pending, stored, position);
       this.unreachable = null;
     } catch (error) {
       if (isConnectionLost(error)) {
-        this.unreachable = (error as Error).message;
+        this.lostConnection(error);
         // It may have committed before the connection broke: the client must hear "unknown", never a refusal.
         throw new WorkerStoppedError(`the database connection was lost during an append (${(error as Error).message}); it may have been stored`);
       }
       const failure: WorkerFailure = isDiskFull(error)
         ? { code: 'disk-full', message: `the database is out of disk space: ${(error as Error).message}` }
-        : { code: 'storage-error', message: `database error: ${(error as Error).message}` };
-      if (failure.code !== 'disk-full') this.logger.error({ err: error }, 'append failed');
+        : isReadOnly(error)
+          ? { code: 'unavailable', message: 'the database is not the primary (a fail-over under way?): nothing was written; retry' }
+          : { code: 'storage-error', message: `database error: ${(error as Error).message}` };
+      if (failure.code === 'storage-error') this.logger.error({ err: error }, 'append failed');
+      // Reconnects: the pool may hold connections to a server that is a standby now.
+      if (failure.code === 'unavailable') this.lostConnection(error);
       for (const i of index) failures[i] = failure;
       return { baseOffsets, failures, buffers };
     }
@@ -278,7 +335,7 @@ export class PostgresLogStore implements LogStore {
   }
 
   private failureOf(error: unknown): WorkerFailure {
-    if (isConnectionLost(error)) this.unreachable = (error as Error).message;
+    if (isConnectionLost(error)) this.lostConnection(error);
     return { code: 'storage-error', message: `database error: ${(error as Error).message}` };
   }
 
@@ -326,6 +383,7 @@ export class PostgresLogStore implements LogStore {
     if (this.closed) return;
     this.closed = true;
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    if (this.probe !== null) clearInterval(this.probe);
     await this.topicStore.settled();
     await this.sql.end({ timeout: 5 });
   }

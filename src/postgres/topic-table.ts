@@ -1,5 +1,5 @@
 import { topicSettings } from '../config/index.js';
-import type { TopicChange, TopicStore } from '../broker/index.js';
+import type { TopicStore } from '../broker/index.js';
 import type { Logger } from '../logging/index.js';
 import type { TopicDefinition } from '../storage/index.js';
 import type { Sql } from './connection.js';
@@ -80,10 +80,10 @@ export class TopicTable implements TopicStore {
     return `${topic}/${partition}`;
   }
 
-  /** A topic as the database has it now (null: deleted). */
-  async read(name: string): Promise<TopicChange> {
+  /** A topic as the database has it now (undefined: gone). */
+  async read(name: string): Promise<TopicDefinition | undefined> {
     const rows = (await this.sql`SELECT name, partitions, lanes, settings, created_at FROM rill_topics WHERE name = ${name}`) as unknown as TopicRow[];
-    return { name, definition: rows[0] === undefined ? null : definitionOf(rows[0]) };
+    return rows[0] === undefined ? undefined : definitionOf(rows[0]);
   }
 }
 

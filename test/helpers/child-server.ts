@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
+import { databaseFor, TESTING_POSTGRES } from './postgres.js';
 
 const ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 
@@ -36,7 +37,10 @@ export function useChildServers(): (dataDir: string, options?: ChildServerOption
 }
 
 /** Runs `rill start` as a child process (from source, through tsx) and waits for its ready line. */
-function startChildServer(dataDir: string, options: ChildServerOptions = {}): Promise<ChildServer> {
+async function startChildServer(dataDir: string, options: ChildServerOptions = {}): Promise<ChildServer> {
+  // A cluster-mode run (RILL_TEST_STORAGE=postgres): the same tests, the partitions in PostgreSQL.
+  const storage =
+    TESTING_POSTGRES && !(options.args ?? []).includes('--storage') ? ['--storage', 'postgres', '--postgres-url', await databaseFor(dataDir)] : [];
   const args = [
     '--import',
     'tsx',
@@ -52,6 +56,7 @@ function startChildServer(dataDir: string, options: ChildServerOptions = {}): Pr
     '0',
     '--workers',
     '2',
+    ...storage,
     ...(options.args ?? []),
   ];
   const spawnOptions = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } };

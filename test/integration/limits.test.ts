@@ -6,6 +6,7 @@ import { canonical, RawStompClient, readTopic, until, WAIT } from '../helpers/cl
 import { exited, runRill, useChildServers } from '../helpers/child-server.js';
 import { call, httpBase } from '../helpers/http.js';
 import { useServers, type TestServer } from '../helpers/server.js';
+import { TESTING_POSTGRES } from '../helpers/postgres.js';
 
 interface Ack {
   messageID: string;
@@ -154,111 +155,121 @@ describe('limits on topics', () => {
 describe('broker worker restarts and /health', () => {
   const servers = useServers();
 
-  it('restarts a worker killed again and again with growing delays; /health is 503 while it is down or crash-looping, 200 once it has recovered', async () => {
-    const server = await servers.start({ brokers: { workers: 2, restartBackoffMs: 150, restartBackoffMaxMs: 600 } });
-    await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), WAIT);
+  // Broker worker threads and their segment files: the embedded store's.
+  it.skipIf(TESTING_POSTGRES)(
+    'restarts a worker killed again and again with growing delays; /health is 503 while it is down or crash-looping, 200 once it has recovered',
+    async () => {
+      const server = await servers.start({ brokers: { workers: 2, restartBackoffMs: 150, restartBackoffMaxMs: 600 } });
+      await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), WAIT);
 
-    const downs: Array<{ backoffMs: unknown; restarts: unknown; reason: unknown; downForMs: number }> = [];
-    for (let kill = 1; kill <= 3; kill++) {
-      const killedAt = Date.now();
-      await server.broker.killWorker(0);
-      const down = server.broker.health();
-      expect(down.status).toBe('unhealthy');
-      const entry = down.status === 'unhealthy' ? down.workers.find((w) => w.worker === 0) : undefined;
-      expect(entry).toMatchObject({ status: 'down', reason: 'killed' });
-      // Back once the worker has reopened its partitions: neither down nor restarting.
-      await until(`worker 0 up again after kill ${kill}`, () => {
-        const now = server.broker.health();
-        return now.status === 'ok' || !now.workers.some((w) => w.worker === 0 && (w.status === 'down' || w.status === 'restarting'));
+      const downs: Array<{ backoffMs: unknown; restarts: unknown; reason: unknown; downForMs: number }> = [];
+      for (let kill = 1; kill <= 3; kill++) {
+        const killedAt = Date.now();
+        await server.broker.killWorker(0);
+        const down = server.broker.health();
+        expect(down.status).toBe('unhealthy');
+        const entry = down.status === 'unhealthy' ? down.workers.find((w) => w.worker === 0) : undefined;
+        expect(entry).toMatchObject({ status: 'down', reason: 'killed' });
+        // Back once the worker has reopened its partitions: neither down nor restarting.
+        await until(`worker 0 up again after kill ${kill}`, () => {
+          const now = server.broker.health();
+          return now.status === 'ok' || !now.workers.some((w) => w.worker === 0 && (w.status === 'down' || w.status === 'restarting'));
+        });
+        downs.push({ backoffMs: entry?.backoffMs, restarts: entry?.restarts, reason: entry?.reason, downForMs: Date.now() - killedAt });
+      }
+      expect(downs.map((d) => d.backoffMs)).toEqual([150, 300, 600]);
+      expect(downs.map((d) => d.restarts)).toEqual([1, 2, 3]);
+      for (const { backoffMs, downForMs } of downs) expect(downForMs).toBeGreaterThanOrEqual(backoffMs as number);
+
+      // Three restarts in a row: crash-looping, though up, until it has stayed up for 10 x 600 ms.
+      const looping = await health(server);
+      expect(looping.status).toBe(503);
+      expect(looping.body.status).toBe('unhealthy');
+      expect(looping.body.workers).toEqual([expect.objectContaining({ worker: 0, status: 'crash-looping', reason: 'killed', restarts: 3 })]);
+      await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), { ...WAIT, timeout: 20_000 });
+
+      const producer = await RawStompClient.session(server.stompPort);
+      await subscribeAcknowledgments(producer, ['recovered']);
+      const partition = 0;
+      expect(await publishTo(producer, 'recovered', partition, 'after-recovery')).toMatchObject({ status: 'ACK' });
+      producer.close();
+    },
+  );
+
+  it.skipIf(TESTING_POSTGRES)(
+    'fails publishes to a worker that is down at once and retriably, serves the other worker meanwhile, and takes them again after the restart',
+    async () => {
+      const server = await servers.start({
+        brokers: { workers: 2, restartBackoffMs: 3000, restartBackoffMaxMs: 3000 },
+        topics: { definitions: [{ name: 'orders', partitions: 4 }] },
       });
-      downs.push({ backoffMs: entry?.backoffMs, restarts: entry?.restarts, reason: entry?.reason, downForMs: Date.now() - killedAt });
-    }
-    expect(downs.map((d) => d.backoffMs)).toEqual([150, 300, 600]);
-    expect(downs.map((d) => d.restarts)).toEqual([1, 2, 3]);
-    for (const { backoffMs, downForMs } of downs) expect(downForMs).toBeGreaterThanOrEqual(backoffMs as number);
+      const onDead = partitionOn('orders', 4, 0);
+      const onLive = partitionOn('orders', 4, 1);
+      const producer = await RawStompClient.session(server.stompPort);
+      await subscribeAcknowledgments(producer, ['orders']);
+      expect(await publishTo(producer, 'orders', onDead, 'before')).toMatchObject({ status: 'ACK' });
 
-    // Three restarts in a row: crash-looping, though up, until it has stayed up for 10 x 600 ms.
-    const looping = await health(server);
-    expect(looping.status).toBe(503);
-    expect(looping.body.status).toBe('unhealthy');
-    expect(looping.body.workers).toEqual([expect.objectContaining({ worker: 0, status: 'crash-looping', reason: 'killed', restarts: 3 })]);
-    await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), { ...WAIT, timeout: 20_000 });
+      await server.broker.killWorker(0);
+      const down = await health(server);
+      expect(down.status).toBe(503);
+      expect(down.body.workers).toEqual([expect.objectContaining({ worker: 0, status: 'down', reason: 'killed', backoffMs: 3000 })]);
+      const failed = await publishTo(producer, 'orders', onDead, 'during');
+      expect(failed).toMatchObject({ status: 'FAILED', code: 'unavailable', retriable: true });
+      expect(failed.reason).toContain('broker worker 0 is down');
+      expect(await publishTo(producer, 'orders', onLive, 'other-worker')).toMatchObject({ status: 'ACK' });
+      // Reads of its partitions fail retriably too (HTTP answers the code's 503).
+      const offsets = await call(httpBase(server.httpPort), 'GET', '/v1/topics/orders');
+      expect(offsets.status).toBe(503);
+      expect(offsets.body.error).toMatchObject({ code: 'unavailable', retriable: true });
 
-    const producer = await RawStompClient.session(server.stompPort);
-    await subscribeAcknowledgments(producer, ['recovered']);
-    const partition = 0;
-    expect(await publishTo(producer, 'recovered', partition, 'after-recovery')).toMatchObject({ status: 'ACK' });
-    producer.close();
-  });
+      await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), WAIT);
+      expect(await publishTo(producer, 'orders', onDead, 'after')).toMatchObject({ status: 'ACK' });
+      expect(producer.closed).toBe(false);
+      producer.close();
+    },
+  );
 
-  it('fails publishes to a worker that is down at once and retriably, serves the other worker meanwhile, and takes them again after the restart', async () => {
-    const server = await servers.start({
-      brokers: { workers: 2, restartBackoffMs: 3000, restartBackoffMaxMs: 3000 },
-      topics: { definitions: [{ name: 'orders', partitions: 4 }] },
-    });
-    const onDead = partitionOn('orders', 4, 0);
-    const onLive = partitionOn('orders', 4, 1);
-    const producer = await RawStompClient.session(server.stompPort);
-    await subscribeAcknowledgments(producer, ['orders']);
-    expect(await publishTo(producer, 'orders', onDead, 'before')).toMatchObject({ status: 'ACK' });
+  it.skipIf(TESTING_POSTGRES)(
+    'reports a partition that cannot be opened (topic and partition named in /health), retries with backoff, and recovers once it is repaired',
+    async () => {
+      const dataDir = servers.tempDir();
+      // "orders" has a partition on each worker; the one on the worker without __consumer_offsets is damaged.
+      const offsetsWorker = workerOf('__consumer_offsets', 0, 2);
+      const damagedWorker = 1 - offsetsWorker;
+      const damaged = partitionOn('orders', 4, damagedWorker);
+      const topicDir = path.join(dataDir, 'topics', 'orders');
+      fs.mkdirSync(topicDir, { recursive: true });
+      fs.writeFileSync(path.join(topicDir, 'topic.json'), JSON.stringify({ v: 1, name: 'orders', partitions: 4, createdAt: 1 }));
+      // A file where the partition's directory should be.
+      fs.writeFileSync(path.join(topicDir, String(damaged)), 'not a directory');
 
-    await server.broker.killWorker(0);
-    const down = await health(server);
-    expect(down.status).toBe(503);
-    expect(down.body.workers).toEqual([expect.objectContaining({ worker: 0, status: 'down', reason: 'killed', backoffMs: 3000 })]);
-    const failed = await publishTo(producer, 'orders', onDead, 'during');
-    expect(failed).toMatchObject({ status: 'FAILED', code: 'unavailable', retriable: true });
-    expect(failed.reason).toContain('broker worker 0 is down');
-    expect(await publishTo(producer, 'orders', onLive, 'other-worker')).toMatchObject({ status: 'ACK' });
-    // Reads of its partitions fail retriably too (HTTP answers the code's 503).
-    const offsets = await call(httpBase(server.httpPort), 'GET', '/v1/topics/orders');
-    expect(offsets.status).toBe(503);
-    expect(offsets.body.error).toMatchObject({ code: 'unavailable', retriable: true });
+      // The start-up does not die: the offsets topic's worker is fine.
+      const server = await servers.start({ brokers: { workers: 2, restartBackoffMs: 100, restartBackoffMaxMs: 400 } }, dataDir);
+      const reported = await vi.waitFor(async () => {
+        const answer = await health(server);
+        expect(answer.status).toBe(503);
+        const entry = answer.body.workers?.find((w) => w.worker === damagedWorker);
+        expect(entry?.reason).toContain(`could not open partition ${damaged} of topic orders`);
+        return entry!;
+      }, WAIT);
+      expect(reported.reason).toMatch(/could not open partition \d+ of topic orders \(E[A-Z]+/);
+      // Retried with backoff: the restarts in a row climb, their waits double up to the maximum.
+      await until('a few restarts in a row', () => {
+        const now = server.broker.health();
+        return now.status === 'unhealthy' && now.workers.some((w) => w.worker === damagedWorker && (w.restarts as number) >= 3 && w.backoffMs === 400);
+      });
 
-    await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), WAIT);
-    expect(await publishTo(producer, 'orders', onDead, 'after')).toMatchObject({ status: 'ACK' });
-    expect(producer.closed).toBe(false);
-    producer.close();
-  });
+      const producer = await RawStompClient.session(server.stompPort);
+      await subscribeAcknowledgments(producer, ['orders']);
+      const healthy = partitionOn('orders', 4, offsetsWorker);
+      expect(await publishTo(producer, 'orders', healthy, 'on-the-good-worker')).toMatchObject({ status: 'ACK' });
 
-  it('reports a partition that cannot be opened (topic and partition named in /health), retries with backoff, and recovers once it is repaired', async () => {
-    const dataDir = servers.tempDir();
-    // "orders" has a partition on each worker; the one on the worker without __consumer_offsets is damaged.
-    const offsetsWorker = workerOf('__consumer_offsets', 0, 2);
-    const damagedWorker = 1 - offsetsWorker;
-    const damaged = partitionOn('orders', 4, damagedWorker);
-    const topicDir = path.join(dataDir, 'topics', 'orders');
-    fs.mkdirSync(topicDir, { recursive: true });
-    fs.writeFileSync(path.join(topicDir, 'topic.json'), JSON.stringify({ v: 1, name: 'orders', partitions: 4, createdAt: 1 }));
-    // A file where the partition's directory should be.
-    fs.writeFileSync(path.join(topicDir, String(damaged)), 'not a directory');
-
-    // The start-up does not die: the offsets topic's worker is fine.
-    const server = await servers.start({ brokers: { workers: 2, restartBackoffMs: 100, restartBackoffMaxMs: 400 } }, dataDir);
-    const reported = await vi.waitFor(async () => {
-      const answer = await health(server);
-      expect(answer.status).toBe(503);
-      const entry = answer.body.workers?.find((w) => w.worker === damagedWorker);
-      expect(entry?.reason).toContain(`could not open partition ${damaged} of topic orders`);
-      return entry!;
-    }, WAIT);
-    expect(reported.reason).toMatch(/could not open partition \d+ of topic orders \(E[A-Z]+/);
-    // Retried with backoff: the restarts in a row climb, their waits double up to the maximum.
-    await until('a few restarts in a row', () => {
-      const now = server.broker.health();
-      return now.status === 'unhealthy' && now.workers.some((w) => w.worker === damagedWorker && (w.restarts as number) >= 3 && w.backoffMs === 400);
-    });
-
-    const producer = await RawStompClient.session(server.stompPort);
-    await subscribeAcknowledgments(producer, ['orders']);
-    const healthy = partitionOn('orders', 4, offsetsWorker);
-    expect(await publishTo(producer, 'orders', healthy, 'on-the-good-worker')).toMatchObject({ status: 'ACK' });
-
-    fs.rmSync(path.join(topicDir, String(damaged)));
-    await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), { ...WAIT, timeout: 20_000 });
-    expect(await publishTo(producer, 'orders', damaged, 'repaired')).toMatchObject({ status: 'ACK' });
-    producer.close();
-  });
+      fs.rmSync(path.join(topicDir, String(damaged)));
+      await vi.waitFor(async () => expect(await health(server)).toEqual({ status: 200, body: { status: 'ok' } }), { ...WAIT, timeout: 20_000 });
+      expect(await publishTo(producer, 'orders', damaged, 'repaired')).toMatchObject({ status: 'ACK' });
+      producer.close();
+    },
+  );
 });
 
 describe('open files under a low limit', () => {
@@ -281,95 +292,100 @@ describe('open files under a low limit', () => {
     for (const message of stored) expect((JSON.parse(message.body.toString()) as { message: string }).message).toBe(`body of ${message.messageId} `.repeat(4));
   }
 
-  it('under a 512-descriptor limit, a flood of auto-created topics never runs a worker out of descriptors; another producer keeps every message acknowledged, old segments read back right, and the broker starts again under the same limit', {
-    timeout: 240_000,
-  }, async () => {
-    const dir = servers.tempDir();
-    const dataDir = path.join(dir, 'data');
-    const configFile = path.join(dir, 'rill.json');
-    fs.writeFileSync(
-      configFile,
-      JSON.stringify({
-        topics: { defaultPartitions: 4, definitions: [{ name: 'steady', partitions: 2 }] },
-        limits: { autoCreatePerMinute: 100_000 },
-        // Small segments: every partition of steady rolls many times, so reads go to sealed segments.
-        storage: { segmentBytes: 1024 },
-        log: { level: 'info' },
-      }),
-    );
-    const server = await startChild(dataDir, { args: ['--config', configFile], openFiles: 512 });
-    // The caches of open segment files were fitted to the limit at start-up: (512 - 256 kept for connections - 2 x 4 journal files) / 3 threads.
-    const fitted = server.logs.map((line) => JSON.parse(line.startsWith('{') ? line : '{}') as Record<string, unknown>).find((e) => e.openFileLimit === 512);
-    expect(fitted, server.logs.join('\n')).toMatchObject({ level: 40, openFilesPerWorker: 82, workers: 2 });
+  // Segment files and their descriptor budget: the embedded store's.
+  it.skipIf(TESTING_POSTGRES)(
+    'under a 512-descriptor limit, a flood of auto-created topics never runs a worker out of descriptors; another producer keeps every message acknowledged, old segments read back right, and the broker starts again under the same limit',
+    {
+      timeout: 240_000,
+    },
+    async () => {
+      const dir = servers.tempDir();
+      const dataDir = path.join(dir, 'data');
+      const configFile = path.join(dir, 'rill.json');
+      fs.writeFileSync(
+        configFile,
+        JSON.stringify({
+          topics: { defaultPartitions: 4, definitions: [{ name: 'steady', partitions: 2 }] },
+          limits: { autoCreatePerMinute: 100_000 },
+          // Small segments: every partition of steady rolls many times, so reads go to sealed segments.
+          storage: { segmentBytes: 1024 },
+          log: { level: 'info' },
+        }),
+      );
+      const server = await startChild(dataDir, { args: ['--config', configFile], openFiles: 512 });
+      // The caches of open segment files were fitted to the limit at start-up: (512 - 256 kept for connections - 2 x 4 journal files) / 3 threads.
+      const fitted = server.logs.map((line) => JSON.parse(line.startsWith('{') ? line : '{}') as Record<string, unknown>).find((e) => e.openFileLimit === 512);
+      expect(fitted, server.logs.join('\n')).toMatchObject({ level: 40, openFilesPerWorker: 82, workers: 2 });
 
-    const producer = await RawStompClient.session(server.stompPort);
-    await subscribeAcknowledgments(producer, ['steady']);
-    const sent: string[] = [];
-    const sendSteady = (count: number): void => {
-      for (let i = 0; i < count; i++) {
-        const id = `s-${sent.length}`;
-        sent.push(id);
-        producer.send('SEND', { destination: '/producer/publish/steady' }, canonical(id, `k-${sent.length % 7}`, `body of ${id} `.repeat(4)));
+      const producer = await RawStompClient.session(server.stompPort);
+      await subscribeAcknowledgments(producer, ['steady']);
+      const sent: string[] = [];
+      const sendSteady = (count: number): void => {
+        for (let i = 0; i < count; i++) {
+          const id = `s-${sent.length}`;
+          sent.push(id);
+          producer.send('SEND', { destination: '/producer/publish/steady' }, canonical(id, `k-${sent.length % 7}`, `body of ${id} `.repeat(4)));
+        }
+      };
+      // Old data first, in waves (a wave is a batch per partition): segments of steady fill and roll.
+      for (let wave = 0; wave < 20; wave++) {
+        sendSteady(10);
+        await until(`the acknowledgments of wave ${wave}`, () => acknowledgments(producer).length >= sent.length);
       }
-    };
-    // Old data first, in waves (a wave is a batch per partition): segments of steady fill and roll.
-    for (let wave = 0; wave < 20; wave++) {
-      sendSteady(10);
-      await until(`the acknowledgments of wave ${wave}`, () => acknowledgments(producer).length >= sent.length);
-    }
 
-    // The process's descriptors, sampled while the flood runs.
-    let most = 0;
-    const sampler = setInterval(() => {
+      // The process's descriptors, sampled while the flood runs.
+      let most = 0;
+      const sampler = setInterval(() => {
+        try {
+          most = Math.max(most, fs.readdirSync(`/proc/${server.process.pid}/fd`).length);
+        } catch {
+          // not Linux, or the process has gone
+        }
+      }, 20);
+      const flooder = await RawStompClient.session(server.stompPort);
+      const floodTopics = Array.from({ length: 200 }, (_, i) => `many-${i}`);
+      await subscribeAcknowledgments(flooder, floodTopics);
       try {
-        most = Math.max(most, fs.readdirSync(`/proc/${server.process.pid}/fd`).length);
-      } catch {
-        // not Linux, or the process has gone
+        for (const topic of floodTopics) {
+          flooder.send('SEND', { destination: `/producer/publish/${topic}` }, canonical(`${topic}-m`, null, 'flood'));
+          sendSteady(2);
+        }
+        await until('an outcome for every flood message', () => acknowledgments(flooder).length >= floodTopics.length, 120_000);
+        await until('an outcome for every steady message', () => acknowledgments(producer).length >= sent.length, 120_000);
+      } finally {
+        clearInterval(sampler);
       }
-    }, 20);
-    const flooder = await RawStompClient.session(server.stompPort);
-    const floodTopics = Array.from({ length: 200 }, (_, i) => `many-${i}`);
-    await subscribeAcknowledgments(flooder, floodTopics);
-    try {
-      for (const topic of floodTopics) {
-        flooder.send('SEND', { destination: `/producer/publish/${topic}` }, canonical(`${topic}-m`, null, 'flood'));
-        sendSteady(2);
-      }
-      await until('an outcome for every flood message', () => acknowledgments(flooder).length >= floodTopics.length, 120_000);
-      await until('an outcome for every steady message', () => acknowledgments(producer).length >= sent.length, 120_000);
-    } finally {
-      clearInterval(sampler);
-    }
-    // 200 topics of 4 partitions, 4 times what the old estimate of 3 descriptors a partition allowed: all created.
-    expect(acknowledgments(flooder).filter((ack) => ack.status !== 'ACK')).toEqual([]);
-    expect(acknowledgments(producer).filter((ack) => ack.status !== 'ACK')).toEqual([]);
-    expect(acknowledgments(producer)).toHaveLength(sent.length);
-    expect(most).toBeLessThan(512);
-    expect((await call(httpBase(server.httpPort), 'GET', '/health')).body).toEqual({ status: 'ok' });
-    expect(troubles(server.logs)).toEqual([]);
-    // Old, sealed segments were evicted by the flood: read back from the start, every message is right.
-    await expectSteady(server, sent);
-    expect((await readTopic(server, 'many-0')).map((m) => m.messageId)).toEqual(['many-0-m']);
-    flooder.close();
-    producer.close();
+      // 200 topics of 4 partitions, 4 times what the old estimate of 3 descriptors a partition allowed: all created.
+      expect(acknowledgments(flooder).filter((ack) => ack.status !== 'ACK')).toEqual([]);
+      expect(acknowledgments(producer).filter((ack) => ack.status !== 'ACK')).toEqual([]);
+      expect(acknowledgments(producer)).toHaveLength(sent.length);
+      expect(most).toBeLessThan(512);
+      expect((await call(httpBase(server.httpPort), 'GET', '/health')).body).toEqual({ status: 'ok' });
+      expect(troubles(server.logs)).toEqual([]);
+      // Old, sealed segments were evicted by the flood: read back from the start, every message is right.
+      await expectSteady(server, sent);
+      expect((await readTopic(server, 'many-0')).map((m) => m.messageId)).toEqual(['many-0-m']);
+      flooder.close();
+      producer.close();
 
-    // Under the same limit the broker starts again after a crash (journals replayed), and after a clean stop, with every topic readable.
-    server.process.kill('SIGKILL');
-    await exited(server.process);
-    const again = await startChild(dataDir, { args: ['--config', configFile], openFiles: 512 });
-    const { body } = await call(httpBase(again.httpPort), 'GET', '/v1/topics');
-    expect((body.topics as unknown[]).length).toBe(201);
-    await expectSteady(again, sent);
-    for (const topic of ['many-0', 'many-99', 'many-199']) expect((await readTopic(again, topic)).map((m) => m.messageId)).toEqual([`${topic}-m`]);
-    expect((await call(httpBase(again.httpPort), 'GET', '/health')).body).toEqual({ status: 'ok' });
-    again.process.kill('SIGTERM');
-    await exited(again.process);
-    expect(troubles(again.logs)).toEqual([]);
+      // Under the same limit the broker starts again after a crash (journals replayed), and after a clean stop, with every topic readable.
+      server.process.kill('SIGKILL');
+      await exited(server.process);
+      const again = await startChild(dataDir, { args: ['--config', configFile], openFiles: 512 });
+      const { body } = await call(httpBase(again.httpPort), 'GET', '/v1/topics');
+      expect((body.topics as unknown[]).length).toBe(201);
+      await expectSteady(again, sent);
+      for (const topic of ['many-0', 'many-99', 'many-199']) expect((await readTopic(again, topic)).map((m) => m.messageId)).toEqual([`${topic}-m`]);
+      expect((await call(httpBase(again.httpPort), 'GET', '/health')).body).toEqual({ status: 'ok' });
+      again.process.kill('SIGTERM');
+      await exited(again.process);
+      expect(troubles(again.logs)).toEqual([]);
 
-    const third = await startChild(dataDir, { args: ['--config', configFile], openFiles: 512 });
-    await expectSteady(third, sent);
-    expect((await readTopic(third, 'many-150')).map((m) => m.messageId)).toEqual(['many-150-m']);
-    expect((await call(httpBase(third.httpPort), 'GET', '/health')).body).toEqual({ status: 'ok' });
-    expect(troubles(third.logs)).toEqual([]);
-  });
+      const third = await startChild(dataDir, { args: ['--config', configFile], openFiles: 512 });
+      await expectSteady(third, sent);
+      expect((await readTopic(third, 'many-150')).map((m) => m.messageId)).toEqual(['many-150-m']);
+      expect((await call(httpBase(third.httpPort), 'GET', '/health')).body).toEqual({ status: 'ok' });
+      expect(troubles(third.logs)).toEqual([]);
+    },
+  );
 });

@@ -140,7 +140,7 @@ export class Broker implements PartitionPlacement {
     // Several nodes on one store: what another node appended reaches this node's readers, and
     // topics made or changed there are taken as they are.
     this.store.onAppended?.((partitionId, end) => this.appendedElsewhere(partitionId, end));
-    this.store.onTopicChanged?.((change) => this.topics.adopt(change.name, change.definition));
+    this.store.onTopicChanged?.((change) => this.topics.adopt(change));
     this.store.onRestarted((index) => {
       void this.deduplication.workerRestarted(this.topics.listPublic(), (topic, partition) => this.slot(topic, partition).worker === index);
     });
@@ -546,6 +546,6 @@ export class Broker implements PartitionPlacement {
 function appendFailure(failure: WorkerFailure): RillError {
   if (failure.code === 'disk-full') return new RillError('disk-full', failure.message);
   // The partition moved away from the worker meanwhile (it restarted): sending again may succeed.
-  if (failure.code === 'unknown-partition') return new RillError('unavailable', failure.message);
+  if (failure.code === 'unknown-partition' || failure.code === 'unavailable') return new RillError('unavailable', failure.message);
   return new RillError('storage-error', failure.message);
 }

@@ -4,7 +4,7 @@ import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
 import type { TopicSettings } from '../../config/index.js';
 import type { TopicDefinition } from '../../storage/index.js';
-import type { TopicStore } from '../log-store.js';
+import type { TopicChange, TopicStore } from '../log-store.js';
 import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
 import { effectiveSettings, OFFSETS_TOPIC, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
@@ -273,10 +273,12 @@ export class TopicRegistry {
    * taken as it is and never written back; this node's subscriptions and groups hear of it as of
    * a change made here.
    */
-  adopt(name: string, definition: TopicDefinition | null): void {
+  adopt(change: TopicChange): void {
+    const { name } = change;
     const topic = this.topics.get(name);
-    if (definition === null) {
-      if (topic === undefined || isInternal(name)) return;
+    if ('deleted' in change) {
+      // Another incarnation (made again since, here or elsewhere) stays.
+      if (topic === undefined || isInternal(name) || topic.createdAt !== change.createdAt) return;
       this.topics.delete(name);
       topic.deleted = true;
       this.partitionCount -= topic.partitions;
@@ -285,6 +287,7 @@ export class TopicRegistry {
       this.logger.info({ topic: name }, 'topic deleted by another node');
       return;
     }
+    const { definition } = change;
     if (topic === undefined) {
       this.register(definition);
       this.logger.info({ topic: name, partitions: definition.partitions }, 'topic created by another node');
