@@ -35,6 +35,8 @@ export type TopicChange = { name: string; definition: TopicDefinition } | { name
 export interface LogStore {
   readonly kind: 'embedded' | 'postgres';
   readonly topicStore: TopicStore;
+  /** This node's name, for a store that several nodes share. */
+  readonly nodeId?: string;
   /** Placement units: partitions are spread over `0 .. workerCount - 1`. */
   readonly workerCount: number;
   /** Placement units that died and were restarted since the start (0 for a store without threads). */

@@ -123,7 +123,7 @@ const storage = z
       })
       .strict()
       .prefault({}),
-    /** This node's name in a cluster (generated at each start when left out). */
+    /** This node's name in a cluster (when left out: the host name and a hash of dataDir, the same at each start). */
     nodeId: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,64}$/, 'a node id is 1-64 letters, digits, dots, dashes or underscores')

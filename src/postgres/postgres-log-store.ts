@@ -1,6 +1,6 @@
 import os from 'node:os';
-import { randomBytes } from 'node:crypto';
-import type { RillConfig } from '../config/index.js';
+import { createHash } from 'node:crypto';
+import { resolveDataDir, type RillConfig } from '../config/index.js';
 import {
   type BrokerHealth,
   type TopicChange,
@@ -66,7 +66,7 @@ export class PostgresLogStore implements LogStore {
   /** Connects, migrates the schema (refusing a newer one), checks durability settings and loads the topics. */
   static async open(config: RillConfig, logger: Logger): Promise<PostgresLogStore> {
     const { url, maxConnections } = config.storage.postgres;
-    const nodeId = config.storage.nodeId ?? `${os.hostname()}-${randomBytes(3).toString('hex')}`;
+    const nodeId = config.storage.nodeId ?? defaultNodeId(config);
     const sql = connect(url!, maxConnections, nodeId);
     try {
       await migrate(sql, logger);
@@ -387,4 +387,18 @@ export class PostgresLogStore implements LogStore {
     await this.topicStore.settled();
     await this.sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * A node's name when none is configured: its host and data directory, so that a node restarted
+ * in place keeps its name (it completes its own transactions after a crash) and two nodes on one
+ * machine differ.
+ */
+function defaultNodeId(config: RillConfig): string {
+  const host =
+    os
+      .hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 48) || 'node';
+  return `${host}-${createHash('sha256').update(resolveDataDir(config)).digest('hex').slice(0, 8)}`;
 }

@@ -124,7 +124,9 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
         .catch((error: unknown) => logger.error({ err: error, topic: topic.name }, "forgetting a deleted topic's committed offsets failed")),
   });
   // Transactions committed before a crash are completed before anything reads the partitions back.
-  const transactions = new TransactionCoordinator(broker, logger, coordinator);
+  // In cluster mode each node has its own transaction log: a node completes its own transactions after a crash, never those another node is applying.
+  const transactionLog = broker.nodeId === undefined ? undefined : `__transaction_state.${broker.nodeId}`;
+  const transactions = new TransactionCoordinator(broker, logger, coordinator, transactionLog);
   started.push(() => transactions.close());
   await transactions.recover();
   broker.startDeduplication();

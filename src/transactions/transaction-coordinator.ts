@@ -132,8 +132,10 @@ export class TransactionCoordinator {
     private readonly logger: Logger,
     /** Commits the group offsets of transactions completed at start-up (none in tests without groups). */
     private readonly offsetRecovery?: OffsetRecovery,
+    /** The transaction log's topic (the default: `__transaction_state`). */
+    logTopic?: string,
   ) {
-    this.log = new TransactionLog(broker);
+    this.log = new TransactionLog(broker, logTopic);
   }
 
   /** At start-up, before publishes and before deduplication reads the partitions: applies what was committed and not completed. */

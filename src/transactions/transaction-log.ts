@@ -58,12 +58,16 @@ export class TransactionLog {
   /** Made by the first COMMIT: a broker whose clients use no transactions has none. */
   private topic: Topic | undefined;
 
-  constructor(private readonly broker: Pick<Broker, 'topics' | 'topic' | 'appendAndWait' | 'offsets' | 'read'>) {
-    this.topic = broker.topic(TRANSACTION_TOPIC);
+  constructor(
+    private readonly broker: Pick<Broker, 'topics' | 'topic' | 'appendAndWait' | 'offsets' | 'read'>,
+    /** In cluster mode each node keeps its own (`__transaction_state.<nodeId>`): it completes its own transactions, never another live node's. */
+    private readonly topicName = TRANSACTION_TOPIC,
+  ) {
+    this.topic = broker.topic(topicName);
   }
 
   private get logTopic(): Topic {
-    this.topic ??= this.broker.topics.internal(TRANSACTION_TOPIC, 1);
+    this.topic ??= this.broker.topics.internal(this.topicName, 1);
     return this.topic;
   }
 

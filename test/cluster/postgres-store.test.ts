@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
+import { exited, useChildServers } from '../helpers/child-server.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
 import { createDatabase } from '../helpers/postgres.js';
 import { useServers, type TestServer } from '../helpers/server.js';
@@ -16,10 +17,19 @@ async function publish(server: TestServer, topic: string, prefix: string, count:
   client.close();
 }
 
+/** Messages a topic holds, as the node sees the database now. */
+async function storedOf(server: TestServer, name: string): Promise<number> {
+  const topic = server.broker.topics.get(name)!;
+  let total = 0;
+  for (let partition = 0; partition < topic.partitions; partition++) total += (await server.broker.offsets(topic, partition)).logEndOffset;
+  return total;
+}
+
 describe('cluster mode: partitions in PostgreSQL', () => {
   const servers = useServers();
-  const onDatabase = async (url: string, overrides: Parameters<typeof servers.start>[0] = {}) =>
-    servers.start({ ...overrides, storage: { backend: 'postgres', postgres: { url }, ...overrides.storage } });
+  const startChild = useChildServers();
+  const onDatabase = async (url: string, overrides: Parameters<typeof servers.start>[0] = {}, dataDir?: string) =>
+    servers.start({ ...overrides, storage: { backend: 'postgres', postgres: { url }, ...overrides.storage } }, dataDir);
 
   it('stores acknowledged messages in the database: a node started anew on it (other data directory) reads them all, once each', async () => {
     const url = await createDatabase();
@@ -71,6 +81,29 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     const ids = reader.all('MESSAGE').map((f) => f.headers['message-id']);
     expect(ids.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `later-${i}`).sort());
     reader.close();
+  });
+
+  it('a node completes its own transaction decided before it crashed, and another node starting meanwhile leaves it alone', { timeout: 60_000 }, async () => {
+    const url = await createDatabase();
+    const dataDir = servers.tempDir();
+    const flags = ['--storage', 'postgres', '--postgres-url', url];
+    // Node A dies once the COMMIT's decision is durable, before any message reached its partition.
+    const a = await startChild(dataDir, { args: flags, env: { RILL_FAILPOINTS: 'transaction=kill-after-log' } });
+    const producer = await RawStompClient.session(a.stompPort);
+    producer.send('BEGIN', { transaction: 'tx' });
+    for (let i = 0; i < 6; i++) producer.send('SEND', { destination: '/producer/publish/orders', transaction: 'tx' }, canonical(`tx-${i}`, `k-${i}`, i));
+    producer.send('COMMIT', { transaction: 'tx', receipt: 'committed' });
+    await exited(a.process);
+    expect(producer.all('RECEIPT')).toEqual([]);
+    // Node B, another node of the cluster, starts: the transaction is A's to complete, not B's.
+    const b = await onDatabase(url);
+    await until('node B to know the topic', () => b.broker.topics.get('orders'));
+    expect(await storedOf(b, 'orders')).toBe(0);
+    // A comes back (same data directory: same node id) and completes it: every message once.
+    const again = await onDatabase(url, {}, dataDir);
+    expect(await storedOf(again, 'orders')).toBe(6);
+    const stored = await readTopic(b, 'orders');
+    expect(stored.map((m) => m.messageId).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `tx-${i}`));
   });
 
   it('refuses to start on a database migrated by a newer Rill, changing nothing', async () => {

@@ -13,22 +13,30 @@ import { encodeFrame, FrameParser, type Frame, type HeaderInput } from '../../sr
 export const WAIT = { timeout: 15_000, interval: 10 } as const;
 
 /**
- * Waits (with vi.waitFor) until `check` returns something other than undefined, null or false,
- * and resolves to it. The thin layer over vi.waitFor is for the failure message, which names what
+ * Waits (with vi.waitFor) until `check` returns (or resolves to) something other than undefined,
+ * null or false, and resolves to it. The thin layer over vi.waitFor is for the failure message, which names what
  * was awaited (vi.waitFor alone reports "Timed out in waitFor!"), and for the timeout above. When
  * the condition is an assertion, call vi.waitFor(() => expect(...), WAIT) directly instead: its
  * failure message is then the last failed assertion.
  */
-export async function until<T>(what: string, check: () => T | undefined | null | false, timeoutMs: number = WAIT.timeout): Promise<T> {
+export async function until<T>(
+  what: string,
+  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs: number = WAIT.timeout,
+): Promise<T> {
   const started = Date.now();
   let last: unknown;
+  const settled = (value: T | undefined | null | false): T => {
+    last = value;
+    if (value === undefined || value === null || value === false) throw new Error('not yet');
+    return value;
+  };
   try {
     return await vi.waitFor(
       () => {
         const value = check();
-        last = value;
-        if (value === undefined || value === null || value === false) throw new Error('not yet');
-        return value;
+        // An asynchronous check is retried until its promise gives a value (vi.waitFor retries a rejected one).
+        return value instanceof Promise ? value.then(settled) : settled(value);
       },
       { timeout: timeoutMs, interval: WAIT.interval },
     );

@@ -154,6 +154,11 @@ export class Broker implements PartitionPlacement {
     return new Broker(config, store ?? (await EmbeddedLogStore.open(config, logger)), logger);
   }
 
+  /** This node's name in a cluster (undefined on the embedded store). */
+  get nodeId(): string | undefined {
+    return this.store.nodeId;
+  }
+
   /** Which store keeps the partitions' batches. */
   get storeKind(): LogStore['kind'] {
     return this.store.kind;
