@@ -9,7 +9,8 @@
 // format (publishing before and after Kafka's RecordBatch v2, built from git; compression codecs),
 // idempotence (publishing with the deduplication window on and off; reading it back at a restart),
 // security (publishing with authentication on, and over wss, beside plain), metrics (publishing
-// while /metrics is scraped every second, beside quiet).
+// while /metrics is scraped every second, beside quiet), cluster (one node and three nodes on
+// PostgreSQL against the embedded node; `--cluster` runs it alone).
 // With --only, the sections not run are kept as they are in the output file.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,18 +23,20 @@ import { metricsCost } from './bench-metrics.mjs';
 import { securityCost } from './bench-security.mjs';
 import { partitionScaling, receiptWindow, relayLatency, startupAfterKill } from './bench-hardening.mjs';
 import { offsetsStartup } from './bench-offsets.mjs';
+import { cluster } from './bench-cluster.mjs';
 import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, settle, startBare, startRill, stop } from './bench-lib.mjs';
 
 /** Sections in the order they appear in the report; each writes its own part. */
-const SECTIONS = ['core', 'format', 'idempotence', 'security', 'metrics', 'offsets', 'partitions', 'startup', 'window', 'latency'];
+const SECTIONS = ['core', 'format', 'idempotence', 'security', 'metrics', 'offsets', 'partitions', 'startup', 'window', 'latency', 'cluster'];
 /** The order they run in: the latency-sensitive ones first, on a quiet disk (each section also lets the disk settle after itself). */
-const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'offsets', 'format', 'idempotence', 'security', 'metrics', 'core'];
+const RUN_ORDER = ['latency', 'window', 'partitions', 'startup', 'offsets', 'format', 'idempotence', 'security', 'metrics', 'cluster', 'core'];
 
-const USAGE = `Usage: node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--out FILE]
+const USAGE = `Usage: node scripts/bench.mjs [--quick] [--skip-fill] [--only SECTION,...] [--cluster] [--out FILE]
   --quick        shorter runs (smaller counts, N = 16 and 1,024 only, 0.2 GB for start-up)
   --skip-fill    leave out the 2 GiB fill of the core section (memory with a large log)
   --only LIST    run only these sections, comma-separated: ${SECTIONS.join(',')}
                  (the other sections of the output file are kept)
+  --cluster      the cluster section (one and three nodes on PostgreSQL), alone or with --only's
   --out FILE     where to write the report (default: BENCHMARKS.md at the repository root)
 `;
 
@@ -44,6 +47,7 @@ try {
       quick: { type: 'boolean', default: false },
       'skip-fill': { type: 'boolean', default: false },
       only: { type: 'string' },
+      cluster: { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -59,6 +63,7 @@ if (flags.help) {
 }
 const quick = flags.quick;
 const skipFill = flags['skip-fill'];
+if (flags.cluster) flags.only = flags.only === undefined ? 'cluster' : `${flags.only},cluster`;
 const only =
   flags.only === undefined
     ? null
@@ -340,6 +345,7 @@ const RUNNERS = {
   startup: () => startupAfterKill({ quick }),
   window: () => receiptWindow({ quick }),
   latency: () => relayLatency({ quick }),
+  cluster: () => cluster({ quick }),
 };
 
 async function main() {
