@@ -20,7 +20,7 @@ export interface TopicStore {
   partitionDirectory(topic: string, partition: number): string;
 }
 
-/** A topic as another node of a cluster left it: its definition, or that it was deleted. */
+/** A topic as another node of a cluster left it: its definition, or that it was deleted (the incarnation created at `createdAt`; -1: whichever this node has). */
 export type TopicChange = { name: string; definition: TopicDefinition } | { name: string; deleted: true; createdAt: number };
 
 /**

@@ -11,6 +11,7 @@ const FAILED_START_EXIT_MS = 5_000;
 const SETTING_FLAGS: Record<string, string> = {
   'storage.dataDir': '--data-dir',
   'storage.postgres.url': '--postgres-url',
+  'storage.nodeId': '--node-id',
   'server.httpPort': '--http-port',
   'server.stompPort': '--stomp-port',
   'server.host': '--host',

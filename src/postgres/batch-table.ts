@@ -60,9 +60,14 @@ export class BatchTable {
         ) WITH ORDINALITY AS i (topic, partition, span, max_timestamp, position, size, n)
       ), totals AS (
         SELECT topic, partition, sum(span)::int8 AS span FROM input GROUP BY topic, partition
+      ), locked AS (
+        -- Rows locked in one order on every node: two nodes appending to the same partitions never deadlock.
+        SELECT p.topic, p.partition FROM rill_partitions p JOIN totals t ON p.topic = t.topic AND p.partition = t.partition
+        ORDER BY p.topic, p.partition FOR UPDATE OF p
       ), placed AS (
         UPDATE rill_partitions p SET next_offset = p.next_offset + t.span
-        FROM totals t WHERE p.topic = t.topic AND p.partition = t.partition
+        FROM totals t JOIN locked l ON l.topic = t.topic AND l.partition = t.partition
+        WHERE p.topic = t.topic AND p.partition = t.partition
         RETURNING p.topic, p.partition, p.next_offset - t.span AS first_offset
       ), numbered AS (
         SELECT i.*, pl.first_offset + sum(i.span) OVER (PARTITION BY i.topic, i.partition ORDER BY i.n) - i.span AS base_offset
@@ -138,9 +143,11 @@ export class BatchTable {
   }
 
   /**
-   * Deletes a partition's oldest batches: those whose newest record is older than `before` (-1:
-   * none by age), then the oldest while it holds more than `maxBytes` (-1: no limit). Its start
-   * offset moves past them. Returns the batches deleted.
+   * Deletes a partition's oldest batches, as the embedded store deletes its oldest segments: by age,
+   * those appended before `before` (the broker's clock, never the publishers' timestamps), up to the
+   * first that was not (-1: none by age); by size, the oldest while the partition holds more than
+   * `maxBytes` (-1: no limit). Always a prefix of the log: its start offset moves past them. Returns
+   * the batches deleted.
    */
   async deleteOldest({ topic, partition }: PartitionKey, before: number, maxBytes: number): Promise<number> {
     return this.sql.begin(async (tx) => {
@@ -148,12 +155,17 @@ export class BatchTable {
       const [bounds] = (await tx`
         SELECT next_offset FROM rill_partitions WHERE topic = ${topic} AND partition = ${partition} FOR UPDATE`) as unknown as Array<{ next_offset: number }>;
       if (bounds === undefined) return 0;
-      const [{ cut }] = (await tx`
-        SELECT coalesce(max(next_offset), 0)::int8 AS cut FROM (
-          SELECT next_offset, max_timestamp, sum(size) OVER (ORDER BY base_offset DESC) AS newer_bytes
-          FROM rill_batches WHERE topic = ${topic} AND partition = ${partition}
-        ) b
-        WHERE (${before}::int8 >= 0 AND max_timestamp < ${before}) OR (${maxBytes}::int8 >= 0 AND newer_bytes > ${maxBytes})`) as unknown as [{ cut: number }];
+      const [{ by_age, by_size }] = (await tx`
+        SELECT
+          CASE WHEN ${before}::int8 < 0 THEN 0 ELSE coalesce(
+            (SELECT min(base_offset) FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND append_time >= ${before}),
+            ${bounds.next_offset}::int8) END AS by_age,
+          CASE WHEN ${maxBytes}::int8 < 0 THEN 0 ELSE coalesce((
+            SELECT max(next_offset) FROM (
+              SELECT next_offset, sum(size) OVER (ORDER BY base_offset DESC) AS newer_bytes
+              FROM rill_batches WHERE topic = ${topic} AND partition = ${partition}
+            ) b WHERE newer_bytes > ${maxBytes}), 0) END AS by_size`) as unknown as [{ by_age: number; by_size: number }];
+      const cut = Math.max(by_age, by_size);
       if (cut === 0) return 0;
       const deleted = await tx`DELETE FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND next_offset <= ${cut}`;
       await tx`UPDATE rill_partitions SET start_offset = greatest(start_offset, ${cut}) WHERE topic = ${topic} AND partition = ${partition}`;

@@ -36,9 +36,14 @@ function writableSession(url: string): { target_session_attrs?: 'primary' } {
   return asked === undefined || asked === 'read-write' ? { target_session_attrs: 'primary' } : {};
 }
 
-/** Whether the database refused a write because it is not (or no longer) a primary: nothing was written, a retry may find the new one. */
-export function isReadOnly(error: unknown): boolean {
-  return (error as { code?: string }).code === '25006';
+/**
+ * Whether the database refused a write for a reason that passes, having written nothing: it is not
+ * (or no longer) a primary (25006), or it rolled the statement back to break a deadlock or a
+ * serialization conflict (40P01, 40001). A retry may succeed.
+ */
+export function isTransient(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === '25006' || code === '40P01' || code === '40001';
 }
 
 /** Whether an error is the database refusing for lack of disk (class 53: insufficient resources). */

@@ -32,17 +32,17 @@ export class GroupCommit {
     this.running = true;
     while (this.queue.length > 0) {
       const group = this.queue.splice(0);
-      const batches: PendingBatch[] = [];
-      let shift = 0;
-      for (const waiting of group) {
-        for (const batch of waiting.batches) batches.push({ ...batch, position: batch.position + shift });
-        shift += waiting.bytes;
-      }
-      const pack = Buffer.concat(
-        group.flatMap((waiting) => waiting.data),
-        shift,
-      );
       try {
+        const batches: PendingBatch[] = [];
+        let shift = 0;
+        for (const waiting of group) {
+          for (const batch of waiting.batches) batches.push({ ...batch, position: batch.position + shift });
+          shift += waiting.bytes;
+        }
+        const pack = Buffer.concat(
+          group.flatMap((waiting) => waiting.data),
+          shift,
+        );
         const offsets = await this.table.append(batches, pack, Date.now());
         let first = 0;
         for (const waiting of group) {

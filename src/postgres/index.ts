@@ -1,2 +1,2 @@
-export { PostgresLogStore } from './postgres-log-store.js';
+export { NodeIdTakenError, PostgresLogStore } from './postgres-log-store.js';
 export { NewerSchemaError } from './migrations.js';

@@ -64,13 +64,16 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
         REFERENCING NEW TABLE AS appended FOR EACH STATEMENT EXECUTE FUNCTION rill_batches_appended();
 
       -- The topic's creation time tells its incarnations apart: a deletion that a node hears of
-      -- late must not delete the topic made again under the same name since.
+      -- late must not delete the topic made again under the same name since. 'by' names the
+      -- writer (its application_name, rill:<nodeId>): a node has applied its own changes already.
       CREATE FUNCTION rill_topics_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        writer text := current_setting('application_name', true);
       BEGIN
         IF TG_OP = 'DELETE' THEN
-          PERFORM pg_notify('rill_topics', json_build_object('name', OLD.name, 'deleted', true, 'createdAt', OLD.created_at)::text);
+          PERFORM pg_notify('rill_topics', json_build_object('name', OLD.name, 'deleted', true, 'createdAt', OLD.created_at, 'by', writer)::text);
         ELSE
-          PERFORM pg_notify('rill_topics', json_build_object('name', NEW.name, 'deleted', false, 'createdAt', NEW.created_at)::text);
+          PERFORM pg_notify('rill_topics', json_build_object('name', NEW.name, 'deleted', false, 'createdAt', NEW.created_at, 'by', writer)::text);
         END IF;
         RETURN NULL;
       END $$;

@@ -16,11 +16,14 @@ import {
 import type { Logger } from '../logging/index.js';
 import { compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
-import { connect, isConnectionLost, isDiskFull, isReadOnly, type Sql } from './connection.js';
+import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './connection.js';
 import { checkDurability } from './durability-check.js';
 import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { TopicTable } from './topic-table.js';
+
+/** A deletion found by reading all topics again: whichever incarnation this node has is gone. */
+const ANY_INCARNATION = -1;
 
 /** How often a node that lost the database tries it again. */
 const PROBE_INTERVAL_MS = 250;
@@ -50,7 +53,10 @@ export class PostgresLogStore implements LogStore {
   private unreachable: string | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
   private probe: NodeJS.Timeout | null = null;
+  /** When the connection was last lost (this node's clock). */
+  private lostAt = 0;
   private readonly restartedListeners = new Set<(worker: number) => void>();
+  private topicNotices: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly sql: Sql,
@@ -58,6 +64,8 @@ export class PostgresLogStore implements LogStore {
     readonly nodeId: string,
     private readonly config: RillConfig,
     private readonly logger: Logger,
+    /** The connection holding this node's id (released at close). */
+    private readonly nodeLock: Awaited<ReturnType<Sql['reserve']>>,
   ) {
     this.batches = new BatchTable(sql);
     this.groupCommit = new GroupCommit(this.batches);
@@ -70,9 +78,10 @@ export class PostgresLogStore implements LogStore {
     const sql = connect(url!, maxConnections, nodeId);
     try {
       await migrate(sql, logger);
+      const nodeLock = await holdNodeId(sql, nodeId);
       await checkDurability(sql, logger);
       const topics = await TopicTable.open(sql, logger);
-      const store = new PostgresLogStore(sql, topics, nodeId, config, logger);
+      const store = new PostgresLogStore(sql, topics, nodeId, config, logger, nodeLock);
       await store.listen();
       logger.info({ nodeId }, 'storage: PostgreSQL');
       return store;
@@ -83,41 +92,88 @@ export class PostgresLogStore implements LogStore {
   }
 
   private async listen(): Promise<void> {
-    await this.sql.listen('rill_appended', (payload) => {
-      let entries: Array<[string, number, number]>;
-      try {
-        entries = JSON.parse(payload) as Array<[string, number, number]>;
-      } catch {
-        return;
-      }
-      for (const [topic, partition, end] of entries) {
-        const id = this.byKey.get(`${topic}\u0000${partition}`);
-        if (id !== undefined) for (const listener of this.appendedListeners) listener(id, end);
-      }
-    });
-    await this.sql.listen('rill_topics', (payload) => void this.topicChanged(payload));
+    let listening = 0;
+    await this.sql.listen(
+      'rill_appended',
+      (payload) => {
+        let entries: Array<[string, number, number]>;
+        try {
+          entries = JSON.parse(payload) as Array<[string, number, number]>;
+        } catch {
+          return;
+        }
+        for (const [topic, partition, end] of entries) this.appended(topic, partition, end);
+      },
+      // Listening again after a lost connection: what was appended meanwhile was never notified.
+      () => {
+        if (listening++ > 0) this.resync('appended', () => this.resyncEnds());
+      },
+    );
+    let listeningTopics = 0;
+    await this.sql.listen(
+      'rill_topics',
+      (payload) => this.inOrder(() => this.topicChanged(payload)),
+      () => {
+        if (listeningTopics++ > 0) this.resync('topics', () => this.resyncTopics());
+      },
+    );
+  }
+
+  private appended(topic: string, partition: number, end: number): void {
+    const id = this.byKey.get(`${topic}\u0000${partition}`);
+    if (id !== undefined) for (const listener of this.appendedListeners) listener(id, end);
+  }
+
+  /** Topic notices are handled one after another: two changes of one topic are never taken out of order. */
+  private inOrder(task: () => Promise<void>): void {
+    this.topicNotices = this.topicNotices.then(task).catch((error: unknown) => this.logger.warn({ err: error }, 'taking a topic change failed'));
+  }
+
+  private resync(what: string, task: () => Promise<void>): void {
+    this.inOrder(task);
+    this.logger.info({ what }, 'listening again after a lost connection: catching up');
+  }
+
+  /** Every partition's end as the database has it (the notices lost while not listening). */
+  private async resyncEnds(): Promise<void> {
+    const rows = (await this.sql`SELECT topic, partition, next_offset FROM rill_partitions`) as unknown as Array<{
+      topic: string;
+      partition: number;
+      next_offset: number;
+    }>;
+    for (const row of rows) this.appended(row.topic, row.partition, row.next_offset);
+  }
+
+  /** Every topic as the database has it, and the deletions missed. */
+  private async resyncTopics(): Promise<void> {
+    // This node's own writes first: a topic it made and has not stored yet is no missed deletion.
+    await this.topicStore.settled();
+    const definitions = await this.topicStore.readAll();
+    const present = new Set(definitions.map((definition) => definition.name));
+    for (const definition of definitions) for (const listener of this.topicListeners) listener({ name: definition.name, definition });
+    for (const topic of new Set([...this.partitions.values()].map((assignment) => assignment.topic))) {
+      if (present.has(topic) || topic.startsWith('__')) continue;
+      for (const listener of this.topicListeners) listener({ name: topic, deleted: true, createdAt: ANY_INCARNATION });
+    }
   }
 
   /** A topic was made, changed or deleted (by any node): its listeners take it as the database has it now. */
   private async topicChanged(payload: string): Promise<void> {
-    let notice: { name: string; deleted: boolean; createdAt: number };
+    let notice: { name: string; deleted: boolean; createdAt: number; by?: string };
     try {
       notice = JSON.parse(payload) as typeof notice;
     } catch {
       return;
     }
+    // This node's own change, applied here already: read back now, an echo could be older than a change made since.
+    if (notice.by === `rill:${this.nodeId}`) return;
     let change: TopicChange;
     if (notice.deleted) change = { name: notice.name, deleted: true, createdAt: notice.createdAt };
     else {
-      try {
-        const definition = await this.topicStore.read(notice.name);
-        // Deleted since: its own notification says so.
-        if (definition === undefined) return;
-        change = { name: notice.name, definition };
-      } catch (error) {
-        this.logger.warn({ err: error, topic: notice.name }, 'reading a topic changed by another node failed');
-        return;
-      }
+      const definition = await this.topicStore.read(notice.name);
+      // Deleted since: its own notice says so.
+      if (definition === undefined) return;
+      change = { name: notice.name, definition };
     }
     for (const listener of this.topicListeners) listener(change);
   }
@@ -170,17 +226,29 @@ export class PostgresLogStore implements LogStore {
     this.restartedListeners.add(listener);
   }
 
-  /** A statement failed for want of the database: health says so, and a probe tells when it answers again. */
+  /**
+   * A statement failed for want of the database: health says so, and a probe tells when it answers
+   * again. Answering is not enough: when only this side lost the connection (a reset by a proxy, a
+   * network fault), the server may still run the statement that was in doubt, and commit it after
+   * a read-back missed it. So the probe also waits until no statement of this node that started
+   * before the loss is still running on the server (a new primary has none).
+   */
   private lostConnection(error: unknown): void {
     this.unreachable = (error as Error).message;
+    this.lostAt = Date.now();
     if (this.probe !== null || this.closed) return;
     let probing = false;
     this.probe = setInterval(() => {
       if (probing) return;
       probing = true;
-      this.sql`SELECT 1`.then(
-        () => {
+      const lostAtSeconds = this.lostAt / 1000;
+      this.sql`
+        SELECT count(*)::int AS running FROM pg_stat_activity
+        WHERE application_name = ${`rill:${this.nodeId}`} AND pid <> pg_backend_pid() AND state <> 'idle'
+          AND query_start < to_timestamp(${lostAtSeconds})`.then(
+        (rows) => {
           probing = false;
+          if ((rows[0]?.running as number) > 0) return;
           if (this.probe !== null) clearInterval(this.probe);
           this.probe = null;
           this.unreachable = null;
@@ -264,12 +332,12 @@ export class PostgresLogStore implements LogStore {
       }
       const failure: WorkerFailure = isDiskFull(error)
         ? { code: 'disk-full', message: `the database is out of disk space: ${(error as Error).message}` }
-        : isReadOnly(error)
-          ? { code: 'unavailable', message: 'the database is not the primary (a fail-over under way?): nothing was written; retry' }
+        : isTransient(error)
+          ? { code: 'unavailable', message: `the database refused the write for now (${(error as Error).message}): nothing was written; retry` }
           : { code: 'storage-error', message: `database error: ${(error as Error).message}` };
       if (failure.code === 'storage-error') this.logger.error({ err: error }, 'append failed');
-      // Reconnects: the pool may hold connections to a server that is a standby now.
-      if (failure.code === 'unavailable') this.lostConnection(error);
+      // A standby answered (the old primary, demoted): health says so until a primary answers the probe.
+      if ((error as { code?: string }).code === '25006') this.lostConnection(error);
       for (const i of index) failures[i] = failure;
       return { baseOffsets, failures, buffers };
     }
@@ -334,8 +402,16 @@ export class PostgresLogStore implements LogStore {
     }
   }
 
+  /**
+   * A read's failure. A lost connection is thrown as WorkerStoppedError, as a broker worker's death
+   * is: whoever reads for the deduplicator's messageIDs in doubt then keeps them in doubt and reads
+   * again once the database answers, never taking an unanswered read for "not stored".
+   */
   private failureOf(error: unknown): WorkerFailure {
-    if (isConnectionLost(error)) this.lostConnection(error);
+    if (isConnectionLost(error)) {
+      this.lostConnection(error);
+      throw new WorkerStoppedError(`the database connection was lost during a read (${(error as Error).message}); read again once it is back`);
+    }
     return { code: 'storage-error', message: `database error: ${(error as Error).message}` };
   }
 
@@ -384,7 +460,9 @@ export class PostgresLogStore implements LogStore {
     this.closed = true;
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     if (this.probe !== null) clearInterval(this.probe);
+    this.topicStore.close();
     await this.topicStore.settled();
+    this.nodeLock.release();
     await this.sql.end({ timeout: 5 });
   }
 }
@@ -401,4 +479,16 @@ function defaultNodeId(config: RillConfig): string {
       .replace(/[^A-Za-z0-9._-]/g, '-')
       .slice(0, 48) || 'node';
   return `${host}-${createHash('sha256').update(resolveDataDir(config)).digest('hex').slice(0, 8)}`;
+}
+
+/** Two live nodes under one id would both complete that id's transactions: the id is held for the node's life. */
+export class NodeIdTakenError extends Error {}
+
+/** Holds an advisory lock named after the node id on a connection of its own, or throws NodeIdTakenError. */
+async function holdNodeId(sql: Sql, nodeId: string): Promise<Awaited<ReturnType<Sql['reserve']>>> {
+  const connection = await sql.reserve();
+  const [row] = (await connection`SELECT pg_try_advisory_lock(hashtextextended(${`rill-node:${nodeId}`}, 0)) AS held`) as unknown as [{ held: boolean }];
+  if (row.held) return connection;
+  connection.release();
+  throw new NodeIdTakenError(`another Rill node runs on this database with node id "${nodeId}"`);
 }

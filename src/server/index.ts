@@ -9,7 +9,7 @@ import { Gateway, httpRoutes } from '../gateway/index.js';
 import { BrokerMetrics } from '../metrics/index.js';
 import { OriginPolicy, Security, SecuritySettingError } from '../security/index.js';
 import { createLogger, type Logger } from '../logging/index.js';
-import { NewerSchemaError, PostgresLogStore } from '../postgres/index.js';
+import { NewerSchemaError, NodeIdTakenError, PostgresLogStore } from '../postgres/index.js';
 import { Listeners } from './listeners.js';
 import { StartupError } from './startup-error.js';
 
@@ -285,6 +285,7 @@ async function openPostgresStore(config: RillConfig, logger: Logger): Promise<Po
     return await PostgresLogStore.open(config, logger);
   } catch (error) {
     if (error instanceof NewerSchemaError) throw new StartupError(error.message, 'storage.postgres.url', 'upgrade this node', 'to use another database');
+    if (error instanceof NodeIdTakenError) throw new StartupError(error.message, 'storage.nodeId', 'stop that node', 'to another id');
     const reason = (error as Error).message;
     throw new StartupError(
       `cannot use the PostgreSQL database of storage.postgres.url: ${reason}`,

@@ -106,6 +106,32 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     expect(stored.map((m) => m.messageId).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `tx-${i}`));
   });
 
+  it("retention goes by when the broker appended, never by a publisher's timestamp: a message dated 2020 deletes nothing newer", async () => {
+    const url = await createDatabase();
+    const server = await onDatabase(url, {
+      storage: { backend: 'postgres', postgres: { url }, retention: { checkIntervalMs: 100 } },
+      topics: {
+        definitions: [
+          { name: 'kept', partitions: 1, retentionMs: 60_000 },
+          { name: 'trimmed', partitions: 1, retentionMs: 1 },
+        ],
+      },
+    });
+    const client = await RawStompClient.session(server.stompPort);
+    const old = Date.parse('2020-01-01T00:00:00Z');
+    for (let i = 0; i < 20; i++) {
+      client.send('SEND', { destination: '/producer/publish/kept', receipt: `r-${i}` }, canonical(`m-${i}`, 'k', i, i === 10 ? old : Date.now()));
+    }
+    // The witness that retention ran: a topic whose every batch is over its retention at once.
+    client.send('SEND', { destination: '/producer/publish/trimmed', receipt: 'trimmed' }, canonical('t-0', 'k', 0));
+    await until('21 receipts', () => client.all('RECEIPT').length === 21);
+    client.close();
+    const trimmed = server.broker.topics.get('trimmed')!;
+    await until('retention to run (the witness trimmed)', async () => (await server.broker.offsets(trimmed, 0)).logStartOffset === 1);
+    const topic = server.broker.topics.get('kept')!;
+    expect(await server.broker.offsets(topic, 0)).toMatchObject({ logStartOffset: 0, logEndOffset: 20 });
+  });
+
   it('refuses to start on a database migrated by a newer Rill, changing nothing', async () => {
     const url = await createDatabase();
     const first = await onDatabase(url);
@@ -118,6 +144,18 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     const versions = await sql`SELECT version FROM rill_schema ORDER BY version`;
     await sql.end();
     expect(versions.map((v) => v.version)).toEqual([1, 999]);
+  });
+
+  it('refuses a second node under a node id a live node holds, and takes it once that node stopped', async () => {
+    const url = await createDatabase();
+    const first = await onDatabase(url, { storage: { backend: 'postgres', postgres: { url }, nodeId: 'twin' } });
+    const error = await onDatabase(url, { storage: { backend: 'postgres', postgres: { url }, nodeId: 'twin' } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as StartupError).setting).toBe('storage.nodeId');
+    expect((error as StartupError).message).toMatch(/another Rill node runs on this database with node id "twin"/);
+    await first.close();
+    const again = await onDatabase(url, { storage: { backend: 'postgres', postgres: { url }, nodeId: 'twin' } });
+    expect(again.broker.nodeId).toBe('twin');
   });
 
   it('a database it cannot reach is a start-up error naming storage.postgres.url', async () => {

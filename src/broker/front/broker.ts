@@ -33,8 +33,14 @@ interface PartitionSlot {
   tickets: AppendTicket[];
   lastBatchBytes: number;
   watchers: Set<PartitionWatcher>;
-  /** The end of the partition after the last batch this thread saw stored (0 if none since the start). */
+  /**
+   * The end of the partition after the last batch this thread had stored (0 if none since the
+   * start). Other nodes' appends do not move it: it is where a read-back of this node's batches in
+   * doubt starts, and they cannot be before it.
+   */
   storedEnd: number;
+  /** The highest end heard of, this node's appends and other nodes' (watchers are told of each new one once). */
+  heardEnd: number;
   /** Records and bytes (of record batches) stored since the broker started, for metrics. */
   messagesIn: number;
   bytesIn: number;
@@ -216,6 +222,7 @@ export class Broker implements PartitionPlacement {
           lastBatchBytes: 0,
           watchers: new Set(),
           storedEnd: 0,
+          heardEnd: 0,
           messagesIn: 0,
           bytesIn: 0,
         };
@@ -412,8 +419,8 @@ export class Broker implements PartitionPlacement {
   /** A partition has a new end (another node appended to it): its watchers fetch what they lack. */
   private appendedElsewhere(partitionId: number, end: number): void {
     const slot = this.slots[partitionId];
-    if (slot === undefined || end <= slot.storedEnd) return;
-    slot.storedEnd = end;
+    if (slot === undefined || end <= Math.max(slot.storedEnd, slot.heardEnd)) return;
+    slot.heardEnd = end;
     for (const watcher of slot.watchers) watcher(end, null, -1);
   }
 

@@ -9,6 +9,9 @@ import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
 import { effectiveSettings, OFFSETS_TOPIC, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
 
+/** Deleted topics' incarnations remembered, so that a late notice from the cluster never brings one back. */
+const MAX_REMEMBERED_DELETIONS = 10_000;
+
 /** Segment size of the committed offsets' log. */
 const OFFSETS_SEGMENT_BYTES = 1024 * 1024;
 
@@ -109,6 +112,8 @@ export class TopicRegistry {
   private nextPartitionId = 0;
   /** Partitions of every topic together (limits.maxPartitions). */
   private partitionCount = 0;
+  /** Incarnations deleted since the start, oldest first (see rememberDeleted). */
+  private readonly deletedIncarnations = new Set<string>();
   /** Topics being deleted: their names cannot be used again until their files are gone from `topics/`. */
   private readonly deleting = new Set<string>();
 
@@ -251,6 +256,7 @@ export class TopicRegistry {
     try {
       this.topics.delete(name);
       topic.deleted = true;
+      this.rememberDeleted(topic);
       this.partitionCount -= topic.partitions;
       for (const listener of this.listeners) listener.deleted?.(topic);
       try {
@@ -278,9 +284,10 @@ export class TopicRegistry {
     const topic = this.topics.get(name);
     if ('deleted' in change) {
       // Another incarnation (made again since, here or elsewhere) stays.
-      if (topic === undefined || isInternal(name) || topic.createdAt !== change.createdAt) return;
+      if (topic === undefined || isInternal(name) || (change.createdAt !== -1 && topic.createdAt !== change.createdAt)) return;
       this.topics.delete(name);
       topic.deleted = true;
+      this.rememberDeleted(topic);
       this.partitionCount -= topic.partitions;
       for (const listener of this.listeners) listener.deleted?.(topic);
       this.placement.remove(topic).catch((error: unknown) => this.logger.warn({ err: error, topic: name }, 'closing a topic deleted elsewhere failed'));
@@ -289,6 +296,8 @@ export class TopicRegistry {
     }
     const { definition } = change;
     if (topic === undefined) {
+      // A notice of an incarnation deleted here already (its deletion is on its way to the database).
+      if (this.deletedIncarnations.has(`${name}\u0000${definition.createdAt}`)) return;
       this.register(definition);
       this.logger.info({ topic: name, partitions: definition.partitions }, 'topic created by another node');
       for (const listener of this.growthListeners) listener(name);
@@ -306,6 +315,12 @@ export class TopicRegistry {
       this.placement.reconfigure(topic);
       for (const listener of this.listeners) listener.settingsChanged?.(topic, before);
     }
+  }
+
+  /** Incarnations deleted (name and creation time): a late notice of one never brings it back. */
+  private rememberDeleted(topic: RegisteredTopic): void {
+    if (this.deletedIncarnations.size >= MAX_REMEMBERED_DELETIONS) this.deletedIncarnations.delete(this.deletedIncarnations.values().next().value!);
+    this.deletedIncarnations.add(`${topic.name}\u0000${topic.createdAt}`);
   }
 
   /** Tells `listener` of topics' settings changes and deletions. */
