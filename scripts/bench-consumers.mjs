@@ -3,6 +3,7 @@
 import { WebSocket } from 'ws';
 import { encodeFrame, FrameParser } from '../dist/protocol/stomp/index.js';
 import { forEachRecord } from '../dist/storage/index.js';
+import { sendAtRate } from './bench-lib.mjs';
 
 async function post(base, method, path, body) {
   const response = await fetch(`${base}${path}`, {
@@ -182,24 +183,13 @@ export async function endToEnd(url, topic, rate, seconds) {
   await new Promise((r) => setTimeout(r, 500));
   const producer = await stompPeer(url, () => {});
   const total = rate * seconds;
-  let sent = 0;
-  const begin = performance.now();
-  await new Promise((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - begin) / 1000) * rate) + rate / 1000);
-      while (sent < due) {
-        producer.send(
-          'SEND',
-          { destination: `/producer/publish/${topic}` },
-          `{"messageID":"e-${sent}","key":"k-${sent % 64}","message":"${'x'.repeat(30)}","sent":${performance.now()}}`,
-        );
-        sent++;
-      }
-      if (sent >= total) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
-  });
+  await sendAtRate(rate, total, (n) =>
+    producer.send(
+      'SEND',
+      { destination: `/producer/publish/${topic}` },
+      `{"messageID":"e-${n}","key":"k-${n % 64}","message":"${'x'.repeat(30)}","sent":${performance.now()}}`,
+    ),
+  );
   const deadline = performance.now() + 5000;
   while (samples.length < total && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   producer.close();

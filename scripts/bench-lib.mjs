@@ -14,6 +14,21 @@ export const fmt = (n) => Math.round(n).toLocaleString('en-US');
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const percent = (part, whole) => `${((part / whole) * 100).toFixed(0)} %`;
 
+/** Calls `send(n)` for n = 0 .. total - 1 at `rate` per second (checked every millisecond); resolves once all are sent. */
+export function sendAtRate(rate, total, send) {
+  let sent = 0;
+  const begin = performance.now();
+  return new Promise((resolve) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - begin) / 1000) * rate) + rate / 1000);
+      while (sent < due) send(sent++);
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+}
+
 export function spawnNode(args, options = {}) {
   return spawn(process.execPath, args, { cwd: root, stdio: ['pipe', 'pipe', 'inherit'], ...options });
 }

@@ -24,7 +24,7 @@ import { securityCost } from './bench-security.mjs';
 import { partitionScaling, receiptWindow, relayLatency, startupAfterKill } from './bench-hardening.mjs';
 import { offsetsStartup } from './bench-offsets.mjs';
 import { cluster } from './bench-cluster.mjs';
-import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, settle, startBare, startRill, stop } from './bench-lib.mjs';
+import { directoryBytes, fmt, log, machine, produce, root, rssMiB, scratch, sendAtRate, settle, startBare, startRill, stop } from './bench-lib.mjs';
 
 /** Sections in the order they appear in the report; each writes its own part. */
 const SECTIONS = ['core', 'format', 'idempotence', 'security', 'metrics', 'offsets', 'partitions', 'startup', 'window', 'latency', 'cluster'];
@@ -98,23 +98,11 @@ async function latency(url, topic, rate, seconds, warmupSeconds = 1) {
   await new Promise((resolve) => setTimeout(resolve, 200));
   const warmup = rate * warmupSeconds;
   const total = warmup + rate * seconds;
-  const perTick = rate / 1000;
-  let sent = 0;
-  const begin = performance.now();
-  await new Promise((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - begin) / 1000) * rate) + perTick);
-      while (sent < due) {
-        const id = `lat-${sent}`;
-        const body = `{"messageID":"${id}","key":"k-${sent % 100}","message":"${'x'.repeat(40)}","timestamp":${Date.now()}}`;
-        sentAt.set(id, performance.now());
-        socket.send(`SEND\ndestination:/producer/publish/${topic}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`);
-        sent++;
-      }
-      if (sent >= total) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
+  await sendAtRate(rate, total, (n) => {
+    const id = `lat-${n}`;
+    const body = `{"messageID":"${id}","key":"k-${n % 100}","message":"${'x'.repeat(40)}","timestamp":${Date.now()}}`;
+    sentAt.set(id, performance.now());
+    socket.send(`SEND\ndestination:/producer/publish/${topic}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`);
   });
   const deadline = performance.now() + 5000;
   while (samples.length < total - warmup && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -158,6 +158,17 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     expect(again.broker.nodeId).toBe('twin');
   });
 
+  it('starts on topics a newer node wrote with settings it does not know, keeping the ones it knows', async () => {
+    const url = await createDatabase();
+    const first = await onDatabase(url);
+    await first.close();
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    await sql`INSERT INTO rill_topics (name, partitions, settings, created_at) VALUES ('future', 2, ${sql.json({ retentionMs: 5000, settingFromTheFuture: true })}, 1)`;
+    await sql.end();
+    const server = await onDatabase(url);
+    expect(server.broker.topics.get('future')?.ownSettings).toEqual({ retentionMs: 5000 });
+  });
+
   it('a database it cannot reach is a start-up error naming storage.postgres.url', async () => {
     const error = await onDatabase('postgres://rill:rill@127.0.0.1:1/none').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StartupError);
