@@ -10,5 +10,5 @@ export { EXPIRES_HEADER, hasExpired } from './message-expiry.js';
 export { DELIVER_AT_HEADER, heldUntil } from './message-delay.js';
 export type { PreparedMessage } from './prepared-message.js';
 export { WorkerStoppedError } from './front/worker-supervisor.js';
-export type { BrokerHealth, LogStore, TopicChange, TopicStore } from './log-store.js';
+export { ANY_INCARNATION, type BrokerHealth, type LogStore, type TopicChange, type TopicStore } from './log-store.js';
 export type { CallReply, CallRequest, PartitionAssignment, PartitionSettings, WorkerCall, WorkerFailure } from './protocol.js';

@@ -20,7 +20,10 @@ export interface TopicStore {
   partitionDirectory(topic: string, partition: number): string;
 }
 
-/** A topic as another node of a cluster left it: its definition, or that it was deleted (the incarnation created at `createdAt`; -1: whichever this node has). */
+/** A deletion found by reading every topic again (no notice named the incarnation): whichever this node has is gone. */
+export const ANY_INCARNATION = -1;
+
+/** A topic as another node of a cluster left it: its definition, or that it was deleted (the incarnation created at `createdAt`, or ANY_INCARNATION). */
 export type TopicChange = { name: string; definition: TopicDefinition } | { name: string; deleted: true; createdAt: number };
 
 /**

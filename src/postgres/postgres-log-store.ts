@@ -2,6 +2,7 @@ import os from 'node:os';
 import { createHash } from 'node:crypto';
 import { resolveDataDir, type RillConfig } from '../config/index.js';
 import {
+  ANY_INCARNATION,
   type BrokerHealth,
   type TopicChange,
   type CallReply,
@@ -21,9 +22,6 @@ import { checkDurability } from './durability-check.js';
 import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { TopicTable } from './topic-table.js';
-
-/** A deletion found by reading all topics again: whichever incarnation this node has is gone. */
-const ANY_INCARNATION = -1;
 
 /** How often a node that lost the database tries it again. */
 const PROBE_INTERVAL_MS = 250;

@@ -4,7 +4,7 @@ import { RillError } from '../../errors/index.js';
 import type { Logger } from '../../logging/index.js';
 import type { TopicSettings } from '../../config/index.js';
 import type { TopicDefinition } from '../../storage/index.js';
-import type { TopicChange, TopicStore } from '../log-store.js';
+import { ANY_INCARNATION, type TopicChange, type TopicStore } from '../log-store.js';
 import type { PartitionAssignment } from '../protocol.js';
 import type { CreationQuota } from './creation-quota.js';
 import { effectiveSettings, OFFSETS_TOPIC, TOPIC_SETTING_KEYS, type EffectiveTopicSettings } from './topic-settings.js';
@@ -284,7 +284,7 @@ export class TopicRegistry {
     const topic = this.topics.get(name);
     if ('deleted' in change) {
       // Another incarnation (made again since, here or elsewhere) stays.
-      if (topic === undefined || isInternal(name) || (change.createdAt !== -1 && topic.createdAt !== change.createdAt)) return;
+      if (topic === undefined || isInternal(name) || (change.createdAt !== ANY_INCARNATION && topic.createdAt !== change.createdAt)) return;
       this.topics.delete(name);
       topic.deleted = true;
       this.rememberDeleted(topic);
