@@ -124,7 +124,8 @@ describe('rill command', () => {
     expect(reloaded.code).toBe(0);
     expect(reloaded.stdout).toContain(`(pid ${server.process.pid})`);
     await vi.waitFor(() => expect(ops.errors.map((e) => e.headers.message)).toContain('user "ops" may no longer connect'), WAIT);
-    expect(server.logs.some((line) => line.includes('reloaded users, tokens, ACLs and TLS certificates'))).toBe(true);
+    // The log line comes through the child's stdout, which may be read after the ERRORs it caused arrived.
+    await vi.waitFor(() => expect(server.logs.some((line) => line.includes('reloaded users, tokens, ACLs and TLS certificates'))).toBe(true), WAIT);
     await ops.deactivate();
   });
 });
