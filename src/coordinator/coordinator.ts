@@ -6,6 +6,7 @@ import { systemClock, type Clock } from './clock.js';
 import { DeadLetters, readRecordAt } from './dead-letter.js';
 import { Fetcher, READ_BYTES, type FetchedBatches, type PulledRecord, type PullOptions } from './fetcher.js';
 import type { AssignmentListener, CommittedRecordRef, GroupSettings, GroupState } from './group.js';
+import type { GroupDirectory } from './group-directory.js';
 import type { MemberBinding } from './member-binding.js';
 import { Membership, type GroupDescription, type MemberView } from './membership.js';
 import { OffsetManager, type LagRow, type SeekTarget } from './offset-manager.js';
@@ -24,6 +25,8 @@ export interface CoordinatorOptions {
   removeOnDisconnect: boolean;
   /** Time and timers (default: the system's); tests pass a fake one. */
   clock?: Clock;
+  /** Cluster mode: groups whose members may be connected to other nodes are decided in this shared directory. */
+  directory?: GroupDirectory;
 }
 
 /**
@@ -62,7 +65,7 @@ export class GroupCoordinator {
   async start(): Promise<void> {
     await this.store.load();
     this.membership.restore(this.store.savedGroups());
-    this.membership.startExpiry();
+    await this.membership.start();
   }
 
   /**
@@ -134,7 +137,7 @@ export class GroupCoordinator {
 
   /** Replaces the member's subscription. */
   async subscribe(memberName: string, topics: string[]): Promise<MemberView> {
-    return this.membership.view(this.membership.subscribe(memberName, topics));
+    return this.membership.view(await this.membership.subscribe(memberName, topics));
   }
 
   /** Adds topics to the member's subscription (the seed's API subscribes one call at a time). */
@@ -143,13 +146,16 @@ export class GroupCoordinator {
     return this.subscribe(memberName, [...new Set([...current, ...topics])]);
   }
 
-  heartbeat(memberName: string): MemberView {
-    return this.membership.view(this.membership.member(memberName));
+  /** Hears from the member; in cluster mode its group's decisions asked for on this node are taken first, so that it sees them. */
+  async heartbeat(memberName: string): Promise<MemberView> {
+    const member = this.membership.member(memberName);
+    await this.membership.decided(member.group);
+    return this.membership.view(member);
   }
 
   /** A clean leave: the member's partitions go to the others at once. */
-  leave(memberName: string): void {
-    this.membership.leave(memberName);
+  async leave(memberName: string): Promise<void> {
+    await this.membership.leave(memberName);
   }
 
   /**
@@ -180,6 +186,7 @@ export class GroupCoordinator {
   /** Returns a batch from the member's partitions, waiting up to maxWaitMs for one if there is none yet. */
   async pull(memberName: string, options: PullOptions = {}): Promise<MemberView & { records: PulledRecord[] }> {
     const member = this.membership.member(memberName);
+    await this.membership.decided(member.group);
     member.group.fence(options.generation);
     const deadline = this.clock.now() + (options.maxWaitMs ?? 0);
     await this.offsets.autoCommitIfDue(member);
@@ -210,6 +217,7 @@ export class GroupCoordinator {
    */
   async pullBatches(memberName: string, options: Omit<PullOptions, 'maxMessages'> = {}): Promise<MemberView & { partitions: FetchedBatches[] }> {
     const member = this.membership.member(memberName);
+    await this.membership.decided(member.group);
     member.group.fence(options.generation);
     const deadline = this.clock.now() + (options.maxWaitMs ?? 0);
     await this.offsets.autoCommitIfDue(member);

@@ -4,7 +4,7 @@ import { decodeRecord, deliveryCountsRecord, encodeRecord } from './stored-recor
 
 /** How the counts reach the disk: the offsets log (`__consumer_offsets`), as every group record. */
 export interface DeliveryCountWriter {
-  write(key: string, value: string | null): Promise<void>;
+  write(key: string, value: string | null): Promise<unknown>;
 }
 
 /** A message's count once it has been dead-lettered: never delivered again, by any member. */
@@ -115,8 +115,8 @@ export class DeliveryCounts {
   }
 
   /** Forgets, durably, the counts of the partitions `matches` picks (a group or a topic deleted). */
-  forget(matches: (group: string, topic: string) => boolean): Array<Promise<void>> {
-    const writes: Array<Promise<void>> = [];
+  forget(matches: (group: string, topic: string) => boolean): Array<Promise<unknown>> {
+    const writes: Array<Promise<unknown>> = [];
     for (const key of [...this.counts.keys()]) {
       const groupEnd = key.indexOf('/');
       const topic = key.slice(groupEnd + 1, key.lastIndexOf('/'));
@@ -127,7 +127,7 @@ export class DeliveryCounts {
     return writes;
   }
 
-  private save(group: string, tp: TopicPartition, counts: PartitionCounts): Promise<void> {
+  private save(group: string, tp: TopicPartition, counts: PartitionCounts): Promise<unknown> {
     const key = `${DELIVERY_COUNT_PREFIX}${countsKey(group, tp)}`;
     return this.writer.write(key, counts.size === 0 ? null : encodeRecord({ counts: [...counts] }));
   }

@@ -97,6 +97,8 @@ export class Fetcher {
     const generation = member.group.generation;
     // A transaction committing this partition's offset (its previous owner's): start from its outcome.
     await this.store.whenSettled(member.group.name, tp);
+    // In cluster mode the previous owner may have committed on another node.
+    await this.store.catchUp();
     const committed = this.store.committed(member.group.name, tp);
     const offsets = await this.log.offsets(topic, tp.partition);
     let position: number;

@@ -36,7 +36,19 @@ export interface GroupState {
   readonly name: string;
   readonly generation: number;
   readonly settings: Readonly<GroupSettings>;
+  /** The members this node holds. */
   readonly members: ReadonlyMap<string, MemberState>;
+  /** Members wherever they are connected (in cluster mode, other nodes' too). */
+  readonly memberCount: number;
+}
+
+/** Cluster mode: a member another node holds, as of the group's generation. */
+export interface RemoteMember {
+  readonly name: string;
+  readonly node: string;
+  readonly instanceId: string | null;
+  readonly topics: readonly string[];
+  readonly assignment: readonly TopicPartition[];
 }
 
 const MAX_REMEMBERED_POLLS = 10_000;
@@ -58,6 +70,8 @@ export class Member implements MemberState {
   connections = 0;
   /** Set once it left the group: a long poll it was waiting in returns. */
   removed = false;
+  /** Cluster mode: it was refused because a member of another node has its name in the group. */
+  refused = false;
   /** Where the next pull starts among the assigned partitions, so that none is always read last. */
   nextPartition = 0;
   /** Messages handed out by single-message polls, by messageID, for acknowledgement by id. */
@@ -91,7 +105,10 @@ export class Member implements MemberState {
 
 export class ConsumerGroup implements GroupState {
   generation = 0;
+  /** The members this node holds (in cluster mode, others may be held by other nodes: `remote`). */
   readonly members = new Map<string, Member>();
+  /** Cluster mode: the members other nodes hold, and what they were assigned, as of `generation`. */
+  remote: readonly RemoteMember[] = [];
   /** Woken on every rebalance (long polls wait on it). */
   readonly changeListeners = new Set<() => void>();
 
@@ -99,6 +116,11 @@ export class ConsumerGroup implements GroupState {
     readonly name: string,
     public settings: GroupSettings,
   ) {}
+
+  /** Members wherever they are connected: this node's and, in cluster mode, the other nodes'. */
+  get memberCount(): number {
+    return this.members.size + this.remote.length;
+  }
 
   /** The topics any member subscribes to. */
   topics(): Set<string> {

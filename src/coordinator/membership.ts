@@ -5,14 +5,18 @@ import { tpKey, type PreviousAssignment, type TopicPartition } from './assignors
 import { assignWithLanes, type AssignedTopic } from './lane-assignment.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { ConsumerGroup, Member, type AssignmentListener, type GroupSettings } from './group.js';
+import type { GroupDirectory, SharedMember } from './group-directory.js';
 import { HeldMember, type MemberBinding } from './member-binding.js';
 import type { OffsetStore } from './offset-store.js';
+import { SharedDecisions } from './shared-decisions.js';
 import { requireTopic, type LogAccess } from './topics.js';
 
 export interface MembershipOptions {
   defaults: GroupSettings;
   /** Remove a dynamic member at once when its connection drops, rather than at session timeout. */
   removeOnDisconnect: boolean;
+  /** Cluster mode: groups whose members may be connected to other nodes, decided in this shared directory. */
+  directory?: GroupDirectory;
 }
 
 /** A member as answered to clients: a copy, so nothing done with it reaches the coordinator. */
@@ -28,7 +32,8 @@ export interface GroupDescription {
   group: string;
   generation: number;
   settings: GroupSettings;
-  members: Array<MemberView & { topics: string[]; instanceId: string | null }>;
+  /** `node`: in cluster mode, the node holding the member. */
+  members: Array<MemberView & { topics: string[]; instanceId: string | null; node?: string }>;
 }
 
 const EXPIRY_CHECK_MS = 200;
@@ -48,6 +53,8 @@ export class Membership {
   private expiryTimer: TimerHandle | null = null;
   /** The broker is closing every connection: members lost to it failed nothing. */
   shuttingDown = false;
+  /** Cluster mode: where rebalances are decided. */
+  private readonly shared: SharedDecisions | undefined;
 
   constructor(
     private readonly log: LogAccess,
@@ -55,18 +62,37 @@ export class Membership {
     private readonly options: MembershipOptions,
     private readonly clock: Clock,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    const { directory } = options;
+    if (directory === undefined) return;
+    this.shared = new SharedDecisions(
+      directory,
+      {
+        groupNamed: (name, settings) => this.groupNamed(name, settings),
+        // The session timeout goes with them: the other nodes time this node's members out by it.
+        savedSettings: (group) => ({ ...this.store.savedGroups().get(group.name), sessionTimeoutMs: group.settings.sessionTimeoutMs }),
+        assign: (group, members, previous) => Object.fromEntries(this.assign(group, members, new Map(Object.entries(previous)))),
+        refuse: (member) => this.refuse(member),
+        rebalanced: (group, reason) => this.rebalanced(group, reason),
+      },
+      clock,
+      logger,
+    );
+  }
 
   /** Brings back the groups saved before a restart (their members are gone: they join again). */
   restore(saved: ReadonlyMap<string, Partial<GroupSettings>>): void {
     for (const [name, settings] of saved) this.groups.set(name, new ConsumerGroup(name, { ...this.options.defaults, ...settings }));
   }
 
-  startExpiry(): void {
+  /** Starts the session timeouts and, in cluster mode, takes in the groups' shared state and follows it. */
+  async start(): Promise<void> {
     this.expiryTimer = this.clock.setInterval(() => this.expireMembers(), EXPIRY_CHECK_MS);
+    await this.shared?.start();
   }
 
   stop(): void {
+    this.shared?.stop();
     if (this.expiryTimer !== null) this.clock.clearInterval(this.expiryTimer);
     this.expiryTimer = null;
   }
@@ -83,18 +109,38 @@ export class Membership {
     this.groups.set(name, group);
     await this.store.saveGroup(name, group.settings);
     if (existing === undefined) this.logger.info({ group: name, ...group.settings }, 'consumer group created');
-    else if (settings.assignor !== undefined) this.rebalance(group, 'settings changed');
+    else if (settings.assignor !== undefined) await this.rebalance(group, 'settings changed', true);
     return group;
+  }
+
+  /** Cluster mode: a group another node decided about, made here too (with the settings it was saved with) if this node did not know it. */
+  private groupNamed(name: string, settings: Partial<GroupSettings>): ConsumerGroup {
+    let group = this.groups.get(name);
+    if (group === undefined) {
+      group = new ConsumerGroup(name, { ...this.options.defaults, ...settings });
+      this.groups.set(name, group);
+    }
+    return group;
+  }
+
+  /** Cluster mode: a member of this node whose name a member of another node holds in the group leaves, refused. */
+  private refuse(member: Member): void {
+    if (this.members.get(member.name) !== member) return;
+    this.members.delete(member.name);
+    member.group.members.delete(member.name);
+    member.removed = true;
+    member.refused = true;
+    member.assign(member.group.generation, []);
   }
 
   /** Deletes a group that has no members, with its committed offsets (Kafka's DeleteGroups). */
   async deleteGroup(name: string): Promise<void> {
     const group = this.group(name);
-    if (group.members.size > 0) {
-      throw new RillError('group-not-empty', `group "${name}" has ${group.members.size} members; a group can be deleted only when it has none`);
+    if (group.memberCount > 0) {
+      throw new RillError('group-not-empty', `group "${name}" has ${group.memberCount} members; a group can be deleted only when it has none`);
     }
     this.groups.delete(name);
-    await this.store.deleteGroup(name);
+    await Promise.all([this.store.deleteGroup(name), this.options.directory?.forget(name)]);
     this.logger.info({ group: name }, 'consumer group deleted');
   }
 
@@ -148,14 +194,22 @@ export class Membership {
     }
     member.lastSeen = this.clock.now();
     if (options.topics !== undefined) changed = this.setTopics(member, options.topics) || changed;
-    if (changed) this.rebalance(group, `member ${memberName} joined`);
+    const decided = changed ? this.rebalance(group, `member ${memberName} joined`) : undefined;
+    if (decided !== undefined) await decided;
+    if (member.refused) {
+      throw new RillError(
+        'name-taken',
+        `consumer "${memberName}" of group "${groupName}" is a member on another node of the cluster; give this one another name`,
+      );
+    }
     return member;
   }
 
   /** Replaces the member's subscription. */
-  subscribe(memberName: string, topics: string[]): Member {
+  async subscribe(memberName: string, topics: string[]): Promise<Member> {
     const member = this.member(memberName);
-    if (this.setTopics(member, topics)) this.rebalance(member.group, `member ${memberName} subscribed to ${topics.join(',')}`);
+    const decided = this.setTopics(member, topics) ? this.rebalance(member.group, `member ${memberName} subscribed to ${topics.join(',')}`) : undefined;
+    if (decided !== undefined) await decided;
     return member;
   }
 
@@ -181,10 +235,15 @@ export class Membership {
     return member;
   }
 
-  /** A clean leave: the member's partitions go to the others at once. */
-  leave(memberName: string): void {
+  /** A clean leave: the member's partitions go to the others at once (in cluster mode: once the returned promise resolves). */
+  async leave(memberName: string): Promise<void> {
     const member = this.members.get(memberName);
-    if (member !== undefined) this.remove(member, `member ${memberName} left`);
+    if (member !== undefined) await this.remove(member, `member ${memberName} left`);
+  }
+
+  /** Resolves once the decisions about the group asked for on this node so far are applied (at once on one node). */
+  async decided(group: ConsumerGroup): Promise<void> {
+    await this.shared?.pending(group.name);
   }
 
   // ---- connections ----
@@ -234,14 +293,14 @@ export class Membership {
   }
 
   /** `gone`: it did not leave, it was lost (timed out, disconnected): what it pulled and did not commit failed. */
-  private remove(member: Member, reason: string, gone = false): void {
-    if (this.members.get(member.name) !== member) return;
+  private remove(member: Member, reason: string, gone = false): Promise<void> | undefined {
+    if (this.members.get(member.name) !== member) return undefined;
     if (gone && !this.shuttingDown) this.countPulledUncommitted(member);
     this.members.delete(member.name);
     member.group.members.delete(member.name);
     member.removed = true;
     member.assign(member.group.generation, []);
-    this.rebalance(member.group, reason);
+    return this.rebalance(member.group, reason);
   }
 
   /**
@@ -280,28 +339,57 @@ export class Membership {
 
   /** Topics whose partition count grew: their groups rebalance to cover the new partitions. */
   partitionsAdded(topic: string): void {
-    for (const group of this.groups.values()) if (group.topics().has(topic)) this.rebalance(group, `topic ${topic} gained partitions`);
+    for (const group of this.groups.values()) if (group.topics().has(topic)) void this.rebalance(group, `topic ${topic} gained partitions`, true);
   }
 
   /** A topic was deleted: its groups rebalance without it. */
   topicDeleted(topic: string): void {
-    for (const group of this.groups.values()) if (group.topics().has(topic)) this.rebalance(group, `topic ${topic} was deleted`);
+    for (const group of this.groups.values()) if (group.topics().has(topic)) void this.rebalance(group, `topic ${topic} was deleted`, true);
   }
 
-  private rebalance(group: ConsumerGroup, reason: string): void {
-    this.rebalances++;
+  /**
+   * A new generation and assignment for the group. On one node it is made here and now; in
+   * cluster mode it is decided in the shared directory (the returned promise), which every node
+   * applies. `force`: reassign even when the members are the same.
+   */
+  private rebalance(group: ConsumerGroup, reason: string, force = false): Promise<void> | undefined {
+    if (this.shared !== undefined) {
+      const decided = this.shared.request(group, reason, force);
+      // Whoever does not wait for it is not told of its failure: the decision is retried, and logged.
+      decided.catch(() => {});
+      return decided;
+    }
     group.generation++;
+    const members = [...group.members.values()].map((m) => ({ name: m.name, topics: [...m.topics] }));
+    const next = this.assign(group, members, new Map([...group.members.values()].map((m) => [m.name, m.assignment])));
+    for (const member of group.members.values()) member.assign(group.generation, next.get(member.name) ?? []);
+    this.rebalanced(group, reason);
+    return undefined;
+  }
+
+  /** What the group's assignor gives these members of the topics they subscribe to, sticking to `previous` where it can. */
+  private assign(
+    group: ConsumerGroup,
+    members: ReadonlyArray<Pick<SharedMember, 'name' | 'topics'>>,
+    previous: PreviousAssignment,
+  ): Map<string, TopicPartition[]> {
     const topics = new Map<string, AssignedTopic>();
-    for (const name of group.topics()) {
+    for (const name of new Set(members.flatMap((m) => m.topics))) {
       const topic = this.log.topics.get(name);
       topics.set(name, { partitions: topic?.partitions ?? 0, lanes: topic?.lanes ?? 1 });
     }
-    const previous: PreviousAssignment = new Map([...group.members.values()].map((m) => [m.name, m.assignment]));
-    const members = [...group.members.values()].map((m) => ({ id: m.name, topics: m.topics }));
-    const next = assignWithLanes(group.settings.assignor, members, topics, previous);
-    for (const member of group.members.values()) member.assign(group.generation, next.get(member.name) ?? []);
+    return assignWithLanes(
+      group.settings.assignor,
+      members.map((m) => ({ id: m.name, topics: new Set(m.topics) })),
+      topics,
+      previous,
+    );
+  }
+
+  private rebalanced(group: ConsumerGroup, reason: string): void {
+    this.rebalances++;
     this.logger.info(
-      { group: group.name, generation: group.generation, members: group.members.size, assignor: group.settings.assignor, reason },
+      { group: group.name, generation: group.generation, members: group.memberCount, assignor: group.settings.assignor, reason },
       'consumer group rebalanced',
     );
     for (const listener of group.changeListeners) listener();
@@ -313,11 +401,28 @@ export class Membership {
 
   describe(groupName: string): GroupDescription {
     const group = this.group(groupName);
+    const node = this.options.directory?.nodeId;
     return {
       group: group.name,
       generation: group.generation,
       settings: { ...group.settings },
-      members: [...group.members.values()].map((m) => ({ ...this.view(m), topics: [...m.topics], instanceId: m.instanceId })),
+      members: [
+        ...[...group.members.values()].map((m) => ({
+          ...this.view(m),
+          topics: [...m.topics],
+          instanceId: m.instanceId,
+          ...(node === undefined ? {} : { node }),
+        })),
+        ...group.remote.map((m) => ({
+          group: group.name,
+          member: m.name,
+          generation: group.generation,
+          assignment: [...m.assignment],
+          topics: [...m.topics],
+          instanceId: m.instanceId,
+          node: m.node,
+        })),
+      ],
     };
   }
 }

@@ -85,9 +85,10 @@ export class OffsetManager {
    * a dry run says what they would be, members or not, and changes nothing.
    */
   async resetOffsets(group: ConsumerGroup, target: SeekTarget, topicName?: string, dryRun = false): Promise<CommittedRecordRef[]> {
-    if (group.members.size > 0 && !dryRun) {
-      throw new RillError('group-not-empty', `group "${group.name}" has ${group.members.size} members; offsets can be reset only when it has none`);
+    if (group.memberCount > 0 && !dryRun) {
+      throw new RillError('group-not-empty', `group "${group.name}" has ${group.memberCount} members; offsets can be reset only when it has none`);
     }
+    await this.store.catchUp();
     const topics = topicName !== undefined ? [topicName] : [...new Set(this.store.groupOffsets(group.name).map((o) => o.topic))];
     const entries: CommittedRecordRef[] = [];
     for (const name of topics) {
@@ -104,6 +105,7 @@ export class OffsetManager {
 
   /** Per partition: committed offset, log end and lag (end minus committed). */
   async lag(group: ConsumerGroup): Promise<LagRow[]> {
+    await this.store.catchUp();
     const partitions = new Map<string, TopicPartition>();
     for (const entry of this.store.groupOffsets(group.name)) partitions.set(tpKey(entry), entry);
     for (const topic of group.topics()) {

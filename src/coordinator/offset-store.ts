@@ -10,16 +10,21 @@ import type { LogAccess } from './topics.js';
 
 /** How committed offsets and group settings reach the disk and come back at start-up. */
 export interface OffsetLog {
-  /** Appends one entry durably: `value` null removes the key. */
-  write(key: string, value: string | null): Promise<void>;
-  /** Calls `visit` for every entry ever written, oldest first. */
-  replay(visit: (key: string, value: string | null) => void): Promise<void>;
+  /** Appends one entry durably (`value` null removes the key); resolves to its place in the log. */
+  write(key: string, value: string | null): Promise<number>;
+  /** Calls `visit` for every entry from `from` (default: the first) to the end, oldest first; resolves to where it ended. */
+  replay(visit: (key: string, value: string | null, at: number) => void, from?: number): Promise<number>;
 }
 
 export interface OffsetStoreOptions {
   clock?: Clock;
   /** Told of records skipped at replay because they do not match their schema. */
   logger?: Pick<Logger, 'warn' | 'error'>;
+  /**
+   * Cluster mode: other nodes write to the same log, so what they wrote since is read (`catchUp`)
+   * before a committed offset is relied on.
+   */
+  shared?: boolean;
 }
 
 const OFFSET_PREFIX = 'offset/';
@@ -52,14 +57,42 @@ export class OffsetStore {
   private readonly groups = new Map<string, Partial<GroupSettings>>();
   private readonly clock: Clock;
   private readonly logger: Pick<Logger, 'warn' | 'error'> | undefined;
+  private readonly log: OffsetLog;
+  private readonly shared: boolean;
+  /** Where reading the log stopped: catching up goes on from here. */
+  private readEnd = 0;
+  /** By key: the place in the log of the newest entry this store knows (written or read). */
+  private readonly placed = new Map<string, number>();
+  /** By key: this node's writes not yet stored; an entry read meanwhile is older than what they will set. */
+  private readonly writing = new Map<string, number>();
+  private catchingUp: Promise<void> | null = null;
+  private catchUpAgain: Promise<void> | null = null;
 
-  constructor(
-    private readonly log: OffsetLog,
-    options: OffsetStoreOptions = {},
-  ) {
+  constructor(log: OffsetLog, options: OffsetStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger;
-    this.deliveries = new DeliveryCounts(log, options.logger);
+    this.shared = options.shared ?? false;
+    this.log = this.shared ? this.tracked(log) : log;
+    this.deliveries = new DeliveryCounts(this.log, options.logger);
+  }
+
+  /** Writes that keep `placed` and `writing`, so that catching up never puts an older entry over a newer one. */
+  private tracked(log: OffsetLog): OffsetLog {
+    return {
+      write: async (key, value) => {
+        this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
+        try {
+          const at = await log.write(key, value);
+          this.placed.set(key, Math.max(this.placed.get(key) ?? -1, at));
+          return at;
+        } finally {
+          const left = this.writing.get(key)! - 1;
+          if (left === 0) this.writing.delete(key);
+          else this.writing.set(key, left);
+        }
+      },
+      replay: (visit, from) => log.replay(visit, from),
+    };
   }
 
   /**
@@ -82,23 +115,59 @@ export class OffsetStore {
     }
   }
 
-  private replay(): Promise<void> {
-    return this.log.replay((key, value) => {
-      if (key.startsWith(OFFSET_PREFIX)) {
-        if (value === null) return void this.offsets.delete(key);
-        const record = decodeRecord(committedOffsetRecord, value);
-        if ('error' in record) return this.skip(key, record.error);
-        this.offsets.set(key, record.value.offset);
-      } else if (key.startsWith(DELIVERY_COUNT_PREFIX)) {
-        this.deliveries.replayed(key, value, (skipped, reason) => this.skip(skipped, reason));
-      } else if (key.startsWith(GROUP_PREFIX)) {
-        const group = key.slice(GROUP_PREFIX.length);
-        if (value === null) return void this.groups.delete(group);
-        const record = decodeRecord(groupSettingsRecord, value);
-        if ('error' in record) return this.skip(key, record.error);
-        this.groups.set(group, record.value);
+  private async replay(): Promise<void> {
+    this.readEnd = await this.log.replay((key, value, at) => this.apply(key, value, at));
+  }
+
+  /**
+   * Cluster mode: reads what other nodes wrote to the log since it was last read (commits of a
+   * partition's previous owner, group settings, delivery counts), so that a committed offset
+   * relied on now is the newest. Calls made while a catch-up runs share the next one.
+   */
+  catchUp(): Promise<void> {
+    if (!this.shared) return Promise.resolve();
+    if (this.catchingUp === null) {
+      this.catchingUp = this.readOn().finally(() => (this.catchingUp = null));
+      return this.catchingUp;
+    }
+    this.catchUpAgain ??= this.catchingUp
+      .catch(() => {})
+      .then(() => {
+        this.catchUpAgain = null;
+        return this.catchUp();
+      });
+    return this.catchUpAgain;
+  }
+
+  private async readOn(): Promise<void> {
+    this.readEnd = await this.log.replay((key, value, at) => {
+      // This node's own write of the key is on its way, or a newer entry is known: this one is out of date.
+      if (this.writing.has(key) || (this.placed.get(key) ?? -1) >= at) return;
+      this.apply(key, value, at);
+      if (key.startsWith(OFFSET_PREFIX) && value !== null) {
+        const { group, tp } = parseOffsetKey(key);
+        const offset = this.offsets.get(key);
+        if (offset !== undefined) this.deliveries.committed(group, tp, offset);
       }
-    });
+    }, this.readEnd);
+  }
+
+  private apply(key: string, value: string | null, at: number): void {
+    if (this.shared) this.placed.set(key, at);
+    if (key.startsWith(OFFSET_PREFIX)) {
+      if (value === null) return void this.offsets.delete(key);
+      const record = decodeRecord(committedOffsetRecord, value);
+      if ('error' in record) return this.skip(key, record.error);
+      this.offsets.set(key, record.value.offset);
+    } else if (key.startsWith(DELIVERY_COUNT_PREFIX)) {
+      this.deliveries.replayed(key, value, (skipped, reason) => this.skip(skipped, reason));
+    } else if (key.startsWith(GROUP_PREFIX)) {
+      const group = key.slice(GROUP_PREFIX.length);
+      if (value === null) return void this.groups.delete(group);
+      const record = decodeRecord(groupSettingsRecord, value);
+      if ('error' in record) return this.skip(key, record.error);
+      this.groups.set(group, record.value);
+    }
   }
 
   /** An unreadable record is left out rather than stopping the broker: the key keeps its earlier value. */
@@ -206,7 +275,7 @@ export class OffsetStore {
    * partitions `matches` picks: a deleted topic's, or a deleted group's.
    */
   async forget(matches: (group: string, topic: string) => boolean): Promise<void> {
-    const writes = this.deliveries.forget(matches);
+    const writes: Array<Promise<unknown>> = this.deliveries.forget(matches);
     // Keys being written for the first time are not in `offsets` yet: their writes were issued, and the tombstone must come after them.
     for (const key of new Set([...this.offsets.keys(), ...this.writesIssued.keys()])) {
       const { group, tp } = parseOffsetKey(key);
@@ -236,22 +305,23 @@ const OFFSETS_TOPIC = '__consumer_offsets';
 export function brokerOffsetLog(broker: Omit<LogAccess, 'watch'>, clock: Clock = systemClock): OffsetLog {
   const topic = broker.topics.internal(OFFSETS_TOPIC, 1);
   return {
-    async write(key, value) {
+    write(key, value) {
       // A null value is a tombstone: the log cleaner drops the key (logs from before wrote an empty value; every live one is JSON).
-      await broker.appendAndWait(topic, 0, clock.now(), key, null, null, value === null ? null : Buffer.from(value));
+      return broker.appendAndWait(topic, 0, clock.now(), key, null, null, value === null ? null : Buffer.from(value));
     },
-    async replay(visit) {
+    async replay(visit, from = 0) {
       const { logStartOffset, logEndOffset } = await broker.offsets(topic, 0);
-      let offset = logStartOffset;
+      let offset = Math.max(from, logStartOffset);
       while (offset < logEndOffset) {
         const result = await broker.read(topic, 0, offset, 4 * 1024 * 1024);
         if (result.failure !== undefined)
           throw new RillError('storage-error', `committed offsets from offset ${offset} on cannot be read: ${result.failure.message}`);
         if (result.batches === null) break;
         offset = forEachRecord(result.batches, offset, (record) => {
-          visit(record.key ?? '', record.value.length === 0 ? null : record.value.toString('utf8'));
+          visit(record.key ?? '', record.value.length === 0 ? null : record.value.toString('utf8'), record.offset);
         });
       }
+      return offset;
     },
   };
 }

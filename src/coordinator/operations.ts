@@ -76,7 +76,7 @@ export const operations = {
     return { group: created.name, generation: created.generation, settings: created.settings };
   }),
   'list-groups': operation(z.object({}).strict(), (c) => ({
-    groups: c.listGroups().map((g) => ({ group: g.name, generation: g.generation, members: g.members.size })),
+    groups: c.listGroups().map((g) => ({ group: g.name, generation: g.generation, members: g.memberCount })),
   })),
   'describe-group': operation(z.object({ group: name }).strict(), async (c, { group }) => {
     const description = c.describe(group);
@@ -108,8 +108,8 @@ export const operations = {
   ),
   subscribe: operation(z.object({ member: name, topics: z.array(name).min(1) }).strict(), (c, { member, topics }) => c.subscribe(member, topics)),
   heartbeat: operation(z.object({ member: name }).strict(), (c, { member }) => c.heartbeat(member)),
-  leave: operation(z.object({ member: name }).strict(), (c, { member }) => {
-    c.leave(member);
+  leave: operation(z.object({ member: name }).strict(), async (c, { member }) => {
+    await c.leave(member);
     return { member, left: true };
   }),
   pull: operation(

@@ -164,7 +164,7 @@ export class BrokerMetrics {
       registers,
       collect() {
         this.reset();
-        for (const group of coordinator.listGroups()) this.set({ group: group.name }, group.members.size);
+        for (const group of coordinator.listGroups()) this.set({ group: group.name }, group.memberCount);
       },
     });
     const total = (name: string, help: string, value: () => number) =>

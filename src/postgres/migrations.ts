@@ -81,6 +81,35 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
         FOR EACH ROW EXECUTE FUNCTION rill_topics_changed();
     `,
   },
+  {
+    version: 2,
+    name: 'consumer groups shared by the nodes',
+    sql: `
+      -- Each node writes seen_at every half second: one write per node, however many members it holds.
+      CREATE TABLE rill_nodes (
+        node_id text PRIMARY KEY,
+        seen_at timestamptz NOT NULL
+      );
+      -- A decision about a group takes this row's lock: one at a time, whichever node makes it.
+      CREATE TABLE rill_groups (
+        name text PRIMARY KEY,
+        generation int NOT NULL DEFAULT 0,
+        settings jsonb NOT NULL DEFAULT '{}',
+        session_timeout_ms int NOT NULL,
+        assignment jsonb NOT NULL DEFAULT '{}'
+      );
+      -- node_id: the node holding the member; a node quiet for longer than the session timeout loses its members.
+      CREATE TABLE rill_group_members (
+        group_name text NOT NULL REFERENCES rill_groups (name) ON DELETE CASCADE,
+        member text NOT NULL,
+        node_id text NOT NULL,
+        instance_id text,
+        topics text[] NOT NULL,
+        PRIMARY KEY (group_name, member)
+      );
+      CREATE INDEX rill_group_members_node ON rill_group_members (node_id);
+    `,
+  },
 ];
 
 /** The newest schema this code knows. */

@@ -20,6 +20,7 @@ import { BatchTable, type PendingBatch } from './batch-table.js';
 import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './connection.js';
 import { checkDurability } from './durability-check.js';
 import { GroupCommit } from './group-commit.js';
+import { GroupTable } from './group-table.js';
 import { migrate } from './migrations.js';
 import { TopicTable } from './topic-table.js';
 
@@ -43,6 +44,8 @@ export class PostgresLogStore implements LogStore {
   private readonly byKey = new Map<string, number>();
   private readonly batches: BatchTable;
   private readonly groupCommit: GroupCommit;
+  /** Consumer groups whose members are connected to different nodes (the coordinator's directory). */
+  readonly groups: GroupTable;
   private readonly appendedListeners = new Set<(partitionId: number, end: number) => void>();
   private readonly topicListeners = new Set<(change: TopicChange) => void>();
   private pending = 0;
@@ -67,6 +70,7 @@ export class PostgresLogStore implements LogStore {
   ) {
     this.batches = new BatchTable(sql);
     this.groupCommit = new GroupCommit(this.batches);
+    this.groups = new GroupTable(sql, nodeId, logger);
   }
 
   /** Connects, migrates the schema (refusing a newer one), checks durability settings and loads the topics. */
@@ -81,6 +85,7 @@ export class PostgresLogStore implements LogStore {
       const topics = await TopicTable.open(sql, logger);
       const store = new PostgresLogStore(sql, topics, nodeId, config, logger, nodeLock);
       await store.listen();
+      await store.groups.start();
       logger.info({ nodeId }, 'storage: PostgreSQL');
       return store;
     } catch (error) {
@@ -460,6 +465,7 @@ export class PostgresLogStore implements LogStore {
     if (this.probe !== null) clearInterval(this.probe);
     this.topicStore.close();
     await this.topicStore.settled();
+    await this.groups.close();
     this.nodeLock.release();
     await this.sql.end({ timeout: 5 });
   }

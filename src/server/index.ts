@@ -94,12 +94,14 @@ function lockDataDirectory(dataDir: string, logger: Logger): DataDirectoryLock {
 
 /** Starts the parts in order; `started` collects how to stop each one, for a start-up that fails half-way. */
 async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryLock, started: Array<() => unknown>): Promise<RillServer> {
-  const broker = await startBroker(config, logger);
+  // Cluster mode: partitions, committed offsets and groups are shared with the other nodes through the database.
+  const shared = config.storage.backend === 'postgres' ? await openPostgresStore(config, logger) : undefined;
+  const broker = await startBroker(config, logger, shared);
   started.push(() => broker.close());
   const { coordinator: settings } = config;
   const coordinator = new GroupCoordinator(
     broker,
-    new OffsetStore(brokerOffsetLog(broker), { logger }),
+    new OffsetStore(brokerOffsetLog(broker), { logger, shared: shared !== undefined }),
     {
       defaults: {
         assignor: settings.assignor,
@@ -111,6 +113,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
         deadLetterExpired: settings.deadLetterExpired,
       },
       removeOnDisconnect: settings.removeOnDisconnect,
+      ...(shared === undefined ? {} : { directory: shared.groups }),
     },
     logger,
   );
@@ -267,10 +270,9 @@ function announceAccess(config: RillConfig, security: Security, logger: Logger):
 }
 
 /** Starts the broker; a data directory in the old record format is the operator's to convert, with the command named. */
-async function startBroker(config: RillConfig, logger: Logger): Promise<Broker> {
+async function startBroker(config: RillConfig, logger: Logger, store: PostgresLogStore | undefined): Promise<Broker> {
   try {
-    if (config.storage.backend === 'postgres') return await Broker.start(config, logger, await openPostgresStore(config, logger));
-    return await Broker.start(config, logger);
+    return await Broker.start(config, logger, store);
   } catch (error) {
     if (error instanceof LegacyDataFormatError) {
       throw new StartupError(error.problem, 'storage.dataDir', `convert it with \`${error.command}\``, 'to use another directory');

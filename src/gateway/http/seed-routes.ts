@@ -100,9 +100,9 @@ export function seedRoutes(route: RouteRegistrar): void {
     const ref = await coordinatorOf(context).acknowledge(consumer_name, message_id);
     return { acknowledged: true, messageId: message_id, ...ref };
   });
-  route('POST', '/consumer/leave', consumerAccess, (context, _params, body) => {
+  route('POST', '/consumer/leave', consumerAccess, async (context, _params, body) => {
     const { consumer_name } = parse(schemas.consumer, body);
-    coordinatorOf(context).leave(consumer_name);
+    await coordinatorOf(context).leave(consumer_name);
     return { consumer_name, left: true };
   });
 }

@@ -221,9 +221,10 @@ export function memoryOffsetLog(): OffsetLog & { entries: Array<[string, string 
   const entries: Array<[string, string | null]> = [];
   return {
     entries,
-    write: async (key, value) => void entries.push([key, value]),
-    replay: async (visit) => {
-      for (const [key, value] of entries) visit(key, value);
+    write: async (key, value) => entries.push([key, value]) - 1,
+    replay: async (visit, from = 0) => {
+      for (let at = from; at < entries.length; at++) visit(entries[at]![0], entries[at]![1], at);
+      return entries.length;
     },
   };
 }

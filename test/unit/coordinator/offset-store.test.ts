@@ -118,9 +118,9 @@ describe('OffsetStore', () => {
 
   it('keeps what it read before a damaged batch of the log, says so, and lets the broker start', async () => {
     const damaged: OffsetLog = {
-      write: async () => {},
+      write: async () => 0,
       replay: async (visit) => {
-        visit('offset/g/t/0', JSON.stringify({ v: 1, offset: 7 }));
+        visit('offset/g/t/0', JSON.stringify({ v: 1, offset: 7 }), 0);
         throw new RillError('storage-error', 'the stored batch at offset 1 is damaged');
       },
     };

@@ -1,0 +1,171 @@
+import type { DecisionInput, GroupDirectory, SharedGroupState, SharedMember, TopicPartition } from '../coordinator/index.js';
+import type { Logger } from '../logging/index.js';
+import type { JSONValue } from 'postgres';
+import type { Sql } from './connection.js';
+
+/** How often a node writes that it is alive: one row per node, whatever its number of members. */
+const NODE_HEARTBEAT_MS = 500;
+/** A group's session timeout when its settings do not say (the config's default). */
+const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
+
+interface GroupRow {
+  name: string;
+  generation: number;
+  settings: SharedGroupState['settings'];
+  assignment: Record<string, TopicPartition[]>;
+}
+
+interface MemberRow {
+  group_name: string;
+  member: string;
+  node_id: string;
+  instance_id: string | null;
+  topics: string[];
+}
+
+/**
+ * Consumer groups shared by the nodes of a cluster (the coordinator's GroupDirectory): a row per
+ * group (generation, assignment, settings) whose lock makes one decision at a time, a row per
+ * member naming the node that holds it, and a row per node that the node touches every
+ * NODE_HEARTBEAT_MS. Every decision is NOTIFYed on `rill_groups`, so members learn of new
+ * assignments at once wherever they are connected.
+ */
+export class GroupTable implements GroupDirectory {
+  private readonly listeners = new Set<(group: string, generation: number) => void>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly sql: Sql,
+    readonly nodeId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Says this node is alive (and goes on saying it), and listens for other nodes' decisions. */
+  async start(): Promise<void> {
+    await this.touch();
+    this.heartbeat = setInterval(() => {
+      this.touch().catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"));
+    }, NODE_HEARTBEAT_MS).unref();
+    let listening = 0;
+    await this.sql.listen(
+      'rill_groups',
+      (payload) => {
+        let notice: { group: string; generation: number; by: string };
+        try {
+          notice = JSON.parse(payload) as typeof notice;
+        } catch {
+          return;
+        }
+        if (notice.by !== this.nodeId) this.tell(notice.group, notice.generation);
+      },
+      // Listening again after a lost connection: decisions made meanwhile were never heard of.
+      () => {
+        if (listening++ === 0) return;
+        this.list().then(
+          (states) => {
+            for (const state of states) this.tell(state.group, state.generation);
+          },
+          (error: unknown) => this.logger.warn({ err: error }, 'could not read the consumer groups again after the connection came back'),
+        );
+      },
+    );
+  }
+
+  private tell(group: string, generation: number): void {
+    for (const listener of this.listeners) listener(group, generation);
+  }
+
+  private async touch(): Promise<void> {
+    if (this.closed) return;
+    await this.sql`INSERT INTO rill_nodes (node_id, seen_at) VALUES (${this.nodeId}, now()) ON CONFLICT (node_id) DO UPDATE SET seen_at = now()`;
+  }
+
+  onChanged(listener: (group: string, generation: number) => void): void {
+    this.listeners.add(listener);
+  }
+
+  async decide(
+    group: string,
+    settings: SharedGroupState['settings'],
+    local: SharedMember[],
+    decide: (input: DecisionInput) => Record<string, TopicPartition[]> | null,
+  ): Promise<SharedGroupState> {
+    const sessionTimeoutMs = settings.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+    return this.sql.begin(async (tx) => {
+      await tx`INSERT INTO rill_groups (name, settings, session_timeout_ms) VALUES (${group}, ${tx.json(settings as JSONValue)}, ${sessionTimeoutMs}) ON CONFLICT (name) DO NOTHING`;
+      // The group's lock: one decision at a time, whichever node makes it.
+      const [row] = (await tx`SELECT name, generation, settings, assignment FROM rill_groups WHERE name = ${group} FOR UPDATE`) as unknown as [GroupRow];
+      const rows = (await tx`
+        SELECT m.group_name, m.member, m.node_id, m.instance_id, m.topics,
+               (m.node_id <> ${this.nodeId} AND (n.seen_at IS NULL OR n.seen_at < now() - make_interval(secs => ${sessionTimeoutMs}::float8 / 1000))) AS gone
+        FROM rill_group_members m LEFT JOIN rill_nodes n ON n.node_id = m.node_id
+        WHERE m.group_name = ${group}`) as unknown as Array<MemberRow & { gone: boolean }>;
+      const before = toState(row, rows);
+      // Another live node's member of the same name keeps it: this node's is left out (and refused).
+      const others = rows.filter((r) => r.node_id !== this.nodeId && !r.gone).map(toMember);
+      const members = [...others, ...local.filter((m) => !others.some((o) => o.name === m.name))];
+      const assignment = decide({ before, members });
+      if (assignment === null) return before;
+      const generation = row.generation + 1;
+      await tx`DELETE FROM rill_group_members WHERE group_name = ${group} AND (node_id = ${this.nodeId} OR member <> ALL(${others.map((m) => m.name)}::text[]))`;
+      for (const member of members) {
+        if (member.node !== this.nodeId) continue;
+        await tx`INSERT INTO rill_group_members (group_name, member, node_id, instance_id, topics)
+                 VALUES (${group}, ${member.name}, ${this.nodeId}, ${member.instanceId}, ${member.topics}::text[])`;
+      }
+      await tx`UPDATE rill_groups SET generation = ${generation}, settings = ${tx.json(settings as JSONValue)}, session_timeout_ms = ${sessionTimeoutMs},
+               assignment = ${tx.json(assignment as unknown as JSONValue)} WHERE name = ${group}`;
+      await tx`SELECT pg_notify('rill_groups', ${JSON.stringify({ group, generation, by: this.nodeId })})`;
+      return { group, generation, settings, members, assignment };
+    });
+  }
+
+  async read(group: string): Promise<SharedGroupState | undefined> {
+    const [row] = (await this.sql`SELECT name, generation, settings, assignment FROM rill_groups WHERE name = ${group}`) as unknown as GroupRow[];
+    if (row === undefined) return undefined;
+    const rows = (await this
+      .sql`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members WHERE group_name = ${group}`) as unknown as MemberRow[];
+    return toState(row, rows);
+  }
+
+  async list(): Promise<SharedGroupState[]> {
+    const groups = (await this.sql`SELECT name, generation, settings, assignment FROM rill_groups`) as unknown as GroupRow[];
+    const rows = (await this.sql`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members`) as unknown as MemberRow[];
+    return groups.map((row) =>
+      toState(
+        row,
+        rows.filter((r) => r.group_name === row.name),
+      ),
+    );
+  }
+
+  async orphaned(): Promise<string[]> {
+    const rows = (await this.sql`
+      SELECT DISTINCT m.group_name FROM rill_group_members m
+      JOIN rill_groups g ON g.name = m.group_name
+      LEFT JOIN rill_nodes n ON n.node_id = m.node_id
+      WHERE m.node_id <> ${this.nodeId}
+        AND (n.seen_at IS NULL OR n.seen_at < now() - make_interval(secs => g.session_timeout_ms / 1000.0))`) as unknown as Array<{ group_name: string }>;
+    return rows.map((r) => r.group_name);
+  }
+
+  async forget(group: string): Promise<void> {
+    await this.sql`DELETE FROM rill_groups WHERE name = ${group}`;
+  }
+
+  /** Stops the heartbeat and says this node is gone: members it still had there count as gone at once. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    await this.sql`DELETE FROM rill_nodes WHERE node_id = ${this.nodeId}`.catch(() => {});
+  }
+}
+
+function toMember(row: MemberRow): SharedMember {
+  return { name: row.member, node: row.node_id, instanceId: row.instance_id, topics: row.topics };
+}
+
+function toState(row: GroupRow, members: MemberRow[]): SharedGroupState {
+  return { group: row.name, generation: row.generation, settings: row.settings, members: members.map(toMember), assignment: row.assignment };
+}

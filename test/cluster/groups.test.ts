@@ -1,0 +1,187 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useChildServers } from '../helpers/child-server.js';
+import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
+import { describeGroup, httpBase, type GroupDescription } from '../helpers/http.js';
+import { createDatabase } from '../helpers/postgres.js';
+import { useServers } from '../helpers/server.js';
+
+interface GroupMember {
+  client: RawStompClient;
+  /** The messageIDs of the messages it received and acknowledged, in order. */
+  acknowledged(): string[];
+  stop(): void;
+}
+
+/** Joins `/group/<group>/<topic>` under `name` on the node at `stompPort` and acknowledges every message as it comes. */
+async function joinGroup(stompPort: number, group: string, topic: string, name: string): Promise<GroupMember> {
+  const client = await RawStompClient.session(stompPort);
+  client.send('SUBSCRIBE', { id: 'member', destination: `/group/${group}/${topic}`, ack: 'client-individual', 'consumer-name': name, receipt: 'joined' });
+  await client.receipt('joined');
+  let acked = 0;
+  const acking = setInterval(() => {
+    const messages = client.all('MESSAGE');
+    for (; acked < messages.length; acked++) client.send('ACK', { id: messages[acked]!.headers.ack! });
+  }, 5);
+  return {
+    client,
+    acknowledged: () =>
+      client
+        .all('MESSAGE')
+        .slice(0, acked)
+        .map((m) => m.headers['message-id']!),
+    stop: () => {
+      clearInterval(acking);
+      client.close();
+    },
+  };
+}
+
+/** The group as a node describes it, once its members are exactly `names` and every partition of the topic is someone's. */
+async function settledGroup(httpPort: number, group: string, names: string[], partitions: number): Promise<GroupDescription> {
+  const described = await describeGroup(httpBase(httpPort), group);
+  if (described === null) throw new Error(`no group ${group} yet`);
+  const members = described.members.map((m) => m.member).sort();
+  if (JSON.stringify(members) !== JSON.stringify([...names].sort())) throw new Error(`members ${members.join(',')}`);
+  const owned = described.members.flatMap((m) => m.assignment.map((a) => a.partition)).sort((a, b) => a - b);
+  if (JSON.stringify(owned) !== JSON.stringify(Array.from({ length: partitions }, (_, i) => i))) throw new Error(`partitions owned: ${owned.join(',')}`);
+  return { ...described, members: described.members.sort((x, y) => x.member.localeCompare(y.member)) };
+}
+
+describe('cluster mode: consumer groups whose members are connected to different nodes', () => {
+  const servers = useServers();
+  const startChild = useChildServers();
+
+  it('one group over two nodes: one generation, partitions shared out, commits made on one node read on the other, a name refused while another node holds it', async () => {
+    const url = await createDatabase();
+    const settings = { storage: { backend: 'postgres' as const, postgres: { url } }, topics: { definitions: [{ name: 'orders', partitions: 4 }] } };
+    const a = await servers.start(settings);
+    const b = await servers.start(settings);
+    const producer = await RawStompClient.session(a.stompPort);
+    const publish = async (prefix: string, count: number) => {
+      for (let i = 0; i < count; i++)
+        producer.send('SEND', { destination: '/producer/publish/orders', receipt: `${prefix}-${i}` }, canonical(`${prefix}-${i}`, `k${i}`, i));
+      await until(
+        `${count} receipts for ${prefix}`,
+        () => producer.all('RECEIPT').filter((f) => f.headers['receipt-id']!.startsWith(`${prefix}-`)).length === count,
+      );
+    };
+
+    // Alone on node A, c1 reads and acknowledges the first 100: the group commits them there.
+    const c1 = await joinGroup(a.stompPort, 'billing', 'orders', 'c1');
+    await publish('first', 100);
+    await until('c1 to acknowledge the first 100', () => c1.acknowledged().length === 100);
+    await until('the group to commit all 100 (lag 0, read on node B)', async () => {
+      const answer = await fetch(`${httpBase(b.httpPort)}/v1/groups/billing/lag`);
+      const rows = ((await answer.json()) as { partitions: Array<{ lag: number; logEndOffset: number }> }).partitions;
+      return rows.length === 4 && rows.every((r) => r.lag === 0) && rows.reduce((sum, r) => sum + r.logEndOffset, 0) === 100;
+    });
+
+    // c2 joins on node B: both nodes see the same generation, with half the partitions each.
+    const c2 = await joinGroup(b.stompPort, 'billing', 'orders', 'c2');
+    const onA = await until('node A to see both members', () => settledGroup(a.httpPort, 'billing', ['c1', 'c2'], 4).catch(() => null));
+    const onB = await until('node B to see the same', () => settledGroup(b.httpPort, 'billing', ['c1', 'c2'], 4).catch(() => null));
+    expect(onB.generation).toBe(onA.generation);
+    expect(onB.members).toEqual(onA.members);
+    const nodes = Object.fromEntries(onA.members.map((m) => [m.member, (m as { node?: string }).node]));
+    expect(nodes.c1).toBe(a.broker.nodeId);
+    expect(nodes.c2).toBe(b.broker.nodeId);
+    for (const member of onA.members) expect(member.assignment).toHaveLength(2);
+
+    // The next 100 are shared, each delivered once; c2 starts where c1 committed on the other node (nothing of the first 100 again).
+    await publish('second', 100);
+    await until('the second 100 between them', () => c1.acknowledged().length + c2.acknowledged().length === 200);
+    expect(c2.acknowledged().every((id) => id.startsWith('second-'))).toBe(true);
+    expect(c2.acknowledged().length).toBeGreaterThan(0);
+    expect(new Set([...c1.acknowledged(), ...c2.acknowledged()]).size).toBe(200);
+
+    // A member named c1 on node B while node A's c1 is live: refused, and the group does not change.
+    const impostor = await RawStompClient.session(b.stompPort);
+    impostor.send('SUBSCRIBE', { id: 'member', destination: '/group/billing/orders', 'consumer-name': 'c1', receipt: 'joined' });
+    const error = await impostor.next('ERROR');
+    expect(error.headers.code).toBe('name-taken');
+    const after = await settledGroup(a.httpPort, 'billing', ['c1', 'c2'], 4);
+    expect(after.members.find((m) => m.member === 'c1')?.assignment).toEqual(onA.members.find((m) => m.member === 'c1')?.assignment);
+
+    // c1 leaves (UNSUBSCRIBE): c2 on the other node gets every partition at once.
+    c1.client.send('UNSUBSCRIBE', { id: 'member', receipt: 'left' });
+    await c1.client.receipt('left');
+    await until('c2 alone with all 4 partitions, on node B', () => settledGroup(b.httpPort, 'billing', ['c2'], 4).catch(() => null));
+    c1.stop();
+    c2.stop();
+    impostor.close();
+    producer.close();
+  });
+
+  it("three nodes under load, one killed (kill -9): its member's partitions go to the others within the session timeout + 1 s, and every acknowledged message is stored once and consumed", {
+    timeout: 90_000,
+  }, async () => {
+    const url = await createDatabase();
+    const sessionTimeoutMs = 2_000;
+    const settings = { topics: { definitions: [{ name: 'orders', partitions: 6 }] }, coordinator: { sessionTimeoutMs } };
+    const a = await servers.start({ ...settings, storage: { backend: 'postgres', postgres: { url } } });
+    const b = await servers.start({ ...settings, storage: { backend: 'postgres', postgres: { url } } });
+    const configFile = path.join(servers.tempDir(), 'rill.json');
+    writeFileSync(configFile, JSON.stringify(settings));
+    const c = await startChild(servers.tempDir(), { args: ['--config', configFile, '--storage', 'postgres', '--postgres-url', url] });
+
+    // A producer on A; one member of the group on each node.
+    const members = [
+      await joinGroup(a.stompPort, 'audit', 'orders', 'on-a'),
+      await joinGroup(b.stompPort, 'audit', 'orders', 'on-b'),
+      await joinGroup(c.stompPort, 'audit', 'orders', 'on-c'),
+    ];
+    const spread = await until('the group spread over the three nodes', () => settledGroup(a.httpPort, 'audit', ['on-a', 'on-b', 'on-c'], 6).catch(() => null));
+    for (const member of spread.members) expect(member.assignment).toHaveLength(2);
+
+    const total = 3_000;
+    const producer = await RawStompClient.session(a.stompPort);
+    const receipted = () => producer.all('RECEIPT').length;
+    let sent = 0;
+    const sending = (async () => {
+      // In steps, so that the kill lands while messages are on their way.
+      while (sent < total) {
+        for (const end = sent + 100; sent < end; sent++)
+          producer.send('SEND', { destination: '/producer/publish/orders', receipt: `m-${sent}` }, canonical(`m-${sent}`, `k${sent}`, sent));
+        await until('the step stored', () => receipted() >= sent - 200);
+      }
+    })();
+    await until('a third published and consumed on C', () => receipted() >= total / 3 && members[2]!.acknowledged().length > 0);
+    const killedAt = Date.now();
+    c.process.kill('SIGKILL');
+
+    // A and B take C's partitions within the session timeout + 1 s, and agree on it.
+    const reassigned = await until(
+      'on-c gone and its partitions reassigned',
+      () => settledGroup(a.httpPort, 'audit', ['on-a', 'on-b'], 6).catch(() => null),
+      15_000,
+    );
+    const tookMs = Date.now() - killedAt;
+    console.info(`reassigned ${tookMs} ms after the kill (session timeout ${sessionTimeoutMs} ms)`);
+    expect(tookMs).toBeLessThanOrEqual(sessionTimeoutMs + 1_000);
+    const onB = await until('node B to agree', () => settledGroup(b.httpPort, 'audit', ['on-a', 'on-b'], 6).catch(() => null));
+    expect(onB.generation).toBe(reassigned.generation);
+
+    await sending;
+    await until('every message acknowledged', () => receipted() === total, 60_000);
+    expect(producer.all('ERROR')).toEqual([]);
+    const published = Array.from({ length: total }, (_, i) => `m-${i}`);
+
+    // Stored once each, readable from the nodes that remain.
+    const stored = await readTopic(b, 'orders');
+    expect(stored.map((m) => m.messageId).sort()).toEqual([...published].sort());
+
+    // Consumed: what C acknowledged before it died and what A and B acknowledged cover every message (C's unacknowledged ones again, at least once).
+    await until(
+      'the group to have consumed every message',
+      () => {
+        const consumed = new Set(members.flatMap((m) => m.acknowledged()));
+        return published.every((id) => consumed.has(id));
+      },
+      30_000,
+    );
+    for (const member of members) member.stop();
+    producer.close();
+  });
+});
