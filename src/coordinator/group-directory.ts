@@ -18,6 +18,17 @@ export interface SharedGroupState {
   members: SharedMember[];
   /** Partitions by member name. */
   assignment: Record<string, TopicPartition[]>;
+  /** The group was deleted (it had no members); a join makes it again. */
+  deleted: boolean;
+}
+
+/**
+ * The group's settings for a decision: those it was created with (`changed` false: written only if
+ * no node wrote any yet), or changed on this node (`changed` true: they replace the shared ones).
+ */
+export interface SettingsToWrite {
+  settings: Partial<GroupSettings>;
+  changed: boolean;
 }
 
 /** What a decision starts from: the state before, and the members it will have. */
@@ -45,11 +56,13 @@ export interface GroupDirectory {
    */
   decide(
     group: string,
-    settings: Partial<GroupSettings>,
+    settings: SettingsToWrite,
     local: SharedMember[],
     decide: (input: DecisionInput) => Record<string, TopicPartition[]> | null,
   ): Promise<SharedGroupState>;
-  /** Every group any node decided about. */
+  /** Every group's generation: a node that missed a notice (its LISTEN connection died unnoticed) finds out. */
+  generations(): Promise<Array<{ group: string; generation: number; deleted: boolean }>>;
+  /** Every group any node decided about and no node deleted since. */
   list(): Promise<SharedGroupState[]>;
   /** The group's shared state (undefined: no node decided anything about it yet). */
   read(group: string): Promise<SharedGroupState | undefined>;
@@ -57,6 +70,10 @@ export interface GroupDirectory {
   onChanged(listener: (group: string, generation: number) => void): void;
   /** Groups with members on nodes that have gone quiet for longer than the group's session timeout. */
   orphaned(): Promise<string[]>;
-  /** Forgets a deleted group (it had no members). */
+  /**
+   * A group is being deleted: refused (group-not-empty) if a member of any node is in it. Its
+   * shared state stays, marked deleted (the other nodes forget the group), so that its generations
+   * keep growing if it is made again.
+   */
   forget(group: string): Promise<void>;
 }

@@ -71,6 +71,14 @@ export class Membership {
         groupNamed: (name, settings) => this.groupNamed(name, settings),
         // The session timeout goes with them: the other nodes time this node's members out by it.
         savedSettings: (group) => ({ ...this.store.savedGroups().get(group.name), sessionTimeoutMs: group.settings.sessionTimeoutMs }),
+        adoptSettings: (group, settings) => {
+          group.settings = { ...this.options.defaults, ...settings };
+        },
+        generationOf: (name) => this.groups.get(name)?.generation,
+        forgetGroup: (name) => {
+          const group = this.groups.get(name);
+          if (group !== undefined && group.members.size === 0) this.groups.delete(name);
+        },
         assign: (group, members, previous) => Object.fromEntries(this.assign(group, members, new Map(Object.entries(previous)))),
         refuse: (member) => this.refuse(member),
         rebalanced: (group, reason) => this.rebalanced(group, reason),
@@ -109,7 +117,9 @@ export class Membership {
     this.groups.set(name, group);
     await this.store.saveGroup(name, group.settings);
     if (existing === undefined) this.logger.info({ group: name, ...group.settings }, 'consumer group created');
-    else if (settings.assignor !== undefined) await this.rebalance(group, 'settings changed', true);
+    // In cluster mode every change goes to the shared row, for the other nodes (and reassigns if the assignor changed).
+    if (this.shared !== undefined && existing !== undefined) await this.shared.request(group, 'settings changed', settings.assignor !== undefined, true);
+    else if (existing !== undefined && settings.assignor !== undefined) await this.rebalance(group, 'settings changed', true);
     return group;
   }
 
@@ -139,8 +149,10 @@ export class Membership {
     if (group.memberCount > 0) {
       throw new RillError('group-not-empty', `group "${name}" has ${group.memberCount} members; a group can be deleted only when it has none`);
     }
+    // Cluster mode: refused if a member joined on another node meanwhile.
+    await this.options.directory?.forget(name);
     this.groups.delete(name);
-    await Promise.all([this.store.deleteGroup(name), this.options.directory?.forget(name)]);
+    await this.store.deleteGroup(name);
     this.logger.info({ group: name }, 'consumer group deleted');
   }
 

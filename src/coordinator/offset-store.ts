@@ -63,8 +63,12 @@ export class OffsetStore {
   private readEnd = 0;
   /** By key: the place in the log of the newest entry this store knows (written or read). */
   private readonly placed = new Map<string, number>();
-  /** By key: this node's writes not yet stored; an entry read meanwhile is older than what they will set. */
+  /** By key: this node's writes not yet stored. */
   private readonly writing = new Map<string, number>();
+  /** By key: the newest entry read while this node's write of the key was on its way (it wins if it lies after that write). */
+  private readonly readWhileWriting = new Map<string, { at: number; value: string | null }>();
+  /** A catch-up failed (logged once until one succeeds). */
+  private catchUpFailing = false;
   private catchingUp: Promise<void> | null = null;
   private catchUpAgain: Promise<void> | null = null;
 
@@ -84,11 +88,16 @@ export class OffsetStore {
         try {
           const at = await log.write(key, value);
           this.placed.set(key, Math.max(this.placed.get(key) ?? -1, at));
+          // Another node wrote the key after this write: its entry is the newest.
+          const newer = this.readWhileWriting.get(key);
+          if (newer !== undefined && newer.at > at) this.apply(key, newer.value, newer.at);
           return at;
         } finally {
           const left = this.writing.get(key)! - 1;
-          if (left === 0) this.writing.delete(key);
-          else this.writing.set(key, left);
+          if (left === 0) {
+            this.writing.delete(key);
+            this.readWhileWriting.delete(key);
+          } else this.writing.set(key, left);
         }
       },
       replay: (visit, from) => log.replay(visit, from),
@@ -140,9 +149,24 @@ export class OffsetStore {
   }
 
   private async readOn(): Promise<void> {
+    try {
+      await this.readNew();
+      this.catchUpFailing = false;
+    } catch (error) {
+      // Committed offsets stay as last read: a new owner may start earlier than the last commit (at least once holds).
+      if (!this.catchUpFailing) this.logger?.warn({ err: error }, 'could not read the commits other nodes made: committed offsets may be out of date');
+      this.catchUpFailing = true;
+    }
+  }
+
+  private async readNew(): Promise<void> {
     this.readEnd = await this.log.replay((key, value, at) => {
-      // This node's own write of the key is on its way, or a newer entry is known: this one is out of date.
-      if (this.writing.has(key) || (this.placed.get(key) ?? -1) >= at) return;
+      if ((this.placed.get(key) ?? -1) >= at) return;
+      if (this.writing.has(key)) {
+        // This node's own write of the key is on its way: whichever lies later in the log wins, once it is stored.
+        if (at > (this.readWhileWriting.get(key)?.at ?? -1)) this.readWhileWriting.set(key, { at, value });
+        return;
+      }
       this.apply(key, value, at);
       if (key.startsWith(OFFSET_PREFIX) && value !== null) {
         const { group, tp } = parseOffsetKey(key);
@@ -182,11 +206,13 @@ export class OffsetStore {
   async commit(group: string, entries: CommittedRecordRef[]): Promise<void> {
     const committedAt = this.clock.now();
     const issued = entries.map((entry) => this.issue(offsetKey(group, entry)));
-    await Promise.all(entries.map((entry) => this.log.write(offsetKey(group, entry), encodeRecord({ offset: entry.offset, committedAt }))));
+    const written = await Promise.all(entries.map((entry) => this.log.write(offsetKey(group, entry), encodeRecord({ offset: entry.offset, committedAt }))));
     entries.forEach((entry, i) => {
       const key = offsetKey(group, entry);
       // A write issued after this one (a transaction's) has the last word, as it has in the log.
       if (this.writesIssued.get(key) !== issued[i]) return;
+      // Cluster mode: another node's commit lies after it in the log, and was read.
+      if (this.shared && (this.placed.get(key) ?? -1) > written[i]!) return;
       this.offsets.set(key, entry.offset);
       this.deliveries.committed(group, entry, entry.offset);
     });

@@ -16,8 +16,14 @@ export interface DecisionHost {
   groupNamed(name: string, settings: Partial<GroupSettings>): ConsumerGroup;
   /** The settings a group was created or changed with (only those, not the defaults). */
   savedSettings(group: ConsumerGroup): Partial<GroupSettings>;
+  /** The group's settings as the cluster has them (another node may have changed them). */
+  adoptSettings(group: ConsumerGroup, settings: Partial<GroupSettings>): void;
   /** The assignor's answer for these members, sticking to `previous` where it can. */
   assign(group: ConsumerGroup, members: readonly SharedMember[], previous: Record<string, TopicPartition[]>): Record<string, TopicPartition[]>;
+  /** The generation this node applied for the group (undefined: it does not know the group). */
+  generationOf(group: string): number | undefined;
+  /** Another node deleted the group (it had no members anywhere). */
+  forgetGroup(name: string): void;
   /** A member of this node whose name a member held by another node has: it must leave. */
   refuse(member: Member): void;
   /** A new generation was applied to the group. */
@@ -27,6 +33,8 @@ export interface DecisionHost {
 interface Request {
   reasons: string[];
   force: boolean;
+  /** The group's settings were changed on this node: they replace the cluster's. */
+  settingsChanged: boolean;
   done: Promise<void>;
 }
 
@@ -71,14 +79,15 @@ export class SharedDecisions {
    * Asks for a decision about the group; resolves once one made after the request is applied.
    * `force`: reassign even if the members are the same (partitions added, a topic deleted, another assignor).
    */
-  request(group: ConsumerGroup, reason: string, force: boolean): Promise<void> {
+  request(group: ConsumerGroup, reason: string, force: boolean, settingsChanged = false): Promise<void> {
     const queued = this.queued.get(group.name);
     if (queued !== undefined) {
       queued.reasons.push(reason);
       queued.force ||= force;
+      queued.settingsChanged ||= settingsChanged;
       return queued.done;
     }
-    const request: Request = { reasons: [reason], force, done: Promise.resolve() };
+    const request: Request = { reasons: [reason], force, settingsChanged, done: Promise.resolve() };
     const before = this.running.get(group.name) ?? Promise.resolve();
     request.done = before
       .catch(() => {})
@@ -114,13 +123,19 @@ export class SharedDecisions {
     }));
     let state: SharedGroupState;
     try {
-      state = await this.directory.decide(group.name, this.host.savedSettings(group), local, ({ before, members }) =>
-        !request.force && sameMembers(before.members, members) ? null : this.host.assign(group, members, before.assignment),
-      );
+      const settings = { settings: this.host.savedSettings(group), changed: request.settingsChanged };
+      state = await this.directory.decide(group.name, settings, local, ({ before, members }) => {
+        // Decided with the cluster's settings (its assignor), unless this node has just changed them.
+        if (!request.settingsChanged) this.host.adoptSettings(group, before.settings);
+        return !request.force && sameMembers(before.members, members) ? null : this.host.assign(group, members, before.assignment);
+      });
     } catch (error) {
       if (!this.stopped) {
         this.logger.warn({ err: error, group: group.name }, 'a consumer group decision failed: trying again in a moment');
-        this.clock.setTimeout(() => void this.request(group, 'a decision that failed, again', request.force).catch(() => {}), RETRY_MS);
+        this.clock.setTimeout(
+          () => void this.request(group, 'a decision that failed, again', request.force, request.settingsChanged).catch(() => {}),
+          RETRY_MS,
+        );
       }
       throw new RillError('unavailable', `group "${group.name}" could not be rebalanced for now (${(error as Error).message}): retry`);
     }
@@ -133,7 +148,8 @@ export class SharedDecisions {
     this.directory.read(name).then(
       (state) => {
         if (state === undefined || state.generation < generation) return;
-        this.apply(this.host.groupNamed(name, state.settings), state, 'decided on another node');
+        if (state.deleted) this.host.forgetGroup(name);
+        else this.apply(this.host.groupNamed(name, state.settings), state, 'decided on another node');
       },
       (error: unknown) => this.logger.warn({ err: error, group: name }, 'could not read a consumer group decision made on another node'),
     );
@@ -145,6 +161,7 @@ export class SharedDecisions {
     const advanced = state.generation > group.generation;
     const nodeId = this.directory.nodeId;
     group.generation = state.generation;
+    this.host.adoptSettings(group, state.settings);
     group.remote = state.members.filter((m) => m.node !== nodeId).map((m) => ({ ...m, assignment: state.assignment[m.name] ?? [] }));
     let missing = false;
     for (const member of [...group.members.values()]) {
@@ -161,12 +178,23 @@ export class SharedDecisions {
     if (missing) void this.request(group, 'members of this node the last decision did not have', false).catch(() => {});
   }
 
-  /** Groups with members of nodes gone quiet: a decision takes them out and gives their partitions to the others. */
+  /**
+   * Groups with members of nodes gone quiet: a decision takes them out and gives their partitions
+   * to the others. And decisions this node did not hear of (a LISTEN connection that died unnoticed):
+   * read and applied.
+   */
   private checkOrphans(): void {
     if (this.checkingOrphans || this.stopped) return;
     this.checkingOrphans = true;
     this.directory
-      .orphaned()
+      .generations()
+      .then((known) => {
+        for (const { group, generation, deleted } of known) {
+          const applied = this.host.generationOf(group);
+          if (deleted ? applied !== undefined : generation > (applied ?? -1)) this.heard(group, generation);
+        }
+      })
+      .then(() => this.directory.orphaned())
       .then(async (names) => {
         for (const name of names) {
           const state = await this.directory.read(name);

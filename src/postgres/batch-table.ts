@@ -59,13 +59,13 @@ export class BatchTable {
           ${this.sql.array(batches.map((b) => b.size))}::int[]
         ) WITH ORDINALITY AS i (topic, partition, span, max_timestamp, position, size, n)
       ), totals AS (
-        SELECT topic, partition, sum(span)::int8 AS span FROM input GROUP BY topic, partition
+        SELECT topic, partition, sum(span)::int8 AS span, sum(size)::int8 AS bytes, count(*)::int8 AS batches FROM input GROUP BY topic, partition
       ), locked AS (
         -- Rows locked in one order on every node: two nodes appending to the same partitions never deadlock.
         SELECT p.topic, p.partition FROM rill_partitions p JOIN totals t ON p.topic = t.topic AND p.partition = t.partition
         ORDER BY p.topic, p.partition FOR UPDATE OF p
       ), placed AS (
-        UPDATE rill_partitions p SET next_offset = p.next_offset + t.span
+        UPDATE rill_partitions p SET next_offset = p.next_offset + t.span, size_bytes = p.size_bytes + t.bytes, batches = p.batches + t.batches
         FROM totals t JOIN locked l ON l.topic = t.topic AND l.partition = t.partition
         WHERE p.topic = t.topic AND p.partition = t.partition
         RETURNING p.topic, p.partition, p.next_offset - t.span AS first_offset
@@ -98,7 +98,10 @@ export class BatchTable {
       SELECT base_offset, data FROM (
         SELECT base_offset, data, sum(size) OVER (ORDER BY base_offset) - size AS before
         FROM rill_batches
+        -- From the batch holding the offset, found through the primary key: never a scan from the partition's start.
         WHERE topic = ${topic} AND partition = ${partition} AND next_offset > ${offset}
+          AND base_offset >= coalesce(
+            (SELECT max(base_offset) FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND base_offset <= ${offset}), 0)
         ORDER BY base_offset
         LIMIT ${MAX_ROWS_PER_READ}
       ) batches WHERE before < ${maxBytes} ORDER BY base_offset`) as unknown as Array<{ base_offset: number; data: Buffer }>;
@@ -115,10 +118,12 @@ export class BatchTable {
 
   async bounds({ topic, partition }: PartitionKey): Promise<PartitionBounds | null> {
     const [row] = (await this.sql`
-      SELECT p.start_offset, p.next_offset, coalesce(sum(b.size), 0)::int8 AS size_bytes, count(b.*)::int8 AS batches
-      FROM rill_partitions p LEFT JOIN rill_batches b ON b.topic = p.topic AND b.partition = p.partition
-      WHERE p.topic = ${topic} AND p.partition = ${partition}
-      GROUP BY p.start_offset, p.next_offset`) as unknown as Array<{ start_offset: number; next_offset: number; size_bytes: number; batches: number }>;
+      SELECT start_offset, next_offset, size_bytes, batches FROM rill_partitions WHERE topic = ${topic} AND partition = ${partition}`) as unknown as Array<{
+      start_offset: number;
+      next_offset: number;
+      size_bytes: number;
+      batches: number;
+    }>;
     if (row === undefined) return null;
     return { logStartOffset: row.start_offset, logEndOffset: row.next_offset, sizeBytes: row.size_bytes, batches: row.batches };
   }
@@ -137,8 +142,9 @@ export class BatchTable {
   /** An offset at or before every batch appended at or after `since` (the appending node's clock); null: none was. */
   async firstAppendedSince({ topic, partition }: PartitionKey, since: number): Promise<number | null> {
     const [row] = (await this.sql`
-      SELECT min(base_offset) AS first FROM rill_batches
-      WHERE topic = ${topic} AND partition = ${partition} AND append_time >= ${since}`) as unknown as Array<{ first: number | null }>;
+      SELECT base_offset AS first FROM rill_batches
+      WHERE topic = ${topic} AND partition = ${partition} AND append_time >= ${since}
+      ORDER BY base_offset LIMIT 1`) as unknown as Array<{ first: number }>;
     return row?.first ?? null;
   }
 
@@ -153,23 +159,42 @@ export class BatchTable {
     return this.sql.begin(async (tx) => {
       // Its row lock: appends to the partition wait, and two cleaners never race.
       const [bounds] = (await tx`
-        SELECT next_offset FROM rill_partitions WHERE topic = ${topic} AND partition = ${partition} FOR UPDATE`) as unknown as Array<{ next_offset: number }>;
+        SELECT next_offset, size_bytes FROM rill_partitions WHERE topic = ${topic} AND partition = ${partition} FOR UPDATE`) as unknown as Array<{
+        next_offset: number;
+        size_bytes: number;
+      }>;
       if (bounds === undefined) return 0;
-      const [{ by_age, by_size }] = (await tx`
-        SELECT
-          CASE WHEN ${before}::int8 < 0 THEN 0 ELSE coalesce(
-            (SELECT min(base_offset) FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND append_time >= ${before}),
-            ${bounds.next_offset}::int8) END AS by_age,
-          CASE WHEN ${maxBytes}::int8 < 0 THEN 0 ELSE coalesce((
-            SELECT max(next_offset) FROM (
-              SELECT next_offset, sum(size) OVER (ORDER BY base_offset DESC) AS newer_bytes
-              FROM rill_batches WHERE topic = ${topic} AND partition = ${partition}
-            ) b WHERE newer_bytes > ${maxBytes}), 0) END AS by_size`) as unknown as [{ by_age: number; by_size: number }];
-      const cut = Math.max(by_age, by_size);
+      // Both cuts walk the batches from the oldest and stop at the first one kept: the work is what is deleted, not the partition.
+      let byAge = 0;
+      if (before >= 0) {
+        const [kept] = (await tx`
+          SELECT base_offset FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND append_time >= ${before}
+          ORDER BY base_offset LIMIT 1`) as unknown as Array<{ base_offset: number }>;
+        byAge = kept?.base_offset ?? bounds.next_offset;
+      }
+      let bySize = 0;
+      const excess = bounds.size_bytes - maxBytes;
+      if (maxBytes >= 0 && excess > 0) {
+        // The first batch with at least `excess` bytes before it is the oldest kept: what it and the newer hold fits in maxBytes.
+        const [kept] = (await tx`
+          SELECT base_offset FROM (
+            SELECT base_offset, sum(size) OVER (ORDER BY base_offset) - size AS older_bytes
+            FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} ORDER BY base_offset
+          ) b WHERE older_bytes >= ${excess} LIMIT 1`) as unknown as Array<{ base_offset: number }>;
+        bySize = kept?.base_offset ?? bounds.next_offset;
+      }
+      const cut = Math.max(byAge, bySize);
       if (cut === 0) return 0;
-      const deleted = await tx`DELETE FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND next_offset <= ${cut}`;
-      await tx`UPDATE rill_partitions SET start_offset = greatest(start_offset, ${cut}) WHERE topic = ${topic} AND partition = ${partition}`;
-      return deleted.count;
+      const [deleted] = (await tx`
+        WITH deleted AS (
+          DELETE FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND next_offset <= ${cut} RETURNING size
+        )
+        UPDATE rill_partitions SET start_offset = greatest(start_offset, ${cut}),
+          size_bytes = size_bytes - (SELECT coalesce(sum(size), 0) FROM deleted),
+          batches = batches - (SELECT count(*) FROM deleted)
+        WHERE topic = ${topic} AND partition = ${partition}
+        RETURNING (SELECT count(*) FROM deleted)::int8 AS count`) as unknown as Array<{ count: number }>;
+      return deleted?.count ?? 0;
     });
   }
 }

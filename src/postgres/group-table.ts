@@ -1,4 +1,5 @@
-import type { DecisionInput, GroupDirectory, SharedGroupState, SharedMember, TopicPartition } from '../coordinator/index.js';
+import type { DecisionInput, GroupDirectory, SettingsToWrite, SharedGroupState, SharedMember, TopicPartition } from '../coordinator/index.js';
+import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import type { JSONValue } from 'postgres';
 import type { Sql } from './connection.js';
@@ -11,6 +12,7 @@ const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
 interface GroupRow {
   name: string;
   generation: number;
+  deleted: boolean;
   settings: SharedGroupState['settings'];
   assignment: Record<string, TopicPartition[]>;
 }
@@ -33,6 +35,8 @@ interface MemberRow {
 export class GroupTable implements GroupDirectory {
   private readonly listeners = new Set<(group: string, generation: number) => void>();
   private heartbeat: NodeJS.Timeout | null = null;
+  /** The heartbeat write in flight: closing waits for it, so that it cannot bring the node's row back. */
+  private touching: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -87,15 +91,25 @@ export class GroupTable implements GroupDirectory {
 
   async decide(
     group: string,
-    settings: SharedGroupState['settings'],
+    { settings: ours, changed }: SettingsToWrite,
     local: SharedMember[],
     decide: (input: DecisionInput) => Record<string, TopicPartition[]> | null,
   ): Promise<SharedGroupState> {
-    const sessionTimeoutMs = settings.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
     return this.sql.begin(async (tx) => {
-      await tx`INSERT INTO rill_groups (name, settings, session_timeout_ms) VALUES (${group}, ${tx.json(settings as JSONValue)}, ${sessionTimeoutMs}) ON CONFLICT (name) DO NOTHING`;
+      // A node deciding is alive: its heartbeat cannot lag behind its own decisions.
+      await tx`INSERT INTO rill_nodes (node_id, seen_at) VALUES (${this.nodeId}, now()) ON CONFLICT (node_id) DO UPDATE SET seen_at = now()`;
+      await tx`INSERT INTO rill_groups (name, settings, session_timeout_ms)
+               VALUES (${group}, ${tx.json(ours as JSONValue)}, ${ours.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS}) ON CONFLICT (name) DO NOTHING`;
       // The group's lock: one decision at a time, whichever node makes it.
-      const [row] = (await tx`SELECT name, generation, settings, assignment FROM rill_groups WHERE name = ${group} FOR UPDATE`) as unknown as [GroupRow];
+      const [row] = (await tx`SELECT name, generation, settings, assignment, deleted FROM rill_groups WHERE name = ${group} FOR UPDATE`) as unknown as [
+        GroupRow,
+      ];
+      const settings = changed ? ours : row.settings;
+      const sessionTimeoutMs = settings.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+      if (changed) {
+        await tx`UPDATE rill_groups SET settings = ${tx.json(settings as JSONValue)}, session_timeout_ms = ${sessionTimeoutMs} WHERE name = ${group}`;
+        row.settings = settings;
+      }
       const rows = (await tx`
         SELECT m.group_name, m.member, m.node_id, m.instance_id, m.topics,
                (m.node_id <> ${this.nodeId} AND (n.seen_at IS NULL OR n.seen_at < now() - make_interval(secs => ${sessionTimeoutMs}::float8 / 1000))) AS gone
@@ -106,7 +120,10 @@ export class GroupTable implements GroupDirectory {
       const others = rows.filter((r) => r.node_id !== this.nodeId && !r.gone).map(toMember);
       const members = [...others, ...local.filter((m) => !others.some((o) => o.name === m.name))];
       const assignment = decide({ before, members });
-      if (assignment === null) return before;
+      if (assignment === null) {
+        if (changed) await tx`SELECT pg_notify('rill_groups', ${JSON.stringify({ group, generation: row.generation, by: this.nodeId })})`;
+        return before;
+      }
       const generation = row.generation + 1;
       await tx`DELETE FROM rill_group_members WHERE group_name = ${group} AND (node_id = ${this.nodeId} OR member <> ALL(${others.map((m) => m.name)}::text[]))`;
       for (const member of members) {
@@ -114,30 +131,43 @@ export class GroupTable implements GroupDirectory {
         await tx`INSERT INTO rill_group_members (group_name, member, node_id, instance_id, topics)
                  VALUES (${group}, ${member.name}, ${this.nodeId}, ${member.instanceId}, ${member.topics}::text[])`;
       }
-      await tx`UPDATE rill_groups SET generation = ${generation}, settings = ${tx.json(settings as JSONValue)}, session_timeout_ms = ${sessionTimeoutMs},
-               assignment = ${tx.json(assignment as unknown as JSONValue)} WHERE name = ${group}`;
+      // A deleted group that a member joins again is made again.
+      await tx`UPDATE rill_groups SET generation = ${generation}, assignment = ${tx.json(assignment as unknown as JSONValue)}, deleted = false WHERE name = ${group}`;
       await tx`SELECT pg_notify('rill_groups', ${JSON.stringify({ group, generation, by: this.nodeId })})`;
-      return { group, generation, settings, members, assignment };
+      return { group, generation, settings, members, assignment, deleted: false };
     });
   }
 
   async read(group: string): Promise<SharedGroupState | undefined> {
-    const [row] = (await this.sql`SELECT name, generation, settings, assignment FROM rill_groups WHERE name = ${group}`) as unknown as GroupRow[];
-    if (row === undefined) return undefined;
-    const rows = (await this
-      .sql`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members WHERE group_name = ${group}`) as unknown as MemberRow[];
-    return toState(row, rows);
+    // One snapshot: the row and the members of the same decision.
+    return this.sql.begin('isolation level repeatable read read only', async (tx) => {
+      const [row] = (await tx`SELECT name, generation, settings, assignment, deleted FROM rill_groups WHERE name = ${group}`) as unknown as GroupRow[];
+      if (row === undefined) return undefined;
+      const rows =
+        (await tx`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members WHERE group_name = ${group}`) as unknown as MemberRow[];
+      return toState(row, rows);
+    });
   }
 
   async list(): Promise<SharedGroupState[]> {
-    const groups = (await this.sql`SELECT name, generation, settings, assignment FROM rill_groups`) as unknown as GroupRow[];
-    const rows = (await this.sql`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members`) as unknown as MemberRow[];
-    return groups.map((row) =>
-      toState(
-        row,
-        rows.filter((r) => r.group_name === row.name),
-      ),
-    );
+    return this.sql.begin('isolation level repeatable read read only', async (tx) => {
+      const groups = (await tx`SELECT name, generation, settings, assignment, deleted FROM rill_groups WHERE NOT deleted`) as unknown as GroupRow[];
+      const rows = (await tx`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members`) as unknown as MemberRow[];
+      return groups.map((row) =>
+        toState(
+          row,
+          rows.filter((r) => r.group_name === row.name),
+        ),
+      );
+    });
+  }
+
+  async generations(): Promise<Array<{ group: string; generation: number; deleted: boolean }>> {
+    return (await this.sql`SELECT name AS "group", generation, deleted FROM rill_groups`) as unknown as Array<{
+      group: string;
+      generation: number;
+      deleted: boolean;
+    }>;
   }
 
   async orphaned(): Promise<string[]> {
@@ -151,13 +181,26 @@ export class GroupTable implements GroupDirectory {
   }
 
   async forget(group: string): Promise<void> {
-    await this.sql`DELETE FROM rill_groups WHERE name = ${group}`;
+    await this.sql.begin(async (tx) => {
+      await tx`SELECT 1 FROM rill_groups WHERE name = ${group} FOR UPDATE`;
+      const [{ members }] = (await tx`SELECT count(*)::int AS members FROM rill_group_members WHERE group_name = ${group}`) as unknown as [{ members: number }];
+      if (members > 0)
+        throw new RillError(
+          'group-not-empty',
+          `group "${group}" has ${members} members on the nodes of the cluster; a group can be deleted only when it has none`,
+        );
+      const [row] = (await tx`UPDATE rill_groups SET deleted = true, assignment = '{}' WHERE name = ${group} RETURNING generation`) as unknown as Array<{
+        generation: number;
+      }>;
+      if (row !== undefined) await tx`SELECT pg_notify('rill_groups', ${JSON.stringify({ group, generation: row.generation, by: this.nodeId })})`;
+    });
   }
 
   /** Stops the heartbeat and says this node is gone: members it still had there count as gone at once. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    await this.touching;
     await this.sql`DELETE FROM rill_nodes WHERE node_id = ${this.nodeId}`.catch(() => {});
   }
 }
@@ -167,5 +210,12 @@ function toMember(row: MemberRow): SharedMember {
 }
 
 function toState(row: GroupRow, members: MemberRow[]): SharedGroupState {
-  return { group: row.name, generation: row.generation, settings: row.settings, members: members.map(toMember), assignment: row.assignment };
+  return {
+    group: row.name,
+    generation: row.generation,
+    settings: row.settings,
+    members: members.map(toMember),
+    assignment: row.assignment,
+    deleted: row.deleted,
+  };
 }

@@ -96,7 +96,9 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
         generation int NOT NULL DEFAULT 0,
         settings jsonb NOT NULL DEFAULT '{}',
         session_timeout_ms int NOT NULL,
-        assignment jsonb NOT NULL DEFAULT '{}'
+        assignment jsonb NOT NULL DEFAULT '{}',
+        -- A deleted group keeps its row, so that its generations go on growing if it is made again.
+        deleted boolean NOT NULL DEFAULT false
       );
       -- node_id: the node holding the member; a node quiet for longer than the session timeout loses its members.
       CREATE TABLE rill_group_members (
@@ -108,6 +110,35 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
         PRIMARY KEY (group_name, member)
       );
       CREATE INDEX rill_group_members_node ON rill_group_members (node_id);
+    `,
+  },
+  {
+    version: 3,
+    name: "partitions' sizes kept with their offsets",
+    sql: `
+      -- Kept by appends and retention under the partition's row lock: describing a partition or
+      -- scraping metrics never sums its batches.
+      ALTER TABLE rill_partitions ADD COLUMN size_bytes int8 NOT NULL DEFAULT 0, ADD COLUMN batches int8 NOT NULL DEFAULT 0;
+      UPDATE rill_partitions p SET size_bytes = s.size_bytes, batches = s.batches
+      FROM (SELECT topic, partition, sum(size)::int8 AS size_bytes, count(*)::int8 AS batches FROM rill_batches GROUP BY topic, partition) s
+      WHERE p.topic = s.topic AND p.partition = s.partition;
+    `,
+  },
+  {
+    version: 4,
+    name: 'committed offsets as rows',
+    sql: `
+      -- One row per key of what __consumer_offsets held (committed offsets, group settings, delivery
+      -- counts): at orders a key's writes (taken under its row lock), xid says which transaction
+      -- wrote it, so that nodes read what changed since they last looked.
+      CREATE SEQUENCE rill_offsets_at;
+      CREATE TABLE rill_offsets (
+        key text PRIMARY KEY,
+        value text,
+        at int8 NOT NULL,
+        xid xid8 NOT NULL
+      );
+      CREATE INDEX rill_offsets_xid ON rill_offsets (xid);
     `,
   },
 ];

@@ -21,6 +21,7 @@ import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './
 import { checkDurability } from './durability-check.js';
 import { GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
+import { OffsetTable } from './offset-table.js';
 import { migrate } from './migrations.js';
 import { TopicTable } from './topic-table.js';
 
@@ -46,6 +47,8 @@ export class PostgresLogStore implements LogStore {
   private readonly groupCommit: GroupCommit;
   /** Consumer groups whose members are connected to different nodes (the coordinator's directory). */
   readonly groups: GroupTable;
+  /** Committed offsets, group settings and delivery counts, one row per key (the coordinator's offset log). */
+  readonly offsetTable: OffsetTable;
   private readonly appendedListeners = new Set<(partitionId: number, end: number) => void>();
   private readonly topicListeners = new Set<(change: TopicChange) => void>();
   private pending = 0;
@@ -71,6 +74,7 @@ export class PostgresLogStore implements LogStore {
     this.batches = new BatchTable(sql);
     this.groupCommit = new GroupCommit(this.batches);
     this.groups = new GroupTable(sql, nodeId, logger);
+    this.offsetTable = new OffsetTable(sql);
   }
 
   /** Connects, migrates the schema (refusing a newer one), checks durability settings and loads the topics. */

@@ -3,7 +3,7 @@ import type net from 'node:net';
 import { WebSocketServer } from 'ws';
 import { Broker } from '../broker/index.js';
 import { isLoopback, type RillConfig } from '../config/index.js';
-import { brokerOffsetLog, GroupCoordinator, OffsetStore } from '../coordinator/index.js';
+import { brokerOffsetLog, GroupCoordinator, OffsetStore, type OffsetLog } from '../coordinator/index.js';
 import { TransactionCoordinator } from '../transactions/index.js';
 import { Gateway, httpRoutes } from '../gateway/index.js';
 import { BrokerMetrics } from '../metrics/index.js';
@@ -101,7 +101,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
   const { coordinator: settings } = config;
   const coordinator = new GroupCoordinator(
     broker,
-    new OffsetStore(brokerOffsetLog(broker), { logger, shared: shared !== undefined }),
+    new OffsetStore(shared === undefined ? brokerOffsetLog(broker) : await offsetTableOf(shared, broker), { logger, shared: shared !== undefined }),
     {
       defaults: {
         assignor: settings.assignor,
@@ -295,6 +295,19 @@ async function openPostgresStore(config: RillConfig, logger: Logger): Promise<Po
       'check that the database runs and the URL, user and password are right',
     );
   }
+}
+
+/**
+ * Cluster mode's committed offsets, one row per key. A database whose offsets are still in the
+ * `__consumer_offsets` log (written by a Rill before the table) has them copied over once.
+ */
+async function offsetTableOf(store: PostgresLogStore, broker: Broker): Promise<OffsetLog> {
+  if (broker.topics.get('__consumer_offsets') !== undefined && (await store.offsetTable.empty())) {
+    const entries = new Map<string, string | null>();
+    await brokerOffsetLog(broker).replay((key, value) => entries.set(key, value));
+    for (const [key, value] of entries) if (value !== null) await store.offsetTable.write(key, value);
+  }
+  return store.offsetTable;
 }
 
 /** Waits for `promise`, but no longer than `timeoutMs`: shutdown goes on either way. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useChildServers } from '../helpers/child-server.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
-import { describeGroup, httpBase, type GroupDescription } from '../helpers/http.js';
+import { call, describeGroup, httpBase, type GroupDescription } from '../helpers/http.js';
 import { createDatabase } from '../helpers/postgres.js';
 import { useServers } from '../helpers/server.js';
 
@@ -72,8 +72,8 @@ describe('cluster mode: consumer groups whose members are connected to different
     const c1 = await joinGroup(a.stompPort, 'billing', 'orders', 'c1');
     await publish('first', 100);
     await until('c1 to acknowledge the first 100', () => c1.acknowledged().length === 100);
-    await until('the group to commit all 100 (lag 0, read on node B)', async () => {
-      const answer = await fetch(`${httpBase(b.httpPort)}/v1/groups/billing/lag`);
+    await until('the group to commit all 100 (lag 0)', async () => {
+      const answer = await fetch(`${httpBase(a.httpPort)}/v1/groups/billing/lag`);
       const rows = ((await answer.json()) as { partitions: Array<{ lag: number; logEndOffset: number }> }).partitions;
       return rows.length === 4 && rows.every((r) => r.lag === 0) && rows.reduce((sum, r) => sum + r.logEndOffset, 0) === 100;
     });
@@ -108,6 +108,22 @@ describe('cluster mode: consumer groups whose members are connected to different
     c1.client.send('UNSUBSCRIBE', { id: 'member', receipt: 'left' });
     await c1.client.receipt('left');
     await until('c2 alone with all 4 partitions, on node B', () => settledGroup(b.httpPort, 'billing', ['c2'], 4).catch(() => null));
+
+    // Settings changed on A are B's too; a group with a member on B cannot be deleted on A.
+    expect((await call(httpBase(a.httpPort), 'POST', '/v1/groups', { group: 'billing', maxDeliveries: 9 })).status).toBe(200);
+    await until(
+      'node B to take the new setting',
+      async () => ((await describeGroup(httpBase(b.httpPort), 'billing')) as { settings?: { maxDeliveries?: number } } | null)?.settings?.maxDeliveries === 9,
+    );
+    const refused = await call(httpBase(a.httpPort), 'DELETE', '/v1/groups/billing');
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ error: { code: 'group-not-empty' } });
+    // Once c2 left too, the group is deleted on A, and B forgets it.
+    c2.client.send('UNSUBSCRIBE', { id: 'member', receipt: 'left' });
+    await c2.client.receipt('left');
+    await until('node A to see the group empty', async () => (await describeGroup(httpBase(a.httpPort), 'billing'))?.members.length === 0);
+    expect((await call(httpBase(a.httpPort), 'DELETE', '/v1/groups/billing')).status).toBe(200);
+    await until('node B to forget the group', async () => (await call(httpBase(b.httpPort), 'GET', '/v1/groups/billing')).status === 404);
     c1.stop();
     c2.stop();
     impostor.close();

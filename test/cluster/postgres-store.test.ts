@@ -5,6 +5,7 @@ import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.
 import { createDatabase } from '../helpers/postgres.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 import { StartupError } from '../../src/server/index.js';
+import { brokerOffsetLog } from '../../src/coordinator/index.js';
 
 /** Publishes `count` messages (keys spread over partitions) with receipts from one connection; resolves once all are stored. */
 async function publish(server: TestServer, topic: string, prefix: string, count: number): Promise<void> {
@@ -81,6 +82,75 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     const ids = reader.all('MESSAGE').map((f) => f.headers['message-id']);
     expect(ids.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `later-${i}`).sort());
     reader.close();
+  });
+
+  it('a producer resending to node B what node A stored first (keyed and keyless) is answered with the first copy, stored once', async () => {
+    const url = await createDatabase();
+    const settings = { topics: { definitions: [{ name: 'pay', partitions: 4 }], keylessPartitioner: 'round-robin' as const } };
+    const a = await onDatabase(url, settings);
+    const b = await onDatabase(url, settings);
+    const acknowledgments = async (server: TestServer) => {
+      const client = await RawStompClient.session(server.stompPort);
+      client.send('SUBSCRIBE', { id: 'acks', destination: '/topic/acknowledgment/pay', receipt: 'subscribed' });
+      await client.receipt('subscribed');
+      return {
+        client,
+        acks: () =>
+          client.all('MESSAGE').map((f) => JSON.parse(f.body.toString()) as { messageID: string; partition: number; offset: number; duplicate?: boolean }),
+      };
+    };
+    const first = await acknowledgments(a);
+    const ids = Array.from({ length: 20 }, (_, i) => `pay-${i}`);
+    const resendAll = (client: RawStompClient) => {
+      for (const [i, id] of ids.entries())
+        client.send('SEND', { destination: '/producer/publish/pay' }, canonical(id, i % 2 === 0 ? `customer-${i}` : null, i));
+    };
+    resendAll(first.client);
+    await until('20 acknowledgments on A', () => first.acks().length === 20);
+    const topic = b.broker.topics.get('pay')!;
+    const ends = await Promise.all([0, 1, 2, 3].map(async (p) => (await a.broker.offsets(a.broker.topics.get('pay')!, p)).logEndOffset));
+    // What B heard of A's appends is in its window (read a few milliseconds after each notice).
+    await until("B to take A's messageIDs in", () => ends.every((end, p) => b.broker.deduplicationFollowed(topic, p) >= end));
+
+    // A dies before answering, say; the producer resends everything through B.
+    const again = await acknowledgments(b);
+    resendAll(again.client);
+    await until('20 acknowledgments on B', () => again.acks().length === 20);
+    const original = new Map(first.acks().map((ack) => [ack.messageID, ack]));
+    for (const ack of again.acks()) {
+      expect(ack, ack.messageID).toMatchObject({
+        duplicate: true,
+        partition: original.get(ack.messageID)!.partition,
+        offset: original.get(ack.messageID)!.offset,
+      });
+    }
+    expect((await readTopic(a, 'pay')).map((m) => m.messageId).sort()).toEqual([...ids].sort());
+    first.client.close();
+    again.client.close();
+  });
+
+  it('keeps committed offsets as one row per key, and takes over those an older Rill left in the __consumer_offsets log', async () => {
+    const url = await createDatabase();
+    const dataDir = servers.tempDir();
+    const first = await onDatabase(url, {}, dataDir);
+    const base = `http://127.0.0.1:${first.httpPort}`;
+    await fetch(`${base}/v1/topics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'ledger', partitions: 1 }),
+    });
+    for (let i = 1; i <= 50; i++) await first.coordinator.store.commit('g', [{ topic: 'ledger', partition: 0, offset: i }]);
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    // Fifty commits of one partition: one row.
+    expect((await sql`SELECT key FROM rill_offsets WHERE key LIKE 'offset/%'`).map((r) => r.key)).toEqual(['offset/g/ledger/0']);
+    // As a Rill before the table left it: the offsets in the log, none in the table.
+    await brokerOffsetLog(first.broker).write('offset/old/ledger/0', JSON.stringify({ v: 1, offset: 7, committedAt: 0 }));
+    await first.close();
+    await sql`DELETE FROM rill_offsets`;
+    const again = await onDatabase(url, {}, dataDir);
+    expect(again.coordinator.store.committed('old', { topic: 'ledger', partition: 0 })).toBe(7);
+    expect((await sql`SELECT key FROM rill_offsets`).map((r) => r.key)).toEqual(['offset/old/ledger/0']);
+    await sql.end();
   });
 
   it('a node completes its own transaction decided before it crashed, and another node starting meanwhile leaves it alone', { timeout: 60_000 }, async () => {

@@ -419,7 +419,10 @@ export class Broker implements PartitionPlacement {
   /** A partition has a new end (another node appended to it): its watchers fetch what they lack. */
   private appendedElsewhere(partitionId: number, end: number): void {
     const slot = this.slots[partitionId];
-    if (slot === undefined || end <= Math.max(slot.storedEnd, slot.heardEnd)) return;
+    if (slot === undefined) return;
+    // Before the check below: another node's batch may lie before one of this node's that settled first.
+    if (this.deduplication.covers(slot.topic)) this.deduplication.appendedElsewhere(slot.topic, slot.partition, end);
+    if (end <= Math.max(slot.storedEnd, slot.heardEnd)) return;
     slot.heardEnd = end;
     for (const watcher of slot.watchers) watcher(end, null, -1);
   }
@@ -464,6 +467,8 @@ export class Broker implements PartitionPlacement {
         if (i === 0) this.batchObserver?.(performance.now() - entries[0]!.sentAt);
       }
       if (failure === null && baseOffset + tickets.length > slot.storedEnd) slot.storedEnd = baseOffset + tickets.length;
+      if (failure === null && this.store.onAppended !== undefined)
+        this.deduplication.storedHere(slot.topic, slot.partition, baseOffset, baseOffset + tickets.length);
       if (failure === null && slot.watchers.size > 0) {
         // The stored batch goes to the watchers (and the buffer is not reused: they may hold its records).
         watched = true;
@@ -489,6 +494,11 @@ export class Broker implements PartitionPlacement {
   /** The broker worker that owns a partition. */
   workerOf(topic: Topic, partition: number): number {
     return this.slot(topic, partition).worker;
+  }
+
+  /** Cluster mode: how far the partition's messageIDs are in this node's deduplication window (diagnostics and tests). */
+  deduplicationFollowed(topic: Topic, partition: number): number {
+    return this.deduplication.followedEnd(topic, partition);
   }
 
   /** The end of a partition after the last batch this thread saw stored there (0 if none since the start, or if its topic was deleted). */

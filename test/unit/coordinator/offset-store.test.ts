@@ -141,4 +141,58 @@ describe('OffsetStore', () => {
     await reloaded.load();
     expect(reloaded.committed('g', { topic: 't', partition: 0 })).toBeUndefined();
   });
+
+  describe('shared by the nodes of a cluster (catchUp)', () => {
+    /** A log two nodes write: this node's writes take their place when issued and are answered when `answer` is called. */
+    function sharedLog() {
+      const log = memoryOffsetLog();
+      const answers: Array<() => void> = [];
+      const slow: OffsetLog = {
+        write: (key, value) =>
+          new Promise((resolve) => {
+            const at = log.entries.push([key, value]) - 1;
+            answers.push(() => resolve(at));
+          }),
+        replay: log.replay,
+      };
+      const otherNode = (group: string, offset: number) => log.entries.push([`offset/${group}/t/0`, JSON.stringify({ v: 1, offset, committedAt: 0 })]);
+      return { slow, answers, otherNode };
+    }
+    const tp = { topic: 't', partition: 0 };
+
+    it("takes another node's commit made after its own was issued, even when its own is answered last", async () => {
+      const { slow, answers, otherNode } = sharedLog();
+      const store = new OffsetStore(slow, { shared: true });
+      await store.load();
+      const mine = store.commit('g', [{ ...tp, offset: 5 }]);
+      // The partition moved: its new owner, on another node, commits after.
+      otherNode('g', 9);
+      await store.catchUp();
+      answers.shift()!();
+      await mine;
+      expect(store.committed('g', tp)).toBe(9);
+    });
+
+    it("keeps its own commit over another node's made before it", async () => {
+      const { slow, answers, otherNode } = sharedLog();
+      const store = new OffsetStore(slow, { shared: true });
+      await store.load();
+      otherNode('g', 3);
+      const mine = store.commit('g', [{ ...tp, offset: 5 }]);
+      await store.catchUp();
+      answers.shift()!();
+      await mine;
+      await store.catchUp();
+      expect(store.committed('g', tp)).toBe(5);
+    });
+
+    it('reads nothing more when not shared', async () => {
+      const { slow, otherNode } = sharedLog();
+      const store = new OffsetStore(slow);
+      await store.load();
+      otherNode('g', 9);
+      await store.catchUp();
+      expect(store.committed('g', tp)).toBeUndefined();
+    });
+  });
 });

@@ -48,6 +48,8 @@ const MAX_HELD_PUBLISHES = 100_000;
 const READ_CONCURRENCY = 8;
 const READ_BYTES = 1024 * 1024;
 const EXPIRY_INTERVAL_MS = 1000;
+/** Cluster mode: how long after hearing of another node's append its messageIDs are read. */
+const FOLLOW_DELAY_MS = 5;
 
 /**
  * One message in flight, the first with its messageID: the broker's ticket for it. Resends of the
@@ -118,6 +120,14 @@ class TopicWindow {
   readonly unread = new Map<number, UnreadPartition>();
   /** The topic's partitions, as last seen. */
   partitions = 0;
+  /**
+   * Cluster mode, by partition: how far this node has taken the log's messageIDs in (from its own
+   * appends, or by reading what other nodes appended), the end last heard of, and the partitions
+   * being read.
+   */
+  readonly followed = new Map<number, number>();
+  readonly heard = new Map<number, number>();
+  readonly following = new Set<number>();
 
   constructor(
     readonly topic: Topic,
@@ -374,12 +384,70 @@ export class Deduplicator {
     const offsets = await this.reads.offsets(topic, partition, undefined, Date.now() - window.windowMs);
     const from = Math.max(offsets.logStartOffset, offsets.appendedSinceOffset ?? 0, offsets.logEndOffset - share);
     await this.scan(topic, window, partition, from, offsets.logEndOffset);
+    this.followedTo(window, partition, offsets.logEndOffset);
   }
 
   /** Every record from `from` on (only in segments appended to within the window). */
   private async readFrom(topic: Topic, window: TopicWindow, partition: number, from: number): Promise<void> {
     const offsets = await this.reads.offsets(topic, partition, undefined, Date.now() - window.windowMs);
     await this.scan(topic, window, partition, Math.max(offsets.logStartOffset, offsets.appendedSinceOffset ?? 0, from), offsets.logEndOffset);
+    this.followedTo(window, partition, offsets.logEndOffset);
+  }
+
+  private followedTo(window: TopicWindow, partition: number, end: number): void {
+    if (end > (window.followed.get(partition) ?? 0)) window.followed.set(partition, end);
+  }
+
+  /**
+   * This node stored a batch at [base, next) of the partition: its messageIDs are in the window
+   * already, so the window has followed the log past it if nothing came between (another node's).
+   */
+  storedHere(topic: Topic, partition: number, base: number, next: number): void {
+    const window = this.windows.get(topic.name);
+    if (window === undefined || window.windowMs === 0) return;
+    if ((window.followed.get(partition) ?? 0) === base) window.followed.set(partition, next);
+  }
+
+  /**
+   * Cluster mode: the partition's end is `end` (whichever node appended). What this node has not
+   * taken in yet was appended by another node: its messageIDs are read into the window, so that a
+   * producer resending to this node what it first sent to another (which died before answering)
+   * is answered with the first copy. Reads of a partition do not overlap; notices meanwhile are
+   * read after.
+   */
+  appendedElsewhere(topic: Topic, partition: number, end: number): void {
+    if (this.closed) return;
+    const window = this.windowFor(topic);
+    if (window.windowMs === 0 || end <= (window.heard.get(partition) ?? 0)) return;
+    window.heard.set(partition, end);
+    if (!window.ready || window.following.has(partition)) return;
+    // A moment's wait: this node's own batch, whose notice can come before its answer, is then known
+    // without a read, and the notices of a burst are read together.
+    window.following.add(partition);
+    setTimeout(() => void this.follow(window, partition), FOLLOW_DELAY_MS).unref();
+  }
+
+  /** How far the window has taken in the partition's messageIDs (diagnostics and tests). */
+  followedEnd(topic: Topic, partition: number): number {
+    return this.windows.get(topic.name)?.followed.get(partition) ?? 0;
+  }
+
+  private async follow(window: TopicWindow, partition: number): Promise<void> {
+    window.following.add(partition);
+    try {
+      for (;;) {
+        const from = window.followed.get(partition) ?? 0;
+        const end = window.heard.get(partition) ?? 0;
+        if (end <= from || this.closed || this.windows.get(window.topic.name) !== window) return;
+        await this.scan(window.topic, window, partition, from, end);
+        this.followedTo(window, partition, end);
+      }
+    } catch (error) {
+      // The next notice tries again; until then a resend of what is unread may be stored twice.
+      this.logger.debug({ err: error, topic: window.topic.name, partition }, "could not read another node's messageIDs");
+    } finally {
+      window.following.delete(partition);
+    }
   }
 
   /** Adds the messageIDs of the records from `offset` to `end` to the window (the first copy of each, if several). */
@@ -435,6 +503,8 @@ export class Deduplicator {
   /** The window is ready: held publishes go on in the order they came (or all fail with `failure`). */
   private release(window: TopicWindow, failure: RillError | null): void {
     window.ready = true;
+    // Appends other nodes made while the window was read back.
+    if (failure === null) for (const partition of window.heard.keys()) if (!window.following.has(partition)) void this.follow(window, partition);
     const held = window.held.splice(0);
     for (const publish of held) {
       this.heldCount--;
