@@ -130,6 +130,7 @@ export async function cluster({ quick }) {
       { name: 'embedded, one node', nodes: 1, storage: null },
       { name: 'PostgreSQL, one node', nodes: 1, storage: 'postgres' },
       { name: 'PostgreSQL, three nodes', nodes: 3, storage: 'postgres' },
+      { name: 'PostgreSQL, three nodes, deduplicateAcrossNodes off', nodes: 3, storage: 'postgres', acrossNodes: false },
     ];
     for (const setup of setups) {
       const url = setup.storage === null ? null : await pg.database();
@@ -143,7 +144,7 @@ export async function cluster({ quick }) {
               { name: 'latency', partitions: 4 },
             ],
           },
-          ...(url === null ? {} : { storage: { backend: 'postgres', postgres: { url } } }),
+          ...(url === null ? {} : { storage: { backend: 'postgres', postgres: { url, deduplicateAcrossNodes: setup.acrossNodes ?? true } } }),
         });
         dirs.push(dir);
         nodes.push(await startRill(dir.dataDir, dir.configFile));
@@ -197,5 +198,10 @@ flight and then for its own: about two commits (WAL flush included) at the media
 bounded the other way round: the longer a statement, the more batches the next one carries. With
 more nodes each runs its own statements, so the primary sees statements from every node at once;
 N machines scale publishing until the primary's WAL write rate (the batches' bytes) is the limit.
+With \`storage.postgres.deduplicateAcrossNodes\` on (the default) every node also reads the
+messageIDs of everything the others append, so that a resend through another node is recognised:
+that read grows with the whole cluster's publishing, not with the node's own (here three nodes and
+the database share two cores, so it shows at once); off, a producer's resends must reach the node
+that stored the first copy.
 `;
 }

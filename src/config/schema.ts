@@ -120,6 +120,13 @@ const storage = z
         url: z.string().min(1).optional(),
         /** Connections this node keeps to the database at most (appends, reads, the coordinator). */
         maxConnections: z.number().int().min(2).max(1000).default(10),
+        /**
+         * Each node reads the messageIDs of what the other nodes append (topics with a deduplication
+         * window), so that a producer resending through another node is answered with the first copy.
+         * It costs every node a read of the cluster's whole publish traffic: off, resends are
+         * recognised only by the node that stored the first copy (route producers to one node).
+         */
+        deduplicateAcrossNodes: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

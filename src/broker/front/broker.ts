@@ -95,6 +95,8 @@ export class Broker implements PartitionPlacement {
   /** Told of each group commit's journal fdatasync (its duration), once, by the first answer it covered. */
   syncObserver: BatchObserver | null = null;
   private deduplicationRebuilt = false;
+  /** Cluster mode: the messageIDs other nodes append are read into this node's windows (storage.postgres.deduplicateAcrossNodes). */
+  private readonly deduplicateAcrossNodes: boolean;
 
   private constructor(
     private readonly config: RillConfig,
@@ -129,6 +131,7 @@ export class Broker implements PartitionPlacement {
       void this.store.close();
       throw error;
     }
+    this.deduplicateAcrossNodes = config.storage.postgres.deduplicateAcrossNodes;
     this.deduplication = new Deduplicator(
       this,
       {
@@ -421,7 +424,7 @@ export class Broker implements PartitionPlacement {
     const slot = this.slots[partitionId];
     if (slot === undefined) return;
     // Before the check below: another node's batch may lie before one of this node's that settled first.
-    if (this.deduplication.covers(slot.topic)) this.deduplication.appendedElsewhere(slot.topic, slot.partition, end);
+    if (this.deduplicateAcrossNodes && this.deduplication.covers(slot.topic)) this.deduplication.appendedElsewhere(slot.topic, slot.partition, end);
     if (end <= Math.max(slot.storedEnd, slot.heardEnd)) return;
     slot.heardEnd = end;
     for (const watcher of slot.watchers) watcher(end, null, -1);
