@@ -6,7 +6,7 @@ import type { ConsumerGroup, GroupSettings, Member } from './group.js';
 import type { GroupDirectory, SharedGroupState, SharedMember } from './group-directory.js';
 
 /** How often a node looks for members of nodes gone quiet (reassignment comes within a session timeout plus this). */
-const ORPHAN_CHECK_MS = 500;
+const ORPHAN_CHECK_MS = 250;
 /** A decision the database could not take is tried again after this. */
 const RETRY_MS = 1_000;
 

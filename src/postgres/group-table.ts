@@ -5,7 +5,7 @@ import type { JSONValue } from 'postgres';
 import type { Sql } from './connection.js';
 
 /** How often a node writes that it is alive: one row per node, whatever its number of members. */
-const NODE_HEARTBEAT_MS = 500;
+const NODE_HEARTBEAT_MS = 250;
 /** A group's session timeout when its settings do not say (the config's default). */
 const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
 

@@ -85,7 +85,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
     version: 2,
     name: 'consumer groups shared by the nodes',
     sql: `
-      -- Each node writes seen_at every half second: one write per node, however many members it holds.
+      -- Each node writes seen_at every quarter of a second: one write per node, however many members it holds.
       CREATE TABLE rill_nodes (
         node_id text PRIMARY KEY,
         seen_at timestamptz NOT NULL
