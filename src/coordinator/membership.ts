@@ -109,8 +109,19 @@ export class Membership {
 
   async createGroup(name: string, settings: Partial<GroupSettings> = {}): Promise<ConsumerGroup> {
     if (!TOPIC_NAME_PATTERN.test(name)) throw new RillError('invalid-request', `invalid group name "${name.slice(0, 300)}": 1 to 249 of A-Z a-z 0-9 . _ -`);
-    const existing = this.groups.get(name);
+    let existing = this.groups.get(name);
     if (existing !== undefined && Object.keys(settings).length === 0) return existing;
+    if (existing === undefined && this.shared !== undefined) {
+      // Cluster mode: a group this node does not know may exist on the others, with settings of its own.
+      await this.store.catchUp();
+      existing = this.groups.get(name);
+      const saved = this.store.savedGroups().get(name);
+      if (existing === undefined && saved !== undefined) {
+        existing = new ConsumerGroup(name, { ...this.options.defaults, ...saved });
+        this.groups.set(name, existing);
+      }
+      if (existing !== undefined && Object.keys(settings).length === 0) return existing;
+    }
     const group = existing ?? new ConsumerGroup(name, { ...this.options.defaults });
     group.settings = { ...group.settings, ...settings };
     // Registered before the write, so that concurrent joins find this group, not a second one.
@@ -151,6 +162,9 @@ export class Membership {
     }
     // Cluster mode: refused if a member joined on another node meanwhile.
     await this.options.directory?.forget(name);
+    // One that joined here while the directory deleted it brings the group back (its decision waited for the deletion).
+    if (group.memberCount > 0)
+      throw new RillError('group-not-empty', `group "${name}" has ${group.memberCount} members; a group can be deleted only when it has none`);
     this.groups.delete(name);
     await this.store.deleteGroup(name);
     this.logger.info({ group: name }, 'consumer group deleted');

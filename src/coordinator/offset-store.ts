@@ -88,16 +88,17 @@ export class OffsetStore {
         try {
           const at = await log.write(key, value);
           this.placed.set(key, Math.max(this.placed.get(key) ?? -1, at));
-          // Another node wrote the key after this write: its entry is the newest.
-          const newer = this.readWhileWriting.get(key);
-          if (newer !== undefined && newer.at > at) this.apply(key, newer.value, newer.at);
           return at;
         } finally {
           const left = this.writing.get(key)! - 1;
-          if (left === 0) {
+          if (left > 0) this.writing.set(key, left);
+          else {
             this.writing.delete(key);
+            // An entry another node wrote after every write of this node's (or after one that failed): the newest.
+            const newer = this.readWhileWriting.get(key);
             this.readWhileWriting.delete(key);
-          } else this.writing.set(key, left);
+            if (newer !== undefined && newer.at > (this.placed.get(key) ?? -1)) this.applyRead(key, newer.value, newer.at);
+          }
         }
       },
       replay: (visit, from) => log.replay(visit, from),
@@ -167,13 +168,18 @@ export class OffsetStore {
         if (at > (this.readWhileWriting.get(key)?.at ?? -1)) this.readWhileWriting.set(key, { at, value });
         return;
       }
-      this.apply(key, value, at);
-      if (key.startsWith(OFFSET_PREFIX) && value !== null) {
-        const { group, tp } = parseOffsetKey(key);
-        const offset = this.offsets.get(key);
-        if (offset !== undefined) this.deliveries.committed(group, tp, offset);
-      }
+      this.applyRead(key, value, at);
     }, this.readEnd);
+  }
+
+  /** An entry another node wrote: taken as replay takes it, and the delivery counts below a committed offset are done with. */
+  private applyRead(key: string, value: string | null, at: number): void {
+    this.apply(key, value, at);
+    if (key.startsWith(OFFSET_PREFIX) && value !== null) {
+      const { group, tp } = parseOffsetKey(key);
+      const offset = this.offsets.get(key);
+      if (offset !== undefined) this.deliveries.committed(group, tp, offset);
+    }
   }
 
   private apply(key: string, value: string | null, at: number): void {

@@ -59,13 +59,13 @@ export class BatchTable {
           ${this.sql.array(batches.map((b) => b.size))}::int[]
         ) WITH ORDINALITY AS i (topic, partition, span, max_timestamp, position, size, n)
       ), totals AS (
-        SELECT topic, partition, sum(span)::int8 AS span, sum(size)::int8 AS bytes, count(*)::int8 AS batches FROM input GROUP BY topic, partition
+        SELECT topic, partition, sum(span)::int8 AS span FROM input GROUP BY topic, partition
       ), locked AS (
         -- Rows locked in one order on every node: two nodes appending to the same partitions never deadlock.
         SELECT p.topic, p.partition FROM rill_partitions p JOIN totals t ON p.topic = t.topic AND p.partition = t.partition
         ORDER BY p.topic, p.partition FOR UPDATE OF p
       ), placed AS (
-        UPDATE rill_partitions p SET next_offset = p.next_offset + t.span, size_bytes = p.size_bytes + t.bytes, batches = p.batches + t.batches
+        UPDATE rill_partitions p SET next_offset = p.next_offset + t.span
         FROM totals t JOIN locked l ON l.topic = t.topic AND l.partition = t.partition
         WHERE p.topic = t.topic AND p.partition = t.partition
         RETURNING p.topic, p.partition, p.next_offset - t.span AS first_offset
@@ -185,16 +185,10 @@ export class BatchTable {
       }
       const cut = Math.max(byAge, bySize);
       if (cut === 0) return 0;
-      const [deleted] = (await tx`
-        WITH deleted AS (
-          DELETE FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND next_offset <= ${cut} RETURNING size
-        )
-        UPDATE rill_partitions SET start_offset = greatest(start_offset, ${cut}),
-          size_bytes = size_bytes - (SELECT coalesce(sum(size), 0) FROM deleted),
-          batches = batches - (SELECT count(*) FROM deleted)
-        WHERE topic = ${topic} AND partition = ${partition}
-        RETURNING (SELECT count(*) FROM deleted)::int8 AS count`) as unknown as Array<{ count: number }>;
-      return deleted?.count ?? 0;
+      // The partition's size and batch count follow by trigger.
+      const deleted = await tx`DELETE FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND next_offset <= ${cut}`;
+      await tx`UPDATE rill_partitions SET start_offset = greatest(start_offset, ${cut}) WHERE topic = ${topic} AND partition = ${partition}`;
+      return deleted.count;
     });
   }
 }

@@ -104,9 +104,11 @@ export class GroupTable implements GroupDirectory {
       const [row] = (await tx`SELECT name, generation, settings, assignment, deleted FROM rill_groups WHERE name = ${group} FOR UPDATE`) as unknown as [
         GroupRow,
       ];
-      const settings = changed ? ours : row.settings;
+      // A deleted group made again takes the settings it is made with, not the old group's.
+      const replace = changed || row.deleted;
+      const settings = replace ? ours : row.settings;
       const sessionTimeoutMs = settings.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
-      if (changed) {
+      if (replace) {
         await tx`UPDATE rill_groups SET settings = ${tx.json(settings as JSONValue)}, session_timeout_ms = ${sessionTimeoutMs} WHERE name = ${group}`;
         row.settings = settings;
       }

@@ -116,12 +116,26 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
     version: 3,
     name: "partitions' sizes kept with their offsets",
     sql: `
-      -- Kept by appends and retention under the partition's row lock: describing a partition or
-      -- scraping metrics never sums its batches.
+      -- Describing a partition or scraping metrics never sums its batches. Kept by triggers, once
+      -- per statement, so that every writer keeps them (a node of an older Rill too, during an
+      -- upgrade); appends and retention hold the partition's row lock already.
       ALTER TABLE rill_partitions ADD COLUMN size_bytes int8 NOT NULL DEFAULT 0, ADD COLUMN batches int8 NOT NULL DEFAULT 0;
       UPDATE rill_partitions p SET size_bytes = s.size_bytes, batches = s.batches
       FROM (SELECT topic, partition, sum(size)::int8 AS size_bytes, count(*)::int8 AS batches FROM rill_batches GROUP BY topic, partition) s
       WHERE p.topic = s.topic AND p.partition = s.partition;
+      CREATE FUNCTION rill_batches_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        sign int8 := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
+      BEGIN
+        UPDATE rill_partitions p SET size_bytes = p.size_bytes + sign * c.bytes, batches = p.batches + sign * c.batches
+        FROM (SELECT topic, partition, sum(size)::int8 AS bytes, count(*)::int8 AS batches FROM changed GROUP BY topic, partition) c
+        WHERE p.topic = c.topic AND p.partition = c.partition;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER rill_batches_counted_in AFTER INSERT ON rill_batches
+        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION rill_batches_counted();
+      CREATE TRIGGER rill_batches_counted_out AFTER DELETE ON rill_batches
+        REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION rill_batches_counted();
     `,
   },
   {

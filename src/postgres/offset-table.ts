@@ -1,6 +1,9 @@
 import type { OffsetLog } from '../coordinator/index.js';
 import type { Sql } from './connection.js';
 
+/** Arbitrary, fixed: the advisory lock under which the log of an older Rill is copied in once. */
+const ADOPT_LOCK = 0x7269_6c6f;
+
 interface OffsetRow {
   key: string;
   value: string | null;
@@ -21,6 +24,9 @@ interface OffsetRow {
  * was still open).
  */
 export class OffsetTable implements OffsetLog {
+  /** When the server last read was started: another one (a fail-over, a restart) may hand out transaction ids again. */
+  private server: string | null = null;
+
   constructor(private readonly sql: Sql) {}
 
   async write(key: string, value: string | null): Promise<number> {
@@ -34,7 +40,15 @@ export class OffsetTable implements OffsetLog {
   /** `from`: the xmin where the last read stopped (0: read every row). Resolves to the xmin of this read. */
   async replay(visit: (key: string, value: string | null, at: number) => void, from = 0): Promise<number> {
     return this.sql.begin('isolation level repeatable read read only', async (tx) => {
-      const [{ horizon }] = (await tx`SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS horizon`) as unknown as [{ horizon: number }];
+      const [{ horizon, server }] = (await tx`
+        SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS horizon, pg_postmaster_start_time()::text AS server`) as unknown as [
+        { horizon: number; server: string },
+      ];
+      // A promoted standby may hand out again transaction ids the old primary used (ones that never
+      // reached the standby): after a change of server everything is read again (one row per key;
+      // entries known already are skipped by their sequence number).
+      if (server !== this.server) from = 0;
+      this.server = server;
       const rows = (await tx`
         SELECT key, value, at FROM rill_offsets
         WHERE xid >= ${String(from)}::xid8 AND xid < ${String(horizon)}::xid8
@@ -48,5 +62,22 @@ export class OffsetTable implements OffsetLog {
   async empty(): Promise<boolean> {
     const rows = await this.sql`SELECT 1 FROM rill_offsets LIMIT 1`;
     return rows.length === 0;
+  }
+
+  /**
+   * Takes in what an older Rill left in the `__consumer_offsets` log: all of it or nothing (one
+   * transaction), and only into a table no node wrote yet (under a lock: nodes starting together
+   * copy once, and a copy never lands over commits made since).
+   */
+  async adopt(entries: ReadonlyMap<string, string>): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${ADOPT_LOCK})`;
+      if ((await tx`SELECT 1 FROM rill_offsets LIMIT 1`).length > 0) return;
+      await tx`
+        INSERT INTO rill_offsets (key, value, at, xid)
+        SELECT key, value, nextval('rill_offsets_at'), pg_current_xact_id()
+        FROM unnest(${tx.array([...entries.keys()])}::text[], ${tx.array([...entries.values()])}::text[]) AS e (key, value)
+        ON CONFLICT (key) DO NOTHING`;
+    });
   }
 }

@@ -303,9 +303,9 @@ async function openPostgresStore(config: RillConfig, logger: Logger): Promise<Po
  */
 async function offsetTableOf(store: PostgresLogStore, broker: Broker): Promise<OffsetLog> {
   if (broker.topics.get('__consumer_offsets') !== undefined && (await store.offsetTable.empty())) {
-    const entries = new Map<string, string | null>();
-    await brokerOffsetLog(broker).replay((key, value) => entries.set(key, value));
-    for (const [key, value] of entries) if (value !== null) await store.offsetTable.write(key, value);
+    const entries = new Map<string, string>();
+    await brokerOffsetLog(broker).replay((key, value) => (value === null ? entries.delete(key) : entries.set(key, value)));
+    await store.offsetTable.adopt(entries);
   }
   return store.offsetTable;
 }

@@ -124,6 +124,13 @@ describe('cluster mode: consumer groups whose members are connected to different
     await until('node A to see the group empty', async () => (await describeGroup(httpBase(a.httpPort), 'billing'))?.members.length === 0);
     expect((await call(httpBase(a.httpPort), 'DELETE', '/v1/groups/billing')).status).toBe(200);
     await until('node B to forget the group', async () => (await call(httpBase(b.httpPort), 'GET', '/v1/groups/billing')).status === 404);
+    // Made again with other settings: those, not the deleted group's, on both nodes, and a generation past the old one's.
+    expect((await call(httpBase(a.httpPort), 'POST', '/v1/groups', { group: 'billing', maxDeliveries: 2 })).status).toBe(200);
+    const again = await joinGroup(b.stompPort, 'billing', 'orders', 'c3');
+    const remade = await until('node A to see the group made again', () => settledGroup(a.httpPort, 'billing', ['c3'], 4).catch(() => null));
+    expect(remade.generation).toBeGreaterThan(onA.generation);
+    expect((remade as { settings?: { maxDeliveries?: number } }).settings?.maxDeliveries).toBe(2);
+    again.stop();
     c1.stop();
     c2.stop();
     impostor.close();

@@ -186,6 +186,21 @@ describe('OffsetStore', () => {
       expect(store.committed('g', tp)).toBe(5);
     });
 
+    it('keeps the newest of its own two commits over an older one of another node, whichever of its own is answered first', async () => {
+      const { slow, answers, otherNode } = sharedLog();
+      const store = new OffsetStore(slow, { shared: true });
+      await store.load();
+      const older = store.commit('g', [{ ...tp, offset: 5 }]);
+      otherNode('g', 7);
+      const newer = store.commit('g', [{ ...tp, offset: 11 }]);
+      await store.catchUp();
+      answers[1]!();
+      await newer;
+      answers[0]!();
+      await older;
+      expect(store.committed('g', tp)).toBe(11);
+    });
+
     it('reads nothing more when not shared', async () => {
       const { slow, otherNode } = sharedLog();
       const store = new OffsetStore(slow);

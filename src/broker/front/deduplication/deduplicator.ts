@@ -395,7 +395,8 @@ export class Deduplicator {
   }
 
   private followedTo(window: TopicWindow, partition: number, end: number): void {
-    if (end > (window.followed.get(partition) ?? 0)) window.followed.set(partition, end);
+    const followed = window.followed.get(partition);
+    if (followed === undefined || end > followed) window.followed.set(partition, end);
   }
 
   /**
@@ -404,7 +405,8 @@ export class Deduplicator {
    */
   storedHere(topic: Topic, partition: number, base: number, next: number): void {
     const window = this.windows.get(topic.name);
-    if (window === undefined || window.windowMs === 0) return;
+    // A batch of a deleted topic says nothing of the topic made again under its name.
+    if (window === undefined || window.windowMs === 0 || window.topic !== topic) return;
     if ((window.followed.get(partition) ?? 0) === base) window.followed.set(partition, next);
   }
 
@@ -436,9 +438,15 @@ export class Deduplicator {
     window.following.add(partition);
     try {
       for (;;) {
-        const from = window.followed.get(partition) ?? 0;
+        if (this.closed || this.windows.get(window.topic.name) !== window) return;
+        const from = window.followed.get(partition);
+        // Never read back (a read that failed at start-up): what was appended within the window, as at start-up.
+        if (from === undefined) {
+          await this.readFrom(window.topic, window, partition, 0);
+          continue;
+        }
         const end = window.heard.get(partition) ?? 0;
-        if (end <= from || this.closed || this.windows.get(window.topic.name) !== window) return;
+        if (end <= from) return;
         await this.scan(window.topic, window, partition, from, end);
         this.followedTo(window, partition, end);
       }
