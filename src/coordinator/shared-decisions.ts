@@ -5,8 +5,11 @@ import type { Clock, TimerHandle } from './clock.js';
 import type { ConsumerGroup, GroupSettings, Member } from './group.js';
 import type { GroupDirectory, SharedGroupState, SharedMember } from './group-directory.js';
 
-/** How often a node looks for members of nodes gone quiet (reassignment comes within a session timeout plus this). */
-const ORPHAN_CHECK_MS = 250;
+/**
+ * How often a node looks at the cluster: for members of nodes gone quiet (reassignment comes within a
+ * session timeout plus this), and for decisions it did not hear of.
+ */
+const CLUSTER_CHECK_MS = 250;
 /** A decision the database could not take is tried again after this. */
 const RETRY_MS = 1_000;
 
@@ -47,8 +50,8 @@ interface Request {
 export class SharedDecisions {
   private readonly running = new Map<string, Promise<void>>();
   private readonly queued = new Map<string, Request>();
-  private orphanTimer: TimerHandle | null = null;
-  private checkingOrphans = false;
+  private watchTimer: TimerHandle | null = null;
+  private watching = false;
   private stopped = false;
 
   constructor(
@@ -66,13 +69,13 @@ export class SharedDecisions {
       this.apply(group, state, 'taken from the cluster at start-up');
       if (state.members.some((m) => m.node === this.directory.nodeId)) void this.request(group, 'this node restarted: its members from before are gone', false);
     }
-    this.orphanTimer = this.clock.setInterval(() => this.checkOrphans(), ORPHAN_CHECK_MS);
+    this.watchTimer = this.clock.setInterval(() => this.watchCluster(), CLUSTER_CHECK_MS);
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.orphanTimer !== null) this.clock.clearInterval(this.orphanTimer);
-    this.orphanTimer = null;
+    if (this.watchTimer !== null) this.clock.clearInterval(this.watchTimer);
+    this.watchTimer = null;
   }
 
   /**
@@ -183,9 +186,9 @@ export class SharedDecisions {
    * to the others. And decisions this node did not hear of (a LISTEN connection that died unnoticed):
    * read and applied.
    */
-  private checkOrphans(): void {
-    if (this.checkingOrphans || this.stopped) return;
-    this.checkingOrphans = true;
+  private watchCluster(): void {
+    if (this.watching || this.stopped) return;
+    this.watching = true;
     this.directory
       .generations()
       .then((known) => {
@@ -203,7 +206,7 @@ export class SharedDecisions {
         }
       })
       .catch((error: unknown) => this.logger.debug({ err: error }, 'could not look for members of nodes gone quiet'))
-      .finally(() => (this.checkingOrphans = false));
+      .finally(() => (this.watching = false));
   }
 }
 

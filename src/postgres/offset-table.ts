@@ -58,18 +58,21 @@ export class OffsetTable implements OffsetLog {
     });
   }
 
-  /** Whether no key was ever written (a database from before this table: its offsets are still in the log). */
-  async empty(): Promise<boolean> {
+  /** Whether no key was ever written (a database from before this table: its offsets may still be in the log). */
+  private async empty(): Promise<boolean> {
     const rows = await this.sql`SELECT 1 FROM rill_offsets LIMIT 1`;
     return rows.length === 0;
   }
 
   /**
-   * Takes in what an older Rill left in the `__consumer_offsets` log: all of it or nothing (one
-   * transaction), and only into a table no node wrote yet (under a lock: nodes starting together
+   * Takes in what an older Rill left in its offsets log (`__consumer_offsets`): all of it or nothing
+   * (one transaction), and only into a table no node wrote yet (under a lock: nodes starting together
    * copy once, and a copy never lands over commits made since).
    */
-  async adopt(entries: ReadonlyMap<string, string>): Promise<void> {
+  async adopt(log: OffsetLog): Promise<void> {
+    if (!(await this.empty())) return;
+    const entries = new Map<string, string>();
+    await log.replay((key, value) => (value === null ? entries.delete(key) : entries.set(key, value)));
     await this.sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${ADOPT_LOCK})`;
       if ((await tx`SELECT 1 FROM rill_offsets LIMIT 1`).length > 0) return;

@@ -302,11 +302,7 @@ async function openPostgresStore(config: RillConfig, logger: Logger): Promise<Po
  * `__consumer_offsets` log (written by a Rill before the table) has them copied over once.
  */
 async function offsetTableOf(store: PostgresLogStore, broker: Broker): Promise<OffsetLog> {
-  if (broker.topics.get('__consumer_offsets') !== undefined && (await store.offsetTable.empty())) {
-    const entries = new Map<string, string>();
-    await brokerOffsetLog(broker).replay((key, value) => (value === null ? entries.delete(key) : entries.set(key, value)));
-    await store.offsetTable.adopt(entries);
-  }
+  if (broker.topics.get('__consumer_offsets') !== undefined) await store.offsetTable.adopt(brokerOffsetLog(broker));
   return store.offsetTable;
 }
 
