@@ -150,6 +150,56 @@ describe('SEND', () => {
     }
   });
 
+  it("reads every shape of canonical body the schema allows, and refuses the rest with the schema's reason", () => {
+    // The common shape (string messageID and key, numeric timestamp) is checked by hand; anything
+    // else goes to the zod schema: both must give the same message, or the same refusal.
+    const accepted: Array<[unknown, { messageId: string; key: string | null; timestamp: number }]> = [
+      [
+        { messageID: 'a', key: 'k', message: 1, timestamp: 5 },
+        { messageId: 'a', key: 'k', timestamp: 5 },
+      ],
+      [
+        { messageID: 42, key: 7, message: 'x', timestamp: '6' },
+        { messageId: '42', key: '7', timestamp: 6 },
+      ],
+      [
+        { messageID: 'b', key: null, message: null, timestamp: 7, extra: true },
+        { messageId: 'b', key: null, timestamp: 7 },
+      ],
+      [
+        { messageID: 'c', message: { nested: [1] }, timestamp: '1970-01-01T00:00:00.008Z' },
+        { messageId: 'c', key: null, timestamp: 8 },
+      ],
+      [
+        { messageID: 'x'.repeat(1024), key: 'k'.repeat(32 * 1024), message: false, timestamp: 9 },
+        { messageId: 'x'.repeat(1024), key: 'k'.repeat(32 * 1024), timestamp: 9 },
+      ],
+    ];
+    for (const [body, expected] of accepted) {
+      const context = new FakeContext();
+      handleSend(context, frame('SEND', { destination: '/topic/orders' }, JSON.stringify(body)));
+      expect(context.failure, JSON.stringify(body).slice(0, 80)).toBeNull();
+      expect(context.published[0]?.request).toMatchObject(expected);
+    }
+    const refused: Array<[unknown, RegExp]> = [
+      [{ messageID: '', key: 'k', message: 1 }, /messageID/],
+      [{ messageID: 'x'.repeat(1025), key: 'k', message: 1 }, /messageID/],
+      [{ messageID: 'd', key: 'k'.repeat(32 * 1024 + 1), message: 1 }, /key/],
+      [{ messageID: 'e', key: ['k'], message: 1 }, /key/],
+      [{ messageID: 'f', key: 'k', message: 1, timestamp: true }, /timestamp/],
+      [{ messageID: { id: 1 }, key: 'k', message: 1 }, /messageID/],
+      [{ messageID: 'g', key: 'k' }, /message/],
+    ];
+    for (const [body, reason] of refused) {
+      const context = new FakeContext();
+      handleSend(context, frame('SEND', { destination: '/topic/orders' }, JSON.stringify(body)));
+      expect(context.failure?.error.code, JSON.stringify(body).slice(0, 80)).toBe('invalid-message');
+      expect(context.failure?.error.message).toMatch(/body does not match/);
+      expect(context.failure?.error.message).toMatch(reason);
+      expect(context.published).toEqual([]);
+    }
+  });
+
   it('refuses an unknown topic when auto-create is off', () => {
     const context = new FakeContext({ autoCreate: false });
     handleSend(context, frame('SEND', { destination: '/topic/payments', key: 'k' }, 'raw'));
