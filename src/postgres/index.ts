@@ -1,2 +1,3 @@
 export { NodeIdTakenError, PostgresLogStore } from './postgres-log-store.js';
 export { NewerSchemaError } from './migrations.js';
+export { BatchCleaner } from './batch-cleaner.js';

@@ -15,7 +15,8 @@ import {
   WorkerStoppedError,
 } from '../broker/index.js';
 import type { Logger } from '../logging/index.js';
-import { compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
+import { CleaningPace, CleaningStopped, compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
+import { BatchCleaner } from './batch-cleaner.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
 import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './connection.js';
 import { checkDurability } from './durability-check.js';
@@ -30,6 +31,8 @@ const PROBE_INTERVAL_MS = 250;
 
 /** The advisory lock whose holder runs retention, so that one node at a time does. */
 const RETENTION_LOCK = 0x7269_6c72;
+/** The advisory lock whose holder runs log compaction, so that one node at a time does. */
+const COMPACTION_LOCK = 0x7269_6c63;
 
 /**
  * Cluster mode's store: every partition's batches in one PostgreSQL database that any number of
@@ -56,6 +59,11 @@ export class PostgresLogStore implements LogStore {
   /** Why the database is unreachable, since the last request that failed for it (null: it answers). */
   private unreachable: string | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
+  private compactionTimer: NodeJS.Timeout | null = null;
+  /** The compaction run going, if any. */
+  private compacting: Promise<void> | null = null;
+  private readonly cleaner: BatchCleaner;
+  private readonly cleaningPace: CleaningPace;
   private probe: NodeJS.Timeout | null = null;
   /** When the connection was last lost (this node's clock). */
   private lostAt = 0;
@@ -75,6 +83,8 @@ export class PostgresLogStore implements LogStore {
     this.groupCommit = new GroupCommit(this.batches);
     this.groups = new GroupTable(sql, nodeId, logger);
     this.offsetTable = new OffsetTable(sql);
+    this.cleaner = new BatchCleaner(sql);
+    this.cleaningPace = new CleaningPace(config.storage.compaction.bytesPerSecond);
   }
 
   /** Connects, migrates the schema (refusing a newer one), checks durability settings and loads the topics. */
@@ -189,6 +199,8 @@ export class PostgresLogStore implements LogStore {
     const { checkIntervalMs } = this.config.storage.retention;
     this.retentionTimer = setInterval(() => void this.enforceRetention(), checkIntervalMs);
     this.retentionTimer.unref();
+    this.compactionTimer = setInterval(() => this.compact(), this.config.storage.compaction.intervalMs);
+    this.compactionTimer.unref();
   }
 
   open(_worker: number, partitions: PartitionAssignment[]): void {
@@ -210,6 +222,7 @@ export class PostgresLogStore implements LogStore {
       const assignment = this.partitions.get(id);
       if (assignment === undefined) continue;
       this.partitions.delete(id);
+      this.cleaner.forget(id);
       this.byKey.delete(`${assignment.topic}\u0000${assignment.partition}`);
     }
   }
@@ -425,25 +438,67 @@ export class PostgresLogStore implements LogStore {
   /** Retention, on one node at a time: whichever takes the advisory lock runs it over every partition it knows. */
   private async enforceRetention(): Promise<void> {
     if (this.closed) return;
+    await this.onOneNode(RETENTION_LOCK, 'retention', async () => {
+      const now = Date.now();
+      for (const assignment of [...this.partitions.values()]) {
+        if (this.closed) break;
+        const { retentionMs, retentionBytes, cleanupPolicy } = assignment;
+        if (cleanupPolicy === 'compact' || (retentionMs < 0 && retentionBytes < 0)) continue;
+        const deleted = await this.batches.deleteOldest(assignment, retentionMs < 0 ? -1 : now - retentionMs, retentionBytes);
+        if (deleted > 0) this.logger.info({ topic: assignment.topic, partition: assignment.partition, deleted }, 'retention deleted batches');
+      }
+    });
+  }
+
+  /** Log compaction of the compacted topics' partitions, unless a run is still going. */
+  private compact(): void {
+    if (this.compacting !== null || this.closed) return;
+    this.compacting = this.onOneNode(COMPACTION_LOCK, 'log compaction', () => this.compactAll()).finally(() => {
+      this.compacting = null;
+    });
+  }
+
+  /** One compaction run (on the node holding the lock): every compacted partition this node knows, one after the other. */
+  private async compactAll(): Promise<void> {
+    const { tombstoneRetentionMs, maxKeysPerRun: maxKeys } = this.config.storage.compaction;
+    for (const [id, assignment] of [...this.partitions]) {
+      if (this.closed) return;
+      if (assignment.cleanupPolicy !== 'compact') continue;
+      const { topic, partition, compression } = assignment;
+      try {
+        const report = await this.cleaner.clean(id, assignment, Date.now(), {
+          tombstoneRetentionMs,
+          minCompactionLagMs: assignment.minCompactionLagMs ?? 0,
+          maxKeys,
+          compression,
+          pace: (bytes) => this.cleaningPace.pace(bytes),
+        });
+        if (report !== null && report.rowsBefore > 0) this.logger.info({ topic, partition, ...report }, 'log compacted');
+      } catch (error) {
+        if (error instanceof CleaningStopped) return;
+        // A topic deleted meanwhile, a lost connection: tried again at the next run.
+        if (!this.closed) this.logger.warn({ err: error, topic, partition }, 'log compaction failed');
+      }
+    }
+  }
+
+  /**
+   * Runs `work` if this node takes the advisory lock `lock`, so that one node at a time does (the
+   * others skip it this time); a failure is logged, and the work runs again at the next interval.
+   */
+  private async onOneNode(lock: number, what: string, work: () => Promise<void>): Promise<void> {
     let reserved: Awaited<ReturnType<Sql['reserve']>> | null = null;
     try {
       reserved = await this.sql.reserve();
-      const [{ locked }] = (await reserved`SELECT pg_try_advisory_lock(${RETENTION_LOCK}) AS locked`) as unknown as [{ locked: boolean }];
+      const [{ locked }] = (await reserved`SELECT pg_try_advisory_lock(${lock}) AS locked`) as unknown as [{ locked: boolean }];
       if (!locked) return;
       try {
-        const now = Date.now();
-        for (const assignment of [...this.partitions.values()]) {
-          if (this.closed) break;
-          const { retentionMs, retentionBytes, cleanupPolicy } = assignment;
-          if (cleanupPolicy === 'compact' || (retentionMs < 0 && retentionBytes < 0)) continue;
-          const deleted = await this.batches.deleteOldest(assignment, retentionMs < 0 ? -1 : now - retentionMs, retentionBytes);
-          if (deleted > 0) this.logger.info({ topic: assignment.topic, partition: assignment.partition, deleted }, 'retention deleted batches');
-        }
+        await work();
       } finally {
-        await reserved`SELECT pg_advisory_unlock(${RETENTION_LOCK})`;
+        await reserved`SELECT pg_advisory_unlock(${lock})`;
       }
     } catch (error) {
-      if (!this.closed) this.logger.warn({ err: error }, 'retention failed; it runs again at the next interval');
+      if (!this.closed) this.logger.warn({ err: error }, `${what} failed; it runs again at the next interval`);
     } finally {
       reserved?.release();
     }
@@ -466,6 +521,9 @@ export class PostgresLogStore implements LogStore {
     if (this.closed) return;
     this.closed = true;
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    if (this.compactionTimer !== null) clearInterval(this.compactionTimer);
+    this.cleaningPace.stop();
+    await this.compacting;
     if (this.probe !== null) clearInterval(this.probe);
     this.topicStore.close();
     await this.topicStore.settled();

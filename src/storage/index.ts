@@ -1,5 +1,6 @@
 export { PartitionLog, PartitionOfflineError, type LogConfig, type RecoveryReport } from './partition-log.js';
-export { LogCleaner, type CleanerSettings, type CleanReport } from './log-cleaner.js';
+export { BatchCompaction, LogCleaner, MIN_DIRTY_RATIO, type CleanerSettings, type CleanReport } from './log-cleaner.js';
+export { CleaningPace, CleaningStopped } from './cleaning-pace.js';
 export { CorruptBatchError, OffsetOutOfRangeError } from './errors.js';
 export {
   RecordBatchBuilder,

@@ -48,7 +48,7 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 /** Kept records of consecutive batches are gathered into batches of about this many bytes. */
 const GATHERED_BATCH_BYTES = 1024 * 1024;
 /** A log is cleaned again once the segments added since its last cleaning are this share of its cleanable bytes (Kafka's min.cleanable.dirty.ratio). */
-const MIN_DIRTY_RATIO = 0.5;
+export const MIN_DIRTY_RATIO = 0.5;
 
 /** What the cleaner remembers of a log between runs. */
 interface LogState {
@@ -237,27 +237,121 @@ class GatheredBatch {
   }
 }
 
-/** One run's decisions: which records go, and the rewrite of a segment without them. */
-class SegmentCleaning {
+/**
+ * One cleaning run's rules, whatever stores the batches (segment files, or database rows): which
+ * records go (superseded by a later record of their key in `latest`, or a tombstone past its
+ * retention), and the rewrite of a run of consecutive batches without them. The rewrite keeps
+ * every offset where it was: the kept records of consecutive ordinary batches are gathered into
+ * batches of about GATHERED_BATCH_BYTES spanning all their offsets (an empty one when none is
+ * kept); a transaction's or an idempotent producer's batch is rewritten on its own, its header
+ * kept (transactions find their batches by it); control batches go as they are.
+ */
+export class BatchCompaction {
   /** When the earliest tombstone kept in this run becomes removable. */
   tombstonesDueAt = Number.POSITIVE_INFINITY;
+  recordsRemoved = 0;
+  private gathered: GatheredBatch | null = null;
+  private emit: ((batch: Buffer, info: BatchInfo) => void) | null = null;
 
   constructor(
     private readonly latest: ReadonlyMap<string, number>,
     private readonly now: number,
-    private readonly settings: CleanerSettings,
+    private readonly settings: Pick<CleanerSettings, 'tombstoneRetentionMs' | 'compression'>,
   ) {}
 
-  /** Whether a record goes: superseded by a later one of its key, or a tombstone past its retention (a record without a key names nothing: kept). */
-  private superseded(record: StoredRecord, segment: LogSegment): boolean {
+  /**
+   * Whether a record goes: superseded by a later one of its key, or a tombstone whose batch was
+   * appended (`appendedAt`) longer than the tombstone retention ago. A record without a key names
+   * nothing: kept.
+   */
+  superseded(record: StoredRecord, appendedAt: number): boolean {
     if (record.key === null) return false;
     const latest = this.latest.get(record.key);
     if (latest !== undefined && latest > record.offset) return true;
     if (!record.tombstone) return false;
-    const dueAt = segment.lastAppendAt + this.settings.tombstoneRetentionMs;
+    const dueAt = appendedAt + this.settings.tombstoneRetentionMs;
     if (dueAt <= this.now) return true;
     if (dueAt < this.tombstonesDueAt) this.tombstonesDueAt = dueAt;
     return false;
+  }
+
+  /** How many records of a batch (stamped with its base offset) would go. */
+  removable(batch: Buffer, info: BatchInfo, appendedAt: number): number {
+    if (isControlBatch(info.attributes)) return 0;
+    let removable = 0;
+    forEachRecord(batch, info.baseOffset, (record) => {
+      if (this.superseded(record, appendedAt)) removable++;
+    });
+    return removable;
+  }
+
+  /** Starts the rewrite of a run of consecutive batches: what `add` keeps goes to `emit`, batch by batch, in offset order. */
+  begin(emit: (batch: Buffer, info: BatchInfo) => void): void {
+    this.emit = emit;
+    this.gathered = null;
+  }
+
+  /** The next batch of the run (stamped with its base offset), appended at `appendedAt`. */
+  add(batch: Buffer, info: BatchInfo, appendedAt: number): void {
+    if (isControlBatch(info.attributes)) {
+      // A transaction marker: no records to clean, and it means something as it is.
+      this.flush();
+      this.emit!(Buffer.from(batch), info);
+      return;
+    }
+    const producer = readBatchProducer(batch);
+    if (producer.transactional || producer.producerId !== -1) {
+      this.flush();
+      const own = new GatheredBatch(info.baseOffset);
+      this.keep(own, batch, info, appendedAt);
+      const rewritten = own.finish(this.settings.compression, producer);
+      this.emit!(rewritten, readBatchInfo(rewritten));
+      return;
+    }
+    const into: GatheredBatch = this.gathered ?? new GatheredBatch(info.baseOffset);
+    this.gathered = into;
+    this.keep(into, batch, info, appendedAt);
+    if (into.builder.byteLength >= GATHERED_BATCH_BYTES) this.flush();
+  }
+
+  /** Ends the run: what is still gathered goes out. */
+  end(): void {
+    this.flush();
+    this.emit = null;
+  }
+
+  private keep(into: GatheredBatch, batch: Buffer, info: BatchInfo, appendedAt: number): void {
+    forEachRecord(batch, info.baseOffset, (record) => {
+      if (this.superseded(record, appendedAt)) this.recordsRemoved++;
+      else into.add(record);
+    });
+    into.lastOffset = info.nextOffset - 1;
+    if (info.maxTimestamp > into.maxTimestamp) into.maxTimestamp = info.maxTimestamp;
+  }
+
+  private flush(): void {
+    if (this.gathered === null) return;
+    const batch = this.gathered.finish(this.settings.compression);
+    this.gathered = null;
+    this.emit!(batch, readBatchInfo(batch));
+  }
+}
+
+/** One run's decisions over a log's segments: which records go, and the rewrite of a segment without them. */
+class SegmentCleaning {
+  private readonly compaction: BatchCompaction;
+
+  constructor(
+    latest: ReadonlyMap<string, number>,
+    now: number,
+    private readonly settings: CleanerSettings,
+  ) {
+    this.compaction = new BatchCompaction(latest, now, settings);
+  }
+
+  /** When the earliest tombstone kept in this run becomes removable. */
+  get tombstonesDueAt(): number {
+    return this.compaction.tombstonesDueAt;
   }
 
   /** How many records of the segment would go (read only); null when the log was closed meanwhile. */
@@ -265,10 +359,7 @@ class SegmentCleaning {
     let removable = 0;
     const read = await eachChunk(log, segment, this.settings, (chunk) =>
       eachBatch(chunk, (batch, info) => {
-        if (isControlBatch(info.attributes)) return;
-        forEachRecord(batch, info.baseOffset, (record) => {
-          if (this.superseded(record, segment)) removable++;
-        });
+        removable += this.compaction.removable(batch, info, segment.lastAppendAt);
       }),
     );
     return read ? removable : null;
@@ -284,49 +375,11 @@ class SegmentCleaning {
     fs.mkdirSync(directory);
     const cleaned = LogSegment.create(directory, segment.baseOffset, log.indexIntervalBytes);
     const appendedAt = segment.lastAppendAt;
-    const codec = this.settings.compression;
-    let recordsRemoved = 0;
-    let gathered: GatheredBatch | null = null;
-    const writeGathered = (): void => {
-      if (gathered === null) return;
-      const batch = gathered.finish(codec);
-      cleaned.append(batch, readBatchInfo(batch), appendedAt);
-      gathered = null;
-    };
-    const keep = (into: GatheredBatch, batch: Buffer, info: BatchInfo): void => {
-      forEachRecord(batch, info.baseOffset, (record) => {
-        if (this.superseded(record, segment)) recordsRemoved++;
-        else into.add(record);
-      });
-      into.lastOffset = info.nextOffset - 1;
-      if (info.maxTimestamp > into.maxTimestamp) into.maxTimestamp = info.maxTimestamp;
-    };
+    const removedBefore = this.compaction.recordsRemoved;
     try {
-      const read = await eachChunk(log, segment, this.settings, (chunk) =>
-        eachBatch(chunk, (batch, info) => {
-          if (isControlBatch(info.attributes)) {
-            // A transaction marker: no records to clean, and it means something as it is.
-            writeGathered();
-            cleaned.append(Buffer.from(batch), info, appendedAt);
-            return;
-          }
-          const producer = readBatchProducer(batch);
-          if (producer.transactional || producer.producerId !== -1) {
-            // A transaction's or an idempotent producer's batch: cleaned on its own, its header kept (transactions find their batches by it).
-            writeGathered();
-            const own = new GatheredBatch(info.baseOffset);
-            keep(own, batch, info);
-            const rewritten = own.finish(codec, producer);
-            cleaned.append(rewritten, readBatchInfo(rewritten), appendedAt);
-            return;
-          }
-          const into: GatheredBatch = gathered ?? new GatheredBatch(info.baseOffset);
-          gathered = into;
-          keep(into, batch, info);
-          if (into.builder.byteLength >= GATHERED_BATCH_BYTES) writeGathered();
-        }),
-      );
-      writeGathered();
+      this.compaction.begin((batch, info) => cleaned.append(batch, info, appendedAt));
+      const read = await eachChunk(log, segment, this.settings, (chunk) => eachBatch(chunk, (batch, info) => this.compaction.add(batch, info, appendedAt)));
+      this.compaction.end();
       if (!read) return null;
       // The copy covers the offsets the segment did, or it is not put in its place.
       if (cleaned.nextOffset !== segment.nextOffset) {
@@ -341,7 +394,7 @@ class SegmentCleaning {
       syncDirectoryNow(directory);
       const bytesBefore = segment.size;
       if (!log.replaceSegment(segment, directory)) return null;
-      return { recordsRemoved, bytesBefore, bytesAfter };
+      return { recordsRemoved: this.compaction.recordsRemoved - removedBefore, bytesBefore, bytesAfter };
     } finally {
       // Closed whatever happened (an error leaves no descriptor holding the removed file's space).
       cleaned.close();

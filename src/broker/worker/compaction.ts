@@ -1,11 +1,7 @@
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { StorageConfig } from '../../config/index.js';
 import type { Logger } from '../../logging/index.js';
-import { LogCleaner } from '../../storage/index.js';
+import { CleaningPace, CleaningStopped, LogCleaner } from '../../storage/index.js';
 import type { OwnedPartitions } from './owned-partitions.js';
-
-/** Thrown into a cleaning run when the worker closes: the run ends at once, its rewrite left unused. */
-class CompactionStopped extends Error {}
 
 /**
  * The broker worker's log cleaner, for the partitions of compacted topics: every
@@ -18,16 +14,14 @@ export class Compaction {
   private readonly timer: NodeJS.Timeout;
   private running: Promise<void> | null = null;
   private stopped = false;
-  /** Bytes the cleaner may still move in the current second, and when that second began. */
-  private allowance: number;
-  private windowStart = performance.now();
+  private readonly pace: CleaningPace;
 
   constructor(
     private readonly partitions: OwnedPartitions,
     private readonly settings: StorageConfig['compaction'],
     private readonly logger: Logger,
   ) {
-    this.allowance = settings.bytesPerSecond;
+    this.pace = new CleaningPace(settings.bytesPerSecond);
     this.timer = setInterval(() => this.runOnce(), settings.intervalMs);
     this.timer.unref();
   }
@@ -43,6 +37,7 @@ export class Compaction {
   /** Stops starting runs and waits for the one going (before the logs are closed). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.pace.stop();
     clearInterval(this.timer);
     await this.running;
   }
@@ -57,28 +52,14 @@ export class Compaction {
           minCompactionLagMs: owned.assignment.minCompactionLagMs ?? 0,
           maxKeys: this.settings.maxKeysPerRun,
           compression,
-          pace: (bytes) => this.pace(bytes),
+          pace: (bytes) => this.pace.pace(bytes),
         });
         if (report !== null && report.segments > 0) this.logger.info({ topic, partition, ...report }, 'log compacted');
       } catch (error) {
-        if (error instanceof CompactionStopped) return;
+        if (error instanceof CleaningStopped) return;
         // A log closed or changed under it (a topic deleted), a full disk: tried again at the next run.
         this.logger.warn({ err: error, topic, partition }, 'log compaction failed');
       }
     }
-  }
-
-  /** Yields the thread after each chunk, and sleeps out the rest of the second once its bytes are spent; stops a run when the worker closes. */
-  private async pace(bytes: number): Promise<void> {
-    if (this.stopped) throw new CompactionStopped();
-    this.allowance -= bytes;
-    if (this.allowance <= 0) {
-      const elapsed = performance.now() - this.windowStart;
-      if (elapsed < 1000) await sleep(1000 - elapsed, undefined, { ref: false });
-      this.windowStart = performance.now();
-      this.allowance = this.settings.bytesPerSecond;
-      return;
-    }
-    await nextTurn();
   }
 }
