@@ -170,11 +170,19 @@ export class BatchCleaner {
       position += batch.data.length;
     }
     return this.sql.begin(async (tx) => {
+      // The partition's row first, as appends, retention and a topic's deletion take it: never a deadlock with them.
+      const [partitionRow] = await tx`SELECT 1 FROM rill_partitions WHERE topic = ${topic} AND partition = ${partition} FOR UPDATE`;
+      if (partitionRow === undefined) return false;
       const held = (await tx`
-        SELECT base_offset, size FROM rill_batches
+        SELECT base_offset, size, append_time FROM rill_batches
         WHERE topic = ${topic} AND partition = ${partition} AND base_offset >= ${first} AND base_offset < ${end}
-        ORDER BY base_offset FOR UPDATE`) as unknown as Array<{ base_offset: number; size: number }>;
-      const unchanged = held.length === page.length && held.every((row, i) => Number(row.base_offset) === page[i]!.baseOffset && row.size === page[i]!.size);
+        ORDER BY base_offset FOR UPDATE`) as unknown as Array<{ base_offset: number; size: number; append_time: number }>;
+      // The same rows (a topic made again under the same name has other append times).
+      const unchanged =
+        held.length === page.length &&
+        held.every(
+          (row, i) => Number(row.base_offset) === page[i]!.baseOffset && row.size === page[i]!.size && Number(row.append_time) === page[i]!.appendTime,
+        );
       if (!unchanged) return false;
       // The partition's size and batch count follow by trigger.
       await tx`DELETE FROM rill_batches WHERE topic = ${topic} AND partition = ${partition} AND base_offset >= ${first} AND base_offset < ${end}`;
@@ -198,13 +206,24 @@ export class BatchCleaner {
 function rewrite(page: readonly BatchRow[], compaction: BatchCompaction): CleanedBatch[] {
   const cleaned: CleanedBatch[] = [];
   let row = 0;
-  compaction.begin((data, info) => {
-    // Its append time: the latest of the rows it covers (the tombstone retention and the compaction lag count from there).
+  const emit = (data: Buffer, info: BatchInfo): void => {
+    // Its append time: the latest of the rows it covers (the compaction lag counts from there).
     let appendTime = 0;
     while (row < page.length && page[row]!.baseOffset < info.nextOffset) appendTime = Math.max(appendTime, page[row++]!.appendTime);
     cleaned.push({ info, appendTime, data });
-  });
-  for (const batch of page) compaction.add(batch.data, readBatchInfo(batch.data), batch.appendTime);
+  };
+  compaction.begin(emit);
+  for (const batch of page) {
+    const info = readBatchInfo(batch.data);
+    if (compaction.keepsTombstone(batch.data, info, batch.appendTime)) {
+      // On its own, with its own append time: the tombstone's retention counts from it.
+      compaction.end();
+      compaction.begin(emit);
+      compaction.add(batch.data, info, batch.appendTime);
+      compaction.end();
+      compaction.begin(emit);
+    } else compaction.add(batch.data, info, batch.appendTime);
+  }
   compaction.end();
   let expected = page[0]!.baseOffset;
   for (const { info } of cleaned) {

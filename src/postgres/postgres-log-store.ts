@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { resolveDataDir, type RillConfig } from '../config/index.js';
 import {
@@ -33,6 +34,8 @@ const PROBE_INTERVAL_MS = 250;
 const RETENTION_LOCK = 0x7269_6c72;
 /** The advisory lock whose holder runs log compaction, so that one node at a time does. */
 const COMPACTION_LOCK = 0x7269_6c63;
+/** How long closing waits for a compaction run to end. */
+const CLOSE_WAIT_MS = 5000;
 
 /**
  * Cluster mode's store: every partition's batches in one PostgreSQL database that any number of
@@ -560,7 +563,8 @@ export class PostgresLogStore implements LogStore {
     if (this.compactionTimer !== null) clearInterval(this.compactionTimer);
     if (this.answerWatch !== null) clearInterval(this.answerWatch);
     this.cleaningPace.stop();
-    await this.compacting;
+    // The run ends at its next pace; a statement of it that the database never answers is not waited for.
+    if (this.compacting !== null) await Promise.race([this.compacting, sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
     if (this.probe !== null) clearInterval(this.probe);
     this.topicStore.close();
     await this.topicStore.settled();

@@ -31,8 +31,8 @@ export class CleaningPace {
       if (elapsed < 1000) await sleep(1000 - elapsed, undefined, { ref: false });
       this.windowStart = performance.now();
       this.allowance = this.bytesPerSecond;
-      return;
-    }
-    await nextTurn();
+    } else await nextTurn();
+    // Stopped while it waited: the run ends before its next write.
+    if (this.stopped) throw new CleaningStopped();
   }
 }

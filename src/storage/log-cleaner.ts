@@ -285,6 +285,21 @@ export class BatchCompaction {
     return removable;
   }
 
+  /**
+   * Whether a batch keeps a tombstone (one neither superseded nor past its retention). A store that
+   * keeps an append time per batch rewrites such a batch on its own, so that it keeps its own time:
+   * gathered with newer batches, it would take theirs, and the retention its tombstone waits out
+   * would start again at each rewrite.
+   */
+  keepsTombstone(batch: Buffer, info: BatchInfo, appendedAt: number): boolean {
+    if (isControlBatch(info.attributes)) return false;
+    let keeps = false;
+    forEachRecord(batch, info.baseOffset, (record) => {
+      if (record.tombstone && !this.superseded(record, appendedAt)) keeps = true;
+    });
+    return keeps;
+  }
+
   /** Starts the rewrite of a run of consecutive batches: what `add` keeps goes to `emit`, batch by batch, in offset order. */
   begin(emit: (batch: Buffer, info: BatchInfo) => void): void {
     this.emit = emit;
