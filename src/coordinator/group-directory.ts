@@ -8,6 +8,8 @@ export interface SharedMember {
   node: string;
   instanceId: string | null;
   topics: string[];
+  /** When its client last joined (epoch ms, its node's clock): of two members of one static instance, the later is the one that stays. */
+  joinedAt: number;
 }
 
 /** A group's state shared by the nodes: the one generation, its members wherever they are, its assignment. */
@@ -76,4 +78,13 @@ export interface GroupDirectory {
    * keep growing if it is made again.
    */
   forget(group: string): Promise<void>;
+}
+
+/**
+ * Whether `other`, a member of the same static instance as a member of `node` that joined at
+ * `joinedAt`, is the later join (the client as it is now): the other is its past. A tie goes to the
+ * node named last, so that every node decides the same.
+ */
+export function supersedes(other: Pick<SharedMember, 'joinedAt' | 'node'>, joinedAt: number, node: string): boolean {
+  return other.joinedAt > joinedAt || (other.joinedAt === joinedAt && other.node > node);
 }

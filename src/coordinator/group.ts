@@ -49,6 +49,8 @@ export interface RemoteMember {
   readonly instanceId: string | null;
   readonly topics: readonly string[];
   readonly assignment: readonly TopicPartition[];
+  /** When its client last joined (epoch ms, its node's clock). */
+  readonly joinedAt: number;
 }
 
 const MAX_REMEMBERED_POLLS = 10_000;
@@ -66,6 +68,11 @@ export class Member implements MemberState {
   readonly pulledFrom = new Map<string, number>();
   lastSeen: number;
   lastAutoCommit: number;
+  /**
+   * When its client last joined (epoch ms): cluster mode tells by it which of two members of one
+   * static instance on two nodes is the client come back (the later), and which is its past.
+   */
+  joinedAt: number;
   /** Live connections holding the member (push subscriptions, STOMP joins): while any does, it cannot time out. */
   connections = 0;
   /** Set once it left the group: a long poll it was waiting in returns. */
@@ -86,6 +93,7 @@ export class Member implements MemberState {
   ) {
     this.lastSeen = now;
     this.lastAutoCommit = now;
+    this.joinedAt = now;
   }
 
   owns(tp: TopicPartition): boolean {

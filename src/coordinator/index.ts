@@ -9,4 +9,4 @@ export type { GroupSettings } from './group.js';
 export type { LogAccess } from './topics.js';
 export { operations, answers, fetchOptions, type OperationName } from './operations.js';
 export type { TransactionalOffsetCommit } from './transactional-offsets.js';
-export type { GroupDirectory, SharedGroupState, SharedMember, DecisionInput, SettingsToWrite } from './group-directory.js';
+export { supersedes, type GroupDirectory, type SharedGroupState, type SharedMember, type DecisionInput, type SettingsToWrite } from './group-directory.js';

@@ -144,7 +144,10 @@ export class Membership {
     return group;
   }
 
-  /** Cluster mode: a member of this node whose name a member of another node holds in the group leaves, refused. */
+  /**
+   * Cluster mode: a member of this node leaves, refused, when a member of another node holds its
+   * name in the group, or its static instance (the client joined again through that node).
+   */
   private refuse(member: Member): void {
     if (this.members.get(member.name) !== member) return;
     this.members.delete(member.name);
@@ -204,6 +207,7 @@ export class Membership {
       this.members.delete(member.name);
       group.members.delete(member.name);
       member.name = memberName;
+      member.joinedAt = this.clock.now();
       this.members.set(memberName, member);
       group.members.set(memberName, member);
     }

@@ -3,7 +3,7 @@ import type { Logger } from '../logging/index.js';
 import type { TopicPartition } from './assignors.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { ConsumerGroup, GroupSettings, Member } from './group.js';
-import type { GroupDirectory, SharedGroupState, SharedMember } from './group-directory.js';
+import { supersedes, type GroupDirectory, type SharedGroupState, type SharedMember } from './group-directory.js';
 
 /**
  * How often a node looks at the cluster: for members of nodes gone quiet (reassignment comes within a
@@ -27,7 +27,7 @@ export interface DecisionHost {
   generationOf(group: string): number | undefined;
   /** Another node deleted the group (it had no members anywhere). */
   forgetGroup(name: string): void;
-  /** A member of this node whose name a member held by another node has: it must leave. */
+  /** A member of this node whose name (or static instance) a member held by another node has: it must leave. */
   refuse(member: Member): void;
   /** A new generation was applied to the group. */
   rebalanced(group: ConsumerGroup, reason: string): void;
@@ -123,6 +123,7 @@ export class SharedDecisions {
       node: nodeId,
       instanceId: m.instanceId,
       topics: [...m.topics].sort(),
+      joinedAt: m.joinedAt,
     }));
     let state: SharedGroupState;
     try {
@@ -168,7 +169,13 @@ export class SharedDecisions {
     group.remote = state.members.filter((m) => m.node !== nodeId).map((m) => ({ ...m, assignment: state.assignment[m.name] ?? [] }));
     let missing = false;
     for (const member of [...group.members.values()]) {
-      if (group.remote.some((other) => other.name === member.name)) {
+      // A member of another node has its name; or, static, its instance id: its client came back through that node (Kafka's static membership).
+      if (
+        group.remote.some(
+          (other) =>
+            other.name === member.name || (member.instanceId !== null && other.instanceId === member.instanceId && supersedes(other, member.joinedAt, nodeId)),
+        )
+      ) {
         this.host.refuse(member);
         continue;
       }

@@ -1,4 +1,12 @@
-import type { DecisionInput, GroupDirectory, SettingsToWrite, SharedGroupState, SharedMember, TopicPartition } from '../coordinator/index.js';
+import {
+  supersedes,
+  type DecisionInput,
+  type GroupDirectory,
+  type SettingsToWrite,
+  type SharedGroupState,
+  type SharedMember,
+  type TopicPartition,
+} from '../coordinator/index.js';
 import { RillError } from '../errors/index.js';
 import type { Logger } from '../logging/index.js';
 import type { JSONValue } from 'postgres';
@@ -23,6 +31,7 @@ interface MemberRow {
   node_id: string;
   instance_id: string | null;
   topics: string[];
+  joined_at: number;
 }
 
 /**
@@ -113,25 +122,47 @@ export class GroupTable implements GroupDirectory {
         row.settings = settings;
       }
       const rows = (await tx`
-        SELECT m.group_name, m.member, m.node_id, m.instance_id, m.topics,
+        SELECT m.group_name, m.member, m.node_id, m.instance_id, m.topics, m.joined_at,
                (m.node_id <> ${this.nodeId} AND (n.seen_at IS NULL OR n.seen_at < now() - make_interval(secs => ${sessionTimeoutMs}::float8 / 1000))) AS gone
         FROM rill_group_members m LEFT JOIN rill_nodes n ON n.node_id = m.node_id
         WHERE m.group_name = ${group}`) as unknown as Array<MemberRow & { gone: boolean }>;
       const before = toState(row, rows);
-      // Another live node's member of the same name keeps it: this node's is left out (and refused).
-      const others = rows.filter((r) => r.node_id !== this.nodeId && !r.gone).map(toMember);
-      const members = [...others, ...local.filter((m) => !others.some((o) => o.name === m.name))];
-      const assignment = decide({ before, members });
-      if (assignment === null) {
-        if (changed) await tx`SELECT pg_notify('rill_groups', ${JSON.stringify({ group, generation: row.generation, by: this.nodeId })})`;
-        return before;
+      const live = rows.filter((r) => r.node_id !== this.nodeId && !r.gone).map(toMember);
+      // Static membership across nodes (Kafka's group.instance.id): of two members of one instance,
+      // the later join is the client as it is now, come back through another node. Joined here, it
+      // takes the other node's member's place and partitions (that node drops its member when it
+      // hears of it); joined there, this node's member is its past and is left out.
+      const takenOver = new Map<string, SharedMember>();
+      const superseded = new Set<string>();
+      for (const mine of local) {
+        if (mine.instanceId === null) continue;
+        for (const theirs of live) {
+          if (theirs.instanceId !== mine.instanceId) continue;
+          if (supersedes(theirs, mine.joinedAt, this.nodeId)) superseded.add(mine.name);
+          else takenOver.set(theirs.name, mine);
+        }
       }
-      const generation = row.generation + 1;
+      // Another live node's member of the same name keeps it: this node's is left out (and refused).
+      const others = live.filter((m) => !takenOver.has(m.name));
+      const members = [...others, ...local.filter((m) => !superseded.has(m.name) && !others.some((o) => o.name === m.name))];
+      // The decision starts from the partitions of a member taken over given to its successor.
+      const start = takenOver.size === 0 ? before : succeeded(before, takenOver);
+      let assignment = decide({ before: start, members });
+      let generation = row.generation + 1;
+      if (assignment === null) {
+        if (takenOver.size === 0) {
+          if (changed) await tx`SELECT pg_notify('rill_groups', ${JSON.stringify({ group, generation: row.generation, by: this.nodeId })})`;
+          return before;
+        }
+        // Only places taken over: the same generation and partitions, the others undisturbed (no rebalance).
+        assignment = start.assignment;
+        generation = row.generation;
+      }
       await tx`DELETE FROM rill_group_members WHERE group_name = ${group} AND (node_id = ${this.nodeId} OR member <> ALL(${others.map((m) => m.name)}::text[]))`;
       for (const member of members) {
         if (member.node !== this.nodeId) continue;
-        await tx`INSERT INTO rill_group_members (group_name, member, node_id, instance_id, topics)
-                 VALUES (${group}, ${member.name}, ${this.nodeId}, ${member.instanceId}, ${member.topics}::text[])`;
+        await tx`INSERT INTO rill_group_members (group_name, member, node_id, instance_id, topics, joined_at)
+                 VALUES (${group}, ${member.name}, ${this.nodeId}, ${member.instanceId}, ${member.topics}::text[], ${member.joinedAt})`;
       }
       // A deleted group that a member joins again is made again.
       await tx`UPDATE rill_groups SET generation = ${generation}, assignment = ${tx.json(assignment as unknown as JSONValue)}, deleted = false WHERE name = ${group}`;
@@ -146,7 +177,7 @@ export class GroupTable implements GroupDirectory {
       const [row] = (await tx`SELECT name, generation, settings, assignment, deleted FROM rill_groups WHERE name = ${group}`) as unknown as GroupRow[];
       if (row === undefined) return undefined;
       const rows =
-        (await tx`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members WHERE group_name = ${group}`) as unknown as MemberRow[];
+        (await tx`SELECT group_name, member, node_id, instance_id, topics, joined_at FROM rill_group_members WHERE group_name = ${group}`) as unknown as MemberRow[];
       return toState(row, rows);
     });
   }
@@ -154,7 +185,7 @@ export class GroupTable implements GroupDirectory {
   async list(): Promise<SharedGroupState[]> {
     return this.sql.begin('isolation level repeatable read read only', async (tx) => {
       const groups = (await tx`SELECT name, generation, settings, assignment, deleted FROM rill_groups WHERE NOT deleted`) as unknown as GroupRow[];
-      const rows = (await tx`SELECT group_name, member, node_id, instance_id, topics FROM rill_group_members`) as unknown as MemberRow[];
+      const rows = (await tx`SELECT group_name, member, node_id, instance_id, topics, joined_at FROM rill_group_members`) as unknown as MemberRow[];
       return groups.map((row) =>
         toState(
           row,
@@ -208,7 +239,14 @@ export class GroupTable implements GroupDirectory {
 }
 
 function toMember(row: MemberRow): SharedMember {
-  return { name: row.member, node: row.node_id, instanceId: row.instance_id, topics: row.topics };
+  return { name: row.member, node: row.node_id, instanceId: row.instance_id, topics: row.topics, joinedAt: Number(row.joined_at) };
+}
+
+/** `state` with the members taken over (by name) replaced by their successors, partitions included. */
+function succeeded(state: SharedGroupState, takenOver: ReadonlyMap<string, SharedMember>): SharedGroupState {
+  const assignment: Record<string, TopicPartition[]> = {};
+  for (const [name, partitions] of Object.entries(state.assignment)) assignment[takenOver.get(name)?.name ?? name] = partitions;
+  return { ...state, members: state.members.map((m) => takenOver.get(m.name) ?? m), assignment };
 }
 
 function toState(row: GroupRow, members: MemberRow[]): SharedGroupState {

@@ -155,6 +155,15 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       CREATE INDEX rill_offsets_xid ON rill_offsets (xid);
     `,
   },
+  {
+    version: 5,
+    name: "static members' join times",
+    sql: `
+      -- When a member's client last joined (epoch ms, its node's clock): of two members of one static
+      -- instance on two nodes, the later join stays.
+      ALTER TABLE rill_group_members ADD COLUMN joined_at int8 NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** The newest schema this code knows. */

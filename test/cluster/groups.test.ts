@@ -14,10 +14,17 @@ interface GroupMember {
   stop(): void;
 }
 
-/** Joins `/group/<group>/<topic>` under `name` on the node at `stompPort` and acknowledges every message as it comes. */
-async function joinGroup(stompPort: number, group: string, topic: string, name: string): Promise<GroupMember> {
+/** Joins `/group/<group>/<topic>` under `name` (a static member with `instanceId`) on the node at `stompPort` and acknowledges every message as it comes. */
+async function joinGroup(stompPort: number, group: string, topic: string, name: string, instanceId?: string): Promise<GroupMember> {
   const client = await RawStompClient.session(stompPort);
-  client.send('SUBSCRIBE', { id: 'member', destination: `/group/${group}/${topic}`, ack: 'client-individual', 'consumer-name': name, receipt: 'joined' });
+  client.send('SUBSCRIBE', {
+    id: 'member',
+    destination: `/group/${group}/${topic}`,
+    ack: 'client-individual',
+    'consumer-name': name,
+    receipt: 'joined',
+    ...(instanceId === undefined ? {} : { 'instance-id': instanceId }),
+  });
   await client.receipt('joined');
   let acked = 0;
   const acking = setInterval(() => {
@@ -135,6 +142,43 @@ describe('cluster mode: consumer groups whose members are connected to different
     c2.stop();
     impostor.close();
     producer.close();
+  });
+
+  it('a static member whose client comes back through another node, under a new name, gets its partitions there at once: no rebalance, then or when its old session would have ended', async () => {
+    const url = await createDatabase();
+    const sessionTimeoutMs = 2_000;
+    const settings = {
+      storage: { backend: 'postgres' as const, postgres: { url } },
+      topics: { definitions: [{ name: 'orders', partitions: 4 }] },
+      coordinator: { sessionTimeoutMs },
+    };
+    const a = await servers.start(settings);
+    const b = await servers.start(settings);
+    const first = await joinGroup(a.stompPort, 'static', 'orders', 'one-v1', 'instance-1');
+    const other = await joinGroup(b.stompPort, 'static', 'orders', 'two');
+    const settled = await until('both members with two partitions each', () => settledGroup(b.httpPort, 'static', ['one-v1', 'two'], 4).catch(() => null));
+    const owned = (group: GroupDescription, name: string) => group.members.find((m) => m.member === name)?.assignment;
+
+    // The static member's process dies (its connection to node A drops) and its client comes back
+    // through node B, as "one-v2": node A's member stays (a static member is kept for its session).
+    first.client.socket.destroy();
+    const back = await joinGroup(b.stompPort, 'static', 'orders', 'one-v2', 'instance-1');
+    const movedAt = Date.now();
+    for (const node of [a, b]) {
+      const now = await until('the new name in the old place', () => settledGroup(node.httpPort, 'static', ['one-v2', 'two'], 4).catch(() => null));
+      expect(now.generation).toBe(settled.generation);
+      expect(owned(now, 'one-v2')).toEqual(owned(settled, 'one-v1'));
+      expect(owned(now, 'two')).toEqual(owned(settled, 'two'));
+      expect(now.members.find((m) => m.member === 'one-v2')).toMatchObject({ instanceId: 'instance-1', node: b.broker.nodeId });
+    }
+    // No rebalance either when one-v1's session would have timed out on node A.
+    await until('past the old session timeout', () => Date.now() - movedAt > sessionTimeoutMs + 1000);
+    const later = await settledGroup(a.httpPort, 'static', ['one-v2', 'two'], 4);
+    expect(later.generation).toBe(settled.generation);
+    expect(owned(later, 'one-v2')).toEqual(owned(settled, 'one-v1'));
+    expect(back.client.all('ERROR')).toEqual([]);
+    back.stop();
+    other.stop();
   });
 
   it("three nodes under load, one killed (kill -9): its member's partitions go to the others within the session timeout + 1 s, and every acknowledged message is stored once and consumed", {
