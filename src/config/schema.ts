@@ -127,13 +127,6 @@ const storage = z
          * recognised only by the node that stored the first copy (route producers to one node).
          */
         deduplicateAcrossNodes: z.boolean().default(true),
-        /**
-         * How long an append or a read may wait for the database's answer. Past it, the node takes the
-         * database as gone (a host that died or was cut off answers nothing, and its connections would
-         * wait for the kernel's TCP timeout, many minutes): every connection is dropped, the statements
-         * in flight are in doubt (their publishers hear a retriable refusal), and the node reconnects.
-         */
-        statementTimeoutMs: z.number().int().min(100).default(10_000),
       })
       .strict()
       .prefault({}),

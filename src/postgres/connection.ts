@@ -1,19 +1,6 @@
-import net from 'node:net';
 import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
-
-/** The cluster's database as a node holds it: the pool, and a way to drop its connections at once. */
-export interface Database {
-  sql: Sql;
-  /**
-   * Destroys every connection's socket with `cause`: statements in flight fail with it (in doubt,
-   * as for any lost connection), and the pool connects anew for the next ones. For a database
-   * that stopped answering without closing its connections (its host died or was cut off), whose
-   * sockets would otherwise wait for the kernel's TCP timeout, many minutes.
-   */
-  dropConnections(cause: Error): void;
-}
 
 /** Offsets and timestamps are int8: read as numbers (offsets stay far below 2^53). */
 const int8AsNumber = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) };
@@ -23,84 +10,17 @@ const int8AsNumber = { to: 20, from: [20], serialize: (value: number) => String(
  * libpq's multi-host URLs with `target_session_attrs` (fail-over to the new primary without a
  * proxy) and pipelines queries on a connection, where pg does neither.
  */
-export function connect(url: string, maxConnections: number, nodeId: string): Database {
-  const sockets = new Set<net.Socket>();
-  const options = {
+export function connect(url: string, maxConnections: number, nodeId: string): Sql {
+  return postgres(url, {
     ...writableSession(url),
     max: maxConnections,
     onnotice: () => {},
     types: { bigint: int8AsNumber },
     connection: { application_name: `rill:${nodeId}` },
     // A dead primary must fail a query in seconds, not after the kernel's TCP timeout.
-    connect_timeout: CONNECT_TIMEOUT_SECONDS,
+    connect_timeout: 5,
     idle_timeout: 0,
-    // The sockets are this node's own, so that it can drop them (postgres.js lends none out).
-    socket: socketsOf(sockets),
-  };
-  // Not in postgres.js's types, though its documentation has it: passed as a variable, not a literal.
-  const sql = postgres(url, options);
-  return {
-    sql,
-    dropConnections: (cause) => {
-      for (const socket of [...sockets]) socket.destroy(cause);
-    },
-  };
-}
-
-const CONNECT_TIMEOUT_SECONDS = 5;
-
-/** What postgres.js hands a `socket` function: the URL's hosts and ports (several for fail-over), or a Unix socket's path. */
-interface SocketOptions {
-  host: string[];
-  port: number[];
-  path?: string | false;
-}
-
-/**
- * postgres.js's `socket` option: a connected socket, kept in `sockets` while it lives. Given its
- * own socket, postgres.js no longer goes through the URL's hosts: this does, as postgres.js would,
- * each new connection trying the host after the one the last tried first (a connection that finds
- * a standby where `target_session_attrs` asks for a primary is closed and opened again, so the
- * next try goes to the next host).
- */
-function socketsOf(sockets: Set<net.Socket>): (options: SocketOptions) => Promise<net.Socket> {
-  let next = 0;
-  return async (options) => {
-    if (options.path) return track(sockets, await opened(net.connect(options.path)));
-    let failure: unknown = new Error('no host to connect to');
-    for (let tried = 0; tried < options.host.length; tried++) {
-      const index = next;
-      next = (next + 1) % options.host.length;
-      try {
-        return track(sockets, await opened(net.connect(options.port[index] ?? options.port[0] ?? 5432, options.host[index])));
-      } catch (error) {
-        failure = error;
-      }
-    }
-    throw failure;
-  };
-}
-
-/** Resolves once the socket is connected; rejects (and destroys it) on an error, or after the connect timeout. */
-function opened(socket: net.Socket): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => socket.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_SECONDS} s`)), CONNECT_TIMEOUT_SECONDS * 1000);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeListener('error', reject);
-      resolve(socket);
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
   });
-}
-
-function track(sockets: Set<net.Socket>, socket: net.Socket): net.Socket {
-  sockets.add(socket);
-  socket.once('close', () => sockets.delete(socket));
-  return socket;
 }
 
 /**

@@ -19,7 +19,7 @@ import type { Logger } from '../logging/index.js';
 import { CleaningPace, CleaningStopped, compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
 import { BatchCleaner } from './batch-cleaner.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
-import { connect, isConnectionLost, isDiskFull, isTransient, type Database, type Sql } from './connection.js';
+import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './connection.js';
 import { checkDurability } from './durability-check.js';
 import { GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
@@ -63,11 +63,6 @@ export class PostgresLogStore implements LogStore {
   private unreachable: string | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
   private compactionTimer: NodeJS.Timeout | null = null;
-  /** When each call in flight began (performance.now()): the statement timeout's watch. */
-  private readonly callsInFlight = new Set<{ started: number }>();
-  private answerWatch: NodeJS.Timeout | null = null;
-  /** When the connections were last dropped for want of an answer. */
-  private droppedAt = Number.NEGATIVE_INFINITY;
   /** The compaction run going, if any. */
   private compacting: Promise<void> | null = null;
   private readonly cleaner: BatchCleaner;
@@ -78,10 +73,8 @@ export class PostgresLogStore implements LogStore {
   private readonly restartedListeners = new Set<(worker: number) => void>();
   private topicNotices: Promise<void> = Promise.resolve();
 
-  private readonly sql: Sql;
-
   private constructor(
-    private readonly database: Database,
+    private readonly sql: Sql,
     readonly topicStore: TopicTable,
     readonly nodeId: string,
     private readonly config: RillConfig,
@@ -89,8 +82,6 @@ export class PostgresLogStore implements LogStore {
     /** The connection holding this node's id (released at close). */
     private readonly nodeLock: Awaited<ReturnType<Sql['reserve']>>,
   ) {
-    const { sql } = database;
-    this.sql = sql;
     this.batches = new BatchTable(sql);
     this.groupCommit = new GroupCommit(this.batches);
     this.groups = new GroupTable(sql, nodeId, logger);
@@ -103,14 +94,13 @@ export class PostgresLogStore implements LogStore {
   static async open(config: RillConfig, logger: Logger): Promise<PostgresLogStore> {
     const { url, maxConnections } = config.storage.postgres;
     const nodeId = config.storage.nodeId ?? defaultNodeId(config);
-    const database = connect(url!, maxConnections, nodeId);
-    const { sql } = database;
+    const sql = connect(url!, maxConnections, nodeId);
     try {
       await migrate(sql, logger);
       const nodeLock = await holdNodeId(sql, nodeId);
       await checkDurability(sql, logger);
       const topics = await TopicTable.open(sql, logger);
-      const store = new PostgresLogStore(database, topics, nodeId, config, logger, nodeLock);
+      const store = new PostgresLogStore(sql, topics, nodeId, config, logger, nodeLock);
       await store.listen();
       await store.groups.start();
       logger.info({ nodeId }, 'storage: PostgreSQL');
@@ -214,29 +204,6 @@ export class PostgresLogStore implements LogStore {
     this.retentionTimer.unref();
     this.compactionTimer = setInterval(() => this.compact(), this.config.storage.compaction.intervalMs);
     this.compactionTimer.unref();
-    const { statementTimeoutMs } = this.config.storage.postgres;
-    this.answerWatch = setInterval(() => this.watchAnswers(statementTimeoutMs), Math.min(1000, Math.max(50, statementTimeoutMs / 4)));
-    this.answerWatch.unref();
-  }
-
-  /**
-   * The statement timeout: a call waiting longer than `timeoutMs` for the database means it stopped
-   * answering without closing the connections (its host died, or a network cut it off; a database
-   * that closes them is noticed at once). Every connection is dropped then: what was in flight
-   * fails as in doubt, health says the database is unreachable until the probe gets an answer, and
-   * the pool connects anew (to the next host, with several).
-   */
-  private watchAnswers(timeoutMs: number): void {
-    let oldest = Number.POSITIVE_INFINITY;
-    // Calls from before the last drop are failing already.
-    for (const call of this.callsInFlight) if (call.started > this.droppedAt && call.started < oldest) oldest = call.started;
-    const now = performance.now();
-    if (now - oldest < timeoutMs) return;
-    this.droppedAt = now;
-    const cause = new Error(`no answer from the database in ${timeoutMs} ms (storage.postgres.statementTimeoutMs)`);
-    this.logger.error({ timeoutMs }, 'the database stopped answering: every connection is dropped (what was in flight is in doubt) and made anew');
-    this.lostConnection(cause);
-    this.database.dropConnections(cause);
   }
 
   open(_worker: number, partitions: PartitionAssignment[]): void {
@@ -322,8 +289,6 @@ export class PostgresLogStore implements LogStore {
   async call<K extends WorkerCall>(_worker: number, type: K, request: CallRequest<K>): Promise<CallReply<K>> {
     if (this.closed) throw new WorkerStoppedError('the broker is shutting down');
     this.pending++;
-    const call = { started: performance.now() };
-    this.callsInFlight.add(call);
     try {
       // A topic made or grown here is in the database before anything reads or appends to it.
       await this.topicStore.settled();
@@ -342,7 +307,6 @@ export class PostgresLogStore implements LogStore {
       }
     } finally {
       this.pending--;
-      this.callsInFlight.delete(call);
     }
   }
 
@@ -561,7 +525,6 @@ export class PostgresLogStore implements LogStore {
     this.closed = true;
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     if (this.compactionTimer !== null) clearInterval(this.compactionTimer);
-    if (this.answerWatch !== null) clearInterval(this.answerWatch);
     this.cleaningPace.stop();
     // The run ends at its next pace; a statement of it that the database never answers is not waited for.
     if (this.compacting !== null) await Promise.race([this.compacting, sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
