@@ -1,3 +1,4 @@
 export { NodeIdTakenError, PostgresLogStore } from './postgres-log-store.js';
 export { NewerSchemaError } from './migrations.js';
 export { BatchCleaner } from './batch-cleaner.js';
+export { Lease } from './lease.js';

@@ -164,6 +164,18 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       ALTER TABLE rill_group_members ADD COLUMN joined_at int8 NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 6,
+    name: 'leases for the jobs one node at a time does',
+    sql: `
+      -- Retention and compaction run on one node at a time: the one holding the job's lease (until: the database's clock).
+      CREATE TABLE rill_leases (
+        name text PRIMARY KEY,
+        holder text NOT NULL,
+        until timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The newest schema this code knows. */

@@ -23,6 +23,7 @@ import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './
 import { checkDurability } from './durability-check.js';
 import { GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
+import { Lease } from './lease.js';
 import { OffsetTable } from './offset-table.js';
 import { migrate } from './migrations.js';
 import { TopicTable } from './topic-table.js';
@@ -30,10 +31,11 @@ import { TopicTable } from './topic-table.js';
 /** How often a node that lost the database tries it again. */
 const PROBE_INTERVAL_MS = 250;
 
-/** The advisory lock whose holder runs retention, so that one node at a time does. */
-const RETENTION_LOCK = 0x7269_6c72;
-/** The advisory lock whose holder runs log compaction, so that one node at a time does. */
-const COMPACTION_LOCK = 0x7269_6c63;
+/**
+ * How long a node holds the lease of retention or compaction before it must renew it (it does after
+ * each partition): a node that died while holding one is replaced after at most this.
+ */
+const LEASE_MS = 60_000;
 /** How long closing waits for a compaction run to end. */
 const CLOSE_WAIT_MS = 5000;
 
@@ -441,10 +443,10 @@ export class PostgresLogStore implements LogStore {
   /** Retention, on one node at a time: whichever takes the advisory lock runs it over every partition it knows. */
   private async enforceRetention(): Promise<void> {
     if (this.closed) return;
-    await this.onOneNode(RETENTION_LOCK, 'retention', async () => {
+    await this.onOneNode('retention', async (stillHeld) => {
       const now = Date.now();
       for (const assignment of [...this.partitions.values()]) {
-        if (this.closed) break;
+        if (this.closed || !(await stillHeld())) break;
         const { retentionMs, retentionBytes, cleanupPolicy } = assignment;
         if (cleanupPolicy === 'compact' || (retentionMs < 0 && retentionBytes < 0)) continue;
         const deleted = await this.batches.deleteOldest(assignment, retentionMs < 0 ? -1 : now - retentionMs, retentionBytes);
@@ -456,17 +458,20 @@ export class PostgresLogStore implements LogStore {
   /** Log compaction of the compacted topics' partitions, unless a run is still going. */
   private compact(): void {
     if (this.compacting !== null || this.closed) return;
-    this.compacting = this.onOneNode(COMPACTION_LOCK, 'log compaction', () => this.compactAll()).finally(() => {
+    // Nothing to do (and no statement) without a compacted topic.
+    if (![...this.partitions.values()].some((assignment) => assignment.cleanupPolicy === 'compact')) return;
+    this.compacting = this.onOneNode('compaction', (stillHeld) => this.compactAll(stillHeld)).finally(() => {
       this.compacting = null;
     });
   }
 
   /** One compaction run (on the node holding the lock): every compacted partition this node knows, one after the other. */
-  private async compactAll(): Promise<void> {
+  private async compactAll(stillHeld: () => Promise<boolean>): Promise<void> {
     const { tombstoneRetentionMs, maxKeysPerRun: maxKeys } = this.config.storage.compaction;
     for (const [id, assignment] of [...this.partitions]) {
       if (this.closed) return;
       if (assignment.cleanupPolicy !== 'compact') continue;
+      if (!(await stillHeld())) return;
       const { topic, partition, compression } = assignment;
       try {
         const report = await this.cleaner.clean(id, assignment, Date.now(), {
@@ -486,24 +491,21 @@ export class PostgresLogStore implements LogStore {
   }
 
   /**
-   * Runs `work` if this node takes the advisory lock `lock`, so that one node at a time does (the
-   * others skip it this time); a failure is logged, and the work runs again at the next interval.
+   * Runs `work` if this node takes the job's lease (see Lease), so that one node at a time does it
+   * (the others skip it this time); `work` renews it as it goes (`stillHeld`: false once another
+   * node has it). A failure is logged, and the work runs again at the next interval.
    */
-  private async onOneNode(lock: number, what: string, work: () => Promise<void>): Promise<void> {
-    let reserved: Awaited<ReturnType<Sql['reserve']>> | null = null;
+  private async onOneNode(job: 'retention' | 'compaction', work: (stillHeld: () => Promise<boolean>) => Promise<void>): Promise<void> {
+    const lease = new Lease(this.sql, job, this.nodeId, LEASE_MS);
     try {
-      reserved = await this.sql.reserve();
-      const [{ locked }] = (await reserved`SELECT pg_try_advisory_lock(${lock}) AS locked`) as unknown as [{ locked: boolean }];
-      if (!locked) return;
+      if (!(await lease.take())) return;
       try {
-        await work();
+        await work(() => lease.hold());
       } finally {
-        await reserved`SELECT pg_advisory_unlock(${lock})`;
+        await lease.give();
       }
     } catch (error) {
-      if (!this.closed) this.logger.warn({ err: error }, `${what} failed; it runs again at the next interval`);
-    } finally {
-      reserved?.release();
+      if (!this.closed) this.logger.warn({ err: error }, `${job === 'retention' ? 'retention' : 'log compaction'} failed; it runs again at the next interval`);
     }
   }
 

@@ -6,6 +6,7 @@ import { createDatabase } from '../helpers/postgres.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 import { StartupError } from '../../src/server/index.js';
 import { brokerOffsetLog } from '../../src/coordinator/index.js';
+import { Lease } from '../../src/postgres/index.js';
 
 /** Publishes `count` messages (keys spread over partitions) with receipts from one connection; resolves once all are stored. */
 async function publish(server: TestServer, topic: string, prefix: string, count: number): Promise<void> {
@@ -244,5 +245,28 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     const error = await onDatabase('postgres://rill:rill@127.0.0.1:1/none').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StartupError);
     expect((error as StartupError).setting).toBe('storage.postgres.url');
+  });
+
+  it("one node at a time holds a background job's lease: refused to others while it runs, given back, and taken over once it ran out", async () => {
+    const url = await createDatabase();
+    // A node migrates the schema.
+    await (await onDatabase(url)).close();
+    const sql = postgres(url, { max: 2, onnotice: () => {} });
+    try {
+      const a = new Lease(sql as never, 'retention', 'node-a', 400);
+      const b = new Lease(sql as never, 'retention', 'node-b', 400);
+      expect(await a.take()).toBe(true);
+      expect(await b.take()).toBe(false);
+      expect(await a.hold()).toBe(true);
+      await a.give();
+      expect(await b.take()).toBe(true);
+      expect(await a.take()).toBe(false);
+      // Node B dies holding it: once its lease has run out (the database's clock), node A takes it, and B's renewal is refused.
+      await until("B's lease to run out", () => a.take());
+      expect(await b.take()).toBe(false);
+      expect(await a.hold()).toBe(true);
+    } finally {
+      await sql.end();
+    }
   });
 });
