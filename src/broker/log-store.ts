@@ -55,6 +55,8 @@ export interface LogStore {
   call<K extends WorkerCall>(worker: number, type: K, request: CallRequest<K>, transfer?: ArrayBuffer[]): Promise<CallReply<K>>;
   /** Requests in flight (diagnostics and tests). */
   pendingRequests(worker: number): number;
+  /** A store in a database: the reads that went to it (diagnostics and tests). */
+  readonly databaseReads?: number;
   /** Ends a placement unit at once, as a crash would (tests). */
   killWorker(worker: number): Promise<void>;
   health(): BrokerHealth;

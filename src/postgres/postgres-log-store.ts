@@ -23,6 +23,7 @@ import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './
 import { checkDurability } from './durability-check.js';
 import { GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
+import { SharedReads } from './shared-reads.js';
 import { Lease } from './lease.js';
 import { OffsetTable } from './offset-table.js';
 import { migrate } from './migrations.js';
@@ -68,6 +69,8 @@ export class PostgresLogStore implements LogStore {
   /** The compaction run going, if any. */
   private compacting: Promise<void> | null = null;
   private readonly cleaner: BatchCleaner;
+  /** Reads of the same new batches by this node's readers, made once. */
+  private readonly sharedReads = new SharedReads();
   private readonly cleaningPace: CleaningPace;
   private probe: NodeJS.Timeout | null = null;
   /** When the connection was last lost (this node's clock). */
@@ -228,6 +231,7 @@ export class PostgresLogStore implements LogStore {
       if (assignment === undefined) continue;
       this.partitions.delete(id);
       this.cleaner.forget(id);
+      this.sharedReads.forgetAll();
       this.byKey.delete(`${assignment.topic}\u0000${assignment.partition}`);
     }
   }
@@ -386,7 +390,9 @@ export class PostgresLogStore implements LogStore {
     if (assignment === undefined)
       return { data: null, logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not open` } };
     try {
-      const result = await this.batches.read(assignment, offset, maxBytes);
+      const result = await this.sharedReads.read(`${assignment.topic}\u0000${assignment.partition}`, offset, maxBytes, () =>
+        this.batches.read(assignment, offset, maxBytes),
+      );
       this.unreachable = null;
       if (offset < result.logStartOffset && result.data === null) {
         return { ...result, failure: { code: 'offset-out-of-range', message: `offset ${offset} is before the log start ${result.logStartOffset}` } };
@@ -511,6 +517,11 @@ export class PostgresLogStore implements LogStore {
 
   pendingRequests(): number {
     return this.pending;
+  }
+
+  /** Reads that went to the database, however many readers shared each (diagnostics and tests). */
+  get databaseReads(): number {
+    return this.sharedReads.loads;
   }
 
   async killWorker(): Promise<void> {

@@ -247,6 +247,42 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     expect((error as StartupError).setting).toBe('storage.postgres.url');
   });
 
+  it("a node's subscribers that follow the same partition share its reads of another node's appends: one read of the database, not one each", async () => {
+    const url = await createDatabase();
+    const definitions = [{ name: 'fanout', partitions: 1 }];
+    const a = await onDatabase(url, { topics: { definitions } });
+    const b = await onDatabase(url, { topics: { definitions } });
+    const subscribe = async (id: string) => {
+      const reader = await RawStompClient.session(b.stompPort);
+      reader.send('SUBSCRIBE', { id, destination: '/topic/fanout', from: 'latest', receipt: `${id}-subscribed` });
+      await reader.receipt(`${id}-subscribed`);
+      return reader;
+    };
+    /** Publishes on node A in bursts, one at a time, each read by every reader on node B before the next; gives the reads node B made. */
+    const readsFor = async (readers: RawStompClient[], prefix: string) => {
+      const before = b.broker.databaseReads!;
+      const producer = await RawStompClient.session(a.stompPort);
+      for (let burst = 0; burst < 10; burst++) {
+        for (let i = 0; i < 10; i++)
+          producer.send('SEND', { destination: '/producer/publish/fanout', receipt: `${prefix}-${burst}-${i}` }, canonical(`${prefix}-${burst}-${i}`, 'k', i));
+        await until(`burst ${burst} on every reader`, () =>
+          readers.every((reader) => reader.all('MESSAGE').filter((m) => m.headers['message-id']!.startsWith(`${prefix}-${burst}-`)).length === 10),
+        );
+      }
+      producer.close();
+      return b.broker.databaseReads! - before;
+    };
+    const first = await subscribe('r0');
+    const alone = await readsFor([first], 'alone');
+    const readers = [first, ...(await Promise.all([1, 2, 3, 4].map((i) => subscribe(`r${i}`))))];
+    const together = await readsFor(readers, 'together');
+    console.info(`node B's reads: ${alone} for one subscriber, ${together} for five`);
+    expect(alone).toBeGreaterThan(0);
+    // Five readers, each told of each new end at once: about the reads of one (not five times them).
+    expect(together).toBeLessThanOrEqual(alone * 2);
+    for (const reader of readers) reader.close();
+  });
+
   it("one node at a time holds a background job's lease: refused to others while it runs, given back, and taken over once it ran out", async () => {
     const url = await createDatabase();
     // A node migrates the schema.

@@ -539,6 +539,11 @@ export class Broker implements PartitionPlacement {
     };
   }
 
+  /** Cluster mode: the reads that went to the database (however many readers shared each); undefined on the embedded store. */
+  get databaseReads(): number | undefined {
+    return this.store.databaseReads;
+  }
+
   /** Requests in flight to a worker (for diagnostics and tests). */
   pendingRequests(worker: number): number {
     return this.store.pendingRequests(worker);
