@@ -139,7 +139,8 @@ export class GroupTable implements GroupDirectory {
         for (const theirs of live) {
           if (theirs.instanceId !== mine.instanceId) continue;
           if (supersedes(theirs, mine.joinedAt, this.nodeId)) superseded.add(mine.name);
-          else takenOver.set(theirs.name, mine);
+          // Not while another member of that node has this one's name (a refusal, left to the rules of names).
+          else if (!live.some((other) => other.name === mine.name)) takenOver.set(theirs.name, mine);
         }
       }
       // Another live node's member of the same name keeps it: this node's is left out (and refused).
@@ -242,11 +243,20 @@ function toMember(row: MemberRow): SharedMember {
   return { name: row.member, node: row.node_id, instanceId: row.instance_id, topics: row.topics, joinedAt: Number(row.joined_at) };
 }
 
-/** `state` with the members taken over (by name) replaced by their successors, partitions included. */
+/**
+ * `state` with the members taken over (by name) replaced by their successors, partitions included.
+ * A successor keeps its predecessor's topics here: one that subscribes to others now differs from
+ * the members decided, so the assignor runs (sticking to the partitions it has) rather than the
+ * place simply changing hands.
+ */
 function succeeded(state: SharedGroupState, takenOver: ReadonlyMap<string, SharedMember>): SharedGroupState {
   const assignment: Record<string, TopicPartition[]> = {};
   for (const [name, partitions] of Object.entries(state.assignment)) assignment[takenOver.get(name)?.name ?? name] = partitions;
-  return { ...state, members: state.members.map((m) => takenOver.get(m.name) ?? m), assignment };
+  const members = state.members.map((m) => {
+    const successor = takenOver.get(m.name);
+    return successor === undefined ? m : { ...successor, topics: m.topics };
+  });
+  return { ...state, members, assignment };
 }
 
 function toState(row: GroupRow, members: MemberRow[]): SharedGroupState {

@@ -31,9 +31,10 @@ export class Lease {
     return this.takenAt !== null;
   }
 
-  /** Between steps of the job: whether this node still holds the lease, renewed once half of it has run. */
+  /** Between steps of the job (and on a timer while it runs): whether this node still holds the lease, renewed once a third of it has run. */
   async hold(): Promise<boolean> {
-    if (this.takenAt !== null && performance.now() - this.takenAt < this.durationMs / 2) return true;
+    if (this.takenAt === null) return false;
+    if (performance.now() - this.takenAt < this.durationMs / 3) return true;
     return this.take();
   }
 

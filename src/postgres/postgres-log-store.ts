@@ -68,6 +68,8 @@ export class PostgresLogStore implements LogStore {
   private compactionTimer: NodeJS.Timeout | null = null;
   /** The compaction run going, if any. */
   private compacting: Promise<void> | null = null;
+  /** Whether a retention run is going (a slow one is not joined by the next). */
+  private retaining = false;
   private readonly cleaner: BatchCleaner;
   /** Reads of the same new batches by this node's readers, made once. */
   private readonly sharedReads = new SharedReads();
@@ -231,7 +233,6 @@ export class PostgresLogStore implements LogStore {
       if (assignment === undefined) continue;
       this.partitions.delete(id);
       this.cleaner.forget(id);
-      this.sharedReads.forgetAll();
       this.byKey.delete(`${assignment.topic}\u0000${assignment.partition}`);
     }
   }
@@ -390,10 +391,12 @@ export class PostgresLogStore implements LogStore {
     if (assignment === undefined)
       return { data: null, logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not open` } };
     try {
-      const result = await this.sharedReads.read(`${assignment.topic}\u0000${assignment.partition}`, offset, maxBytes, () =>
-        this.batches.read(assignment, offset, maxBytes),
-      );
-      this.unreachable = null;
+      // By partition id: a topic made again under the same name has new ones, so nothing of the old one answers for it.
+      const result = await this.sharedReads.read(partitionId, offset, maxBytes, async () => {
+        const loaded = await this.batches.read(assignment, offset, maxBytes);
+        this.unreachable = null;
+        return loaded;
+      });
       if (offset < result.logStartOffset && result.data === null) {
         return { ...result, failure: { code: 'offset-out-of-range', message: `offset ${offset} is before the log start ${result.logStartOffset}` } };
       }
@@ -446,9 +449,10 @@ export class PostgresLogStore implements LogStore {
     return { code: 'storage-error', message: `database error: ${(error as Error).message}` };
   }
 
-  /** Retention, on one node at a time: whichever takes the advisory lock runs it over every partition it knows. */
+  /** Retention, on one node at a time: whichever holds its lease runs it over every partition it knows (one run at a time on this node). */
   private async enforceRetention(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.retaining) return;
+    this.retaining = true;
     await this.onOneNode('retention', async (stillHeld) => {
       const now = Date.now();
       for (const assignment of [...this.partitions.values()]) {
@@ -458,6 +462,8 @@ export class PostgresLogStore implements LogStore {
         const deleted = await this.batches.deleteOldest(assignment, retentionMs < 0 ? -1 : now - retentionMs, retentionBytes);
         if (deleted > 0) this.logger.info({ topic: assignment.topic, partition: assignment.partition, deleted }, 'retention deleted batches');
       }
+    }).finally(() => {
+      this.retaining = false;
     });
   }
 
@@ -505,9 +511,13 @@ export class PostgresLogStore implements LogStore {
     const lease = new Lease(this.sql, job, this.nodeId, LEASE_MS);
     try {
       if (!(await lease.take())) return;
+      // Renewed while the work goes, however long one partition takes (a large compaction can take minutes).
+      const renewal = setInterval(() => void lease.hold().catch(() => {}), LEASE_MS / 3);
+      renewal.unref();
       try {
         await work(() => lease.hold());
       } finally {
+        clearInterval(renewal);
         await lease.give();
       }
     } catch (error) {

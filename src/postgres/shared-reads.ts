@@ -3,8 +3,11 @@ import type { StoredBatches } from './batch-table.js';
 
 /** How long a read that found batches is kept for the node's other readers. */
 const RECENT_MS = 1000;
-/** Bytes of batches kept at most, all partitions together. */
+/** Bytes of batches kept at most, all partitions together, and reads kept at most. */
 const MAX_RECENT_BYTES = 32 * 1024 * 1024;
+const MAX_RECENT_READS = 4096;
+/** What a kept read counts for at least: a small result may hold a slab of Node's buffer pool. */
+const MIN_READ_BYTES = 8 * 1024;
 
 /**
  * A node's reads of the partitions, shared by its readers: a read asked for while the same one is
@@ -18,15 +21,18 @@ const MAX_RECENT_BYTES = 32 * 1024 * 1024;
 export class SharedReads {
   private readonly running = new Map<string, Promise<StoredBatches>>();
   private readonly recent = new LRUCache<string, StoredBatches>({
+    max: MAX_RECENT_READS,
     maxSize: MAX_RECENT_BYTES,
-    sizeCalculation: (result) => Math.max(1, result.data?.length ?? 0),
+    sizeCalculation: (result) => Math.max(MIN_READ_BYTES, result.data?.length ?? 0),
     ttl: RECENT_MS,
+    // Gone when their time is up, not when the cache next fills.
+    ttlAutopurge: true,
   });
   /** Reads that went to the database (diagnostics and tests). */
   loads = 0;
 
-  /** The result of `load` for this partition, offset and size: one running or kept, or a new one. */
-  read(partition: string, offset: number, maxBytes: number, load: () => Promise<StoredBatches>): Promise<StoredBatches> {
+  /** The result of `load` for this partition (its id, never reused), offset and size: one running or kept, or a new one. */
+  read(partition: number, offset: number, maxBytes: number, load: () => Promise<StoredBatches>): Promise<StoredBatches> {
     const key = `${partition}\u0000${offset}\u0000${maxBytes}`;
     const kept = this.recent.get(key);
     if (kept !== undefined) return Promise.resolve(kept);
@@ -47,10 +53,5 @@ export class SharedReads {
     );
     this.running.set(key, loading);
     return loading;
-  }
-
-  /** Partitions were deleted: nothing kept of them may answer a read of a topic made again under the same name. */
-  forgetAll(): void {
-    this.recent.clear();
   }
 }

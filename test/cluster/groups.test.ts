@@ -149,7 +149,12 @@ describe('cluster mode: consumer groups whose members are connected to different
     const sessionTimeoutMs = 2_000;
     const settings = {
       storage: { backend: 'postgres' as const, postgres: { url } },
-      topics: { definitions: [{ name: 'orders', partitions: 4 }] },
+      topics: {
+        definitions: [
+          { name: 'orders', partitions: 4 },
+          { name: 'payments', partitions: 2 },
+        ],
+      },
       coordinator: { sessionTimeoutMs },
     };
     const a = await servers.start(settings);
@@ -177,7 +182,27 @@ describe('cluster mode: consumer groups whose members are connected to different
     expect(later.generation).toBe(settled.generation);
     expect(owned(later, 'one-v2')).toEqual(owned(settled, 'one-v1'));
     expect(back.client.all('ERROR')).toEqual([]);
-    back.stop();
+
+    // It comes back once more, through node A, subscribed to another topic now: that is a change of
+    // subscription, so a rebalance (its old partitions are not simply handed over).
+    back.client.socket.destroy();
+    const changed = await joinGroup(a.stompPort, 'static', 'payments', 'one-v3', 'instance-1');
+    const rebalanced = await until('one-v3 with the payments partitions, two with every orders partition', async () => {
+      const group = await describeGroup(httpBase(b.httpPort), 'static');
+      const topicsOf = (name: string) =>
+        group?.members
+          .find((m) => m.member === name)
+          ?.assignment.map((tp) => `${tp.topic}-${tp.partition}`)
+          .sort();
+      const members = group?.members.map((m) => m.member).sort();
+      return JSON.stringify(members) === '["one-v3","two"]' &&
+        JSON.stringify(topicsOf('one-v3')) === '["payments-0","payments-1"]' &&
+        JSON.stringify(topicsOf('two')) === '["orders-0","orders-1","orders-2","orders-3"]'
+        ? group
+        : null;
+    });
+    expect(rebalanced!.generation).toBeGreaterThan(settled.generation);
+    changed.stop();
     other.stop();
   });
 

@@ -289,8 +289,8 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     await (await onDatabase(url)).close();
     const sql = postgres(url, { max: 2, onnotice: () => {} });
     try {
-      const a = new Lease(sql as never, 'retention', 'node-a', 400);
-      const b = new Lease(sql as never, 'retention', 'node-b', 400);
+      const a = new Lease(sql as never, 'retention', 'node-a', 2000);
+      const b = new Lease(sql as never, 'retention', 'node-b', 2000);
       expect(await a.take()).toBe(true);
       expect(await b.take()).toBe(false);
       expect(await a.hold()).toBe(true);
