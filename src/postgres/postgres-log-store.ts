@@ -148,7 +148,10 @@ export class PostgresLogStore implements LogStore {
 
   private appended(topic: string, partition: number, end: number): void {
     const id = this.byKey.get(`${topic}\u0000${partition}`);
-    if (id !== undefined) for (const listener of this.appendedListeners) listener(id, end);
+    if (id === undefined) return;
+    // Before the listeners: the reads they make must not be answered by one kept from before this end.
+    this.sharedReads.heard(id, end);
+    for (const listener of this.appendedListeners) listener(id, end);
   }
 
   /** Topic notices are handled one after another: two changes of one topic are never taken out of order. */
@@ -233,6 +236,7 @@ export class PostgresLogStore implements LogStore {
       if (assignment === undefined) continue;
       this.partitions.delete(id);
       this.cleaner.forget(id);
+      this.sharedReads.forget(id);
       this.byKey.delete(`${assignment.topic}\u0000${assignment.partition}`);
     }
   }
@@ -379,6 +383,7 @@ export class PostgresLogStore implements LogStore {
         continue;
       }
       baseOffsets[i] = base;
+      this.sharedReads.heard(partitionIds[i]!, base + pending[k]!.span);
       // The batch handed in goes, as it is, to this node's readers waiting for it.
       const bytes = batches[i]!;
       setBaseOffset(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), base);

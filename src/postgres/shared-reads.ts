@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { offsetAfter } from '../storage/index.js';
 import type { StoredBatches } from './batch-table.js';
 
 /** How long a read that found batches is kept for the node's other readers. */
@@ -15,8 +16,9 @@ const MIN_READ_BYTES = 8 * 1024;
  * MAX_RECENT_BYTES), so that the subscribers of one node that follow a partition, all told of its
  * new end at once, cost the database one read and not one each. Batches below a partition's end
  * do not change (compaction rewrites only rows older than the topic's deduplication window, with
- * the same records; retention deletes whole ones): a result kept a moment is still true, at worst
- * short of the newest end, which the readers are told of anyway.
+ * the same records; retention deletes whole ones), so a kept read stays true; one that reached the
+ * partition's end then is no longer used once a later end is heard of (`heard`), so that a reader
+ * never gets less than the database has for it.
  */
 export class SharedReads {
   private readonly running = new Map<string, Promise<StoredBatches>>();
@@ -28,14 +30,21 @@ export class SharedReads {
     // Gone when their time is up, not when the cache next fills.
     ttlAutopurge: true,
   });
+  /** The highest end heard of per partition (its appends, this node's and the others'). */
+  private readonly ends = new Map<number, number>();
   /** Reads that went to the database (diagnostics and tests). */
   loads = 0;
+
+  /** A partition has a new end (an append committed, here or on another node). */
+  heard(partition: number, end: number): void {
+    if (end > (this.ends.get(partition) ?? 0)) this.ends.set(partition, end);
+  }
 
   /** The result of `load` for this partition (its id, never reused), offset and size: one running or kept, or a new one. */
   read(partition: number, offset: number, maxBytes: number, load: () => Promise<StoredBatches>): Promise<StoredBatches> {
     const key = `${partition}\u0000${offset}\u0000${maxBytes}`;
     const kept = this.recent.get(key);
-    if (kept !== undefined) return Promise.resolve(kept);
+    if (kept !== undefined && !this.outgrown(partition, kept)) return Promise.resolve(kept);
     const running = this.running.get(key);
     if (running !== undefined) return running;
     this.loads++;
@@ -53,5 +62,16 @@ export class SharedReads {
     );
     this.running.set(key, loading);
     return loading;
+  }
+
+  /** Whether a kept read reached its partition's end then, and the partition has grown since. */
+  private outgrown(partition: number, kept: StoredBatches): boolean {
+    if ((this.ends.get(partition) ?? 0) <= kept.logEndOffset) return false;
+    return kept.data === null || offsetAfter(kept.data) >= kept.logEndOffset;
+  }
+
+  /** A partition of a deleted topic (its id is never used again). */
+  forget(partition: number): void {
+    this.ends.delete(partition);
   }
 }
