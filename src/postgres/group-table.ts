@@ -140,7 +140,7 @@ export class GroupTable implements GroupDirectory {
           if (theirs.instanceId !== mine.instanceId) continue;
           if (supersedes(theirs, mine.joinedAt, this.nodeId)) superseded.add(mine.name);
           // Not while another member of that node has this one's name (a refusal, left to the rules of names).
-          else if (!live.some((other) => other.name === mine.name)) takenOver.set(theirs.name, mine);
+          else if (!live.some((other) => other !== theirs && other.name === mine.name)) takenOver.set(theirs.name, mine);
         }
       }
       // Another live node's member of the same name keeps it: this node's is left out (and refused).

@@ -33,8 +33,8 @@ import { TopicTable } from './topic-table.js';
 const PROBE_INTERVAL_MS = 250;
 
 /**
- * How long a node holds the lease of retention or compaction before it must renew it (it does after
- * each partition): a node that died while holding one is replaced after at most this.
+ * How long a node holds the lease of retention or compaction before it must renew it (it does every
+ * third of it while the job runs): a node that died while holding one is replaced after at most this.
  */
 const LEASE_MS = 60_000;
 /** How long closing waits for a compaction run to end. */
@@ -482,7 +482,7 @@ export class PostgresLogStore implements LogStore {
     });
   }
 
-  /** One compaction run (on the node holding the lock): every compacted partition this node knows, one after the other. */
+  /** One compaction run (on the node holding the lease): every compacted partition this node knows, one after the other. */
   private async compactAll(stillHeld: () => Promise<boolean>): Promise<void> {
     const { tombstoneRetentionMs, maxKeysPerRun: maxKeys } = this.config.storage.compaction;
     for (const [id, assignment] of [...this.partitions]) {
@@ -517,12 +517,17 @@ export class PostgresLogStore implements LogStore {
     try {
       if (!(await lease.take())) return;
       // Renewed while the work goes, however long one partition takes (a large compaction can take minutes).
-      const renewal = setInterval(() => void lease.hold().catch(() => {}), LEASE_MS / 3);
+      let renewing: Promise<unknown> = Promise.resolve();
+      const renewal = setInterval(() => {
+        renewing = lease.hold().catch(() => false);
+      }, LEASE_MS / 3);
       renewal.unref();
       try {
         await work(() => lease.hold());
       } finally {
         clearInterval(renewal);
+        // A renewal still running would put the row back after it was given back.
+        await renewing;
         await lease.give();
       }
     } catch (error) {

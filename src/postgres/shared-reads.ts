@@ -17,11 +17,14 @@ const MIN_READ_BYTES = 8 * 1024;
  * new end at once, cost the database one read and not one each. Batches below a partition's end
  * do not change (compaction rewrites only rows older than the topic's deduplication window, with
  * the same records; retention deletes whole ones), so a kept read stays true; one that reached the
- * partition's end then is no longer used once a later end is heard of (`heard`), so that a reader
- * never gets less than the database has for it.
+ * partition's end then is no longer used once a later end is heard of (`heard`), nor is a running
+ * read joined once a later end was heard since it began: a reader told of an end gets at least what
+ * the database had up to it. (A read through a node that has not yet heard of another node's
+ * append may get a kept read up to RECENT_MS old, as it would have got the same read then.)
  */
 export class SharedReads {
-  private readonly running = new Map<string, Promise<StoredBatches>>();
+  /** Reads running, with the end heard of their partition when each began. */
+  private readonly running = new Map<string, { loading: Promise<StoredBatches>; heardEnd: number }>();
   private readonly recent = new LRUCache<string, StoredBatches>({
     max: MAX_RECENT_READS,
     maxSize: MAX_RECENT_BYTES,
@@ -45,23 +48,28 @@ export class SharedReads {
     const key = `${partition}\u0000${offset}\u0000${maxBytes}`;
     const kept = this.recent.get(key);
     if (kept !== undefined && !this.outgrown(partition, kept)) return Promise.resolve(kept);
+    const heardEnd = this.ends.get(partition) ?? 0;
     const running = this.running.get(key);
-    if (running !== undefined) return running;
+    // Joined only if no later end was heard since it began: it may have looked before that commit.
+    if (running !== undefined && running.heardEnd >= heardEnd) return running.loading;
     this.loads++;
-    const loading = load().then(
-      (result) => {
-        this.running.delete(key);
-        // Nothing found is not kept: the next read may find what was appended since.
-        if (result.data !== null) this.recent.set(key, result);
-        return result;
-      },
-      (error: unknown) => {
-        this.running.delete(key);
-        throw error;
-      },
-    );
-    this.running.set(key, loading);
-    return loading;
+    const entry = {
+      heardEnd,
+      loading: load().then(
+        (result) => {
+          if (this.running.get(key) === entry) this.running.delete(key);
+          // Nothing found is not kept: the next read may find what was appended since.
+          if (result.data !== null) this.recent.set(key, result);
+          return result;
+        },
+        (error: unknown) => {
+          if (this.running.get(key) === entry) this.running.delete(key);
+          throw error;
+        },
+      ),
+    };
+    this.running.set(key, entry);
+    return entry.loading;
   }
 
   /** Whether a kept read reached its partition's end then, and the partition has grown since. */

@@ -202,7 +202,19 @@ describe('cluster mode: consumer groups whose members are connected to different
         : null;
     });
     expect(rebalanced!.generation).toBeGreaterThan(settled.generation);
-    changed.stop();
+
+    // And once more through node B, under the same name this time: the place changes hands again, no rebalance.
+    changed.client.socket.destroy();
+    const same = await joinGroup(b.stompPort, 'static', 'payments', 'one-v3', 'instance-1');
+    await until('one-v3 held by node B', async () => {
+      const group = await describeGroup(httpBase(a.httpPort), 'static');
+      return (group?.members.find((m) => m.member === 'one-v3') as { node?: string } | undefined)?.node === b.broker.nodeId ? group : null;
+    });
+    const again = (await describeGroup(httpBase(b.httpPort), 'static'))!;
+    expect(again.generation).toBe(rebalanced!.generation);
+    expect(owned(again, 'one-v3')).toEqual(owned(rebalanced!, 'one-v3'));
+    expect(same.client.all('ERROR')).toEqual([]);
+    same.stop();
     other.stop();
   });
 
