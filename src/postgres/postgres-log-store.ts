@@ -37,7 +37,7 @@ const PROBE_INTERVAL_MS = 250;
  * third of it while the job runs): a node that died while holding one is replaced after at most this.
  */
 const LEASE_MS = 60_000;
-/** How long closing waits for a compaction run to end. */
+/** How long closing waits for a compaction run to end, or for any other answer of the database. */
 const CLOSE_WAIT_MS = 5000;
 
 /**
@@ -560,11 +560,12 @@ export class PostgresLogStore implements LogStore {
     if (this.compactionTimer !== null) clearInterval(this.compactionTimer);
     this.cleaningPace.stop();
     // The run ends at its next pace; a statement of it that the database never answers is not waited for.
-    if (this.compacting !== null) await Promise.race([this.compacting, sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
+    if (this.compacting !== null) await boundedWait(this.compacting);
     if (this.probe !== null) clearInterval(this.probe);
     this.topicStore.close();
-    await this.topicStore.settled();
-    await this.groups.close();
+    // Every wait on the database is bounded: one that is gone (killed, failed over) must not hold the shutdown.
+    await boundedWait(this.topicStore.settled());
+    await boundedWait(this.groups.close());
     this.nodeLock.release();
     await this.sql.end({ timeout: 5 });
   }
@@ -582,6 +583,11 @@ function defaultNodeId(config: RillConfig): string {
       .replace(/[^A-Za-z0-9._-]/g, '-')
       .slice(0, 48) || 'node';
   return `${host}-${createHash('sha256').update(resolveDataDir(config)).digest('hex').slice(0, 8)}`;
+}
+
+/** Waits for `work` (its failure is the caller's no longer), CLOSE_WAIT_MS at most. */
+async function boundedWait(work: Promise<unknown>): Promise<void> {
+  await Promise.race([work.catch(() => {}), sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
 }
 
 /** Two live nodes under one id would both complete that id's transactions: the id is held for the node's life. */
