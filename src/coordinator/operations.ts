@@ -34,7 +34,7 @@ type WireRecord = Omit<PulledRecord, 'headers' | 'value' | 'tombstone'> & {
 
 function toWire(record: PulledRecord): WireRecord {
   const text = isUtf8(record.value);
-  return {
+  const wire: WireRecord = {
     topic: record.topic,
     partition: record.partition,
     offset: record.offset,
@@ -45,8 +45,10 @@ function toWire(record: PulledRecord): WireRecord {
     value: record.value.toString(text ? 'utf8' : 'base64'),
     valueEncoding: text ? 'utf8' : 'base64',
     deliveryCount: record.deliveryCount,
-    ...(record.tombstone ? { tombstone: true as const } : {}),
   };
+  // Added, not spread in: a pull serializes thousands of these.
+  if (record.tombstone) wire.tombstone = true;
+  return wire;
 }
 
 /**
