@@ -10,8 +10,14 @@ const int8AsNumber = { to: 20, from: [20], serialize: (value: number) => String(
  * libpq's multi-host URLs with `target_session_attrs` (fail-over to the new primary without a
  * proxy) and pipelines queries on a connection, where pg does neither.
  */
-export function connect(url: string, maxConnections: number, nodeId: string): Sql {
+export function connect(
+  url: string,
+  maxConnections: number,
+  nodeId: string,
+  more: { max_lifetime?: number | null; onclose?: (connectionId: number) => void } = {},
+): Sql {
   return postgres(url, {
+    ...more,
     ...writableSession(url),
     max: maxConnections,
     onnotice: () => {},

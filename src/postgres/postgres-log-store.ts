@@ -25,6 +25,7 @@ import { GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
 import { SharedReads } from './shared-reads.js';
 import { Lease } from './lease.js';
+import { NodeIdLock } from './node-id-lock.js';
 import { OffsetTable } from './offset-table.js';
 import { migrate } from './migrations.js';
 import { TopicTable } from './topic-table.js';
@@ -86,8 +87,8 @@ export class PostgresLogStore implements LogStore {
     readonly nodeId: string,
     private readonly config: RillConfig,
     private readonly logger: Logger,
-    /** The connection holding this node's id (released at close). */
-    private readonly nodeLock: Awaited<ReturnType<Sql['reserve']>>,
+    /** This node's hold on its id (let go at close). */
+    private readonly nodeLock: NodeIdLock,
   ) {
     this.batches = new BatchTable(sql);
     this.groupCommit = new GroupCommit(this.batches);
@@ -102,9 +103,10 @@ export class PostgresLogStore implements LogStore {
     const { url, maxConnections } = config.storage.postgres;
     const nodeId = config.storage.nodeId ?? defaultNodeId(config);
     const sql = connect(url!, maxConnections, nodeId);
+    let nodeLock: NodeIdLock | null = null;
     try {
       await migrate(sql, logger);
-      const nodeLock = await holdNodeId(sql, nodeId);
+      nodeLock = await NodeIdLock.take(url!, nodeId, logger);
       await checkDurability(sql, logger);
       const topics = await TopicTable.open(sql, logger);
       const store = new PostgresLogStore(sql, topics, nodeId, config, logger, nodeLock);
@@ -113,6 +115,7 @@ export class PostgresLogStore implements LogStore {
       logger.info({ nodeId }, 'storage: PostgreSQL');
       return store;
     } catch (error) {
+      await nodeLock?.close();
       await sql.end({ timeout: 1 });
       throw error;
     }
@@ -549,8 +552,9 @@ export class PostgresLogStore implements LogStore {
   }
 
   health(): BrokerHealth {
-    if (this.unreachable === null) return { status: 'ok' };
-    return { status: 'unhealthy', workers: [{ worker: 0, status: 'down', reason: `database unreachable: ${this.unreachable}`, restarts: 0, backoffMs: 0 }] };
+    const reason = this.unreachable !== null ? `database unreachable: ${this.unreachable}` : this.nodeLock.conflict;
+    if (reason === null) return { status: 'ok' };
+    return { status: 'unhealthy', workers: [{ worker: 0, status: 'down', reason, restarts: 0, backoffMs: 0 }] };
   }
 
   async close(): Promise<void> {
@@ -566,7 +570,7 @@ export class PostgresLogStore implements LogStore {
     // Every wait on the database is bounded: one that is gone (killed, failed over) must not hold the shutdown.
     await boundedWait(this.topicStore.settled());
     await boundedWait(this.groups.close());
-    this.nodeLock.release();
+    await this.nodeLock.close();
     await this.sql.end({ timeout: 5 });
   }
 }
@@ -588,16 +592,4 @@ function defaultNodeId(config: RillConfig): string {
 /** Waits for `work` (its failure is the caller's no longer), CLOSE_WAIT_MS at most. */
 async function boundedWait(work: Promise<unknown>): Promise<void> {
   await Promise.race([work.catch(() => {}), sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
-}
-
-/** Two live nodes under one id would both complete that id's transactions: the id is held for the node's life. */
-export class NodeIdTakenError extends Error {}
-
-/** Holds an advisory lock named after the node id on a connection of its own, or throws NodeIdTakenError. */
-async function holdNodeId(sql: Sql, nodeId: string): Promise<Awaited<ReturnType<Sql['reserve']>>> {
-  const connection = await sql.reserve();
-  const [row] = (await connection`SELECT pg_try_advisory_lock(hashtextextended(${`rill-node:${nodeId}`}, 0)) AS held`) as unknown as [{ held: boolean }];
-  if (row.held) return connection;
-  connection.release();
-  throw new NodeIdTakenError(`another Rill node runs on this database with node id "${nodeId}"`);
 }

@@ -111,5 +111,23 @@ describe('cluster mode: fail-over to a synchronous standby', () => {
     const offsets = (await topicOffsets(httpBase(server.httpPort), TOPIC))!;
     expectStoredExactly(acks.all, new Set(Array.from({ length: TOTAL }, (_, n) => idOf(n))), stored, offsets);
     expect(stored).toHaveLength(TOTAL);
+
+    // The node id's advisory lock died with the old primary's session: the node holds it again on the new one.
+    const promoted = postgres(`postgres://rill@127.0.0.1:${standby.port}/postgres`, { max: 1, onnotice: () => {} });
+    try {
+      const key = `rill-node:${server.broker.nodeId}`;
+      await until(
+        'the node id held on the new primary',
+        async () =>
+          (
+            await promoted`
+              SELECT 1 FROM pg_locks JOIN pg_stat_activity USING (pid)
+              WHERE locktype = 'advisory' AND granted AND application_name = ${`rill:${server.broker.nodeId}`}
+                AND objid::int8 = hashtextextended(${key}, 0) & 4294967295`
+          ).length === 1,
+      );
+    } finally {
+      await promoted.end();
+    }
   });
 });

@@ -230,6 +230,59 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     expect(again.broker.nodeId).toBe('twin');
   });
 
+  it('takes its node id again when its connection to the database is lost; if another process took it meanwhile, health says so until it is free', async () => {
+    const url = await createDatabase();
+    const node = await onDatabase(url, { storage: { backend: 'postgres', postgres: { url }, nodeId: 'phoenix' } });
+    const sql = postgres(url, { max: 2, onnotice: () => {} });
+    // The backend holding the node id's advisory lock (a bigint key: its halves are classid and objid).
+    const holder = async (): Promise<number | null> => {
+      const [row] = await sql`
+        WITH k AS (SELECT hashtextextended('rill-node:phoenix', 0) AS key)
+        SELECT pid FROM pg_locks, k WHERE locktype = 'advisory' AND granted AND objsubid = 1
+          AND classid::int8 = (key >> 32) & 4294967295 AND objid::int8 = key & 4294967295`;
+      return row === undefined ? null : (row.pid as number);
+    };
+    const nodeBackend = async (pid: number): Promise<boolean> =>
+      (await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid} AND application_name = 'rill:phoenix'`).length === 1;
+    try {
+      // The database drops the node's session (as a restart or a fail-over does): the node takes its id again.
+      const first = (await holder())!;
+      expect(await nodeBackend(first)).toBe(true);
+      await sql`SELECT pg_terminate_backend(${first})`;
+      const second = await until('the node holding its id again', async () => {
+        const pid = await holder();
+        return pid !== null && pid !== first && (await nodeBackend(pid)) ? pid : null;
+      });
+      const error = await onDatabase(url, { storage: { backend: 'postgres', postgres: { url }, nodeId: 'phoenix' } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StartupError);
+      expect((error as StartupError).setting).toBe('storage.nodeId');
+      expect(node.broker.health().status).toBe('ok');
+
+      // Another process waits for the id and gets it the moment the node's session ends.
+      const other = await sql.reserve();
+      const taken = other`SELECT pg_advisory_lock(hashtextextended('rill-node:phoenix', 0))`.execute();
+      await until(
+        'the other process waiting for the id',
+        async () => (await sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).length === 1,
+      );
+      await sql`SELECT pg_terminate_backend(${second})`;
+      await taken;
+      const unhealthy = await until('health naming the conflict', () => {
+        const health = node.broker.health();
+        return health.status === 'unhealthy' ? health : null;
+      });
+      expect(JSON.stringify(unhealthy)).toMatch(/another process took node id \\"phoenix\\"/);
+      await other`SELECT pg_advisory_unlock(hashtextextended('rill-node:phoenix', 0))`;
+      other.release();
+      await until('the node holding its id once it is free', async () => {
+        const pid = await holder();
+        return pid !== null && (await nodeBackend(pid)) && node.broker.health().status === 'ok';
+      });
+    } finally {
+      await sql.end();
+    }
+  });
+
   it('starts on topics a newer node wrote with settings it does not know, keeping the ones it knows', async () => {
     const url = await createDatabase();
     const first = await onDatabase(url);

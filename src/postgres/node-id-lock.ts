@@ -1,0 +1,99 @@
+import type { Logger } from '../logging/index.js';
+import { connect, type Sql } from './connection.js';
+
+/** How long after a failed attempt the lock is asked for again. */
+const RETAKE_EVERY_MS = 1000;
+
+/** Two live nodes under one id would both complete that id's transactions: the id is held for the node's life. */
+export class NodeIdTakenError extends Error {}
+
+/**
+ * A node's hold on its id: a session advisory lock named after it, on a connection of its own
+ * (not a pooled one reserved: a reserved connection used after the database went away under it
+ * crashes the client). The lock lives and dies with that session, so when the connection is lost
+ * (the database restarted or failed over) it is asked for again at once, then every second until
+ * it is had. If another process took it meanwhile (a second node started under this id while it
+ * was free), `conflict` says so, for health, until this node has it again.
+ */
+export class NodeIdLock {
+  private conflictReason: string | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private retaking = false;
+  private closed = false;
+
+  private constructor(
+    private readonly sql: Sql,
+    private readonly nodeId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Takes the node id, or throws NodeIdTakenError when a live node holds it. */
+  static async take(url: string, nodeId: string, logger: Logger): Promise<NodeIdLock> {
+    let lock: NodeIdLock | null = null;
+    // One connection that lives as long as the node: a pooled one would be recycled, and the lock with it.
+    const sql = connect(url, 1, nodeId, { max_lifetime: null, onclose: () => lock?.lost() });
+    lock = new NodeIdLock(sql, nodeId, logger);
+    try {
+      if (!(await lock.ask())) throw new NodeIdTakenError(`another Rill node runs on this database with node id "${nodeId}"`);
+    } catch (error) {
+      lock.closed = true;
+      await sql.end({ timeout: 1 });
+      throw error;
+    }
+    return lock;
+  }
+
+  /** Why this node does not hold its id now (another process took it while this node's connection was lost), or null. */
+  get conflict(): string | null {
+    return this.conflictReason;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    await this.sql.end({ timeout: 1 });
+  }
+
+  private async ask(): Promise<boolean> {
+    const [row] = (await this.sql`SELECT pg_try_advisory_lock(hashtextextended(${`rill-node:${this.nodeId}`}, 0)) AS held`) as unknown as [{ held: boolean }];
+    return row.held;
+  }
+
+  /** The connection closed: the lock went with its session. */
+  private lost(): void {
+    if (this.closed || this.retaking || this.retry !== null) return;
+    this.retakeIn(0);
+  }
+
+  private retakeIn(delayMs: number): void {
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      void this.retake();
+    }, delayMs);
+    this.retry.unref();
+  }
+
+  private async retake(): Promise<void> {
+    if (this.closed) return;
+    this.retaking = true;
+    let held: boolean | null;
+    try {
+      held = await this.ask();
+    } catch {
+      held = null; // the database does not answer yet
+    } finally {
+      this.retaking = false;
+    }
+    if (this.closed) return;
+    if (held === true) {
+      if (this.conflictReason !== null) this.logger.info({ nodeId: this.nodeId }, "the node id is this node's again");
+      this.conflictReason = null;
+      return;
+    }
+    if (held === false && this.conflictReason === null) {
+      this.conflictReason = `another process took node id "${this.nodeId}" while this node's connection to the database was lost; stop the one that should not run under it`;
+      this.logger.error({ nodeId: this.nodeId }, this.conflictReason);
+    }
+    this.retakeIn(RETAKE_EVERY_MS);
+  }
+}
