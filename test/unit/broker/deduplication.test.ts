@@ -35,7 +35,18 @@ describe('FingerprintIndex', () => {
       }
     }
     expect(index.size).toBe(model.size);
+    expect(index.resizes).toBeGreaterThan(0);
     for (let i = 0; i < 5000; i++) expect(index.get(fingerprint(`id-${i}`)), `id-${i}`).toBe(model.get(`id-${i}`) ?? -1);
+  });
+
+  it('sized for the entries expected, takes them without rehashing; values up to the largest reference come back as stored', () => {
+    const index = new FingerprintIndex(50_000);
+    const largest = 127 * 2 ** 24 - 1;
+    for (let i = 0; i < 50_000; i++) index.set(fingerprint(`e-${i}`), i === 0 ? largest : i);
+    expect(index.resizes).toBe(0);
+    expect(index.get(fingerprint('e-0'))).toBe(largest);
+    expect(index.get(fingerprint('e-49999'))).toBe(49_999);
+    expect(index.get(fingerprint('absent'))).toBe(-1);
   });
 
   it('gives different fingerprints to the same ID in two topics (seeds) and to IDs that differ in one character', () => {
@@ -49,7 +60,8 @@ describe('FingerprintIndex', () => {
 
 describe('StoredMessageIds', () => {
   it('finds each messageID at its partition and offset while a ring grows, after it wrapped round', () => {
-    const ids = new StoredMessageIds(100_000);
+    // Nothing made room for at the start: the ring and the index grow.
+    const ids = new StoredMessageIds(100_000, 0);
     const ring = ids.ringFor(5);
     // Expire the first 1,000 so that later ones wrap round the first columns before they grow.
     for (let i = 0; i < 1000; i++) ids.add(ring, fingerprint(`old-${i}`), 0, i, 0);
@@ -68,6 +80,20 @@ describe('StoredMessageIds', () => {
     }
     expect(ids.find(fingerprint('old-0'))).toBeNull();
     expect(ids.evictedEarly).toBe(0);
+    expect(ids.growths).toBeGreaterThan(0);
+  });
+
+  it('makes room for the default capacity at the start: filling it and going on grows nothing (each growth copies every entry at once)', () => {
+    const ids = new StoredMessageIds(250_000);
+    const ring = ids.ringFor(1_000_000_000);
+    for (let i = 0; i < 300_000; i++) ids.add(ring, fingerprint(`m-${i}`), i % 4, i, i);
+    expect(ids.growths).toBe(0);
+    expect(ids.size).toBe(250_000);
+    expect(ids.find(fingerprint('m-49999'))).toBeNull();
+    for (const i of [50_000, 123_456, 299_999]) {
+      const at = ids.find(fingerprint(`m-${i}`))!;
+      expect([at.ring.partition(at.slot), at.ring.offset(at.slot)]).toEqual([i % 4, i]);
+    }
   });
 
   it('forgets the oldest first when full, and counts it', () => {

@@ -37,6 +37,8 @@ function mix(h: number): number {
 }
 
 const EMPTY = -1;
+/** A bucket's value is stored plus one: a zeroed array is an empty table, with no fill (its pages stay untouched until used). */
+const FREE = 0;
 const INITIAL_BUCKETS = 2048;
 /** A bucket is four int32s side by side (fingerprint a, b, c, then the value): one cache line per probe. */
 const STRIDE = 4;
@@ -48,9 +50,19 @@ const STRIDE = 4;
  * entries cost the garbage collector nothing to walk, and a lookup touches one cache line.
  */
 export class FingerprintIndex {
-  private buckets = new Int32Array(INITIAL_BUCKETS * STRIDE).fill(EMPTY);
-  private mask = INITIAL_BUCKETS - 1;
+  private buckets: Int32Array;
+  private mask: number;
   size = 0;
+  /** How often the table doubled (each time rehashing every entry, at once). */
+  resizes = 0;
+
+  /** Sized for `expected` entries from the start: growing rehashes the whole table in one go, a pause of milliseconds at 100,000s of entries. */
+  constructor(expected = 0) {
+    let count = INITIAL_BUCKETS;
+    while (count < expected * 2) count *= 2;
+    this.buckets = new Int32Array(count * STRIDE);
+    this.mask = count - 1;
+  }
 
   /** The value stored for the fingerprint, or -1. */
   get(fingerprint: Fingerprint): number {
@@ -59,15 +71,15 @@ export class FingerprintIndex {
     for (let i = a & this.mask; ; i = (i + 1) & this.mask) {
       const at = i * STRIDE;
       const value = buckets[at + 3]!;
-      if (value === EMPTY) return EMPTY;
-      if (buckets[at] === a && buckets[at + 1] === b && buckets[at + 2] === c) return value;
+      if (value === FREE) return EMPTY;
+      if (buckets[at] === a && buckets[at + 1] === b && buckets[at + 2] === c) return value - 1;
     }
   }
 
-  /** Stores `value` (0 to 2^31 - 1) for the fingerprint, replacing what was there. */
+  /** Stores `value` (0 to 2^31 - 2) for the fingerprint, replacing what was there. */
   set(fingerprint: Fingerprint, value: number): void {
     if ((this.size + 1) * 2 > this.mask + 1) this.resize((this.mask + 1) * 2);
-    this.put(fingerprint.a, fingerprint.b, fingerprint.c, value);
+    this.put(fingerprint.a, fingerprint.b, fingerprint.c, value + 1);
   }
 
   /** Removes the fingerprint (a, b, c) if it holds `value` (it may have been stored again since). */
@@ -78,14 +90,14 @@ export class FingerprintIndex {
     for (; ; hole = (hole + 1) & mask) {
       const at = hole * STRIDE;
       const found = buckets[at + 3]!;
-      if (found === EMPTY) return;
+      if (found === FREE) return;
       if (buckets[at] === a && buckets[at + 1] === b && buckets[at + 2] === c) {
-        if (found !== value) return;
+        if (found !== value + 1) return;
         break;
       }
     }
     // Backward shift: pull later entries of the run into the hole when their home allows it.
-    for (let j = (hole + 1) & mask; buckets[j * STRIDE + 3] !== EMPTY; j = (j + 1) & mask) {
+    for (let j = (hole + 1) & mask; buckets[j * STRIDE + 3] !== FREE; j = (j + 1) & mask) {
       const home = buckets[j * STRIDE]! & mask;
       // Whether `home` lies cyclically outside (hole, j]: then the entry may move to the hole.
       const movable = hole <= j ? home <= hole || home > j : home <= hole && home > j;
@@ -93,7 +105,7 @@ export class FingerprintIndex {
       buckets.copyWithin(hole * STRIDE, j * STRIDE, j * STRIDE + STRIDE);
       hole = j;
     }
-    buckets[hole * STRIDE + 3] = EMPTY;
+    buckets[hole * STRIDE + 3] = FREE;
     this.size--;
   }
 
@@ -103,29 +115,30 @@ export class FingerprintIndex {
     for (let i = a & this.mask; ; i = (i + 1) & this.mask) {
       const at = i * STRIDE;
       const value = buckets[at + 3]!;
-      if (value === EMPTY) return;
+      if (value === FREE) return;
       if (buckets[at] === a && buckets[at + 1] === b && buckets[at + 2] === c) {
-        if (value === from) buckets[at + 3] = to;
+        if (value === from + 1) buckets[at + 3] = to + 1;
         return;
       }
     }
   }
 
-  private put(a: number, b: number, c: number, value: number): void {
+  /** `stored`: the value plus one. */
+  private put(a: number, b: number, c: number, stored: number): void {
     const buckets = this.buckets;
     for (let i = a & this.mask; ; i = (i + 1) & this.mask) {
       const at = i * STRIDE;
       const found = buckets[at + 3]!;
-      if (found === EMPTY) {
+      if (found === FREE) {
         buckets[at] = a;
         buckets[at + 1] = b;
         buckets[at + 2] = c;
-        buckets[at + 3] = value;
+        buckets[at + 3] = stored;
         this.size++;
         return;
       }
       if (buckets[at] === a && buckets[at + 1] === b && buckets[at + 2] === c) {
-        buckets[at + 3] = value;
+        buckets[at + 3] = stored;
         return;
       }
     }
@@ -133,9 +146,10 @@ export class FingerprintIndex {
 
   private resize(count: number): void {
     const old = this.buckets;
-    this.buckets = new Int32Array(count * STRIDE).fill(EMPTY);
+    this.buckets = new Int32Array(count * STRIDE);
     this.mask = count - 1;
     this.size = 0;
-    for (let at = 0; at < old.length; at += STRIDE) if (old[at + 3] !== EMPTY) this.put(old[at]!, old[at + 1]!, old[at + 2]!, old[at + 3]!);
+    this.resizes++;
+    for (let at = 0; at < old.length; at += STRIDE) if (old[at + 3] !== FREE) this.put(old[at]!, old[at + 1]!, old[at + 2]!, old[at + 3]!);
   }
 }

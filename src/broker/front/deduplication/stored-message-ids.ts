@@ -2,6 +2,14 @@ import { type Fingerprint, FingerprintIndex } from './fingerprint-index.js';
 
 const INITIAL_SLOTS = 1024;
 /**
+ * Entries made room for at the start (index and first ring), up to the capacity: growing past a
+ * size copies every entry at once, and at 100,000s of entries that paused the gateway thread for
+ * over 10 ms, a latency spike for every publisher. The default capacity (250,000) fits, so a busy
+ * broker never grows them. The typed arrays are zeroed, not filled: their pages take memory only
+ * as entries reach them.
+ */
+const PREALLOCATED_IDS = 2 ** 18;
+/**
  * The index maps a fingerprint to a reference, a non-negative int32: ring * 2^24 + slot (a ring
  * holds at most 16 M: `limits.maxDeduplicationIds` is capped there; at most 127 rings, one per
  * distinct window length, as the configuration checks).
@@ -30,14 +38,17 @@ export class MessageIdRing<Entry> {
   private start = 0;
   count = 0;
   private added = 0;
+  /** How often the columns grew after the first allocation. */
+  growths = -1;
 
   constructor(
     private readonly id: number,
     readonly windowMs: number,
     private readonly index: FingerprintIndex,
     private readonly maxSlots: number,
+    initialSlots: number = INITIAL_SLOTS,
   ) {
-    this.grow(Math.min(maxSlots, INITIAL_SLOTS));
+    this.grow(Math.min(maxSlots, Math.max(INITIAL_SLOTS, initialSlots)));
   }
 
   /** Adds an entry (stored at `offset`, or IN_FLIGHT with `entry`) and indexes it; the caller has made room. Returns its sequence. */
@@ -126,6 +137,7 @@ export class MessageIdRing<Entry> {
 
   /** Moves the slots in use, oldest first, to the start of larger columns, and tells the index their new numbers. */
   private grow(slots: number): void {
+    this.growths++;
     const old = {
       a: this.fingerprintsA,
       b: this.fingerprintsB,
@@ -178,12 +190,23 @@ export interface EntryAt<Entry> {
  * No string is hashed or compared, and the garbage collector has nothing per entry to walk.
  */
 export class StoredMessageIds<Entry> {
-  private readonly index = new FingerprintIndex();
+  private readonly index: FingerprintIndex;
   private readonly rings: Array<MessageIdRing<Entry>> = [];
   private readonly found: EntryAt<Entry> = { ring: null as unknown as MessageIdRing<Entry>, slot: 0 };
   private evicted = 0;
 
-  constructor(readonly capacity: number) {}
+  /** `preallocated`: entries made room for at the start, in the index and in the first ring (the one of the default window, usually the only one). */
+  constructor(
+    readonly capacity: number,
+    private readonly preallocated: number = Math.min(capacity, PREALLOCATED_IDS),
+  ) {
+    this.index = new FingerprintIndex(preallocated);
+  }
+
+  /** How often the index or a ring grew (each time copying every entry at once). */
+  get growths(): number {
+    return this.index.resizes + this.rings.reduce((sum, ring) => sum + ring.growths, 0);
+  }
 
   /** Whether a topic may take a window of `windowMs` (each length has a ring; there are at most MAX_WINDOW_LENGTHS). */
   hasRoomFor(windowMs: number): boolean {
@@ -195,7 +218,7 @@ export class StoredMessageIds<Entry> {
     let ring = this.rings.find((candidate) => candidate.windowMs === windowMs);
     if (ring === undefined) {
       if (this.rings.length === MAX_WINDOW_LENGTHS) throw new RangeError(`more than ${MAX_WINDOW_LENGTHS} different deduplication windows`);
-      ring = new MessageIdRing<Entry>(this.rings.length, windowMs, this.index, this.capacity);
+      ring = new MessageIdRing<Entry>(this.rings.length, windowMs, this.index, this.capacity, this.rings.length === 0 ? this.preallocated : INITIAL_SLOTS);
       this.rings.push(ring);
     }
     return ring;
