@@ -14,7 +14,7 @@ export function connect(
   url: string,
   maxConnections: number,
   nodeId: string,
-  more: { max_lifetime?: number | null; onclose?: (connectionId: number) => void } = {},
+  more: { max_lifetime?: number | null; backoff?: (attempt: number) => number; onclose?: (connectionId: number) => void } = {},
 ): Sql {
   return postgres(url, {
     ...more,

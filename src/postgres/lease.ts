@@ -38,6 +38,30 @@ export class Lease {
     return this.take();
   }
 
+  /**
+   * Runs `work` if this node takes the lease (false at once if another node holds it), renewing it
+   * on a timer while the work goes, however long one of its steps takes (a large compaction can
+   * take minutes), and giving it back after. `work` asks `stillHeld` between its steps: false once
+   * another node has it.
+   */
+  async run(work: (stillHeld: () => Promise<boolean>) => Promise<void>): Promise<boolean> {
+    if (!(await this.take())) return false;
+    let renewing: Promise<unknown> = Promise.resolve();
+    const renewal = setInterval(() => {
+      renewing = this.hold().catch(() => false);
+    }, this.durationMs / 3);
+    renewal.unref();
+    try {
+      await work(() => this.hold());
+    } finally {
+      clearInterval(renewal);
+      // A renewal still running would put the row back after it was given back.
+      await renewing;
+      await this.give();
+    }
+    return true;
+  }
+
   /** Gives the lease back (if this node still holds it), so that the next node to look may take it at once. */
   async give(): Promise<void> {
     this.takenAt = null;

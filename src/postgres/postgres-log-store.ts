@@ -516,23 +516,8 @@ export class PostgresLogStore implements LogStore {
    * node has it). A failure is logged, and the work runs again at the next interval.
    */
   private async onOneNode(job: 'retention' | 'compaction', work: (stillHeld: () => Promise<boolean>) => Promise<void>): Promise<void> {
-    const lease = new Lease(this.sql, job, this.nodeId, LEASE_MS);
     try {
-      if (!(await lease.take())) return;
-      // Renewed while the work goes, however long one partition takes (a large compaction can take minutes).
-      let renewing: Promise<unknown> = Promise.resolve();
-      const renewal = setInterval(() => {
-        renewing = lease.hold().catch(() => false);
-      }, LEASE_MS / 3);
-      renewal.unref();
-      try {
-        await work(() => lease.hold());
-      } finally {
-        clearInterval(renewal);
-        // A renewal still running would put the row back after it was given back.
-        await renewing;
-        await lease.give();
-      }
+      await new Lease(this.sql, job, this.nodeId, LEASE_MS).run(work);
     } catch (error) {
       if (!this.closed) this.logger.warn({ err: error }, `${job === 'retention' ? 'retention' : 'log compaction'} failed; it runs again at the next interval`);
     }
@@ -570,8 +555,9 @@ export class PostgresLogStore implements LogStore {
     // Every wait on the database is bounded: one that is gone (killed, failed over) must not hold the shutdown.
     await boundedWait(this.topicStore.settled());
     await boundedWait(this.groups.close());
-    await this.nodeLock.close();
+    // The id is let go last: a node restarted under it must not find it free while this one's statements still run.
     await this.sql.end({ timeout: 5 });
+    await this.nodeLock.close();
   }
 }
 

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { exited, useChildServers } from '../helpers/child-server.js';
@@ -25,6 +26,20 @@ async function storedOf(server: TestServer, name: string): Promise<number> {
   let total = 0;
   for (let partition = 0; partition < topic.partitions; partition++) total += (await server.broker.offsets(topic, partition)).logEndOffset;
   return total;
+}
+
+/** The backend holding a node id's advisory lock (a bigint key: its halves are classid and objid), or null. */
+async function lockHolder(sql: postgres.Sql, nodeId: string): Promise<number | null> {
+  const [row] = await sql`
+    WITH k AS (SELECT hashtextextended(${`rill-node:${nodeId}`}, 0) AS key)
+    SELECT pid FROM pg_locks, k WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND classid::int8 = (key >> 32) & 4294967295 AND objid::int8 = key & 4294967295`;
+  return row === undefined ? null : (row.pid as number);
+}
+
+/** Whether a backend is one of a node's connections. */
+async function isNodeBackend(sql: postgres.Sql, nodeId: string, pid: number): Promise<boolean> {
+  return (await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid} AND application_name = ${`rill:${nodeId}`}`).length === 1;
 }
 
 describe('cluster mode: partitions in PostgreSQL', () => {
@@ -234,16 +249,8 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     const url = await createDatabase();
     const node = await onDatabase(url, { storage: { backend: 'postgres', postgres: { url }, nodeId: 'phoenix' } });
     const sql = postgres(url, { max: 2, onnotice: () => {} });
-    // The backend holding the node id's advisory lock (a bigint key: its halves are classid and objid).
-    const holder = async (): Promise<number | null> => {
-      const [row] = await sql`
-        WITH k AS (SELECT hashtextextended('rill-node:phoenix', 0) AS key)
-        SELECT pid FROM pg_locks, k WHERE locktype = 'advisory' AND granted AND objsubid = 1
-          AND classid::int8 = (key >> 32) & 4294967295 AND objid::int8 = key & 4294967295`;
-      return row === undefined ? null : (row.pid as number);
-    };
-    const nodeBackend = async (pid: number): Promise<boolean> =>
-      (await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid} AND application_name = 'rill:phoenix'`).length === 1;
+    const holder = () => lockHolder(sql, 'phoenix');
+    const nodeBackend = (pid: number) => isNodeBackend(sql, 'phoenix', pid);
     try {
       // The database drops the node's session (as a restart or a fail-over does): the node takes its id again.
       const first = (await holder())!;
@@ -279,7 +286,50 @@ describe('cluster mode: partitions in PostgreSQL', () => {
         return pid !== null && (await nodeBackend(pid)) && node.broker.health().status === 'ok';
       });
     } finally {
-      await sql.end();
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('ends its own session that the database still has holding the node id when only the node saw the connection die (a partition), and takes the id again', async () => {
+    const url = await createDatabase();
+    const database = new URL(url);
+    // A TCP proxy between the node and the database, to cut connections on the node's side only.
+    const pairs: Array<{ near: net.Socket; far: net.Socket }> = [];
+    const proxy = net.createServer((near) => {
+      const far = net.connect(Number(database.port), database.hostname);
+      near.on('error', () => {});
+      far.on('error', () => {});
+      near.pipe(far);
+      far.pipe(near);
+      pairs.push({ near, far });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxied = new URL(url);
+    proxied.port = String((proxy.address() as net.AddressInfo).port);
+    const sql = postgres(url, { max: 2, onnotice: () => {} });
+    try {
+      const node = await onDatabase(proxied.toString(), { storage: { backend: 'postgres', postgres: { url: proxied.toString() }, nodeId: 'islander' } });
+      const first = (await lockHolder(sql, 'islander'))!;
+      expect(await isNodeBackend(sql, 'islander', first)).toBe(true);
+      // The node's side of every connection dies; the database's side stays open, its sessions (the lock's among them) alive.
+      for (const { near, far } of pairs.splice(0)) {
+        near.unpipe(far);
+        far.unpipe(near);
+        near.destroy();
+      }
+      await until('the node holding its id in a new session', async () => {
+        const pid = await lockHolder(sql, 'islander');
+        return pid !== null && pid !== first && (await isNodeBackend(sql, 'islander', pid)) && node.broker.health().status === 'ok';
+      });
+      expect((await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${first}`).length).toBe(0);
+      await node.close();
+    } finally {
+      for (const { near, far } of pairs) {
+        near.destroy();
+        far.destroy();
+      }
+      proxy.close();
+      await sql.end({ timeout: 1 });
     }
   });
 
@@ -354,6 +404,36 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       await until("B's lease to run out", () => a.take());
       expect(await b.take()).toBe(false);
       expect(await a.hold()).toBe(true);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('a job that runs longer than its lease keeps it: renewed on a timer while one step takes long, given back after', async () => {
+    const url = await createDatabase();
+    await (await onDatabase(url)).close();
+    const sql = postgres(url, { max: 3, onnotice: () => {} });
+    try {
+      const a = new Lease(sql as never, 'compaction', 'node-a', 600);
+      const b = new Lease(sql as never, 'compaction', 'node-b', 600);
+      let refusals = 0;
+      let stepDone = false;
+      // One step of 2 s, three leases long, that never asks stillHeld: only the timer renews the lease meanwhile.
+      const running = a.run(async () => {
+        const deadline = Date.now() + 2000;
+        while (Date.now() < deadline) {
+          if (!(await b.take())) refusals++;
+          else throw new Error("node B took the lease while node A's job ran");
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        stepDone = true;
+      });
+      expect(await running).toBe(true);
+      expect(stepDone).toBe(true);
+      expect(refusals).toBeGreaterThan(10);
+      // Given back: node B takes it at once, and node A's run is refused while B holds it.
+      expect(await b.take()).toBe(true);
+      expect(await a.run(async () => {})).toBe(false);
     } finally {
       await sql.end();
     }
