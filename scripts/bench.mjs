@@ -14,6 +14,7 @@
 // With --only, the sections not run are kept as they are in the output file.
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { bareDeliveries, endToEnd, fanOut, fetchDrain, pullDrain, pushDrain, rebalanceTimes } from './bench-consumers.mjs';
@@ -297,15 +298,15 @@ Produced by \`${command.replace('npm run bench --', 'npm run bench -- --')}\` on
 
 Machine: ${machine()}.
 
-The server is the built package with its defaults (fsync durability with group commit, one broker worker per core, 4 partitions per topic); producers are separate processes speaking STOMP over WebSocket, each with a receipt every 100 messages and at most 50 receipts outstanding unless a section says otherwise. The bare server parses the same frames with Rill's codec and answers receipts, storing nothing: it is the ceiling on this machine in this run.
+The server is the built package with its defaults (fsync durability with group commit, one broker worker per core less one (here: ${Math.max(1, os.availableParallelism() - 1)}), 4 partitions per topic); producers are separate processes speaking STOMP over WebSocket, each with a receipt every 100 messages and at most 50 receipts outstanding unless a section says otherwise. The bare server parses the same frames with Rill's codec and answers receipts, storing nothing: it is the ceiling on this machine in this run.
 
 ## Reading these figures
 
 Everything runs on one 2-core machine: server, producers, consumers and the bare server share the
 cores, so figures move from run to run and from machine to machine (the bare ceiling has ranged
-from about 100,000 msgs/s on a 2-core Xeon to 350,000 on a 2-core EPYC, and varies by ±20 % between
-runs on one machine; the publish-to-acknowledgment p99 at 10,000 msgs/s from 2.5 ms to 30 ms with
-p50 steady between 1 and 2 ms). The absolute targets were set on the faster machine. The latency tails come in bursts: a second with a few hundred
+from about 100,000 msgs/s on a 2-core Xeon to 410,000 on a 2-core EPYC, and varies by ±20 % between
+runs on one machine; the publish-to-acknowledgment p99 at 10,000 msgs/s from 2 ms to 30 ms with
+p50 between 0.6 and 2 ms). The absolute targets were set on the faster machine. The latency tails come in bursts: a second with a few hundred
 messages over 5 ms between seconds with none, i.e. single stalls of 10 to 20 ms (fsync behind the
 file system's journal, or a GC pause on the gateway thread); they are not spread over all
 messages. Compare a figure with the ceilings of the same run.
