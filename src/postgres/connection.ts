@@ -14,7 +14,13 @@ export function connect(
   url: string,
   maxConnections: number,
   nodeId: string,
-  more: { max_lifetime?: number | null; backoff?: (attempt: number) => number; onclose?: (connectionId: number) => void } = {},
+  more: {
+    max_lifetime?: number | null;
+    backoff?: (attempt: number) => number;
+    onclose?: (connectionId: number) => void;
+    /** Run-time settings sent with the connection, besides application_name. */
+    connection?: Record<string, number>;
+  } = {},
 ): Sql {
   return postgres(url, {
     ...more,
@@ -22,7 +28,7 @@ export function connect(
     max: maxConnections,
     onnotice: () => {},
     types: { bigint: int8AsNumber },
-    connection: { application_name: `rill:${nodeId}` },
+    connection: { ...more.connection, application_name: `rill:${nodeId}` },
     // A dead primary must fail a query in seconds, not after the kernel's TCP timeout.
     connect_timeout: 5,
     idle_timeout: 0,

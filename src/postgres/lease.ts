@@ -46,9 +46,15 @@ export class Lease {
    */
   async run(work: (stillHeld: () => Promise<boolean>) => Promise<void>): Promise<boolean> {
     if (!(await this.take())) return false;
-    let renewing: Promise<unknown> = Promise.resolve();
+    // Renewed at every tick (a third of the lease), one renewal at a time.
+    let renewing: Promise<unknown> | null = null;
     const renewal = setInterval(() => {
-      renewing = this.hold().catch(() => false);
+      if (renewing !== null) return;
+      renewing = this.take()
+        .catch(() => false)
+        .finally(() => {
+          renewing = null;
+        });
     }, this.durationMs / 3);
     renewal.unref();
     try {

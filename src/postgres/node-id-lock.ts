@@ -43,8 +43,15 @@ export class NodeIdLock {
   static async take(url: string, nodeId: string, logger: Logger): Promise<NodeIdLock> {
     let lock: NodeIdLock | null = null;
     // One connection that lives as long as the node: a pooled one would be recycled, and the lock with it.
-    // Reconnects paced by the retake loop's second, not by the pool's backoff (up to 20 s between tries).
-    const sql = connect(url, 1, nodeId, { max_lifetime: null, backoff: () => RETAKE_EVERY_MS / 1000, onclose: () => lock?.lost() });
+    // Reconnects at once, paced by the retake loop's second, not by the pool's backoff (up to 20 s between tries).
+    // The server's keepalives end this session within about 25 s once its client is gone, so that a
+    // session whose answer was lost (the lock granted, the reply cut off) does not hold the id for hours.
+    const sql = connect(url, 1, nodeId, {
+      max_lifetime: null,
+      backoff: () => 0,
+      onclose: () => lock?.lost(),
+      connection: { tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 },
+    });
     lock = new NodeIdLock(sql, nodeId, logger);
     try {
       if (!(await lock.ask())) throw new NodeIdTakenError(`another Rill node runs on this database with node id "${nodeId}"`);
@@ -69,8 +76,8 @@ export class NodeIdLock {
 
   private async ask(): Promise<boolean> {
     const [row] = (await this.sql`
-      SELECT pg_try_advisory_lock(hashtextextended(${this.key}, 0)) AS held, pid, backend_start::text AS started
-      FROM pg_stat_activity WHERE pid = pg_backend_pid()`) as unknown as [{ held: boolean } & Session];
+      SELECT pg_try_advisory_lock(hashtextextended(${this.key}, 0)) AS held, pg_backend_pid() AS pid,
+        (SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS started`) as unknown as [{ held: boolean } & Session];
     if (row.held) this.session = { pid: row.pid, started: row.started };
     return row.held;
   }
@@ -83,11 +90,13 @@ export class NodeIdLock {
   private async endOwnStaleSession(): Promise<boolean> {
     const session = this.session;
     if (session === null) return false;
+    // The start time goes as text: a timestamptz parameter would pass through a JavaScript Date, which keeps milliseconds only.
     const ended = await this.sql`
       SELECT pg_terminate_backend(a.pid) AS ended
       FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
-      WHERE a.pid = ${session.pid} AND a.backend_start::text = ${session.started}
+      WHERE a.pid = ${session.pid} AND a.backend_start = ${session.started}::text::timestamptz
         AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.classid::int8 = (hashtextextended(${this.key}, 0) >> 32) & 4294967295
         AND l.objid::int8 = hashtextextended(${this.key}, 0) & 4294967295`;
     return ended.length === 1 && (ended[0] as { ended: boolean }).ended;
   }
@@ -113,12 +122,17 @@ export class NodeIdLock {
     let staleEnded = false;
     try {
       held = await this.ask();
-      if (!held) staleEnded = await this.endOwnStaleSession();
     } catch {
       held = null; // the database does not answer yet
-    } finally {
-      this.retaking = false;
     }
+    if (held === false) {
+      try {
+        staleEnded = await this.endOwnStaleSession();
+      } catch {
+        // Not known to be this node's: still another's, as far as health is told.
+      }
+    }
+    this.retaking = false;
     if (this.closed) return;
     if (staleEnded) {
       this.logger.warn({ nodeId: this.nodeId }, "the database still had this node's lost session holding the node id: it was ended");

@@ -115,8 +115,8 @@ export class PostgresLogStore implements LogStore {
       logger.info({ nodeId }, 'storage: PostgreSQL');
       return store;
     } catch (error) {
-      await nodeLock?.close();
       await sql.end({ timeout: 1 });
+      await nodeLock?.close();
       throw error;
     }
   }

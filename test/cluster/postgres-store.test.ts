@@ -307,8 +307,9 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     const proxied = new URL(url);
     proxied.port = String((proxy.address() as net.AddressInfo).port);
     const sql = postgres(url, { max: 2, onnotice: () => {} });
+    let node: TestServer | null = null;
     try {
-      const node = await onDatabase(proxied.toString(), { storage: { backend: 'postgres', postgres: { url: proxied.toString() }, nodeId: 'islander' } });
+      node = await onDatabase(proxied.toString(), { storage: { backend: 'postgres', postgres: { url: proxied.toString() }, nodeId: 'islander' } });
       const first = (await lockHolder(sql, 'islander'))!;
       expect(await isNodeBackend(sql, 'islander', first)).toBe(true);
       // The node's side of every connection dies; the database's side stays open, its sessions (the lock's among them) alive.
@@ -319,11 +320,12 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       }
       await until('the node holding its id in a new session', async () => {
         const pid = await lockHolder(sql, 'islander');
-        return pid !== null && pid !== first && (await isNodeBackend(sql, 'islander', pid)) && node.broker.health().status === 'ok';
+        return pid !== null && pid !== first && (await isNodeBackend(sql, 'islander', pid)) && node!.broker.health().status === 'ok';
       });
       expect((await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${first}`).length).toBe(0);
-      await node.close();
     } finally {
+      // Before the proxy goes: the node's connections run through it.
+      await node?.close();
       for (const { near, far } of pairs) {
         near.destroy();
         far.destroy();
@@ -414,13 +416,13 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     await (await onDatabase(url)).close();
     const sql = postgres(url, { max: 3, onnotice: () => {} });
     try {
-      const a = new Lease(sql as never, 'compaction', 'node-a', 600);
-      const b = new Lease(sql as never, 'compaction', 'node-b', 600);
+      const a = new Lease(sql as never, 'compaction', 'node-a', 1000);
+      const b = new Lease(sql as never, 'compaction', 'node-b', 1000);
       let refusals = 0;
       let stepDone = false;
-      // One step of 2 s, three leases long, that never asks stillHeld: only the timer renews the lease meanwhile.
+      // One step of 3 s, three leases long, that never asks stillHeld: only the timer renews the lease meanwhile.
       const running = a.run(async () => {
-        const deadline = Date.now() + 2000;
+        const deadline = Date.now() + 3000;
         while (Date.now() < deadline) {
           if (!(await b.take())) refusals++;
           else throw new Error("node B took the lease while node A's job ran");
