@@ -39,8 +39,8 @@ export class MessageIdRing<Entry> {
   private start = 0;
   count = 0;
   private added = 0;
-  /** How often the columns grew after the first allocation. */
-  growths = -1;
+  /** How often the columns grew (each time copying every entry). */
+  growths = 0;
 
   constructor(
     private readonly id: number,
@@ -54,7 +54,10 @@ export class MessageIdRing<Entry> {
 
   /** Adds an entry (stored at `offset`, or IN_FLIGHT with `entry`) and indexes it; the caller has made room. Returns its sequence. */
   add(fingerprint: Fingerprint, partition: number, offset: number, now: number, entry: Entry | undefined): number {
-    if (this.count === this.slots) this.grow(Math.min(this.maxSlots, this.slots * 2));
+    if (this.count === this.slots) {
+      this.growths++;
+      this.grow(Math.min(this.maxSlots, this.slots * 2));
+    }
     const slot = (this.start + this.count) % this.slots;
     this.count++;
     this.fingerprintsA[slot] = fingerprint.a;
@@ -138,7 +141,6 @@ export class MessageIdRing<Entry> {
 
   /** Moves the slots in use, oldest first, to the start of larger columns, and tells the index their new numbers. */
   private grow(slots: number): void {
-    this.growths++;
     const old = {
       a: this.fingerprintsA,
       b: this.fingerprintsB,
