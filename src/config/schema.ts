@@ -121,6 +121,12 @@ const storage = z
         /** Connections this node keeps to the database at most (appends, reads, the coordinator). */
         maxConnections: z.number().int().min(2).max(1000).default(10),
         /**
+         * How long an append waits for the database's answer before its publishers are told that
+         * it may have been stored (retriably), and the appends behind it are refused until the
+         * database answers it: a producer hears back within this while there is no primary.
+         */
+        appendTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        /**
          * Each node reads the messageIDs of what the other nodes append (topics with a deduplication
          * window), so that a producer resending through another node is answered with the first copy.
          * It costs every node a read of the cluster's whole publish traffic: off, resends are

@@ -23,6 +23,8 @@ export function connect(
   } = {},
 ): Sql {
   return postgres(url, {
+    // postgres.js waits up to 20 s between attempts after a few failures: a new primary would wait that long to be found.
+    backoff: (attempt) => Math.min(0.05 * 2 ** attempt, 1),
     ...more,
     ...writableSession(url),
     max: maxConnections,

@@ -8,42 +8,83 @@ interface Waiting {
   reject: (error: unknown) => void;
 }
 
+/** The database did not answer an append statement in time: it may still commit it. */
+export class AppendTimeoutError extends Error {
+  override readonly name = 'AppendTimeoutError';
+}
+
+/** An append refused before it was sent, while a statement this node gave up waiting for is unanswered: nothing was written. */
+export class AppendsHeldError extends Error {
+  override readonly name = 'AppendsHeldError';
+}
+
 /**
  * One append statement in flight per node: the turns that come while it runs wait, then go
  * together as the next statement (group commit). That keeps each partition's batches in the
  * order the front sent them (two statements on two connections would race for the partition's
  * row lock), and makes one transaction carry as many batches as arrived meanwhile.
+ *
+ * A statement the database has not answered within `timeoutMs` is given up on: its turns are told
+ * that it may have been stored, and the turns waiting behind it are refused, as are new ones, until
+ * the database answers it (a statement queued on a connection looking for a primary would otherwise
+ * wait, unanswered, for as long as there is none). It is not cancelled, and nothing goes out after
+ * it before its answer: it may still commit, in its place.
  */
 export class GroupCommit {
   private readonly queue: Waiting[] = [];
   private running = false;
+  private abandoned = false;
 
-  constructor(private readonly table: BatchTable) {}
+  constructor(
+    private readonly table: Pick<BatchTable, 'append'>,
+    private readonly timeoutMs: number,
+    /** How a statement given up on ended, when it failed (its turns were answered long before). */
+    private readonly onLateFailure: (error: unknown) => void,
+  ) {}
+
+  /** Whether a statement given up on is still unanswered: whoever reads to learn what it stored must wait. */
+  get holding(): boolean {
+    return this.abandoned;
+  }
 
   /** Appends one turn's batches (`position` within `data`, end to end); resolves to their base offsets (-1: no such partition). */
   submit(batches: PendingBatch[], data: Buffer[], bytes: number): Promise<number[]> {
+    if (this.abandoned) return Promise.reject(this.held());
     return new Promise((resolve, reject) => {
       this.queue.push({ batches, data, bytes, resolve, reject });
       if (!this.running) void this.run();
     });
   }
 
+  private held(): AppendsHeldError {
+    return new AppendsHeldError(`the database has not answered this node's append for over ${this.timeoutMs} ms: nothing was written; retry`);
+  }
+
   private async run(): Promise<void> {
     this.running = true;
     while (this.queue.length > 0) {
       const group = this.queue.splice(0);
+      const batches: PendingBatch[] = [];
+      let shift = 0;
+      for (const waiting of group) {
+        for (const batch of waiting.batches) batches.push({ ...batch, position: batch.position + shift });
+        shift += waiting.bytes;
+      }
+      const pack = Buffer.concat(
+        group.flatMap((waiting) => waiting.data),
+        shift,
+      );
+      const statement = this.table.append(batches, pack, Date.now());
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), this.timeoutMs);
+      });
       try {
-        const batches: PendingBatch[] = [];
-        let shift = 0;
-        for (const waiting of group) {
-          for (const batch of waiting.batches) batches.push({ ...batch, position: batch.position + shift });
-          shift += waiting.bytes;
+        const offsets = await Promise.race([statement, late]);
+        if (offsets === null) {
+          await this.abandon(group, statement);
+          continue;
         }
-        const pack = Buffer.concat(
-          group.flatMap((waiting) => waiting.data),
-          shift,
-        );
-        const offsets = await this.table.append(batches, pack, Date.now());
         let first = 0;
         for (const waiting of group) {
           waiting.resolve(offsets.slice(first, first + waiting.batches.length));
@@ -51,8 +92,24 @@ export class GroupCommit {
         }
       } catch (error) {
         for (const waiting of group) waiting.reject(error);
+      } finally {
+        clearTimeout(timer);
       }
     }
     this.running = false;
+  }
+
+  private async abandon(group: Waiting[], statement: Promise<number[]>): Promise<void> {
+    this.abandoned = true;
+    const unknown = new AppendTimeoutError(`the database did not answer an append within ${this.timeoutMs} ms`);
+    for (const waiting of group) waiting.reject(unknown);
+    for (const waiting of this.queue.splice(0)) waiting.reject(this.held());
+    try {
+      await statement;
+    } catch (error) {
+      this.onLateFailure(error);
+    } finally {
+      this.abandoned = false;
+    }
   }
 }

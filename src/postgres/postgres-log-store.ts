@@ -21,7 +21,7 @@ import { BatchCleaner } from './batch-cleaner.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
 import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './connection.js';
 import { checkDurability } from './durability-check.js';
-import { GroupCommit } from './group-commit.js';
+import { AppendsHeldError, AppendTimeoutError, GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
 import { SharedReads } from './shared-reads.js';
 import { Lease } from './lease.js';
@@ -91,7 +91,11 @@ export class PostgresLogStore implements LogStore {
     private readonly nodeLock: NodeIdLock,
   ) {
     this.batches = new BatchTable(sql);
-    this.groupCommit = new GroupCommit(this.batches);
+    this.groupCommit = new GroupCommit(this.batches, config.storage.postgres.appendTimeoutMs, (error) => {
+      // A statement given up on failed late: when it was for the connection, what it did on the server is for the probe to wait out.
+      if (isConnectionLost(error)) this.lostConnection(error);
+      else this.logger.warn({ err: error }, 'an append given up on failed');
+    });
     this.groups = new GroupTable(sql, nodeId, logger);
     this.offsetTable = new OffsetTable(sql);
     this.cleaner = new BatchCleaner(sql);
@@ -276,7 +280,8 @@ export class PostgresLogStore implements LogStore {
     if (this.probe !== null || this.closed) return;
     let probing = false;
     this.probe = setInterval(() => {
-      if (probing) return;
+      // An append given up on may still commit: what was in doubt is read back only once it was answered.
+      if (probing || this.groupCommit.holding) return;
       probing = true;
       const lostAtSeconds = this.lostAt / 1000;
       this.sql`
@@ -362,10 +367,19 @@ export class PostgresLogStore implements LogStore {
       offsets = await this.groupCommit.submit(pending, stored, position);
       this.unreachable = null;
     } catch (error) {
-      if (isConnectionLost(error)) {
+      if (error instanceof AppendsHeldError) {
+        const failure: WorkerFailure = { code: 'unavailable', message: error.message };
+        for (const i of index) failures[i] = failure;
+        return { baseOffsets, failures, buffers };
+      }
+      if (error instanceof AppendTimeoutError || isConnectionLost(error)) {
         this.lostConnection(error);
         // It may have committed before the connection broke: the client must hear "unknown", never a refusal.
-        throw new WorkerStoppedError(`the database connection was lost during an append (${(error as Error).message}); it may have been stored`);
+        throw new WorkerStoppedError(
+          error instanceof AppendTimeoutError
+            ? `${error.message}; it may have been stored`
+            : `the database connection was lost during an append (${(error as Error).message}); it may have been stored`,
+        );
       }
       const failure: WorkerFailure = isDiskFull(error)
         ? { code: 'disk-full', message: `the database is out of disk space: ${(error as Error).message}` }

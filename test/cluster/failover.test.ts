@@ -56,7 +56,8 @@ describe('cluster mode: fail-over to a synchronous standby', () => {
     // Both hosts in one URL: the node connects to whichever takes writes.
     const url = `postgres://rill@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/postgres?target_session_attrs=read-write`;
     const server = await servers.start({
-      storage: { backend: 'postgres', postgres: { url } },
+      // An append queued while there is no primary is answered (perhaps stored, retriably) after 2 s, not held until one is found.
+      storage: { backend: 'postgres', postgres: { url, appendTimeoutMs: 2000 } },
       topics: { defaultPartitions: 4, keylessPartitioner: 'round-robin' },
     });
     // Closed before its databases are killed (the cleanups run last first).
@@ -89,7 +90,8 @@ describe('cluster mode: fail-over to a synchronous standby', () => {
     try {
       await until('1,500 acknowledgments before the fail-over', () => acks.acknowledged.size >= 1500, 30_000);
       await primary.kill();
-      // The load goes on against a dead primary for a moment, as it would before an operator or Patroni acts.
+      // The load goes on against a dead primary for a moment, as it would before an operator or Patroni acts:
+      // refused (the append in flight failed with its connection, or the next one got no answer in time).
       const ackedAtKill = acks.acknowledged.size;
       await until('failures while there is no primary', () => acks.all.some((ack) => ack.status === 'FAILED'), 15_000);
       standby.promote();

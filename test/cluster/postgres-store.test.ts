@@ -2,7 +2,9 @@ import net from 'node:net';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { exited, useChildServers } from '../helpers/child-server.js';
+import { type Ack, Acknowledgments, expectStoredExactly } from '../helpers/acknowledgments.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
+import { httpBase, topicOffsets } from '../helpers/http.js';
 import { createDatabase } from '../helpers/postgres.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 import { StartupError } from '../../src/server/index.js';
@@ -331,6 +333,67 @@ describe('cluster mode: partitions in PostgreSQL', () => {
         far.destroy();
       }
       proxy.close();
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('answers an append the database leaves unanswered past appendTimeoutMs as perhaps stored, retriably; refuses the rest meanwhile, storing nothing; a resend after the late commit gets the first copy', async () => {
+    const url = await createDatabase();
+    const node = await onDatabase(url, {
+      storage: { postgres: { url, appendTimeoutMs: 500 } },
+      topics: { definitions: [{ name: 'slow', partitions: 1 }] },
+    });
+    const sql = postgres(url, { max: 2, onnotice: () => {} });
+    const producer = await RawStompClient.session(node.stompPort);
+    try {
+      const acks = new Acknowledgments(producer);
+      producer.send('SUBSCRIBE', { id: 'acks', destination: '/topic/acknowledgment/slow', receipt: 'subscribed' });
+      await producer.receipt('subscribed');
+      const sends = new Map<string, number>();
+      const send = (id: string) => {
+        sends.set(id, (sends.get(id) ?? 0) + 1);
+        producer.send('SEND', { destination: '/producer/publish/slow' }, canonical(id, 'k', id));
+      };
+      const answersTo = (id: string) => acks.all.filter((ack) => ack.messageID === id) as Array<Ack & { reason?: string }>;
+
+      // Another transaction holds the partition's row: the node's append waits on it, unanswered.
+      const holder = await sql.reserve();
+      await holder`BEGIN`;
+      await holder`SELECT 1 FROM rill_partitions WHERE topic = 'slow' FOR UPDATE`;
+      const sentAt = Date.now();
+      send('first');
+      await until('an answer to the append', () => answersTo('first').length === 1);
+      expect(Date.now() - sentAt).toBeGreaterThanOrEqual(450);
+      expect(answersTo('first')[0]).toMatchObject({ status: 'FAILED', retriable: true, code: 'unavailable' });
+      expect(answersTo('first')[0]!.reason).toMatch(/did not answer an append within 500 ms; it may have been stored/);
+      expect(JSON.stringify(node.broker.health())).toMatch(/did not answer an append/);
+
+      // Meanwhile another message is refused at once, nothing written, and the resend of the first waits for its fate.
+      send('second');
+      send('first');
+      await until('answers to the second and the resend', () => answersTo('second').length === 1 && answersTo('first').length === 2);
+      expect(answersTo('second')[0]).toMatchObject({ status: 'FAILED', retriable: true });
+      expect(answersTo('second')[0]!.reason).toMatch(/nothing was written/);
+      expect(answersTo('first')[1]).toMatchObject({ status: 'FAILED', retriable: true });
+
+      // The append commits late, in its place; the resend is answered with that copy.
+      await holder`COMMIT`;
+      holder.release();
+      await until('the resend acknowledged', () => {
+        if (answersTo('first').some((ack) => ack.status === 'ACK')) return true;
+        // Resent, as a producer would, each time the last attempt was refused.
+        if (answersTo('first').length === sends.get('first')) send('first');
+        return false;
+      });
+      expect(answersTo('first').find((ack) => ack.status === 'ACK')).toMatchObject({ duplicate: true, partition: 0, offset: 0 });
+      send('second');
+      await until('the second acknowledged', () => answersTo('second').some((ack) => ack.status === 'ACK'));
+      const stored = await readTopic(node, 'slow');
+      expectStoredExactly(acks.all, new Set(['first', 'second']), stored, (await topicOffsets(httpBase(node.httpPort), 'slow'))!);
+      expect(stored.map((m) => m.messageId)).toEqual(['first', 'second']);
+      await until('health to come back', () => node.broker.health().status === 'ok');
+    } finally {
+      producer.close();
       await sql.end({ timeout: 1 });
     }
   });
