@@ -64,22 +64,22 @@ export class GroupCommit {
     this.running = true;
     while (this.queue.length > 0) {
       const group = this.queue.splice(0);
-      const batches: PendingBatch[] = [];
-      let shift = 0;
-      for (const waiting of group) {
-        for (const batch of waiting.batches) batches.push({ ...batch, position: batch.position + shift });
-        shift += waiting.bytes;
-      }
-      const pack = Buffer.concat(
-        group.flatMap((waiting) => waiting.data),
-        shift,
-      );
-      const statement = this.table.append(batches, pack, Date.now());
       let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), this.timeoutMs);
-      });
       try {
+        const batches: PendingBatch[] = [];
+        let shift = 0;
+        for (const waiting of group) {
+          for (const batch of waiting.batches) batches.push({ ...batch, position: batch.position + shift });
+          shift += waiting.bytes;
+        }
+        const pack = Buffer.concat(
+          group.flatMap((waiting) => waiting.data),
+          shift,
+        );
+        const statement = this.table.append(batches, pack, Date.now());
+        const late = new Promise<null>((resolve) => {
+          timer = setTimeout(() => resolve(null), this.timeoutMs);
+        });
         const offsets = await Promise.race([statement, late]);
         if (offsets === null) {
           await this.abandon(group, statement);

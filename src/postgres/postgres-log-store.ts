@@ -78,6 +78,8 @@ export class PostgresLogStore implements LogStore {
   private probe: NodeJS.Timeout | null = null;
   /** When the connection was last lost (this node's clock). */
   private lostAt = 0;
+  /** How many times it was lost (a probe answers only for the losses before it asked). */
+  private losses = 0;
   private readonly restartedListeners = new Set<(worker: number) => void>();
   private topicNotices: Promise<void> = Promise.resolve();
 
@@ -277,12 +279,14 @@ export class PostgresLogStore implements LogStore {
   private lostConnection(error: unknown): void {
     this.unreachable = (error as Error).message;
     this.lostAt = Date.now();
+    this.losses++;
     if (this.probe !== null || this.closed) return;
     let probing = false;
     this.probe = setInterval(() => {
       // An append given up on may still commit: what was in doubt is read back only once it was answered.
       if (probing || this.groupCommit.holding) return;
       probing = true;
+      const loss = this.losses;
       const lostAtSeconds = this.lostAt / 1000;
       this.sql`
         SELECT count(*)::int AS running FROM pg_stat_activity
@@ -290,7 +294,8 @@ export class PostgresLogStore implements LogStore {
           AND query_start < to_timestamp(${lostAtSeconds})`.then(
         (rows) => {
           probing = false;
-          if ((rows[0]?.running as number) > 0) return;
+          // Asked before a later loss, or before an append was given up on (it may have waited for a primary as this did): ask again.
+          if ((rows[0]?.running as number) > 0 || this.groupCommit.holding || this.losses !== loss) return;
           if (this.probe !== null) clearInterval(this.probe);
           this.probe = null;
           this.unreachable = null;

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { exited, useChildServers } from '../helpers/child-server.js';
@@ -7,6 +6,7 @@ import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.
 import { httpBase, topicOffsets } from '../helpers/http.js';
 import { createDatabase } from '../helpers/postgres.js';
 import { useServers, type TestServer } from '../helpers/server.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { StartupError } from '../../src/server/index.js';
 import { brokerOffsetLog } from '../../src/coordinator/index.js';
 import { Lease } from '../../src/postgres/index.js';
@@ -296,18 +296,8 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     const url = await createDatabase();
     const database = new URL(url);
     // A TCP proxy between the node and the database, to cut connections on the node's side only.
-    const pairs: Array<{ near: net.Socket; far: net.Socket }> = [];
-    const proxy = net.createServer((near) => {
-      const far = net.connect(Number(database.port), database.hostname);
-      near.on('error', () => {});
-      far.on('error', () => {});
-      near.pipe(far);
-      far.pipe(near);
-      pairs.push({ near, far });
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const proxied = new URL(url);
-    proxied.port = String((proxy.address() as net.AddressInfo).port);
+    const proxy = await TcpProxy.start(database.hostname, Number(database.port));
+    const proxied = new URL(proxy.urlFor(url));
     const sql = postgres(url, { max: 2, onnotice: () => {} });
     let node: TestServer | null = null;
     try {
@@ -315,11 +305,7 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       const first = (await lockHolder(sql, 'islander'))!;
       expect(await isNodeBackend(sql, 'islander', first)).toBe(true);
       // The node's side of every connection dies; the database's side stays open, its sessions (the lock's among them) alive.
-      for (const { near, far } of pairs.splice(0)) {
-        near.unpipe(far);
-        far.unpipe(near);
-        near.destroy();
-      }
+      proxy.cutClientSide();
       await until('the node holding its id in a new session', async () => {
         const pid = await lockHolder(sql, 'islander');
         return pid !== null && pid !== first && (await isNodeBackend(sql, 'islander', pid)) && node!.broker.health().status === 'ok';
@@ -328,11 +314,7 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     } finally {
       // Before the proxy goes: the node's connections run through it.
       await node?.close();
-      for (const { near, far } of pairs) {
-        near.destroy();
-        far.destroy();
-      }
-      proxy.close();
+      await proxy.close();
       await sql.end({ timeout: 1 });
     }
   });
@@ -394,6 +376,80 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       await until('health to come back', () => node.broker.health().status === 'ok');
     } finally {
       producer.close();
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('reads back an append given up on before it reached the database only once the database answered it: resends meanwhile are refused, and its late commit is the only copy', async () => {
+    const url = await createDatabase();
+    const database = new URL(url);
+    // Between the node and the database, a network that stops passing what the node sends, without a reset.
+    const proxy = await TcpProxy.start(database.hostname, Number(database.port));
+    const proxied = proxy.urlFor(url);
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    let node: TestServer | null = null;
+    let producer: RawStompClient | null = null;
+    try {
+      node = await onDatabase(proxied, {
+        // Two connections: the read-back of what is in doubt goes on the other one, not in line behind the held append.
+        storage: { postgres: { url: proxied, appendTimeoutMs: 500, maxConnections: 2 } },
+        topics: { definitions: [{ name: 'slow', partitions: 1 }] },
+      });
+      producer = await RawStompClient.session(node.stompPort);
+      const client = producer;
+      const acks = new Acknowledgments(client);
+      client.send('SUBSCRIBE', { id: 'acks', destination: '/topic/acknowledgment/slow', receipt: 'subscribed' });
+      await client.receipt('subscribed');
+      const ID = 'held-7c1e9';
+      let sends = 0;
+      let lastSentAt = 0;
+      const resend = () => {
+        sends++;
+        lastSentAt = Date.now();
+        client.send('SEND', { destination: '/producer/publish/slow' }, canonical(ID, 'k', 'body'));
+      };
+      const answers = () => acks.all.filter((ack) => ack.messageID === ID) as Array<Ack & { reason?: string }>;
+
+      proxy.stall();
+      resend();
+      await until('the append given up on', () => answers().length === 1);
+      expect(answers()[0]).toMatchObject({ status: 'FAILED', retriable: true });
+      expect(answers()[0]!.reason).toMatch(/did not answer an append within 500 ms; it may have been stored/);
+      // It never reached the database: it is held in the proxy, on one connection (the node's first
+      // append there: the statement is prepared first, its batches to follow once the database answers).
+      const carrying = proxy.pairs.filter((pair) => Buffer.concat(pair.held).includes('INSERT INTO rill_batches'));
+      expect(carrying).toHaveLength(1);
+      expect((await sql`SELECT count(*)::int AS n FROM rill_batches`)[0]?.n).toBe(0);
+
+      // Everything else flows again: the database answers the node's probe, nothing of it is running
+      // there, but the append is still unanswered. Its resends stay refused (4 probe intervals on).
+      proxy.release((pair) => pair !== carrying[0]);
+      const releasedAt = Date.now();
+      await until('a resend refused a second after the release', () => {
+        const got = answers();
+        if (got.some((ack) => ack.status === 'ACK')) return true;
+        if (got.length < sends) return false;
+        if (lastSentAt >= releasedAt + 1000) return true;
+        resend();
+        return false;
+      });
+      expect(answers().filter((ack) => ack.status === 'ACK')).toEqual([]);
+
+      // The append reaches the database and commits late; a resend is answered with it.
+      proxy.release();
+      await until('a resend acknowledged', () => {
+        const got = answers();
+        if (got.some((ack) => ack.status === 'ACK')) return true;
+        if (got.length === sends) resend();
+        return false;
+      });
+      expect(answers().find((ack) => ack.status === 'ACK')).toMatchObject({ duplicate: true, partition: 0, offset: 0 });
+      const stored = await readTopic(node, 'slow');
+      expect(stored.map((m) => m.messageId)).toEqual([ID]);
+    } finally {
+      producer?.close();
+      await node?.close();
+      await proxy.close();
       await sql.end({ timeout: 1 });
     }
   });
