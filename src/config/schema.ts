@@ -118,7 +118,7 @@ const storage = z
       .object({
         /** A libpq URL; several hosts (`postgres://a,b/rill?target_session_attrs=read-write`) for fail-over. */
         url: z.string().min(1).optional(),
-        /** Connections this node keeps to the database at most (appends, reads, the coordinator). */
+        /** Connections of this node's pool at most (reads, the coordinator, background jobs); appends, LISTEN and the node id's lock have one each besides. */
         maxConnections: z.number().int().min(2).max(1000).default(10),
         /**
          * How long an append waits for the database's answer before its publishers are told that

@@ -85,6 +85,8 @@ export class PostgresLogStore implements LogStore {
 
   private constructor(
     private readonly sql: Sql,
+    /** The appends' own connection (see open). */
+    private readonly appendSql: Sql,
     readonly topicStore: TopicTable,
     readonly nodeId: string,
     private readonly config: RillConfig,
@@ -93,7 +95,7 @@ export class PostgresLogStore implements LogStore {
     private readonly nodeLock: NodeIdLock,
   ) {
     this.batches = new BatchTable(sql);
-    this.groupCommit = new GroupCommit(this.batches, config.storage.postgres.appendTimeoutMs, (error) => {
+    this.groupCommit = new GroupCommit(new BatchTable(appendSql), config.storage.postgres.appendTimeoutMs, (error) => {
       // A statement given up on failed late: when it was for the connection, what it did on the server is for the probe to wait out.
       if (isConnectionLost(error)) this.lostConnection(error);
       else this.logger.warn({ err: error }, 'an append given up on failed');
@@ -109,19 +111,25 @@ export class PostgresLogStore implements LogStore {
     const { url, maxConnections } = config.storage.postgres;
     const nodeId = config.storage.nodeId ?? defaultNodeId(config);
     const sql = connect(url!, maxConnections, nodeId);
+    // Appends go one statement at a time, all on one connection: one backend keeps the statement's
+    // plan and its caches warm (spread over the pool's, each statement woke another process: about
+    // 15 % more latency at the median and at p99 on a 2-core machine).
+    const appendSql = connect(url!, 1, nodeId);
     let nodeLock: NodeIdLock | null = null;
     try {
       await migrate(sql, logger);
       nodeLock = await NodeIdLock.take(url!, nodeId, logger);
       await checkDurability(sql, logger);
+      // Connected, and its array types known, before the first append's parameters are built.
+      await appendSql`SELECT 1`;
       const topics = await TopicTable.open(sql, logger);
-      const store = new PostgresLogStore(sql, topics, nodeId, config, logger, nodeLock);
+      const store = new PostgresLogStore(sql, appendSql, topics, nodeId, config, logger, nodeLock);
       await store.listen();
       await store.groups.start();
       logger.info({ nodeId }, 'storage: PostgreSQL');
       return store;
     } catch (error) {
-      await sql.end({ timeout: 1 });
+      await Promise.all([sql.end({ timeout: 1 }), appendSql.end({ timeout: 1 })]);
       await nodeLock?.close();
       throw error;
     }
@@ -575,7 +583,7 @@ export class PostgresLogStore implements LogStore {
     await boundedWait(this.topicStore.settled());
     await boundedWait(this.groups.close());
     // The id is let go last: a node restarted under it must not find it free while this one's statements still run.
-    await this.sql.end({ timeout: 5 });
+    await Promise.all([this.sql.end({ timeout: 5 }), this.appendSql.end({ timeout: 5 })]);
     await this.nodeLock.close();
   }
 }

@@ -391,8 +391,7 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     let producer: RawStompClient | null = null;
     try {
       node = await onDatabase(proxied, {
-        // Two connections: the read-back of what is in doubt goes on the other one, not in line behind the held append.
-        storage: { postgres: { url: proxied, appendTimeoutMs: 500, maxConnections: 2 } },
+        storage: { postgres: { url: proxied, appendTimeoutMs: 500 } },
         topics: { definitions: [{ name: 'slow', partitions: 1 }] },
       });
       producer = await RawStompClient.session(node.stompPort);
@@ -415,8 +414,8 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       await until('the append given up on', () => answers().length === 1);
       expect(answers()[0]).toMatchObject({ status: 'FAILED', retriable: true });
       expect(answers()[0]!.reason).toMatch(/did not answer an append within 500 ms; it may have been stored/);
-      // It never reached the database: it is held in the proxy, on one connection (the node's first
-      // append there: the statement is prepared first, its batches to follow once the database answers).
+      // It never reached the database: it is held in the proxy, on the appends' connection (the node's
+      // first append: the statement is prepared first, its batches to follow once the database answers).
       const carrying = proxy.pairs.filter((pair) => Buffer.concat(pair.held).includes('INSERT INTO rill_batches'));
       expect(carrying).toHaveLength(1);
       expect((await sql`SELECT count(*)::int AS n FROM rill_batches`)[0]?.n).toBe(0);
