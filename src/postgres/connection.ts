@@ -23,7 +23,9 @@ export function connect(
   } = {},
 ): Sql {
   return postgres(url, {
-    // postgres.js waits up to 20 s between attempts after a few failures: a new primary would wait that long to be found.
+    // postgres.js waits up to 20 s between attempts after a few failures: a new primary would wait
+    // that long to be found. Also the pause between rounds of the hosts while there is no primary
+    // (patches/postgres+3.4.9.patch: unpatched, a waiting query has them tried in a tight loop).
     backoff: (attempt) => Math.min(0.05 * 2 ** attempt, 1),
     ...more,
     ...writableSession(url),
