@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
@@ -77,4 +80,18 @@ export function isDiskFull(error: unknown): boolean {
 export function isConnectionLost(error: unknown): boolean {
   if (!(error instanceof postgres.PostgresError)) return true;
   return error.code.startsWith('08') || error.code.startsWith('57P');
+}
+
+/**
+ * Whether the installed postgres.js carries Rill's patch (patches/postgres+3.4.9.patch, applied by
+ * `npm install`): without it, a connection waiting for a primary tries the hosts in a tight loop.
+ * An install with `--ignore-scripts` skips it.
+ */
+export function postgresPatched(): boolean {
+  try {
+    const entry = createRequire(import.meta.url).resolve('postgres');
+    return fs.readFileSync(path.join(path.dirname(entry), 'connection.js'), 'utf8').includes('++attempts % options.host.length');
+  } catch {
+    return false;
+  }
 }

@@ -43,7 +43,7 @@ export class NodeIdLock {
   static async take(url: string, nodeId: string, logger: Logger): Promise<NodeIdLock> {
     let lock: NodeIdLock | null = null;
     // One connection that lives as long as the node: a pooled one would be recycled, and the lock with it.
-    // Reconnects as the pool does: 50 ms after losing the connection, then at most a second apart.
+    // Reconnects as the pool does: 50-100 ms after losing the connection, then at most a second apart.
     // The server's keepalives end this session within about 25 s once its client is gone, so that a
     // session whose answer was lost (the lock granted, the reply cut off) does not hold the id for hours.
     const sql = connect(url, 1, nodeId, {

@@ -19,7 +19,7 @@ import type { Logger } from '../logging/index.js';
 import { CleaningPace, CleaningStopped, compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
 import { BatchCleaner } from './batch-cleaner.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
-import { connect, isConnectionLost, isDiskFull, isTransient, type Sql } from './connection.js';
+import { connect, isConnectionLost, isDiskFull, isTransient, postgresPatched, type Sql } from './connection.js';
 import { checkDurability } from './durability-check.js';
 import { AppendsHeldError, AppendTimeoutError, GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
@@ -110,6 +110,11 @@ export class PostgresLogStore implements LogStore {
   static async open(config: RillConfig, logger: Logger): Promise<PostgresLogStore> {
     const { url, maxConnections } = config.storage.postgres;
     const nodeId = config.storage.nodeId ?? defaultNodeId(config);
+    if (!postgresPatched()) {
+      logger.warn(
+        'postgres.js is not patched (was npm install run with --ignore-scripts?): while there is no primary, each connection will retry the hosts in a tight loop; run npx patch-package in the install directory',
+      );
+    }
     const sql = connect(url!, maxConnections, nodeId);
     // Appends go one statement at a time, all on one connection: one backend keeps the statement's
     // plan and its caches warm (spread over the pool's, each statement woke another process: about
