@@ -123,7 +123,8 @@ const storage = z
         /**
          * How long an append waits for the database's answer before its publishers are told that
          * it may have been stored (retriably), and the appends behind it are refused until the
-         * database answers it: a producer hears back within this while there is no primary.
+         * database answers it: a producer hears back while there is no primary (within twice this
+         * at most, when its append waited behind one answered just in time).
          */
         appendTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /**
