@@ -19,7 +19,7 @@ interface Session {
  * A node's hold on its id: a session advisory lock named after it, on a connection of its own
  * (not a pooled one reserved: a reserved connection used after the database went away under it
  * crashes the client). The lock lives and dies with that session, so when the connection is lost
- * (the database restarted or failed over) it is asked for again at once, then every second until
+ * (the database restarted or failed over) it is asked for again within a tenth of a second, then every second until
  * it is had. A connection only this side saw die (a network partition, a keepalive given up) may
  * leave its session holding the lock on the server: that session, this node's own, is ended and
  * the lock asked for again. If another process took it meanwhile (a second node started under
