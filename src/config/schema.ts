@@ -128,6 +128,12 @@ const storage = z
          */
         appendTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /**
+         * How long a read of the log (a fetch, a partition's offsets) waits for the database before
+         * it fails retriably: while there is no primary, a pull is answered with an error instead of
+         * waiting until one is promoted. A read not yet sent is taken back; one sent is cancelled.
+         */
+        readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        /**
          * Each node reads the messageIDs of what the other nodes append (topics with a deduplication
          * window), so that a producer resending through another node is answered with the first copy.
          * It costs every node a read of the cluster's whole publish traffic: off, resends are

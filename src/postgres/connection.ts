@@ -82,6 +82,29 @@ export function isConnectionLost(error: unknown): boolean {
   return error.code.startsWith('08') || error.code.startsWith('57P');
 }
 
+/** A statement the database did not answer in time (it was taken back, or cancelled). */
+export class StatementTimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`the database did not answer ${what} within ${ms} ms`);
+    this.name = 'StatementTimeoutError';
+  }
+}
+
+/**
+ * What `query` answers, or a StatementTimeoutError after `ms`: postgres.js waits without end for a
+ * connection (while there is no primary it keeps looking for one), and statement_timeout does not
+ * count that wait. Only for statements that change nothing: the one given up on is not cancelled
+ * (postgres.js drops the outcome of its cancel request, and a failed one would be an unhandled
+ * rejection), so it runs once the database answers, and its answer is dropped.
+ */
+export function within<T>(query: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StatementTimeoutError(what, ms)), ms);
+  });
+  return Promise.race([query, timeout]).finally(() => clearTimeout(timer));
+}
+
 /**
  * Whether the installed postgres.js carries Rill's patch (patches/postgres+3.4.9.patch, applied by
  * `npm install`): without it, a connection waiting for a primary tries the hosts in a tight loop.

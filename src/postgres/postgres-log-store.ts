@@ -19,7 +19,7 @@ import type { Logger } from '../logging/index.js';
 import { CleaningPace, CleaningStopped, compressBatch, forEachRecord, readBatchInfo, setBaseOffset, stampBatch } from '../storage/index.js';
 import { BatchCleaner } from './batch-cleaner.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
-import { connect, isConnectionLost, isDiskFull, isTransient, postgresPatched, type Sql } from './connection.js';
+import { connect, isConnectionLost, isDiskFull, isTransient, postgresPatched, type Sql, StatementTimeoutError, within } from './connection.js';
 import { checkDurability } from './durability-check.js';
 import { AppendsHeldError, AppendTimeoutError, GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
@@ -433,7 +433,7 @@ export class PostgresLogStore implements LogStore {
     try {
       // By partition id: a topic made again under the same name has new ones, so nothing of the old one answers for it.
       const result = await this.sharedReads.read(partitionId, offset, maxBytes, async () => {
-        const loaded = await this.batches.read(assignment, offset, maxBytes);
+        const loaded = await within(this.batches.read(assignment, offset, maxBytes), this.config.storage.postgres.readTimeoutMs, 'a read');
         this.unreachable = null;
         return loaded;
       });
@@ -451,29 +451,33 @@ export class PostgresLogStore implements LogStore {
     if (assignment === undefined)
       return { logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not open` } };
     try {
-      const bounds = await this.batches.bounds(assignment);
-      this.unreachable = null;
-      if (bounds === null)
-        return { logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not in the database` } };
-      const { logStartOffset, logEndOffset } = bounds;
-      const reply: CallReply<'offsets'> = { logStartOffset, logEndOffset, sizeBytes: bounds.sizeBytes, segments: bounds.batches };
-      if (appendedSince !== undefined) {
-        const first = await this.batches.firstAppendedSince(assignment, appendedSince);
-        reply.appendedSinceOffset = Math.min(first ?? logEndOffset, logEndOffset);
-      }
-      if (timestamp !== undefined) {
-        const found = await this.batches.batchAtTimestamp(assignment, timestamp);
-        let offset = logEndOffset;
-        if (found !== null) {
-          // The first record of that batch at or after the timestamp (Kafka's offsetsForTimes).
-          offset = forEachRecord(found.data, found.baseOffset, (record) => record.timestamp < timestamp);
-        }
-        reply.offsetForTimestamp = Math.min(offset, logEndOffset);
-      }
-      return reply;
+      return await within(this.offsetsOf(assignment, timestamp, appendedSince), this.config.storage.postgres.readTimeoutMs, 'a request for offsets');
     } catch (error) {
       return { logStartOffset: 0, logEndOffset: 0, failure: this.failureOf(error) };
     }
+  }
+
+  private async offsetsOf(assignment: PartitionAssignment, timestamp: number | undefined, appendedSince: number | undefined): Promise<CallReply<'offsets'>> {
+    const bounds = await this.batches.bounds(assignment);
+    this.unreachable = null;
+    if (bounds === null)
+      return { logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${assignment.id} is not in the database` } };
+    const { logStartOffset, logEndOffset } = bounds;
+    const reply: CallReply<'offsets'> = { logStartOffset, logEndOffset, sizeBytes: bounds.sizeBytes, segments: bounds.batches };
+    if (appendedSince !== undefined) {
+      const first = await this.batches.firstAppendedSince(assignment, appendedSince);
+      reply.appendedSinceOffset = Math.min(first ?? logEndOffset, logEndOffset);
+    }
+    if (timestamp !== undefined) {
+      const found = await this.batches.batchAtTimestamp(assignment, timestamp);
+      let offset = logEndOffset;
+      if (found !== null) {
+        // The first record of that batch at or after the timestamp (Kafka's offsetsForTimes).
+        offset = forEachRecord(found.data, found.baseOffset, (record) => record.timestamp < timestamp);
+      }
+      reply.offsetForTimestamp = Math.min(offset, logEndOffset);
+    }
+    return reply;
   }
 
   /**
@@ -482,6 +486,8 @@ export class PostgresLogStore implements LogStore {
    * again once the database answers, never taking an unanswered read for "not stored".
    */
   private failureOf(error: unknown): WorkerFailure {
+    // No answer in time (no primary, or one that stopped answering): "read again", as for a lost connection.
+    if (error instanceof StatementTimeoutError) throw new WorkerStoppedError(`${error.message}; read again`);
     if (isConnectionLost(error)) {
       this.lostConnection(error);
       throw new WorkerStoppedError(`the database connection was lost during a read (${(error as Error).message}); read again once it is back`);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { exited, useChildServers } from '../helpers/child-server.js';
 import { type Ack, Acknowledgments, expectStoredExactly } from '../helpers/acknowledgments.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
-import { httpBase, topicOffsets } from '../helpers/http.js';
+import { call, httpBase, topicOffsets } from '../helpers/http.js';
 import { createDatabase } from '../helpers/postgres.js';
 import { useServers, type TestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -450,6 +450,50 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       await node?.close();
       await proxy.close();
       await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('answers a pull and a request for offsets the database leaves unanswered past readTimeoutMs with a retriable error, then serves them once it answers', async () => {
+    const url = await createDatabase();
+    const database = new URL(url);
+    const proxy = await TcpProxy.start(database.hostname, Number(database.port));
+    const proxied = proxy.urlFor(url);
+    let node: TestServer | null = null;
+    try {
+      node = await onDatabase(proxied, {
+        storage: { postgres: { url: proxied, readTimeoutMs: 500 } },
+        topics: { definitions: [{ name: 'quiet', partitions: 1 }] },
+      });
+      await publish(node, 'quiet', 'q', 5);
+      const base = httpBase(node.httpPort);
+      expect((await call(base, 'POST', '/v1/groups/readers/members', { member: 'm1', topics: ['quiet'] })).status).toBe(200);
+      const first = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 2 });
+      expect(first.status).toBe(200);
+      expect(first.body.records.map((record: { offset: number }) => record.offset)).toEqual([0, 1]);
+
+      // The database stops answering (as while there is no primary): the next pull's read waits 500 ms, then fails.
+      proxy.stall();
+      const startedAt = Date.now();
+      const pulled = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 2 });
+      expect(pulled.status).toBe(503);
+      expect(pulled.body.error).toMatchObject({
+        code: 'unavailable',
+        retriable: true,
+        message: expect.stringMatching(/did not answer a read within 500 ms; read again/),
+      });
+      expect(Date.now() - startedAt).toBeLessThan(5000);
+      const described = await call(base, 'GET', '/v1/topics/quiet');
+      expect(described.status).toBe(503);
+      expect(described.body.error).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/did not answer a request for offsets within 500 ms/) });
+
+      // Answered again: the pull goes on where the last one that succeeded stopped, nothing skipped.
+      proxy.release();
+      const again = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 10 });
+      expect(again.status).toBe(200);
+      expect(again.body.records.map((record: { offset: number }) => record.offset)).toEqual([2, 3, 4]);
+    } finally {
+      await node?.close();
+      await proxy.close();
     }
   });
 
