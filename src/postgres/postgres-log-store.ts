@@ -38,7 +38,7 @@ const PROBE_INTERVAL_MS = 250;
  * third of it while the job runs): a node that died while holding one is replaced after at most this.
  */
 const LEASE_MS = 60_000;
-/** How long closing waits for a compaction run to end, or for any other answer of the database. */
+/** How long closing waits for the database's answers, all of them together (a compaction run's end, the last writes). */
 const CLOSE_WAIT_MS = 5000;
 
 /**
@@ -583,18 +583,21 @@ export class PostgresLogStore implements LogStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Every wait on the database shares one budget of CLOSE_WAIT_MS: one that is gone (killed,
+    // failed over, cut off without a reset) must not hold the shutdown, nor each wait add its own.
+    const deadline = performance.now() + CLOSE_WAIT_MS;
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     if (this.compactionTimer !== null) clearInterval(this.compactionTimer);
     this.cleaningPace.stop();
     // The run ends at its next pace; a statement of it that the database never answers is not waited for.
-    if (this.compacting !== null) await boundedWait(this.compacting);
+    if (this.compacting !== null) await boundedWait(this.compacting, deadline);
     if (this.probe !== null) clearInterval(this.probe);
     this.topicStore.close();
-    // Every wait on the database is bounded: one that is gone (killed, failed over) must not hold the shutdown.
-    await boundedWait(this.topicStore.settled());
-    await boundedWait(this.groups.close());
+    await boundedWait(this.topicStore.settled(), deadline);
+    await boundedWait(this.groups.close(), deadline);
     // The id is let go last: a node restarted under it must not find it free while this one's statements still run.
-    await Promise.all([this.sql.end({ timeout: 5 }), this.appendSql.end({ timeout: 5 })]);
+    const seconds = Math.max(0.1, (deadline - performance.now()) / 1000);
+    await Promise.all([this.sql.end({ timeout: seconds }), this.appendSql.end({ timeout: seconds })]);
     await this.nodeLock.close();
   }
 }
@@ -613,7 +616,9 @@ function defaultNodeId(config: RillConfig): string {
   return `${host}-${createHash('sha256').update(resolveDataDir(config)).digest('hex').slice(0, 8)}`;
 }
 
-/** Waits for `work` (its failure is the caller's no longer), CLOSE_WAIT_MS at most. */
-async function boundedWait(work: Promise<unknown>): Promise<void> {
-  await Promise.race([work.catch(() => {}), sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
+/** Waits for `work` (its failure is the caller's no longer), until `deadline` (performance.now()) at most. */
+async function boundedWait(work: Promise<unknown>, deadline: number): Promise<void> {
+  const left = deadline - performance.now();
+  if (left <= 0) return;
+  await Promise.race([work.catch(() => {}), sleep(left, undefined, { ref: false })]);
 }

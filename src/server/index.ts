@@ -232,6 +232,7 @@ async function assemble(config: RillConfig, logger: Logger, lock: DataDirectoryL
         transactions.close();
         gateway.destroyAll();
         webSockets.close();
+        listeners.dropConnections();
         await stopped;
         await broker.close();
         lock.release();

@@ -90,6 +90,15 @@ export class Listeners {
   close(): Promise<void> {
     return Promise.all(this.listeners.filter((l) => l.server.listening).map((l) => closeServer(l.server))).then(() => undefined);
   }
+
+  /**
+   * Ends the HTTP connections still open (a request still waiting for its answer, a keep-alive one):
+   * closing a listener waits for them, and one request waiting on a database that does not answer
+   * would hold the shutdown for good. STOMP and WebSocket connections are the gateway's to end.
+   */
+  dropConnections(): void {
+    for (const { server } of this.listeners) if (server instanceof http.Server || server instanceof https.Server) server.closeAllConnections();
+  }
 }
 
 /** The TLS settings every secure listener shares; an unreadable file is the operator's to fix, named by its key. */

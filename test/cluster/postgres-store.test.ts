@@ -39,6 +39,14 @@ async function lockHolder(sql: postgres.Sql, nodeId: string): Promise<number | n
   return row === undefined ? null : (row.pid as number);
 }
 
+/** A new database, and a proxy in front of it that a test can make hold what the node sends (a network that stops passing it, without a reset). */
+async function proxiedDatabase(): Promise<{ url: string; proxy: TcpProxy; proxied: string }> {
+  const url = await createDatabase();
+  const database = new URL(url);
+  const proxy = await TcpProxy.start(database.hostname, Number(database.port));
+  return { url, proxy, proxied: proxy.urlFor(url) };
+}
+
 /** Whether a backend is one of a node's connections. */
 async function isNodeBackend(sql: postgres.Sql, nodeId: string, pid: number): Promise<boolean> {
   return (await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid} AND application_name = ${`rill:${nodeId}`}`).length === 1;
@@ -454,10 +462,7 @@ describe('cluster mode: partitions in PostgreSQL', () => {
   });
 
   it('answers a pull and a request for offsets the database leaves unanswered past readTimeoutMs with a retriable error, then serves them once it answers', async () => {
-    const url = await createDatabase();
-    const database = new URL(url);
-    const proxy = await TcpProxy.start(database.hostname, Number(database.port));
-    const proxied = proxy.urlFor(url);
+    const { proxy, proxied } = await proxiedDatabase();
     let node: TestServer | null = null;
     try {
       node = await onDatabase(proxied, {
@@ -491,6 +496,46 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       const again = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 10 });
       expect(again.status).toBe(200);
       expect(again.body.records.map((record: { offset: number }) => record.offset)).toEqual([2, 3, 4]);
+    } finally {
+      await node?.close();
+      await proxy.close();
+    }
+  });
+
+  it('shuts down within seconds when the database stops answering, with an append and a pull waiting on it', async () => {
+    const { proxy, proxied } = await proxiedDatabase();
+    let node: TestServer | null = null;
+    try {
+      node = await onDatabase(proxied, {
+        // Neither gives up before the shutdown: it is the shutdown that must not wait for them.
+        storage: { postgres: { url: proxied, appendTimeoutMs: 600_000, readTimeoutMs: 600_000 } },
+        topics: { definitions: [{ name: 'stuck', partitions: 1 }] },
+      });
+      await publish(node, 'stuck', 's', 3);
+      const base = httpBase(node.httpPort);
+      expect((await call(base, 'POST', '/v1/groups/stuck-readers/members', { member: 'm1', topics: ['stuck'] })).status).toBe(200);
+      expect((await call(base, 'POST', '/v1/groups/stuck-readers/members/m1/pull', { maxMessages: 1 })).body.records).toHaveLength(1);
+
+      proxy.stall();
+      const producer = await RawStompClient.session(node.stompPort);
+      producer.send('SEND', { destination: '/producer/publish/stuck', receipt: 'held' }, canonical('held', 'k', 'body'));
+      let pullAnswered = false;
+      const pull = call(base, 'POST', '/v1/groups/stuck-readers/members/m1/pull', { maxMessages: 3 })
+        .catch((error: Error) => error)
+        .finally(() => {
+          pullAnswered = true;
+        });
+      // The append on its connection, the read on one of the pool's.
+      await until('the append and the read sent, held by the network', () => proxy.pairs.filter((pair) => pair.held.length > 0).length >= 2);
+      expect(pullAnswered).toBe(false);
+      const startedAt = Date.now();
+      await node.close();
+      const took = Date.now() - startedAt;
+      node = null;
+      await pull;
+      producer.close();
+      // 5 s for the append to be answered (the gateway answers every SEND it read), 2 s for the clients to leave, 5 s for the store.
+      expect(took).toBeLessThan(15_000);
     } finally {
       await node?.close();
       await proxy.close();
