@@ -14,6 +14,8 @@ import type { Sql } from './connection.js';
 
 /** How often a node writes that it is alive: one row per node, whatever its number of members. */
 const NODE_HEARTBEAT_MS = 250;
+/** A node whose heartbeat is older than this is no longer counted as a peer that listens for append notices. */
+const PEER_SEEN_WITHIN_S = 30;
 /** A group's session timeout when its settings do not say (the config's default). */
 const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
 
@@ -46,6 +48,9 @@ export class GroupTable implements GroupDirectory {
   private heartbeat: NodeJS.Timeout | null = null;
   /** The heartbeat write in flight: closing waits for it, so that it cannot bring the node's row back. */
   private touching: Promise<void> = Promise.resolve();
+  private readonly peerListeners = new Set<(update: { others: boolean; joinedSince: boolean }) => void>();
+  /** How many times another node said it joined. */
+  private joinsHeard = 0;
   private closed = false;
 
   constructor(
@@ -54,11 +59,21 @@ export class GroupTable implements GroupDirectory {
     private readonly logger: Logger,
   ) {}
 
-  /** Says this node is alive (and goes on saying it), and listens for other nodes' decisions. */
+  /**
+   * Says this node is alive (and goes on saying it), and listens for other nodes' decisions and
+   * arrivals. Once it listens and its row is written, it tells the other nodes that it joined (its
+   * store must already listen for their appends: they may have sent no notices while alone).
+   */
   async start(): Promise<void> {
+    await this.sql.listen('rill_nodes', (nodeId) => {
+      if (nodeId === this.nodeId) return;
+      this.joinsHeard++;
+      for (const listener of this.peerListeners) listener({ others: true, joinedSince: true });
+    });
     await this.touch();
+    await this.sql`SELECT pg_notify('rill_nodes', ${this.nodeId})`;
     this.heartbeat = setInterval(() => {
-      this.touch().catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"));
+      this.touching = this.touch().catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"));
     }, NODE_HEARTBEAT_MS).unref();
     let listening = 0;
     await this.sql.listen(
@@ -89,9 +104,28 @@ export class GroupTable implements GroupDirectory {
     for (const listener of this.listeners) listener(group, generation);
   }
 
+  /** Writes this node's heartbeat, and tells the peer listeners whether another node's is recent. */
   private async touch(): Promise<void> {
     if (this.closed) return;
-    await this.sql`INSERT INTO rill_nodes (node_id, seen_at) VALUES (${this.nodeId}, now()) ON CONFLICT (node_id) DO UPDATE SET seen_at = now()`;
+    const joinsBefore = this.joinsHeard;
+    const [row] = (await this.sql`
+      WITH touched AS (
+        INSERT INTO rill_nodes (node_id, seen_at) VALUES (${this.nodeId}, now()) ON CONFLICT (node_id) DO UPDATE SET seen_at = now()
+      )
+      SELECT EXISTS (
+        SELECT 1 FROM rill_nodes WHERE node_id <> ${this.nodeId} AND seen_at > now() - make_interval(secs => ${PEER_SEEN_WITHIN_S})
+      ) AS others`) as unknown as [{ others: boolean }];
+    const update = { others: row.others, joinedSince: this.joinsHeard !== joinsBefore };
+    for (const listener of this.peerListeners) listener(update);
+  }
+
+  /**
+   * Calls `listener` with each heartbeat: whether another node's heartbeat is recent, and whether a
+   * node said it joined while the heartbeat was being written (then "no other" may be stale); and
+   * at once when a node says it joined.
+   */
+  onPeers(listener: (update: { others: boolean; joinedSince: boolean }) => void): void {
+    this.peerListeners.add(listener);
   }
 
   onChanged(listener: (group: string, generation: number) => void): void {

@@ -176,6 +176,38 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       );
     `,
   },
+  {
+    version: 7,
+    name: 'no append notices from a node alone',
+    sql: `
+      -- Partitions' ends ([topic, partition, end] as JSON) notified on rill_appended, in chunks that
+      -- keep under NOTIFY's 8,000-byte payload.
+      CREATE FUNCTION rill_notify_ends(ends text[]) RETURNS void LANGUAGE plpgsql AS $$
+      DECLARE
+        chunk text := '';
+        item text;
+      BEGIN
+        FOREACH item IN ARRAY ends LOOP
+          IF length(chunk) + length(item) > 7000 THEN
+            PERFORM pg_notify('rill_appended', '[' || chunk || ']');
+            chunk := '';
+          END IF;
+          chunk := CASE WHEN chunk = '' THEN item ELSE chunk || ',' || item END;
+        END LOOP;
+        IF chunk <> '' THEN PERFORM pg_notify('rill_appended', '[' || chunk || ']'); END IF;
+      END $$;
+      -- A node alone in the cluster turns its append notices off on its appends' session
+      -- (rill.append_notices = 'off'): nobody listens for them, and each costs every commit that
+      -- sends one a lock that all such commits share, and a process woken. Unset (any other session,
+      -- a new connection, an older node) they are sent.
+      CREATE OR REPLACE FUNCTION rill_batches_appended() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('rill.append_notices', true) = 'off' THEN RETURN NULL; END IF;
+        PERFORM rill_notify_ends(ARRAY(SELECT json_build_array(topic, partition, max(next_offset))::text FROM appended GROUP BY topic, partition));
+        RETURN NULL;
+      END $$;
+    `,
+  },
 ];
 
 /** The newest schema this code knows. */

@@ -47,6 +47,55 @@ async function proxiedDatabase(): Promise<{ url: string; proxy: TcpProxy; proxie
   return { url, proxy, proxied: proxy.urlFor(url) };
 }
 
+/**
+ * The append notices (`rill_appended`) as a session of the test's own hears them: not a node, so no
+ * node counts it as a peer. Notices come in commit order, so those heard before a marker sent now
+ * are every one of the appends committed before now.
+ */
+class AppendNoticeLog {
+  /** The highest end heard of per topic and partition. */
+  readonly ends = new Map<string, number>();
+  private heard: Array<[string, number, number] | string> = [];
+  private markers = 0;
+
+  private constructor(private readonly sql: postgres.Sql) {}
+
+  static async listen(url: string): Promise<AppendNoticeLog> {
+    const log = new AppendNoticeLog(postgres(url, { max: 1, onnotice: () => {} }));
+    await log.sql.listen('rill_appended', (payload) => {
+      if (payload.startsWith('marker-')) return void log.heard.push(payload);
+      for (const entry of JSON.parse(payload) as Array<[string, number, number]>) {
+        const key = `${entry[0]}/${entry[1]}`;
+        log.ends.set(key, Math.max(log.ends.get(key) ?? 0, entry[2]));
+        log.heard.push(entry);
+      }
+    });
+    return log;
+  }
+
+  /** The notices of the appends committed since the last flush. */
+  async flush(): Promise<Array<[string, number, number]>> {
+    const marker = `marker-${++this.markers}`;
+    await this.sql`SELECT pg_notify('rill_appended', ${marker})`;
+    await until(marker, () => this.heard.includes(marker));
+    const at = this.heard.indexOf(marker);
+    const since = this.heard.slice(0, at).filter((entry): entry is [string, number, number] => typeof entry !== 'string');
+    this.heard = this.heard.slice(at + 1);
+    return since;
+  }
+
+  /** Messages in a topic, by the ends heard of. */
+  heardOf(topic: string): number {
+    let total = 0;
+    for (const [key, end] of this.ends) if (key.startsWith(`${topic}/`)) total += end;
+    return total;
+  }
+
+  close(): Promise<void> {
+    return this.sql.end({ timeout: 1 });
+  }
+}
+
 /** Whether a backend is one of a node's connections. */
 async function isNodeBackend(sql: postgres.Sql, nodeId: string, pid: number): Promise<boolean> {
   return (await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid} AND application_name = ${`rill:${nodeId}`}`).length === 1;
@@ -539,6 +588,43 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     } finally {
       await node?.close();
       await proxy.close();
+    }
+  });
+
+  it("sends no append notices while alone; when another node joins it notifies every partition's end, then its appends; alone again, it stops", async () => {
+    const url = await createDatabase();
+    const notices = await AppendNoticeLog.listen(url);
+    const topics = { definitions: [{ name: 'solo', partitions: 2 }] };
+    try {
+      const a = await onDatabase(url, { topics });
+      let published = 0;
+      const quietAgain = async () => {
+        // Once its heartbeat saw no other node: an append is committed, and no notice of it comes.
+        await until('appends not notified', async () => {
+          await publish(a, 'solo', `alone-${published}`, 1);
+          published++;
+          return (await notices.flush()).length === 0;
+        });
+      };
+      await quietAgain();
+      expect(notices.heardOf('solo')).toBeLessThan(published);
+
+      // B joins: A notifies every partition's end (what it appended unnotified with them), then its appends.
+      const b = await onDatabase(url, { topics });
+      await until("every partition's end", () => notices.heardOf('solo') === published);
+      await publish(a, 'solo', 'together', 3);
+      published += 3;
+      expect((await notices.flush()).length).toBeGreaterThan(0);
+      expect(notices.heardOf('solo')).toBe(published);
+      // B's tail reads what A appended, alone and since.
+      expect((await readTopic(b, 'solo')).length).toBe(published);
+
+      // B leaves: A is alone again.
+      await b.close();
+      await quietAgain();
+      expect(notices.heardOf('solo')).toBeLessThan(published);
+    } finally {
+      await notices.close();
     }
   });
 
