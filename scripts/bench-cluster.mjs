@@ -202,12 +202,13 @@ append statement took 0.72 ms at the median, 4.3 ms at p99 and up to 17 ms, and 
 the hundred or so messages that arrive meanwhile. The server executed none of them in more than
 4 ms (\`log_min_duration_statement\`, the commit left out), the bursts stayed with \`fsync\` off, and
 the machine was 45 % idle: the time is in waking the
-processes each commit involves (the node, its backend, and the backend that passes the commit's
-NOTIFY on to the listening nodes) on two shared cores. The NOTIFY is the price of other nodes
-hearing of appends: with it switched off, one node's p50 was 0.8 ms instead of 1.3 ms and its p99
-7.8 ms instead of 9.8 ms (averages of four runs). One node's p99 moves from run to run: 5.9 to
-11.5 ms in ten runs of this latency case alone (8.6 ms on average), so a single run may land on
-either side of 10 ms. Throughput is
+processes each commit involves (the node and its backend; with other nodes, also the backend that
+passes the commit's NOTIFY on to each listening node) on two shared cores. The NOTIFY is the price
+of other nodes hearing of appends, so a node alone sends none (docs/cluster.md); with three nodes
+every commit still pays it. One node's p99 moves from run to run and with the machine's load: ten
+runs of this case alone gave 5.9 to 11.5 ms before that change; alternated with the build before
+it, on a busier day, six runs each gave p99 13.1 ms on average against 16.6 ms, and p50 0.84 ms
+against 1.21 ms. A single run may land on either side of 10 ms. Throughput is
 bounded the other way round: the longer a statement, the more batches the next one carries. With
 more nodes each runs its own statements, so the primary sees statements from every node at once;
 N machines scale publishing until the primary's WAL write rate (the batches' bytes) is the limit.
