@@ -5,16 +5,20 @@ import type { Sql } from './connection.js';
  * Whether this node's appends are NOTIFYed to the other nodes (so that their subscribers hear of
  * them). A node alone has nobody to tell, and a notice is not free: every commit that sends one
  * takes a lock all such commits share and wakes a listening process (on one node at 10,000 msgs/s,
- * about 0.4 ms of the median publish-to-deliver latency). So a node that sees no other node's
- * heartbeat turns them off on its appends' session (`rill.append_notices`, read by the trigger),
- * and turns them on again when a node says it joined or its heartbeat is seen, notifying then every
- * partition's end: that covers what it appended unnotified, since the statement runs on the
- * appends' connection after any append in flight. A new connection sends notices (the setting is
- * the session's), so every failure leaves them on.
+ * about 0.4 ms of the median publish-to-deliver latency). So a node that sees no other node turns
+ * them off: each append statement says whether it is notified (`rill.append_notices`, a setting
+ * local to its transaction, which the trigger reads), as `on` says when the statement is issued.
+ * When a node says it joined, or another node is seen, they are turned on again and every
+ * partition's end is notified once: issued on the appends' connection after the appends issued
+ * unnotified, it runs after them (one connection runs its statements in order), so it covers
+ * them. Until that notice has gone out, it is owed and asked again at the next heartbeat.
  */
 export class AppendNotices {
-  /** Whether they are off on the session (as last asked: a lost connection turns them on). */
-  private quiet = false;
+  private notifying = true;
+  /** Whether appends went out unnotified since every partition's end was last notified. */
+  private owed = false;
+  private catchingUp = false;
+  private closed = false;
 
   constructor(
     /** The appends' connection (a pool of one). */
@@ -22,44 +26,42 @@ export class AppendNotices {
     private readonly logger: Logger,
   ) {}
 
-  /** Whether this node's appends are not being notified (diagnostics and tests). */
-  get off(): boolean {
-    return this.quiet;
+  /** Whether the append statement being issued now notifies its partitions' new ends (one that does not is owed a notice). */
+  appendNotified(): boolean {
+    if (!this.notifying) this.owed = true;
+    return this.notifying;
   }
 
   /** A heartbeat's view of the other nodes, or a node saying it joined. */
   peers({ others, joinedSince }: { others: boolean; joinedSince: boolean }): void {
-    if (others || joinedSince) this.on();
-    else this.offWhileAlone();
+    if (this.closed) return;
+    if (!others && !joinedSince) {
+      if (this.notifying) this.logger.info('no other node: appends are not notified');
+      this.notifying = false;
+      return;
+    }
+    if (!this.notifying) this.logger.info('another node is here: notifying appends again');
+    this.notifying = true;
+    if (this.owed && !this.catchingUp) this.catchUp();
   }
 
-  /** The appends' connection was lost: a new session sends notices. */
-  connectionLost(): void {
-    this.quiet = false;
+  close(): void {
+    this.closed = true;
   }
 
-  private on(): void {
-    if (!this.quiet) return;
-    this.quiet = false;
-    this.appendSql`SELECT set_config('rill.append_notices', 'on', false),
-      rill_notify_ends(ARRAY(SELECT json_build_array(topic, partition, next_offset)::text FROM rill_partitions))`.then(
-      () => this.logger.info('another node is here: notifying appends again'),
-      (error: unknown) => {
-        // Asked again at the next heartbeat (a new session, if the connection broke, sends them anyway).
-        this.quiet = true;
-        this.logger.warn({ err: error }, 'could not turn append notices on');
-      },
-    );
-  }
-
-  private offWhileAlone(): void {
-    if (this.quiet) return;
-    this.quiet = true;
-    this.appendSql`SELECT set_config('rill.append_notices', 'off', false)`.then(
-      () => this.logger.info('no other node: appends are not notified'),
+  /** Notifies every partition's end, after the appends issued unnotified. */
+  private catchUp(): void {
+    this.owed = false;
+    this.catchingUp = true;
+    this.appendSql`SELECT rill_notify_ends(ARRAY(SELECT json_build_array(topic, partition, next_offset)::text FROM rill_partitions))`.then(
       () => {
-        // Notices stay on (the session's default): asked again at the next heartbeat.
-        this.quiet = false;
+        this.catchingUp = false;
+      },
+      (error: unknown) => {
+        // Asked again at the next heartbeat.
+        this.catchingUp = false;
+        this.owed = true;
+        if (!this.closed) this.logger.warn({ err: error }, "could not notify the partitions' ends");
       },
     );
   }

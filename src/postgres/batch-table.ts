@@ -38,7 +38,11 @@ const MAX_ROWS_PER_READ = 1000;
  * the data path lives here; the store (postgres-log-store.ts) decides when to run it.
  */
 export class BatchTable {
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    /** Whether an append issued now notifies the other nodes (see AppendNotices). */
+    private readonly notify: () => boolean = () => true,
+  ) {}
 
   /**
    * Appends batches in one statement (one transaction, one round trip): each partition's next
@@ -49,7 +53,10 @@ export class BatchTable {
    */
   async append(batches: readonly PendingBatch[], pack: Buffer, now: number): Promise<number[]> {
     const rows = (await this.sql`
-      WITH input AS (
+      WITH notices AS (
+        -- For this statement's transaction only; read by the trigger, which runs once the statement is done.
+        SELECT set_config('rill.append_notices', ${this.notify() ? 'on' : 'off'}, true)
+      ), input AS (
         SELECT * FROM unnest(
           ${this.sql.array(batches.map((b) => b.topic))}::text[],
           ${this.sql.array(batches.map((b) => b.partition))}::int[],
@@ -78,7 +85,7 @@ export class BatchTable {
         FROM numbered
         RETURNING 1
       )
-      SELECT n, base_offset::int8 AS base_offset FROM numbered`) as unknown as Array<{ n: number; base_offset: number }>;
+      SELECT n, base_offset::int8 AS base_offset FROM numbered, notices`) as unknown as Array<{ n: number; base_offset: number }>;
     const offsets = batches.map(() => -1);
     for (const row of rows) offsets[Number(row.n) - 1] = row.base_offset;
     return offsets;

@@ -14,7 +14,7 @@ import type { Sql } from './connection.js';
 
 /** How often a node writes that it is alive: one row per node, whatever its number of members. */
 const NODE_HEARTBEAT_MS = 250;
-/** A node whose heartbeat is older than this is no longer counted as a peer that listens for append notices. */
+/** A node whose heartbeat is older than this, and which has no connection to the database, is no longer counted as a peer that may listen for append notices. */
 const PEER_SEEN_WITHIN_S = 30;
 /** A group's session timeout when its settings do not say (the config's default). */
 const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
@@ -72,8 +72,16 @@ export class GroupTable implements GroupDirectory {
     });
     await this.touch();
     await this.sql`SELECT pg_notify('rill_nodes', ${this.nodeId})`;
+    let touchInFlight = false;
     this.heartbeat = setInterval(() => {
-      this.touching = this.touch().catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"));
+      // One at a time: an older answer must not come after a newer one, nor a write after the delete at close.
+      if (touchInFlight) return;
+      touchInFlight = true;
+      this.touching = this.touch()
+        .catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"))
+        .finally(() => {
+          touchInFlight = false;
+        });
     }, NODE_HEARTBEAT_MS).unref();
     let listening = 0;
     await this.sql.listen(
@@ -114,6 +122,10 @@ export class GroupTable implements GroupDirectory {
       )
       SELECT EXISTS (
         SELECT 1 FROM rill_nodes WHERE node_id <> ${this.nodeId} AND seen_at > now() - make_interval(secs => ${PEER_SEEN_WITHIN_S})
+      ) OR EXISTS (
+        -- Connected, if its heartbeat lags (or it is an older node): it may be listening.
+        SELECT 1 FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name LIKE 'rill:%' AND application_name <> ${`rill:${this.nodeId}`}
       ) AS others`) as unknown as [{ others: boolean }];
     const update = { others: row.others, joinedSince: this.joinsHeard !== joinsBefore };
     for (const listener of this.peerListeners) listener(update);

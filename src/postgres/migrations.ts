@@ -196,10 +196,10 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
         END LOOP;
         IF chunk <> '' THEN PERFORM pg_notify('rill_appended', '[' || chunk || ']'); END IF;
       END $$;
-      -- A node alone in the cluster turns its append notices off on its appends' session
-      -- (rill.append_notices = 'off'): nobody listens for them, and each costs every commit that
-      -- sends one a lock that all such commits share, and a process woken. Unset (any other session,
-      -- a new connection, an older node) they are sent.
+      -- A node alone in the cluster sends no append notices: its append statements set
+      -- rill.append_notices = 'off' for their transaction. Nobody listens for them, and each costs
+      -- its commit a lock that all notifying commits share, and a process woken. Unset (any other
+      -- statement, an older node) they are sent.
       CREATE OR REPLACE FUNCTION rill_batches_appended() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF current_setting('rill.append_notices', true) = 'off' THEN RETURN NULL; END IF;
