@@ -84,8 +84,8 @@ export function isConnectionLost(error: unknown): boolean {
 
 /** A statement the database did not answer in time (it was taken back, or cancelled). */
 export class StatementTimeoutError extends Error {
-  constructor(what: string, ms: number) {
-    super(`the database did not answer ${what} within ${ms} ms`);
+  constructor(message: string) {
+    super(message);
     this.name = 'StatementTimeoutError';
   }
 }
@@ -100,7 +100,7 @@ export class StatementTimeoutError extends Error {
 export function within<T>(query: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StatementTimeoutError(what, ms)), ms);
+    timer = setTimeout(() => reject(new StatementTimeoutError(`the database did not answer ${what} within ${ms} ms`)), ms);
   });
   return Promise.race([query, timeout]).finally(() => clearTimeout(timer));
 }

@@ -81,6 +81,8 @@ export class PostgresLogStore implements LogStore {
   private lostAt = 0;
   /** How many times it was lost (a probe answers only for the losses before it asked). */
   private losses = 0;
+  /** Reads given up on whose statements have not settled (see `answered`). */
+  private readsGivenUp = 0;
   private readonly restartedListeners = new Set<(worker: number) => void>();
   private topicNotices: Promise<void> = Promise.resolve();
 
@@ -438,7 +440,7 @@ export class PostgresLogStore implements LogStore {
     try {
       // By partition id: a topic made again under the same name has new ones, so nothing of the old one answers for it.
       const result = await this.sharedReads.read(partitionId, offset, maxBytes, async () => {
-        const loaded = await within(this.batches.read(assignment, offset, maxBytes), this.config.storage.postgres.readTimeoutMs, 'a read');
+        const loaded = await this.answered(() => this.batches.read(assignment, offset, maxBytes), 'a read');
         this.unreachable = null;
         return loaded;
       });
@@ -456,9 +458,36 @@ export class PostgresLogStore implements LogStore {
     if (assignment === undefined)
       return { logStartOffset: 0, logEndOffset: 0, failure: { code: 'unknown-partition', message: `partition ${partitionId} is not open` } };
     try {
-      return await within(this.offsetsOf(assignment, timestamp, appendedSince), this.config.storage.postgres.readTimeoutMs, 'a request for offsets');
+      return await this.answered(() => this.offsetsOf(assignment, timestamp, appendedSince), 'a request for offsets');
     } catch (error) {
       return { logStartOffset: 0, logEndOffset: 0, failure: this.failureOf(error) };
+    }
+  }
+
+  /**
+   * What `read` gets from the database, within readTimeoutMs. A read given up on still runs (see
+   * `within`) and holds a connection of the pool: while as many as the pool has wait, a new read is
+   * refused at once, so that readers retrying against a database that does not answer do not pile
+   * up more.
+   */
+  private async answered<T>(read: () => Promise<T>, what: string): Promise<T> {
+    const { readTimeoutMs, maxConnections } = this.config.storage.postgres;
+    if (this.readsGivenUp >= maxConnections) {
+      // Not a new loss (nothing was asked): the probe of the one that gave these up decides.
+      throw new WorkerStoppedError(`the database did not answer ${what}: ${this.readsGivenUp} reads given up on still wait for it; read again`);
+    }
+    const query = read();
+    try {
+      return await within(query, readTimeoutMs, what);
+    } catch (error) {
+      if (error instanceof StatementTimeoutError) {
+        this.readsGivenUp++;
+        const settled = () => {
+          this.readsGivenUp--;
+        };
+        query.then(settled, settled);
+      }
+      throw error;
     }
   }
 
@@ -491,6 +520,7 @@ export class PostgresLogStore implements LogStore {
    * again once the database answers, never taking an unanswered read for "not stored".
    */
   private failureOf(error: unknown): WorkerFailure {
+    if (error instanceof WorkerStoppedError) throw error;
     // No answer in time (no primary, or one that stopped answering): as for a lost connection, the
     // probe tells the readers (the deduplicator's read-back among them) when to read again.
     if (error instanceof StatementTimeoutError) {

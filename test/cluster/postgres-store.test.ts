@@ -510,12 +510,12 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     }
   });
 
-  it('answers a pull and a request for offsets the database leaves unanswered past readTimeoutMs with a retriable error, then serves them once it answers', async () => {
+  it('answers a pull and a request for offsets the database leaves unanswered past readTimeoutMs with a retriable error, refuses more while as many as the pool holds wait, then serves them once it answers', async () => {
     const { proxy, proxied } = await proxiedDatabase();
     let node: TestServer | null = null;
     try {
       node = await onDatabase(proxied, {
-        storage: { postgres: { url: proxied, readTimeoutMs: 500 } },
+        storage: { postgres: { url: proxied, readTimeoutMs: 500, maxConnections: 2 } },
         topics: { definitions: [{ name: 'quiet', partitions: 1 }] },
       });
       await publish(node, 'quiet', 'q', 5);
@@ -539,11 +539,18 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       const described = await call(base, 'GET', '/v1/topics/quiet');
       expect(described.status).toBe(503);
       expect(described.body.error).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/did not answer a request for offsets within 500 ms/) });
+      // Those two still wait, as many as the pool has connections: the next read is refused at once, not sent.
+      const refused = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 2 });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.message).toMatch(/did not answer a read: 2 reads given up on still wait for it/);
 
       // Answered again: the pull goes on where the last one that succeeded stopped, nothing skipped.
       proxy.release();
-      const again = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 10 });
-      expect(again.status).toBe(200);
+      // Refused at once until the reads given up on are answered.
+      const again = await until('a pull served', async () => {
+        const answer = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 10 });
+        return answer.status === 200 && answer;
+      });
       expect(again.body.records.map((record: { offset: number }) => record.offset)).toEqual([2, 3, 4]);
     } finally {
       await node?.close();
