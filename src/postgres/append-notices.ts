@@ -17,6 +17,8 @@ export class AppendNotices {
   private notifying = true;
   /** Whether appends went out unnotified since every partition's end was last notified. */
   private owed = false;
+  /** Whether any append ever went out unnotified. */
+  private everUnnotified = false;
   private catchingUp = false;
   private closed = false;
 
@@ -28,8 +30,23 @@ export class AppendNotices {
 
   /** Whether the append statement being issued now notifies its partitions' new ends (one that does not is owed a notice). */
   appendNotified(): boolean {
-    if (!this.notifying) this.owed = true;
+    if (!this.notifying) {
+      this.owed = true;
+      this.everUnnotified = true;
+    }
     return this.notifying;
+  }
+
+  /**
+   * The database answers again after a lost connection, and no statement this node sent before the
+   * loss still runs there (the store's probe). An unnotified append sent on the lost connection
+   * may have committed after the last notice of the ends (its server process outlived the
+   * connection): the ends are owed again.
+   */
+  connectionBack(): void {
+    if (!this.everUnnotified) return;
+    this.owed = true;
+    if (this.notifying) this.scheduleCatchUp();
   }
 
   /** A heartbeat's view of the other nodes, or a node saying it joined. */
@@ -42,17 +59,26 @@ export class AppendNotices {
     }
     if (!this.notifying) this.logger.info('another node is here: notifying appends again');
     this.notifying = true;
-    if (this.owed && !this.catchingUp) this.catchUp();
+    if (this.owed) this.scheduleCatchUp();
   }
 
   close(): void {
     this.closed = true;
   }
 
+  private scheduleCatchUp(): void {
+    if (this.catchingUp || this.closed) return;
+    this.catchingUp = true;
+    // Once the appends being issued now (decided a moment ago, on their way to the connection
+    // through a few promise steps) are queued ahead of it.
+    setImmediate(() => this.catchUp());
+  }
+
   /** Notifies every partition's end, after the appends issued unnotified. */
   private catchUp(): void {
     this.owed = false;
     this.catchingUp = true;
+    if (this.closed) return;
     this.appendSql`SELECT rill_notify_ends(ARRAY(SELECT json_build_array(topic, partition, next_offset)::text FROM rill_partitions))`.then(
       () => {
         this.catchingUp = false;

@@ -46,8 +46,11 @@ interface MemberRow {
 export class GroupTable implements GroupDirectory {
   private readonly listeners = new Set<(group: string, generation: number) => void>();
   private heartbeat: NodeJS.Timeout | null = null;
-  /** The heartbeat write in flight: closing waits for it, so that it cannot bring the node's row back. */
-  private touching: Promise<void> = Promise.resolve();
+  /** The heartbeat writes in flight: closing waits for them, so that none can bring the node's row back. */
+  private readonly touching = new Set<Promise<void>>();
+  /** Heartbeat writes made, and the newest whose answer was taken: an older answer is stale. */
+  private touches = 0;
+  private newestTouchAnswered = 0;
   private readonly peerListeners = new Set<(update: { others: boolean; joinedSince: boolean }) => void>();
   /** How many times another node said it joined. */
   private joinsHeard = 0;
@@ -72,16 +75,13 @@ export class GroupTable implements GroupDirectory {
     });
     await this.touch();
     await this.sql`SELECT pg_notify('rill_nodes', ${this.nodeId})`;
-    let touchInFlight = false;
     this.heartbeat = setInterval(() => {
-      // One at a time: an older answer must not come after a newer one, nor a write after the delete at close.
-      if (touchInFlight) return;
-      touchInFlight = true;
-      this.touching = this.touch()
-        .catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"))
-        .finally(() => {
-          touchInFlight = false;
-        });
+      // Not one at a time: a write queued behind a long statement on a busy connection must not hold
+      // the next ones (on other connections) back, or the node would look gone. Answers that come
+      // after a newer one are dropped (see touch); closing waits for every write in flight.
+      const touch = this.touch().catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"));
+      this.touching.add(touch);
+      void touch.finally(() => this.touching.delete(touch));
     }, NODE_HEARTBEAT_MS).unref();
     let listening = 0;
     await this.sql.listen(
@@ -115,6 +115,7 @@ export class GroupTable implements GroupDirectory {
   /** Writes this node's heartbeat, and tells the peer listeners whether another node's is recent. */
   private async touch(): Promise<void> {
     if (this.closed) return;
+    const touch = ++this.touches;
     const joinsBefore = this.joinsHeard;
     const [row] = (await this.sql`
       WITH touched AS (
@@ -127,6 +128,8 @@ export class GroupTable implements GroupDirectory {
         SELECT 1 FROM pg_stat_activity
         WHERE datname = current_database() AND application_name LIKE 'rill:%' AND application_name <> ${`rill:${this.nodeId}`}
       ) AS others`) as unknown as [{ others: boolean }];
+    if (touch < this.newestTouchAnswered) return;
+    this.newestTouchAnswered = touch;
     const update = { others: row.others, joinedSince: this.joinsHeard !== joinsBefore };
     for (const listener of this.peerListeners) listener(update);
   }
@@ -280,7 +283,7 @@ export class GroupTable implements GroupDirectory {
   async close(): Promise<void> {
     this.closed = true;
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
-    await this.touching;
+    await Promise.all(this.touching);
     await this.sql`DELETE FROM rill_nodes WHERE node_id = ${this.nodeId}`.catch(() => {});
   }
 }

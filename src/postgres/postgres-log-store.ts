@@ -320,6 +320,7 @@ export class PostgresLogStore implements LogStore {
           this.probe = null;
           this.unreachable = null;
           this.logger.info('the database answers again');
+          this.appendNotices.connectionBack();
           for (const listener of this.restartedListeners) listener(0);
         },
         () => {

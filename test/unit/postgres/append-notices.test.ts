@@ -27,11 +27,15 @@ describe('AppendNotices', () => {
 
     notices.peers(seen);
     expect(notices.appendNotified()).toBe(true);
+    // Not at once: after the appends being issued now reach the connection.
+    expect(statements).toEqual([]);
+    await settle();
     expect(statements).toHaveLength(1);
     expect(statements[0]!.text).toContain('rill_notify_ends');
     // Once: another heartbeat, or a node saying it joined, asks for no second one.
     notices.peers(seen);
     notices.peers({ others: true, joinedSince: true });
+    await settle();
     expect(statements).toHaveLength(1);
     statements[0]!.answer();
     await settle();
@@ -54,22 +58,44 @@ describe('AppendNotices', () => {
     notices.peers(alone);
     notices.appendNotified();
     notices.peers(seen);
+    await settle();
     statements[0]!.fail(new Error('connection lost'));
     await settle();
     notices.peers(alone);
     expect(statements).toHaveLength(1);
     notices.peers(seen);
+    await settle();
     expect(statements).toHaveLength(2);
     expect(statements[1]!.text).toContain('rill_notify_ends');
   });
 
-  it('sends nothing once closed', () => {
+  it('owes the ends again when the database answers after a lost connection, if an append ever went out unnotified', async () => {
+    const { sql, statements } = controlledConnection();
+    const notices = new AppendNotices(sql, createLogger('silent'));
+    notices.connectionBack();
+    await settle();
+    expect(statements).toEqual([]);
+    notices.peers(alone);
+    notices.appendNotified();
+    notices.peers(seen);
+    await settle();
+    statements[0]!.answer();
+    await settle();
+    // An unnotified append on the lost connection may have committed after that notice.
+    notices.connectionBack();
+    await settle();
+    expect(statements).toHaveLength(2);
+    expect(statements[1]!.text).toContain('rill_notify_ends');
+  });
+
+  it('sends nothing once closed', async () => {
     const { sql, statements } = controlledConnection();
     const notices = new AppendNotices(sql, createLogger('silent'));
     notices.peers(alone);
     notices.appendNotified();
     notices.close();
     notices.peers(seen);
+    await settle();
     expect(statements).toEqual([]);
   });
 });
