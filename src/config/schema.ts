@@ -143,10 +143,14 @@ const storage = z
       })
       .strict()
       .prefault({}),
-    /** This node's name in a cluster (when left out: the host name and a hash of dataDir, the same at each start). */
+    /**
+     * This node's name in a cluster (when left out: the host name and a hash of dataDir, the same at
+     * each start). At most 58 characters: its connections are named `rill:<nodeId>`, and PostgreSQL
+     * cuts application_name at 63 bytes, after which a node would not recognise its own sessions.
+     */
     nodeId: z
       .string()
-      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'a node id is 1-64 letters, digits, dots, dashes or underscores')
+      .regex(/^[A-Za-z0-9._-]{1,58}$/, 'a node id is 1-58 letters, digits, dots, dashes or underscores')
       .optional(),
     dataDir: z.string().min(1).default('./data'),
     /**

@@ -42,6 +42,11 @@ describe('configuration', () => {
     expect(error.message).toContain('topics.definitions[0].partitions');
   });
 
+  it("refuses a node id longer than PostgreSQL keeps of its connections' names (rill:<nodeId> in 63 bytes)", () => {
+    expect(parseConfig({ storage: { nodeId: 'n'.repeat(58) } }).storage.nodeId).toHaveLength(58);
+    expect(() => parseConfig({ storage: { nodeId: 'n'.repeat(59) } }, 'rill.json')).toThrow(/1-58 letters[\s\S]*storage\.nodeId/);
+  });
+
   it('refuses unknown keys and duplicate topics', () => {
     expect(() => parseConfig({ server: { htpPort: 1 } })).toThrow(/htpPort/);
     expect(() =>
