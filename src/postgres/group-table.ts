@@ -14,6 +14,8 @@ import type { Sql } from './connection.js';
 
 /** How often a node writes that it is alive: one row per node, whatever its number of members. */
 const NODE_HEARTBEAT_MS = 250;
+/** Heartbeat writes waiting for the database at most (the next ones are skipped meanwhile). */
+const MAX_HEARTBEATS_IN_FLIGHT = 3;
 /** A node whose heartbeat is older than this, and which has no connection to the database, is no longer counted as a peer that may listen for append notices. */
 const PEER_SEEN_WITHIN_S = 30;
 /** A group's session timeout when its settings do not say (the config's default). */
@@ -77,8 +79,10 @@ export class GroupTable implements GroupDirectory {
     await this.sql`SELECT pg_notify('rill_nodes', ${this.nodeId})`;
     this.heartbeat = setInterval(() => {
       // Not one at a time: a write queued behind a long statement on a busy connection must not hold
-      // the next ones (on other connections) back, or the node would look gone. Answers that come
-      // after a newer one are dropped (see touch); closing waits for every write in flight.
+      // the next ones (on other connections) back, or the node would look gone. But a few at most:
+      // while the database does not answer they would pile up, and all run at once when it does.
+      // Answers that come after a newer one are dropped (see touch); closing waits for every write in flight.
+      if (this.touching.size >= MAX_HEARTBEATS_IN_FLIGHT) return;
       const touch = this.touch().catch((error: unknown) => this.logger.debug({ err: error }, "could not write this node's heartbeat"));
       this.touching.add(touch);
       void touch.finally(() => this.touching.delete(touch));

@@ -315,7 +315,8 @@ export class PostgresLogStore implements LogStore {
         (rows) => {
           probing = false;
           // Asked before a later loss, or before an append was given up on (it may have waited for a primary as this did): ask again.
-          if ((rows[0]?.running as number) > 0 || this.groupCommit.holding || this.losses !== loss) return;
+          // Also while the reads given up on hold the pool: readers would be refused (the deduplicator's read-back among them).
+          if ((rows[0]?.running as number) > 0 || this.groupCommit.holding || this.losses !== loss || this.readsHeldBack()) return;
           if (this.probe !== null) clearInterval(this.probe);
           this.probe = null;
           this.unreachable = null;
@@ -472,10 +473,12 @@ export class PostgresLogStore implements LogStore {
    * up more.
    */
   private async answered<T>(read: () => Promise<T>, what: string): Promise<T> {
-    const { readTimeoutMs, maxConnections } = this.config.storage.postgres;
-    if (this.readsGivenUp >= maxConnections) {
-      // Not a new loss (nothing was asked): the probe of the one that gave these up decides.
-      throw new WorkerStoppedError(`the database did not answer ${what}: ${this.readsGivenUp} reads given up on still wait for it; read again`);
+    const { readTimeoutMs } = this.config.storage.postgres;
+    if (this.readsHeldBack()) {
+      // Readers are told when to read again by the probe, which waits for these reads to end.
+      const error = new WorkerStoppedError(`the database did not answer ${what}: ${this.readsGivenUp} reads given up on still wait for it; read again`);
+      this.lostConnection(error);
+      throw error;
     }
     const query = read();
     try {
@@ -490,6 +493,11 @@ export class PostgresLogStore implements LogStore {
       }
       throw error;
     }
+  }
+
+  /** Whether as many reads given up on still wait as the pool has connections (new reads are refused). */
+  private readsHeldBack(): boolean {
+    return this.readsGivenUp >= this.config.storage.postgres.maxConnections;
   }
 
   private async offsetsOf(assignment: PartitionAssignment, timestamp: number | undefined, appendedSince: number | undefined): Promise<CallReply<'offsets'>> {

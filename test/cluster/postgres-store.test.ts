@@ -543,6 +543,7 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       const refused = await call(base, 'POST', '/v1/groups/readers/members/m1/pull', { maxMessages: 2 });
       expect(refused.status).toBe(503);
       expect(refused.body.error.message).toMatch(/did not answer a read: 2 reads given up on still wait for it/);
+      expect((await call(base, 'GET', '/health')).status).toBe(503);
 
       // Answered again: the pull goes on where the last one that succeeded stopped, nothing skipped.
       proxy.release();
@@ -552,6 +553,8 @@ describe('cluster mode: partitions in PostgreSQL', () => {
         return answer.status === 200 && answer;
       });
       expect(again.body.records.map((record: { offset: number }) => record.offset)).toEqual([2, 3, 4]);
+      // Healthy again once the probe finds the database answering and the reads given up on ended.
+      await until('healthy', async () => (await call(base, 'GET', '/health')).status === 200);
     } finally {
       await node?.close();
       await proxy.close();
