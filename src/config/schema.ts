@@ -130,7 +130,8 @@ const storage = z
         /**
          * How long a read of the log (a fetch, a partition's offsets) waits for the database before
          * it fails retriably: while there is no primary, a pull is answered with an error instead of
-         * waiting until one is promoted. A read not yet sent is taken back; one sent is cancelled.
+         * waiting until one is promoted. The read is not cancelled: it runs once the database
+         * answers, and its answer is dropped.
          */
         readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /**

@@ -7,7 +7,8 @@ import type { Sql } from './connection.js';
  * takes a lock all such commits share and wakes a listening process (on one node at 10,000 msgs/s,
  * about 0.4 ms of the median publish-to-deliver latency). So a node that sees no other node turns
  * them off: each append statement says whether it is notified (`rill.append_notices`, a setting
- * local to its transaction, which the trigger reads), as `on` says when the statement is issued.
+ * local to its transaction, which the trigger reads), as `appendNotified` says when the statement is
+ * issued.
  * When a node says it joined, or another node is seen, they are turned on again and every
  * partition's end is notified once: issued on the appends' connection after the appends issued
  * unnotified, it runs after them (one connection runs its statements in order), so it covers

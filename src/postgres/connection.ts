@@ -82,7 +82,7 @@ export function isConnectionLost(error: unknown): boolean {
   return error.code.startsWith('08') || error.code.startsWith('57P');
 }
 
-/** A statement the database did not answer in time (it was taken back, or cancelled). */
+/** A statement the database did not answer in time (it still runs; its answer will be dropped). */
 export class StatementTimeoutError extends Error {
   constructor(message: string) {
     super(message);

@@ -91,7 +91,7 @@ export class PostgresLogStore implements LogStore {
     /** The appends' own connection (see open). */
     private readonly appendSql: Sql,
     /** Whether its appends are notified to other nodes (not while it is alone). */
-    readonly appendNotices: AppendNotices,
+    private readonly appendNotices: AppendNotices,
     readonly topicStore: TopicTable,
     readonly nodeId: string,
     private readonly config: RillConfig,
