@@ -12,8 +12,7 @@ export default defineConfig({
     // measured: not the broker worker threads, nor servers and CLIs that tests start as child processes.
     coverage: {
       provider: 'v8',
-      include: ['src/**'],
-      exclude: ['src/**/dev-worker-loader.mjs'],
+      include: ['src/**/*.ts'],
       reporter: ['text-summary', 'html', 'json-summary'],
       reportsDirectory: 'coverage',
     },

@@ -12,7 +12,11 @@ import type { LogAccess } from './topics.js';
 export interface OffsetLog {
   /** Appends one entry durably (`value` null removes the key); resolves to its place in the log. */
   write(key: string, value: string | null): Promise<number>;
-  /** Calls `visit` for every entry from `from` (default: the first) to the end, oldest first; resolves to where it ended. */
+  /**
+   * Calls `visit` for every entry from `from` (default: the first) to the end, oldest first;
+   * resolves to where the next read starts. A log other nodes write to may visit again entries
+   * read before (a reader skips an entry whose number it has).
+   */
   replay(visit: (key: string, value: string | null, at: number) => void, from?: number): Promise<number>;
 }
 

@@ -17,11 +17,13 @@ interface OffsetRow {
  *
  * Each write of a key takes the next number of a sequence under the key's row lock, so a key's
  * numbers grow in the order its writes commit (`at`: which of two entries is newer). Nodes read
- * what changed since they last looked by transaction id: rows written by transactions older than
- * the oldest one still running (the snapshot's xmin) are final, so a reader takes every row whose
- * transaction lies between the xmin of its last read and the xmin now, and never misses a write
- * that committed late (a sequence alone would be skipped past by a reader while its transaction
- * was still open).
+ * what changed since they last looked by transaction id: a reader takes every row its snapshot
+ * sees whose transaction is no older than the oldest one still running at its last read (that
+ * snapshot's xmin), so it never misses a write that committed late (a sequence alone would be
+ * skipped past by a reader while its transaction was still open). Rows past the xmin are read
+ * again next time (the caller skips an entry by its number): stopping at the xmin instead would
+ * hide every commit made since the oldest transaction still open on the server began, in any
+ * database of it (a new owner of a partition would start from an older commit).
  */
 export class OffsetTable implements OffsetLog {
   /** When the server last read was started: another one (a fail-over, a restart) may hand out transaction ids again. */
@@ -37,7 +39,7 @@ export class OffsetTable implements OffsetLog {
     return row.at;
   }
 
-  /** `from`: the xmin where the last read stopped (0: read every row). Resolves to the xmin of this read. */
+  /** `from`: the xmin of the last read (0: read every row). Resolves to the xmin of this read, the next one's `from`. */
   async replay(visit: (key: string, value: string | null, at: number) => void, from = 0): Promise<number> {
     return this.sql.begin('isolation level repeatable read read only', async (tx) => {
       const [{ horizon, server }] = (await tx`
@@ -51,7 +53,7 @@ export class OffsetTable implements OffsetLog {
       this.server = server;
       const rows = (await tx`
         SELECT key, value, at FROM rill_offsets
-        WHERE xid >= ${String(from)}::xid8 AND xid < ${String(horizon)}::xid8
+        WHERE xid >= ${String(from)}::xid8
         ORDER BY at`) as unknown as OffsetRow[];
       for (const row of rows) visit(row.key, row.value, row.at);
       return horizon;

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { useChildServers } from '../helpers/child-server.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
@@ -142,6 +143,52 @@ describe('cluster mode: consumer groups whose members are connected to different
     c2.stop();
     impostor.close();
     producer.close();
+  });
+
+  it("a commit made on node A is read on node B at once, while a transaction older than it is still open on the database server (another database's)", async () => {
+    const url = await createDatabase();
+    const settings = { storage: { backend: 'postgres' as const, postgres: { url } }, topics: { definitions: [{ name: 'orders', partitions: 2 }] } };
+    const a = await servers.start(settings);
+    const b = await servers.start(settings);
+    // Any transaction that has written holds back the server's oldest running transaction id, in
+    // every database of the server: another application's, a backup's, a slow migration's.
+    const other = postgres(await createDatabase(), { max: 1, onnotice: () => {} });
+    let end = (): void => {};
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const started = new Promise<void>((resolve) => {
+      void other.begin(async (tx) => {
+        await tx`SELECT pg_current_xact_id()`;
+        resolve();
+        await ended;
+      });
+    });
+    await started;
+    try {
+      const producer = await RawStompClient.session(a.stompPort);
+      for (let i = 0; i < 20; i++) producer.send('SEND', { destination: '/producer/publish/orders', receipt: `r${i}` }, canonical(`first-${i}`, `k${i}`, i));
+      await until('20 receipts', () => producer.all('RECEIPT').length === 20);
+      const c1 = await joinGroup(a.stompPort, 'billing', 'orders', 'c1');
+      await until('c1 to acknowledge the 20', () => c1.acknowledged().length === 20);
+      const lagOn = async (port: number) =>
+        ((await (await fetch(`${httpBase(port)}/v1/groups/billing/lag`)).json()) as { partitions: Array<{ lag: number }> }).partitions;
+      await until('the group to commit all 20 on node A (lag 0)', async () => (await lagOn(a.httpPort)).every((r) => r.lag === 0));
+      // Node B reads the committed offsets as they are now, not as they were when the old transaction began.
+      expect((await lagOn(b.httpPort)).map((r) => r.lag)).toEqual([0, 0]);
+      // c1 leaves; c2 on node B starts where c1 committed: nothing of the first 20 again.
+      c1.client.send('UNSUBSCRIBE', { id: 'member', receipt: 'left' });
+      await c1.client.receipt('left');
+      const c2 = await joinGroup(b.stompPort, 'billing', 'orders', 'c2');
+      await until('c2 alone with both partitions', () => settledGroup(b.httpPort, 'billing', ['c2'], 2).catch(() => null));
+      for (let i = 0; i < 10; i++) producer.send('SEND', { destination: '/producer/publish/orders', receipt: `s${i}` }, canonical(`second-${i}`, `k${i}`, i));
+      await until('c2 to acknowledge the next 10', () => c2.acknowledged().length >= 10);
+      expect(c2.acknowledged().sort()).toEqual(Array.from({ length: 10 }, (_, i) => `second-${i}`).sort());
+      c1.stop();
+      c2.stop();
+      producer.close();
+    } finally {
+      end();
+      await other.end();
+    }
   });
 
   it('a static member whose client comes back through another node, under a new name, gets its partitions there at once: no rebalance, then or when its old session would have ended', async () => {
