@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import type net from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
 
@@ -7,6 +8,12 @@ export type Sql = postgres.Sql;
 
 /** Offsets and timestamps are int8: read as numbers (offsets stay far below 2^53). */
 const int8AsNumber = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) };
+
+/** Run-time settings of every session: the server's TCP keepalives (see connect). */
+const SERVER_KEEPALIVES = { tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 };
+
+/** The open sockets of each pool `connect` made (see cutConnections). */
+const poolSockets = new WeakMap<Sql, Set<net.Socket>>();
 
 /**
  * A pool of connections to the cluster's database. postgres (porsager) rather than pg: it takes
@@ -25,21 +32,56 @@ export function connect(
     connection?: Record<string, number>;
   } = {},
 ): Sql {
-  return postgres(url, {
+  const sockets = new Set<net.Socket>();
+  const options = {
     // postgres.js waits up to 20 s between attempts after a few failures: a new primary would wait
     // that long to be found. Also the pause between rounds of the hosts while there is no primary
     // (patches/postgres+3.4.9.patch: unpatched, a waiting query has them tried in a tight loop).
-    backoff: (attempt) => Math.min(0.05 * 2 ** attempt, 1),
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1),
     ...more,
     ...writableSession(url),
     max: maxConnections,
     onnotice: () => {},
     types: { bigint: int8AsNumber },
-    connection: { ...more.connection, application_name: `rill:${nodeId}` },
+    // The server's keepalives end within about 25 s a session whose client is gone without a word
+    // (a partition, or a connection cut by cutConnections whose reset was lost): what it holds (row
+    // locks, a statement waiting for the rest of it) goes with it.
+    connection: { ...SERVER_KEEPALIVES, ...more.connection, application_name: `rill:${nodeId}` },
     // A dead primary must fail a query in seconds, not after the kernel's TCP timeout.
     connect_timeout: 5,
     idle_timeout: 0,
-  });
+    // Rill's patch of postgres.js hands over each socket it opens (patches/postgres+3.4.9.patch).
+    onsocket: (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    },
+  };
+  const sql = postgres(url, options);
+  poolSockets.set(sql, sockets);
+  return sql;
+}
+
+/**
+ * Ends every connection of a pool at once, with a reset: their statements fail as connections
+ * lost (isConnectionLost: their outcome unknown), and the pool connects anew for the next ones.
+ * For a database that stopped answering without closing them (its host dead, a network
+ * partition): TCP waits many minutes before it gives up on a connection with data unacknowledged,
+ * and a new primary would wait as long. A reset, not a close: a close would leave what the socket
+ * had not delivered for the kernel to send on, and a partition that heals could carry a statement
+ * given up on to the server long after (see the probe in PostgresLogStore). Returns how many
+ * were ended.
+ */
+export function cutConnections(sql: Sql): number {
+  const sockets = poolSockets.get(sql);
+  if (sockets === undefined) return 0;
+  let cut = 0;
+  for (const socket of sockets) {
+    sockets.delete(socket);
+    if (socket.destroyed) continue;
+    socket.resetAndDestroy();
+    cut++;
+  }
+  return cut;
 }
 
 /**
@@ -113,7 +155,8 @@ export function within<T>(query: Promise<T>, ms: number, what: string): Promise<
 export function postgresPatched(): boolean {
   try {
     const entry = createRequire(import.meta.url).resolve('postgres');
-    return fs.readFileSync(path.join(path.dirname(entry), 'connection.js'), 'utf8').includes('++attempts % options.host.length');
+    const source = fs.readFileSync(path.join(path.dirname(entry), 'connection.js'), 'utf8');
+    return source.includes('++attempts % options.host.length') && source.includes('options.onsocket(x)');
   } catch {
     return false;
   }

@@ -1,4 +1,5 @@
 import type { BatchTable, PendingBatch } from './batch-table.js';
+import { isConnectionLost } from './connection.js';
 
 interface Waiting {
   batches: PendingBatch[];
@@ -6,6 +7,17 @@ interface Waiting {
   bytes: number;
   resolve: (offsets: number[]) => void;
   reject: (error: unknown) => void;
+}
+
+/**
+ * What the group commit does with the connection of a statement it gave up on: `cut` ends it (the
+ * database may be gone without a word, its host dead: TCP would wait many minutes for an answer),
+ * and `back` resolves once the database answers again with none of this node's statements from
+ * before still running there (the one cut may still be: it could commit after what follows it).
+ */
+export interface GivenUpConnection {
+  cut(): void;
+  back(): Promise<void>;
 }
 
 /** The database did not answer an append statement in time: it may still commit it. */
@@ -25,26 +37,30 @@ export class AppendsHeldError extends Error {
  * row lock), and makes one transaction carry as many batches as arrived meanwhile.
  *
  * A statement the database has not answered within `timeoutMs` is given up on: its turns are told
- * that it may have been stored, and the turns waiting behind it are refused, as are new ones, until
- * the database answers it (a statement queued on a connection looking for a primary would otherwise
- * wait, unanswered, for as long as there is none). It is not cancelled, and nothing goes out after
- * it before its answer: it may still commit, in its place.
+ * that it may have been stored, and the turns waiting behind it are refused, as are new ones (a
+ * statement queued on a connection looking for a primary would otherwise wait, unanswered, for as
+ * long as there is none). Its connection is cut (`GivenUpConnection`), and nothing goes out after
+ * it until the database says it no longer runs there: it may still commit, in its place.
  */
 export class GroupCommit {
   private readonly queue: Waiting[] = [];
   private running = false;
+  /** New turns are refused: a statement was given up on, and may still run on the server. */
   private abandoned = false;
+  /** The statement given up on has not failed or answered yet. */
+  private unanswered = false;
 
   constructor(
     private readonly table: Pick<BatchTable, 'append'>,
     private readonly timeoutMs: number,
     /** How a statement given up on ended, when it failed (its turns were answered long before). */
     private readonly onLateFailure: (error: unknown) => void,
+    private readonly givenUp: GivenUpConnection = { cut: () => {}, back: () => Promise.resolve() },
   ) {}
 
   /** Whether a statement given up on is still unanswered: whoever reads to learn what it stored must wait. */
   get holding(): boolean {
-    return this.abandoned;
+    return this.unanswered;
   }
 
   /** Appends one turn's batches (`position` within `data`, end to end); resolves to their base offsets (-1: no such partition). */
@@ -101,13 +117,23 @@ export class GroupCommit {
 
   private async abandon(group: Waiting[], statement: Promise<number[]>): Promise<void> {
     this.abandoned = true;
+    this.unanswered = true;
     const unknown = new AppendTimeoutError(`the database did not answer an append within ${this.timeoutMs} ms`);
     for (const waiting of group) waiting.reject(unknown);
     for (const waiting of this.queue.splice(0)) waiting.reject(this.held());
+    this.givenUp.cut();
+    let lost = false;
     try {
       await statement;
     } catch (error) {
-      this.onLateFailure(error);
+      lost = isConnectionLost(error);
+      this.onLateFailure(lost ? new AppendTimeoutError(`${unknown.message}: its connection was cut`, { cause: error }) : error);
+    } finally {
+      this.unanswered = false;
+    }
+    try {
+      // Cut (or lost), it may still run on the server, and commit after what would follow it.
+      if (lost) await this.givenUp.back();
     } finally {
       this.abandoned = false;
     }

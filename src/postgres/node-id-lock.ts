@@ -44,12 +44,11 @@ export class NodeIdLock {
     let lock: NodeIdLock | null = null;
     // One connection that lives as long as the node: a pooled one would be recycled, and the lock with it.
     // Reconnects as the pool does: 50-100 ms after losing the connection, then at most a second apart.
-    // The server's keepalives end this session within about 25 s once its client is gone, so that a
-    // session whose answer was lost (the lock granted, the reply cut off) does not hold the id for hours.
+    // The server's keepalives (set by connect) end this session within about 25 s once its client is
+    // gone, so that a session whose answer was lost (the lock granted, the reply cut off) does not hold the id for hours.
     const sql = connect(url, 1, nodeId, {
       max_lifetime: null,
       onclose: () => lock?.lost(),
-      connection: { tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 },
     });
     lock = new NodeIdLock(sql, nodeId, logger);
     try {

@@ -20,7 +20,7 @@ import { CleaningPace, CleaningStopped, compressBatch, forEachRecord, readBatchI
 import { AppendNotices } from './append-notices.js';
 import { BatchCleaner } from './batch-cleaner.js';
 import { BatchTable, type PendingBatch } from './batch-table.js';
-import { connect, isConnectionLost, isDiskFull, isTransient, postgresPatched, type Sql, StatementTimeoutError, within } from './connection.js';
+import { connect, cutConnections, isConnectionLost, isDiskFull, isTransient, postgresPatched, type Sql, StatementTimeoutError, within } from './connection.js';
 import { checkDurability } from './durability-check.js';
 import { AppendsHeldError, AppendTimeoutError, GroupCommit } from './group-commit.js';
 import { GroupTable } from './group-table.js';
@@ -84,6 +84,8 @@ export class PostgresLogStore implements LogStore {
   /** Reads given up on whose statements have not settled (see `answered`). */
   private readsGivenUp = 0;
   private readonly restartedListeners = new Set<(worker: number) => void>();
+  /** Who waits for the probe to find the database back (see `back`). */
+  private backWaiters: Array<() => void> = [];
   private topicNotices: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -100,11 +102,28 @@ export class PostgresLogStore implements LogStore {
     private readonly nodeLock: NodeIdLock,
   ) {
     this.batches = new BatchTable(sql);
-    this.groupCommit = new GroupCommit(new BatchTable(appendSql, () => appendNotices.appendNotified()), config.storage.postgres.appendTimeoutMs, (error) => {
-      // A statement given up on failed late: when it was for the connection, what it did on the server is for the probe to wait out.
-      if (isConnectionLost(error)) this.lostConnection(error);
-      else this.logger.warn({ err: error }, 'an append given up on failed');
-    });
+    const { appendTimeoutMs } = config.storage.postgres;
+    const appends = new BatchTable(appendSql, () => appendNotices.appendNotified());
+    const givenUp = {
+      cut: () => {
+        const cut = cutConnections(appendSql);
+        this.logger.warn(
+          { connections: cut },
+          'the database did not answer an append in time: its connection is cut, and appends wait until the database answers again',
+        );
+      },
+      back: () => this.back(),
+    };
+    this.groupCommit = new GroupCommit(
+      appends,
+      appendTimeoutMs,
+      (error) => {
+        // A statement given up on failed late: when it was for the connection, what it did on the server is for the probe to wait out.
+        if (isConnectionLost(error)) this.lostConnection(error);
+        else this.logger.warn({ err: error }, 'an append given up on failed');
+      },
+      givenUp,
+    );
     this.groups = new GroupTable(sql, nodeId, logger);
     this.groups.onPeers((update) => appendNotices.peers(update));
     this.offsetTable = new OffsetTable(sql);
@@ -289,6 +308,12 @@ export class PostgresLogStore implements LogStore {
     this.restartedListeners.add(listener);
   }
 
+  /** Resolves once the probe finds the database back after a loss (at once when there is none, or on close). */
+  private back(): Promise<void> {
+    if (this.probe === null || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.backWaiters.push(resolve));
+  }
+
   /**
    * A statement failed for want of the database: health says so, and a probe tells when it answers
    * again. Answering is not enough: when only this side lost the connection (a reset by a proxy, a
@@ -308,10 +333,21 @@ export class PostgresLogStore implements LogStore {
       probing = true;
       const loss = this.losses;
       const lostAtSeconds = this.lostAt / 1000;
-      this.sql`
-        SELECT count(*)::int AS running FROM pg_stat_activity
-        WHERE application_name = ${`rill:${this.nodeId}`} AND pid <> pg_backend_pid() AND state <> 'idle'
-          AND query_start < to_timestamp(${lostAtSeconds})`.then(
+      // Unanswered for as long as a read may take, its connections are cut: they may lead to a
+      // database gone without a word, and a new primary would wait many minutes for TCP to give up.
+      // Only a statement running can still commit. A session idle in a transaction, or waiting in
+      // the middle of a statement for the rest of it (ClientRead), waits for what a connection cut
+      // with a reset cannot bring (cutConnections): its work is rolled back when the server sees the
+      // connection gone (its TCP keepalives, within about 25 s, see connect).
+      const { readTimeoutMs } = this.config.storage.postgres;
+      within(
+        this.sql`
+          SELECT count(*)::int AS running FROM pg_stat_activity
+          WHERE application_name = ${`rill:${this.nodeId}`} AND pid <> pg_backend_pid() AND state NOT LIKE 'idle%' AND wait_event IS DISTINCT FROM 'ClientRead'
+            AND query_start < to_timestamp(${lostAtSeconds})`,
+        readTimeoutMs,
+        'whether it is back',
+      ).then(
         (rows) => {
           probing = false;
           // Asked before a later loss, or before an append was given up on (it may have waited for a primary as this did): ask again.
@@ -322,10 +358,14 @@ export class PostgresLogStore implements LogStore {
           this.unreachable = null;
           this.logger.info('the database answers again');
           this.appendNotices.connectionBack();
+          for (const resolve of this.backWaiters.splice(0)) resolve();
           for (const listener of this.restartedListeners) listener(0);
         },
-        () => {
+        (error: unknown) => {
           probing = false;
+          if (!(error instanceof StatementTimeoutError) || this.closed) return;
+          const cut = cutConnections(this.sql);
+          this.logger.warn({ connections: cut }, 'the database did not answer the probe in time: the connections are cut, and made anew');
         },
       );
     }, PROBE_INTERVAL_MS);
@@ -640,6 +680,7 @@ export class PostgresLogStore implements LogStore {
     // The run ends at its next pace; a statement of it that the database never answers is not waited for.
     if (this.compacting !== null) await boundedWait(this.compacting, deadline);
     if (this.probe !== null) clearInterval(this.probe);
+    for (const resolve of this.backWaiters.splice(0)) resolve();
     this.topicStore.close();
     this.appendNotices.close();
     await boundedWait(this.topicStore.settled(), deadline);

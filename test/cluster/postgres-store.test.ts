@@ -437,18 +437,17 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     }
   });
 
-  it('reads back an append given up on before it reached the database only once the database answered it: resends meanwhile are refused, and its late commit is the only copy', async () => {
+  it('goes on over new connections when the old ones go silent without a reset (a dead host): an append given up on is cut, resends wait until the database answers again, and each message is stored once, whether the cut append had committed or never arrived', async () => {
     const url = await createDatabase();
     const database = new URL(url);
-    // Between the node and the database, a network that stops passing what the node sends, without a reset.
     const proxy = await TcpProxy.start(database.hostname, Number(database.port));
     const proxied = proxy.urlFor(url);
-    const sql = postgres(url, { max: 1, onnotice: () => {} });
     let node: TestServer | null = null;
     let producer: RawStompClient | null = null;
     try {
       node = await onDatabase(proxied, {
-        storage: { postgres: { url: proxied, appendTimeoutMs: 500 } },
+        // A pool of 2, both open before the database goes silent: the probe has no new connection to go by.
+        storage: { postgres: { url: proxied, appendTimeoutMs: 500, readTimeoutMs: 500, maxConnections: 2 } },
         topics: { definitions: [{ name: 'slow', partitions: 1 }] },
       });
       producer = await RawStompClient.session(node.stompPort);
@@ -456,57 +455,64 @@ describe('cluster mode: partitions in PostgreSQL', () => {
       const acks = new Acknowledgments(client);
       client.send('SUBSCRIBE', { id: 'acks', destination: '/topic/acknowledgment/slow', receipt: 'subscribed' });
       await client.receipt('subscribed');
-      const ID = 'held-7c1e9';
-      let sends = 0;
-      let lastSentAt = 0;
-      const resend = () => {
-        sends++;
-        lastSentAt = Date.now();
-        client.send('SEND', { destination: '/producer/publish/slow' }, canonical(ID, 'k', 'body'));
+      const sends = new Map<string, number>();
+      const send = (id: string) => {
+        sends.set(id, (sends.get(id) ?? 0) + 1);
+        client.send('SEND', { destination: '/producer/publish/slow' }, canonical(id, 'k', id));
       };
-      const answers = () => acks.all.filter((ack) => ack.messageID === ID) as Array<Ack & { reason?: string }>;
+      const answers = (id: string) => acks.all.filter((ack) => ack.messageID === id) as Array<Ack & { reason?: string }>;
+      /** Sends `id` until it is acknowledged, as a producer would after each retriable refusal; the acknowledgment, and how long it took. */
+      const sendUntilStored = async (id: string) => {
+        const started = Date.now();
+        send(id);
+        await until(`${id} acknowledged`, () => {
+          const got = answers(id);
+          if (got.some((ack) => ack.status === 'ACK')) return true;
+          if (got.length === sends.get(id)) send(id);
+          return false;
+        });
+        expect(
+          answers(id)
+            .filter((ack) => ack.status !== 'ACK')
+            .every((ack) => ack.status === 'FAILED' && ack.retriable),
+        ).toBe(true);
+        return { ack: answers(id).find((ack) => ack.status === 'ACK')!, ms: Date.now() - started };
+      };
+      expect((await sendUntilStored('before')).ack).toMatchObject({ partition: 0, offset: 0 });
 
-      proxy.stall();
-      resend();
-      await until('the append given up on', () => answers().length === 1);
-      expect(answers()[0]).toMatchObject({ status: 'FAILED', retriable: true });
-      expect(answers()[0]!.reason).toMatch(/did not answer an append within 500 ms; it may have been stored/);
-      // It never reached the database: it is held in the proxy, on the appends' connection (the node's
-      // first append: the statement is prepared first, its batches to follow once the database answers).
-      const carrying = proxy.pairs.filter((pair) => Buffer.concat(pair.held).includes('INSERT INTO rill_batches'));
-      expect(carrying).toHaveLength(1);
-      expect((await sql`SELECT count(*)::int AS n FROM rill_batches`)[0]?.n).toBe(0);
+      // The database's answers stop coming on every connection open now: the append reaches it and
+      // commits, its answer never comes back. Given up on, the append is cut; so are the others, once
+      // the probe goes unanswered; on new connections the database answers, with nothing of the node
+      // running: the resend is answered with the copy that committed.
+      proxy.silence({ requests: false });
+      send('answer-lost');
+      await until('the append given up on', () => answers('answer-lost').length === 1);
+      expect(answers('answer-lost')[0]).toMatchObject({ status: 'FAILED', retriable: true });
+      expect(answers('answer-lost')[0]!.reason).toMatch(/did not answer an append within 500 ms; it may have been stored/);
+      const answerLost = await sendUntilStored('answer-lost');
+      expect(answerLost.ack).toMatchObject({ duplicate: true, partition: 0, offset: 1 });
+      // Without the cuts it waits for the kernel's TCP timeout: many minutes.
+      expect(answerLost.ms).toBeLessThan(8000);
+      // Appends go on, over a new connection.
+      expect((await sendUntilStored('after')).ack).toMatchObject({ partition: 0, offset: 2 });
 
-      // Everything else flows again: the database answers the node's probe, nothing of it is running
-      // there, but the append is still unanswered. Its resends stay refused (4 probe intervals on).
-      proxy.release((pair) => pair !== carrying[0]);
-      const releasedAt = Date.now();
-      await until('a resend refused a second after the release', () => {
-        const got = answers();
-        if (got.some((ack) => ack.status === 'ACK')) return true;
-        if (got.length < sends) return false;
-        if (lastSentAt >= releasedAt + 1000) return true;
-        resend();
-        return false;
-      });
-      expect(answers().filter((ack) => ack.status === 'ACK')).toEqual([]);
+      // Now nothing passes either way on the connections open now: the append never reaches the database.
+      proxy.silence({ requests: true });
+      send('never-arrived');
+      await until('the append given up on', () => answers('never-arrived').length === 1);
+      expect(answers('never-arrived')[0]).toMatchObject({ status: 'FAILED', retriable: true });
+      const neverArrived = await sendUntilStored('never-arrived');
+      expect(neverArrived.ack.duplicate ?? false).toBe(false);
+      expect(neverArrived.ack).toMatchObject({ partition: 0, offset: 3 });
+      expect(neverArrived.ms).toBeLessThan(8000);
 
-      // The append reaches the database and commits late; a resend is answered with it.
-      proxy.release();
-      await until('a resend acknowledged', () => {
-        const got = answers();
-        if (got.some((ack) => ack.status === 'ACK')) return true;
-        if (got.length === sends) resend();
-        return false;
-      });
-      expect(answers().find((ack) => ack.status === 'ACK')).toMatchObject({ duplicate: true, partition: 0, offset: 0 });
       const stored = await readTopic(node, 'slow');
-      expect(stored.map((m) => m.messageId)).toEqual([ID]);
+      expect(stored.map((m) => m.messageId)).toEqual(['before', 'answer-lost', 'after', 'never-arrived']);
+      await until('health to come back', () => node!.broker.health().status === 'ok');
     } finally {
       producer?.close();
       await node?.close();
       await proxy.close();
-      await sql.end({ timeout: 1 });
     }
   });
 

@@ -7,6 +7,8 @@ export interface ProxiedPair {
   /** What the client sent while the pair was stalled, not yet passed on. */
   held: Buffer[];
   stalled: boolean;
+  /** What the server sends is dropped (see silence). */
+  deaf: boolean;
 }
 
 /**
@@ -45,12 +47,14 @@ export class TcpProxy {
     const far = net.connect(port, host);
     near.on('error', () => {});
     far.on('error', () => {});
-    const pair: ProxiedPair = { near, far, held: [], stalled: this.stalling };
+    const pair: ProxiedPair = { near, far, held: [], stalled: this.stalling, deaf: false };
     near.on('data', (chunk: Buffer) => {
       if (pair.stalled) pair.held.push(chunk);
       else far.write(chunk);
     });
-    far.on('data', (chunk: Buffer) => near.write(chunk));
+    far.on('data', (chunk: Buffer) => {
+      if (!pair.deaf) near.write(chunk);
+    });
     near.on('close', () => far.destroy());
     this.pairs.push(pair);
   }
@@ -68,6 +72,18 @@ export class TcpProxy {
       if (!pair.stalled || (which !== undefined && !which(pair))) continue;
       pair.stalled = false;
       for (const chunk of pair.held.splice(0)) pair.far.write(chunk);
+    }
+  }
+
+  /**
+   * The connections open now go silent for good, without a reset, as if their server's host had
+   * died: what the server sends is dropped, and with `requests` what clients send too. Connections
+   * made from now on pass everything (a new primary at the same address).
+   */
+  silence({ requests }: { requests: boolean }): void {
+    for (const pair of this.pairs) {
+      pair.deaf = true;
+      if (requests) pair.stalled = true;
     }
   }
 

@@ -64,6 +64,36 @@ describe('GroupCommit', () => {
     expect(await after).toEqual([8]);
   });
 
+  it('cuts the connection of a statement it gives up on; once that fails as lost, refuses appends until the database is back (the statement may still run there)', async () => {
+    const table = controlledTable();
+    let cuts = 0;
+    let back = (): void => {};
+    let isBack: Promise<void> | null = null;
+    const givenUp = {
+      cut: () => void cuts++,
+      back: () => {
+        isBack = new Promise<void>((resolve) => (back = resolve));
+        return isBack;
+      },
+    };
+    const commit = new GroupCommit(table, 50, () => {}, givenUp);
+    expect(await settledAs(submit(commit, 0))).toEqual({ error: expect.any(AppendTimeoutError) });
+    expect(cuts).toBe(1);
+    table.statements[0]!.fail(new Error('CONNECTION_CLOSED'));
+    // Answered (failed): whoever reads to learn what it stored may, but appends wait for the database.
+    await until(() => !commit.holding);
+    expect(await settledAs(submit(commit, 1))).toEqual({ error: expect.any(AppendsHeldError) });
+    expect(table.statements).toHaveLength(1);
+    back();
+    // The group commit waited on it first: by now it has taken it in.
+    await isBack;
+    const after = submit(commit, 2);
+    await until(() => table.statements.length === 2);
+    expect(table.statements[1]!.batches.map((b) => b.partition)).toEqual([2]);
+    table.statements[1]!.answer([5]);
+    expect(await after).toEqual([5]);
+  });
+
   it('reports how a statement given up on failed, and takes appends again after it', async () => {
     const table = controlledTable();
     const late: unknown[] = [];
@@ -72,7 +102,10 @@ describe('GroupCommit', () => {
     const lost = new Error('CONNECTION_CLOSED');
     table.statements[0]!.fail(lost);
     await until(() => !commit.holding);
-    expect(late).toEqual([lost]);
+    expect(late).toHaveLength(1);
+    expect(late[0]).toBeInstanceOf(AppendTimeoutError);
+    expect((late[0] as Error).message).toMatch(/did not answer an append within 50 ms: its connection was cut/);
+    expect((late[0] as Error).cause).toBe(lost);
     const after = submit(commit, 1);
     await until(() => table.statements.length === 2);
     table.statements[1]!.answer([0]);
