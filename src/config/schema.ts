@@ -122,16 +122,18 @@ const storage = z
         maxConnections: z.number().int().min(2).max(1000).default(10),
         /**
          * How long an append waits for the database's answer before its publishers are told that
-         * it may have been stored (retriably), and the appends behind it are refused until the
-         * database answers it: a producer hears back while there is no primary (within twice this
-         * at most, when its append waited behind one answered just in time).
+         * it may have been stored (retriably), its connection is cut, and the appends behind it are
+         * refused until the database answers again with none of the node's earlier statements
+         * running: a producer hears back while there is no primary (within twice this at most,
+         * when its append waited behind one answered just in time).
          */
         appendTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /**
          * How long a read of the log (a fetch, a partition's offsets) waits for the database before
          * it fails retriably: while there is no primary, a pull is answered with an error instead of
          * waiting until one is promoted. The read is not cancelled: it runs once the database
-         * answers, and its answer is dropped.
+         * answers, and its answer is dropped. Also how long the probe after a lost connection may
+         * go unanswered before the pool's connections are cut (and made anew).
          */
         readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /**

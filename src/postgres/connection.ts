@@ -9,8 +9,12 @@ export type Sql = postgres.Sql;
 /** Offsets and timestamps are int8: read as numbers (offsets stay far below 2^53). */
 const int8AsNumber = { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) };
 
-/** Run-time settings of every session: the server's TCP keepalives (see connect). */
-const SERVER_KEEPALIVES = { tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 };
+/**
+ * Run-time settings of every session: the server's TCP keepalives, and how long it waits for its
+ * unacknowledged data to be (keepalives do not probe then), so that it notices within about 25 s a
+ * client gone without a word (see connect).
+ */
+const SERVER_KEEPALIVES = { tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3, tcp_user_timeout: 25_000 };
 
 /** The open sockets of each pool `connect` made (see cutConnections). */
 const poolSockets = new WeakMap<Sql, Set<net.Socket>>();
@@ -51,9 +55,11 @@ export function connect(
     connect_timeout: 5,
     idle_timeout: 0,
     // Rill's patch of postgres.js hands over each socket it opens (patches/postgres+3.4.9.patch).
+    // Those that closed are let go as new ones come: under TLS, postgres.js takes every listener
+    // off the socket it wraps, a 'close' listener of Rill's among them.
     onsocket: (socket: net.Socket) => {
+      for (const open of sockets) if (open.destroyed) sockets.delete(open);
       sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
     },
   };
   const sql = postgres(url, options);
@@ -68,8 +74,8 @@ export function connect(
  * partition): TCP waits many minutes before it gives up on a connection with data unacknowledged,
  * and a new primary would wait as long. A reset, not a close: a close would leave what the socket
  * had not delivered for the kernel to send on, and a partition that heals could carry a statement
- * given up on to the server long after (see the probe in PostgresLogStore). Returns how many
- * were ended.
+ * given up on to the server long after (see the probe in PostgresLogStore). Under TLS the socket
+ * reset is the one TLS runs over, which ends the TLS one too. Returns how many were ended.
  */
 export function cutConnections(sql: Sql): number {
   const sockets = poolSockets.get(sql);
@@ -78,7 +84,12 @@ export function cutConnections(sql: Sql): number {
   for (const socket of sockets) {
     sockets.delete(socket);
     if (socket.destroyed) continue;
-    socket.resetAndDestroy();
+    try {
+      socket.resetAndDestroy();
+    } catch {
+      // A Unix socket (a `host=/path` URL) has no reset; nothing lies between it and the server.
+      socket.destroy();
+    }
     cut++;
   }
   return cut;

@@ -25,7 +25,7 @@ export class AppendTimeoutError extends Error {
   override readonly name = 'AppendTimeoutError';
 }
 
-/** An append refused before it was sent, while a statement this node gave up waiting for is unanswered: nothing was written. */
+/** An append refused before it was sent, while a statement this node gave up waiting for may still run on the server: nothing was written. */
 export class AppendsHeldError extends Error {
   override readonly name = 'AppendsHeldError';
 }
@@ -73,7 +73,9 @@ export class GroupCommit {
   }
 
   private held(): AppendsHeldError {
-    return new AppendsHeldError(`the database has not answered this node's append for over ${this.timeoutMs} ms: nothing was written; retry`);
+    return new AppendsHeldError(
+      `an append of this node the database did not answer within ${this.timeoutMs} ms may still run there: nothing was written; retry`,
+    );
   }
 
   private async run(): Promise<void> {

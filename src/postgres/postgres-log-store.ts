@@ -335,6 +335,8 @@ export class PostgresLogStore implements LogStore {
       const lostAtSeconds = this.lostAt / 1000;
       // Unanswered for as long as a read may take, its connections are cut: they may lead to a
       // database gone without a word, and a new primary would wait many minutes for TCP to give up.
+      // The loss is placed on the server's clock (this node's may be behind it), the time this
+      // query takes to get there added.
       // Only a statement running can still commit. A session idle in a transaction, or waiting in
       // the middle of a statement for the rest of it (ClientRead), waits for what a connection cut
       // with a reset cannot bring (cutConnections): its work is rolled back when the server sees the
@@ -344,7 +346,7 @@ export class PostgresLogStore implements LogStore {
         this.sql`
           SELECT count(*)::int AS running FROM pg_stat_activity
           WHERE application_name = ${`rill:${this.nodeId}`} AND pid <> pg_backend_pid() AND state NOT LIKE 'idle%' AND wait_event IS DISTINCT FROM 'ClientRead'
-            AND query_start < to_timestamp(${lostAtSeconds})`,
+            AND query_start < to_timestamp(${lostAtSeconds}) + (clock_timestamp() - to_timestamp(${Date.now() / 1000}))`,
         readTimeoutMs,
         'whether it is back',
       ).then(

@@ -76,14 +76,17 @@ export class TcpProxy {
   }
 
   /**
-   * The connections open now go silent for good, without a reset, as if their server's host had
-   * died: what the server sends is dropped, and with `requests` what clients send too. Connections
-   * made from now on pass everything (a new primary at the same address).
+   * The connections open now go silent for good, without a reset, as in a network partition:
+   * what the server sends is dropped, and with `requests` what clients send too, and a client that
+   * ends its connection leaves the server's side open, its session alive. Connections made from
+   * now on pass everything (a new primary at the same address).
    */
   silence({ requests }: { requests: boolean }): void {
     for (const pair of this.pairs) {
       pair.deaf = true;
       if (requests) pair.stalled = true;
+      // The client's reset never reaches the server either: its sessions live on (until close).
+      pair.near.removeAllListeners('close');
     }
   }
 
