@@ -10,6 +10,11 @@ interface OffsetRow {
   at: number;
 }
 
+/** A key's writes: the one running, and the newest value waiting for it to end (see write). */
+interface KeyWrites {
+  waiting: { value: string | null; answers: Array<{ resolve: (at: number) => void; reject: (error: unknown) => void }> } | null;
+}
+
 /**
  * Committed offsets, group settings and delivery counts in cluster mode: one row per key (the
  * table is what compacting `__consumer_offsets` would leave, so it never grows past the number of
@@ -28,10 +33,47 @@ interface OffsetRow {
 export class OffsetTable implements OffsetLog {
   /** When the server last read was started: another one (a fail-over, a restart) may hand out transaction ids again. */
   private server: string | null = null;
+  /** Keys with a write running. */
+  private readonly writes = new Map<string, KeyWrites>();
 
   constructor(private readonly sql: Sql) {}
 
-  async write(key: string, value: string | null): Promise<number> {
+  /**
+   * Writes one key's value; resolves to its number (`at`). A key's writes go one at a time, in the
+   * order they were made: on two of the pool's connections at once, the later could commit first
+   * and the earlier be left as the key's value (a group's committed offset moved back, for every
+   * other node, while this one remembers the later). Values written while one runs wait for it, and
+   * only the newest of them is written: each of those writes resolves to that one's number.
+   */
+  write(key: string, value: string | null): Promise<number> {
+    let writes = this.writes.get(key);
+    const running = writes !== undefined;
+    if (writes === undefined) {
+      writes = { waiting: null };
+      this.writes.set(key, writes);
+    }
+    const queued = (writes.waiting ??= { value, answers: [] });
+    queued.value = value;
+    const answered = new Promise<number>((resolve, reject) => queued.answers.push({ resolve, reject }));
+    if (!running) void this.writeInTurn(key, writes);
+    return answered;
+  }
+
+  private async writeInTurn(key: string, writes: KeyWrites): Promise<void> {
+    while (writes.waiting !== null) {
+      const { value, answers } = writes.waiting;
+      writes.waiting = null;
+      try {
+        const at = await this.writeNow(key, value);
+        for (const answer of answers) answer.resolve(at);
+      } catch (error) {
+        for (const answer of answers) answer.reject(error);
+      }
+    }
+    this.writes.delete(key);
+  }
+
+  private async writeNow(key: string, value: string | null): Promise<number> {
     const [row] = (await this.sql`
       INSERT INTO rill_offsets (key, value, at, xid) VALUES (${key}, ${value}, nextval('rill_offsets_at'), pg_current_xact_id())
       ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = nextval('rill_offsets_at'), xid = pg_current_xact_id()
