@@ -35,6 +35,8 @@ export class OffsetTable implements OffsetLog {
   private server: string | null = null;
   /** Keys with a write running. */
   private readonly writes = new Map<string, KeyWrites>();
+  /** Each key's writes in turn, while any runs or waits. */
+  private readonly turns = new Set<Promise<void>>();
 
   constructor(private readonly sql: Sql) {}
 
@@ -55,8 +57,17 @@ export class OffsetTable implements OffsetLog {
     const queued = (writes.waiting ??= { value, answers: [] });
     queued.value = value;
     const answered = new Promise<number>((resolve, reject) => queued.answers.push({ resolve, reject }));
-    if (!running) void this.writeInTurn(key, writes);
+    if (!running) {
+      const turn = this.writeInTurn(key, writes);
+      this.turns.add(turn);
+      void turn.finally(() => this.turns.delete(turn));
+    }
     return answered;
+  }
+
+  /** Resolves once no write runs or waits: a value waiting goes out only after the one running, so the pool must not end before. */
+  async settled(): Promise<void> {
+    while (this.turns.size > 0) await Promise.all(this.turns);
   }
 
   private async writeInTurn(key: string, writes: KeyWrites): Promise<void> {

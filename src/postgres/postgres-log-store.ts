@@ -687,6 +687,8 @@ export class PostgresLogStore implements LogStore {
     this.appendNotices.close();
     await boundedWait(this.topicStore.settled(), deadline);
     await boundedWait(this.groups.close(), deadline);
+    // Commits made as the node stopped (the last acknowledgments') may wait behind one of their key's.
+    await boundedWait(this.offsetTable.settled(), deadline);
     // The id is let go last: a node restarted under it must not find it free while this one's statements still run.
     const seconds = Math.max(0.1, (deadline - performance.now()) / 1000);
     await Promise.all([this.sql.end({ timeout: seconds }), this.appendSql.end({ timeout: seconds })]);

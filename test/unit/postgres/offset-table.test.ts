@@ -47,4 +47,20 @@ describe('OffsetTable', () => {
     database.writes[4]!.answer(5);
     expect(await after).toBe(5);
   });
+
+  it('is settled only once every write waiting behind another went out and was answered (the pool ends after it)', async () => {
+    const database = controlledDatabase();
+    const table = new OffsetTable(database.sql);
+    void table.write('offset/g/t/0', '{"offset":1}');
+    void table.write('offset/g/t/0', '{"offset":2}');
+    let settled = false;
+    const settling = table.settled().then(() => (settled = true));
+    await until(() => database.writes.length === 1);
+    database.writes[0]!.answer(1);
+    await until(() => database.writes.length === 2);
+    expect(settled).toBe(false);
+    database.writes[1]!.answer(2);
+    await settling;
+    expect(settled).toBe(true);
+  });
 });
