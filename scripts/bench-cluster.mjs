@@ -62,8 +62,13 @@ async function startPostgres() {
   };
 }
 
+let latencyRuns = 0;
+
 /** Publishes at `rate` msgs/s on `pubUrl` and times each message from its SEND to its MESSAGE on a tail of `subUrl`. */
 async function deliverLatency(pubUrl, subUrl, topic, rate, seconds, warmupSeconds = 1) {
+  // MessageIDs of this run's own: a run's messages are not resends of an earlier run's (deduplicated, never delivered).
+  const run = ++latencyRuns;
+  const idPattern = new RegExp(`"messageID":"lat-${run}-(\\d+)"`);
   const connect = async (url) => {
     const socket = new WebSocket(url, ['v12.stomp']);
     await new Promise((resolve) => socket.once('open', resolve));
@@ -79,7 +84,7 @@ async function deliverLatency(pubUrl, subUrl, topic, rate, seconds, warmupSecond
     const now = performance.now();
     const text = data.toString();
     if (!text.startsWith('MESSAGE')) return;
-    const match = /"messageID":"lat-(\d+)"/.exec(text);
+    const match = idPattern.exec(text);
     if (match === null) return;
     const n = Number(match[1]);
     if (n >= warmup) samples.push(now - sentAt.get(n));
@@ -89,7 +94,7 @@ async function deliverLatency(pubUrl, subUrl, topic, rate, seconds, warmupSecond
   await sleep(500);
   const total = warmup + rate * seconds;
   await sendAtRate(rate, total, (n) => {
-    const body = `{"messageID":"lat-${n}","key":"k-${n % 100}","message":"${'x'.repeat(40)}","timestamp":${Date.now()}}`;
+    const body = `{"messageID":"lat-${run}-${n}","key":"k-${n % 100}","message":"${'x'.repeat(40)}","timestamp":${Date.now()}}`;
     sentAt.set(n, performance.now());
     producer.send(`SEND\ndestination:/producer/publish/${topic}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`);
   });
@@ -113,6 +118,9 @@ async function throughput(urls, perProducer) {
   const messages = runs.reduce((sum, run) => sum + run.messages, 0);
   return { messages, rate: messages / seconds };
 }
+
+/** Publish -> deliver runs per setup: the one with the median p99 is reported, beside every run's p99. */
+const LATENCY_RUNS = 3;
 
 export async function cluster({ quick }) {
   const perProducer = quick ? 25_000 : 100_000;
@@ -152,9 +160,15 @@ export async function cluster({ quick }) {
       // Latency first, on a quiet database (as the core section does): after the throughput run the
       // server is still writing back, checkpointing and vacuuming, which every commit then waits behind.
       // Producer on the first node, subscriber on the last (another node when there are three).
-      log(`cluster: ${setup.name}: publish -> deliver at ${fmt(rate)} msgs/s ...`);
-      const latency = await deliverLatency(nodes[0].url, nodes.at(-1).url, 'latency', rate, seconds);
-      log(`  p50 ${latency.p50.toFixed(2)} ms, p99 ${latency.p99.toFixed(2)} ms (${latency.count} of ${latency.expected} delivered)`);
+      // Three runs, the one with the median p99 reported: a single run's p99 moves by a third either way here.
+      const runs = [];
+      for (let run = 0; run < LATENCY_RUNS; run++) {
+        log(`cluster: ${setup.name}: publish -> deliver at ${fmt(rate)} msgs/s (run ${run + 1} of ${LATENCY_RUNS}) ...`);
+        const result = await deliverLatency(nodes[0].url, nodes.at(-1).url, 'latency', rate, seconds);
+        log(`  p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms (${result.count} of ${result.expected} delivered)`);
+        runs.push(result);
+      }
+      const latency = { ...[...runs].sort((a, b) => a.p99 - b.p99)[Math.floor(runs.length / 2)], p99s: runs.map((r) => r.p99) };
       log(`cluster: ${setup.name}: 4 producers x 100 B ...`);
       const published = await throughput(
         nodes.map((node) => node.url),
@@ -172,7 +186,7 @@ export async function cluster({ quick }) {
   const table = rows
     .map(
       (row) =>
-        `| ${row.name} | ${fmt(row.published.rate)} | ${(row.published.rate / base).toFixed(2)} | ${row.latency.p50.toFixed(2)} | ${row.latency.p99.toFixed(2)} | ${row.latency.count} / ${row.latency.expected} |`,
+        `| ${row.name} | ${fmt(row.published.rate)} | ${(row.published.rate / base).toFixed(2)} | ${row.latency.p50.toFixed(2)} | ${row.latency.p99.toFixed(2)} (${row.latency.p99s.map((p99) => p99.toFixed(1)).join(', ')}) | ${row.latency.count} / ${row.latency.expected} |`,
     )
     .join('\n');
   const onePg = rows[1].published.rate / base;
@@ -181,7 +195,7 @@ export async function cluster({ quick }) {
 
 Publish throughput: 4 producers × 100 B (receipt every 100 messages, windows of 50) into a topic
 of 8 partitions; with three nodes the producers are spread 2/1/1. Publish → deliver: ${fmt(rate)}
-msgs/s for ${seconds} s (after 1 s of warm-up), on fresh nodes before their throughput run, timed from the SEND on the first node to the
+msgs/s for ${seconds} s (after 1 s of warm-up), ${LATENCY_RUNS} runs in a row on fresh nodes before their throughput run (the run with the median p99 shown, every run's p99 in brackets), timed from the SEND on the first node to the
 MESSAGE of a tail on the last node (another node when there are three, so the message goes
 through LISTEN/NOTIFY and a read). PostgreSQL 18 on this machine, \`fsync\` and
 \`synchronous_commit\` on, no standby; every node and the database share the machine's cores.
@@ -192,7 +206,7 @@ through LISTEN/NOTIFY and a read). PostgreSQL 18 on this machine, \`fsync\` and
 ${table}
 
 Targets: one node on PostgreSQL ≥ 0.5 × the embedded node's publish throughput: **${onePg >= 0.5 ? 'met' : 'not met'}** (${onePg.toFixed(2)});
-p99 publish → deliver ≤ 10 ms at 10,000 msgs/s on one node on PostgreSQL: **${onePgP99 <= 10 ? 'met' : 'not met'}** (${onePgP99.toFixed(2)} ms, the bare relay's p99 ${relay.p99.toFixed(2)} ms in the same run).
+p99 publish → deliver ≤ 10 ms at 10,000 msgs/s on one node on PostgreSQL: **${onePgP99 <= 10 ? 'met' : 'not met'}** (${onePgP99.toFixed(2)} ms, the median of ${LATENCY_RUNS} runs' p99s; the bare relay's p99 ${relay.p99.toFixed(2)} ms in the same run).
 
 What bounds it: a message is delivered once its statement committed, and a node runs one append
 statement at a time, on a connection of its own (that keeps each partition's order), so a message
@@ -205,10 +219,14 @@ the machine was 45 % idle: the time is in waking the
 processes each commit involves (the node and its backend; with other nodes, also the backend that
 passes the commit's NOTIFY on to each listening node) on two shared cores. The NOTIFY is the price
 of other nodes hearing of appends, so a node alone sends none (docs/cluster.md); with three nodes
-every commit still pays it. One node's p99 moves from run to run and with the machine's load: ten
-runs of this case alone gave 5.9 to 11.5 ms before that change; alternated with the build before
-it, on a busier day, six runs each gave p99 13.1 ms on average against 16.6 ms, and p50 0.84 ms
-against 1.21 ms. A single run may land on either side of 10 ms. Throughput is
+every commit still pays it. The node's own garbage collection adds to the tail: each young-generation
+collection (every 150 ms or so at this rate) stops the node for about 2 ms with the hundred or so
+messages it holds then. Sending the batches as binary \`bytea\` rather than postgres.js's hex text
+(docs/cluster.md) halved what survives each collection: alternated on a fresh database server, four
+runs each, p99 fell from 8.8 to 6.9 ms on average (throughput from 0.87 to 0.93 of the embedded node).
+One node's p99 still moves from run to run and with the machine's load, and grows on a database
+server that has run a while (five runs in a row on one server: 7.6 ms rising to 16.8 ms, its earlier
+writes going to disk beside the WAL flushes); a single run may land on either side of 10 ms. Throughput is
 bounded the other way round: the longer a statement, the more batches the next one carries. With
 more nodes each runs its own statements, so the primary sees statements from every node at once;
 N machines scale publishing until the primary's WAL write rate (the batches' bytes) is the limit.

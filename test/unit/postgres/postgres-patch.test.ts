@@ -1,8 +1,42 @@
+import type net from 'node:net';
+import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { postgresPatched } from '../../../src/postgres/connection.js';
+import { createDatabase } from '../../helpers/postgres.js';
 
 describe('postgres.js as installed', () => {
   it('carries the patch that paces rounds of the hosts while there is no primary (npm install applies it)', () => {
     expect(postgresPatched()).toBe(true);
+  });
+
+  it('sends a bytea parameter given as bytes as the bytes themselves (binary), not as hex text twice their size; it arrives whole, beside text parameters and a null', async () => {
+    const sockets: net.Socket[] = [];
+    const sql = postgres(await createDatabase(), {
+      max: 1,
+      onnotice: () => {},
+      // The patch hands over each socket: what went out on it is counted.
+      onsocket: (socket: net.Socket) => sockets.push(socket),
+    } as postgres.Options<Record<string, never>> & { onsocket: (socket: net.Socket) => void });
+    try {
+      const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+      // A view into a larger buffer, at an offset: only its own bytes go.
+      const larger = Buffer.concat([Buffer.from('before'), every, Buffer.from('after')]);
+      const view = larger.subarray(6, 6 + 256);
+      const [row] = await sql`SELECT ${view}::bytea AS b, ${'text beside'}::text AS t, ${null}::bytea AS n, ${Buffer.alloc(0)}::bytea AS e`;
+      expect(Buffer.compare(row!.b as Buffer, every)).toBe(0);
+      expect(row!.t).toBe('text beside');
+      expect(row!.n).toBeNull();
+      expect((row!.e as Buffer).length).toBe(0);
+
+      const large = Buffer.alloc(256 * 1024, 0xab);
+      const socket = sockets.at(-1)!;
+      const before = socket.bytesWritten;
+      const [stored] = await sql`SELECT length(${large}::bytea) AS length`;
+      expect(stored?.length).toBe(large.length);
+      // Hex text would be 512 KiB and more.
+      expect(socket.bytesWritten - before).toBeLessThan(large.length + 4096);
+    } finally {
+      await sql.end();
+    }
   });
 });
