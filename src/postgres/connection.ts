@@ -168,7 +168,7 @@ export function postgresPatched(): boolean {
   try {
     const entry = createRequire(import.meta.url).resolve('postgres');
     const source = fs.readFileSync(path.join(path.dirname(entry), 'connection.js'), 'utf8');
-    return ['++attempts % options.host.length', 'options.onsocket(x)', 'return b.i32(x.length).raw(x)'].every((change) => source.includes(change));
+    return ['++attempts % options.host.length', 'options.onsocket(x)', 'return b.i32(x.length).bytes(x)'].every((change) => source.includes(change));
   } catch {
     return false;
   }

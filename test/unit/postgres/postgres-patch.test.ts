@@ -9,32 +9,61 @@ describe('postgres.js as installed', () => {
     expect(postgresPatched()).toBe(true);
   });
 
-  it('sends a bytea parameter given as bytes as the bytes themselves (binary), not as hex text twice their size; it arrives whole, beside text parameters and a null', async () => {
-    const sockets: net.Socket[] = [];
-    const sql = postgres(await createDatabase(), {
-      max: 1,
-      onnotice: () => {},
-      // The patch hands over each socket: what went out on it is counted.
-      onsocket: (socket: net.Socket) => sockets.push(socket),
-    } as postgres.Options<Record<string, never>> & { onsocket: (socket: net.Socket) => void });
-    try {
-      const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-      // A view into a larger buffer, at an offset: only its own bytes go.
-      const larger = Buffer.concat([Buffer.from('before'), every, Buffer.from('after')]);
-      const view = larger.subarray(6, 6 + 256);
-      const [row] = await sql`SELECT ${view}::bytea AS b, ${'text beside'}::text AS t, ${null}::bytea AS n, ${Buffer.alloc(0)}::bytea AS e`;
-      expect(Buffer.compare(row!.b as Buffer, every)).toBe(0);
-      expect(row!.t).toBe('text beside');
-      expect(row!.n).toBeNull();
-      expect((row!.e as Buffer).length).toBe(0);
+  it.each([
+    { prepare: true, how: 'prepared' },
+    { prepare: false, how: 'unnamed' },
+  ])(
+    'sends a bytea parameter given as bytes as the bytes themselves (binary), not as hex text twice their size; it arrives whole, beside text parameters and a null ($how statements)',
+    async ({ prepare }) => {
+      const sockets: net.Socket[] = [];
+      const sql = postgres(await createDatabase(), {
+        max: 1,
+        prepare,
+        onnotice: () => {},
+        // The patch hands over each socket: what went out on it is counted.
+        onsocket: (socket: net.Socket) => sockets.push(socket),
+      } as postgres.Options<Record<string, never>> & { onsocket: (socket: net.Socket) => void });
+      try {
+        const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+        // A view into a larger buffer, at an offset: only its own bytes go.
+        const larger = Buffer.concat([Buffer.from('before'), every, Buffer.from('after')]);
+        const view = larger.subarray(6, 6 + 256);
+        for (let run = 0; run < 2; run++) {
+          const [row] =
+            await sql`SELECT ${view}::bytea AS b, ${'text beside'}::text AS t, ${null}::bytea AS n, ${Buffer.alloc(0)}::bytea AS e, ${'after'}::text AS a`;
+          expect(Buffer.compare(row!.b as Buffer, every)).toBe(0);
+          expect(row!.t).toBe('text beside');
+          expect(row!.n).toBeNull();
+          expect((row!.e as Buffer).length).toBe(0);
+          expect(row!.a).toBe('after');
+        }
 
-      const large = Buffer.alloc(256 * 1024, 0xab);
-      const socket = sockets.at(-1)!;
-      const before = socket.bytesWritten;
-      const [stored] = await sql`SELECT length(${large}::bytea) AS length`;
-      expect(stored?.length).toBe(large.length);
-      // Hex text would be 512 KiB and more.
-      expect(socket.bytesWritten - before).toBeLessThan(large.length + 4096);
+        const large = Buffer.alloc(256 * 1024, 0xab);
+        const socket = sockets.at(-1)!;
+        const before = socket.bytesWritten;
+        const [stored] = await sql`SELECT length(${large}::bytea) AS length`;
+        expect(stored?.length).toBe(large.length);
+        // Hex text would be 512 KiB and more.
+        expect(socket.bytesWritten - before).toBeLessThan(large.length + 4096);
+      } finally {
+        await sql.end();
+      }
+    },
+  );
+
+  it('sends the same bytes again when postgres.js prepares a statement anew (its cached plan changed): unpatched, it sent the hex text as the value', async () => {
+    const sql = postgres(await createDatabase(), { max: 1, onnotice: () => {} });
+    try {
+      await sql`CREATE TABLE kept (data bytea)`;
+      const value = Buffer.from([0, 1, 2, 0xfe, 0xff]);
+      const find = () => sql`SELECT * FROM kept WHERE data = ${value}`;
+      await sql`INSERT INTO kept VALUES (${value})`;
+      expect(await find()).toHaveLength(1);
+      // The prepared SELECT * now returns another row type: the server refuses it, and postgres.js prepares it again and resends the parameters it kept.
+      await sql`ALTER TABLE kept ADD COLUMN extra int`;
+      const rows = await find();
+      expect(rows).toHaveLength(1);
+      expect(Buffer.compare(rows[0]!.data as Buffer, value)).toBe(0);
     } finally {
       await sql.end();
     }
