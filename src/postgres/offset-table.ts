@@ -1,5 +1,5 @@
 import type { OffsetLog } from '../coordinator/index.js';
-import { isConnectionLost, type Sql } from './connection.js';
+import type { Sql } from './connection.js';
 
 /** Arbitrary, fixed: the advisory lock under which the log of an older Rill is copied in once. */
 const ADOPT_LOCK = 0x7269_6c6f;
@@ -13,16 +13,6 @@ interface OffsetRow {
 /** A key's writes: the one running, and the newest value waiting for it to end (see write). */
 interface KeyWrites {
   waiting: { value: string | null; answers: Array<{ resolve: (at: number) => void; reject: (error: unknown) => void }> } | null;
-}
-
-/**
- * What the table does when a write's connection was lost (`lost`: the store's probe starts), and
- * what tells it that none of this node's statements from before the loss still runs on the server
- * (`back`, at once when no loss is being waited out).
- */
-export interface LostWrites {
-  lost(error: unknown): void;
-  back(): Promise<void>;
 }
 
 /**
@@ -47,23 +37,15 @@ export class OffsetTable implements OffsetLog {
   private readonly writes = new Map<string, KeyWrites>();
   /** Each key's writes in turn, while any runs or waits. */
   private readonly turns = new Set<Promise<void>>();
-  /** A write's connection was lost: the next writes wait until the database answers with it no longer running. */
-  private heldUntilBack = false;
-  private losses = 0;
 
-  constructor(
-    private readonly sql: Sql,
-    private readonly lostWrites: LostWrites = { lost: () => {}, back: () => Promise.resolve() },
-  ) {}
+  constructor(private readonly sql: Sql) {}
 
   /**
    * Writes one key's value; resolves to its number (`at`). A key's writes go one at a time, in the
    * order they were made: on two of the pool's connections at once, the later could commit first
    * and the earlier be left as the key's value (a group's committed offset moved back, for every
    * other node, while this one remembers the later). Values written while one runs wait for it, and
-   * only the newest of them is written: each of those writes resolves to that one's number. After
-   * a write whose connection was lost (it may still run on the server, and commit last), the writes
-   * wait until the database answers with none of this node's earlier statements running.
+   * only the newest of them is written: each of those writes resolves to that one's number.
    */
   write(key: string, value: string | null): Promise<number> {
     let writes = this.writes.get(key);
@@ -90,9 +72,6 @@ export class OffsetTable implements OffsetLog {
 
   private async writeInTurn(key: string, writes: KeyWrites): Promise<void> {
     while (writes.waiting !== null) {
-      // Before the value is taken: those made while the writes are held go as one write of the newest.
-      // (Only then: a write not held goes out within the call that made it.)
-      if (this.heldUntilBack) await this.untilBack();
       const { value, answers } = writes.waiting;
       writes.waiting = null;
       try {
@@ -100,28 +79,9 @@ export class OffsetTable implements OffsetLog {
         for (const answer of answers) answer.resolve(at);
       } catch (error) {
         for (const answer of answers) answer.reject(error);
-        if (isConnectionLost(error)) {
-          this.heldUntilBack = true;
-          this.losses++;
-          try {
-            this.lostWrites.lost(error);
-          } catch {
-            // Told or not, the writes wait for `back`.
-          }
-        }
       }
     }
     this.writes.delete(key);
-  }
-
-  /** Waits, after a write's connection was lost, until no statement of this node from before then runs on the server. */
-  private async untilBack(): Promise<void> {
-    while (this.heldUntilBack) {
-      const losses = this.losses;
-      await this.lostWrites.back().catch(() => undefined);
-      // A loss since the wait began is waited out too.
-      if (this.losses === losses) this.heldUntilBack = false;
-    }
   }
 
   private async writeNow(key: string, value: string | null): Promise<number> {

@@ -126,7 +126,7 @@ export class PostgresLogStore implements LogStore {
     );
     this.groups = new GroupTable(sql, nodeId, logger);
     this.groups.onPeers((update) => appendNotices.peers(update));
-    this.offsetTable = new OffsetTable(sql, { lost: (error) => this.lostConnection(error), back: () => this.back() });
+    this.offsetTable = new OffsetTable(sql);
     this.cleaner = new BatchCleaner(sql);
     this.cleaningPace = new CleaningPace(config.storage.compaction.bytesPerSecond);
   }
