@@ -227,11 +227,11 @@ of other nodes hearing of appends, so a node alone sends none (docs/cluster.md);
 every commit still pays it. The node's own garbage collection adds to the tail: each young-generation
 collection (every 150 ms or so at this rate) stops the node for about 2 ms with the hundred or so
 messages it holds then. Sending the batches as binary \`bytea\` rather than postgres.js's hex text
-(docs/cluster.md) halved what survives each collection: alternated on a fresh database server, four
-runs each, p99 fell from 8.8 to 6.9 ms on average (throughput from 0.87 to 0.93 of the embedded node).
-One node's p99 still moves from run to run and with the machine's load, and grows on a database
-server that has run a while (five runs in a row on one server: 7.6 ms rising to 16.8 ms, its earlier
-writes going to disk beside the WAL flushes); a single run may land on either side of 10 ms. Throughput is
+(docs/cluster.md) cut what survives each collection from 1.1 MB to 0.6 MB: alternated on a fresh
+database server, four runs each, p99 fell from 8.8 to 6.9 ms on average (throughput from 0.87 to 0.93
+of the embedded node), and six runs in a row on one long-lived server stayed between 6.9 and 9.5 ms
+(with hex text they had climbed from 7.6 to 16.8 ms). One node's p99 still moves from run to run and
+with the machine's load. Throughput is
 bounded the other way round: the longer a statement, the more batches the next one carries. With
 more nodes each runs its own statements, so the primary sees statements from every node at once;
 N machines scale publishing until the primary's WAL write rate (the batches' bytes) is the limit.
