@@ -161,16 +161,21 @@ export function within<T>(query: Promise<T>, ms: number, what: string): Promise<
 /**
  * Whether the installed postgres.js carries Rill's patch (patches/postgres+3.4.9.patch, applied by
  * `npm install`): without it, a connection waiting for a primary tries the hosts in a tight loop,
- * a connection the server stopped answering cannot be cut, and batches go both ways as hex text
- * twice their size. An install with `--ignore-scripts` skips it.
+ * a connection the server stopped answering cannot be cut, batches go both ways as hex text twice
+ * their size, and a connection lost mid-statement can leave the next one stuck (its start-up never
+ * sent) or on a standby (target_session_attrs skipped). An install with `--ignore-scripts` skips it.
  */
 export function postgresPatched(): boolean {
   try {
     const entry = createRequire(import.meta.url).resolve('postgres');
     const source = fs.readFileSync(path.join(path.dirname(entry), 'connection.js'), 'utf8');
-    return ['++attempts % options.host.length', 'options.onsocket(x)', 'return b.i32(x.length).bytes(x)', 'x.parser === builtinTypes.bytea.parse'].every(
-      (change) => source.includes(change),
-    );
+    return [
+      '++attempts % options.host.length',
+      'options.onsocket(x)',
+      'return b.i32(x.length).bytes(x)',
+      'x.parser === builtinTypes.bytea.parse',
+      'nextWriteTimer = chunk = null',
+    ].every((change) => source.includes(change));
   } catch {
     return false;
   }

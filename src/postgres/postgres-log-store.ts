@@ -137,7 +137,7 @@ export class PostgresLogStore implements LogStore {
     const nodeId = config.storage.nodeId ?? defaultNodeId(config);
     if (!postgresPatched()) {
       logger.warn(
-        'postgres.js is not patched (was npm install run with --ignore-scripts?): while there is no primary, each connection will retry the hosts in a tight loop; run npx patch-package in the install directory',
+        'postgres.js is not patched (was npm install run with --ignore-scripts?): while there is no primary, each connection will retry the hosts in a tight loop, and after a fail-over a connection may stay stuck or on a standby; run npx patch-package in the install directory',
       );
     }
     const sql = connect(url!, maxConnections, nodeId);
@@ -456,8 +456,16 @@ export class PostgresLogStore implements LogStore {
           ? { code: 'unavailable', message: `the database refused the write for now (${(error as Error).message}): nothing was written; retry` }
           : { code: 'storage-error', message: `database error: ${(error as Error).message}` };
       if (failure.code === 'storage-error') this.logger.error({ err: error }, 'append failed');
-      // A standby answered (the old primary, demoted): health says so until a primary answers the probe.
-      if ((error as { code?: string }).code === '25006') this.lostConnection(error);
+      if ((error as { code?: string }).code === '25006') {
+        // A session refusing writes stays so (on a standby, or in a database made read-only for its
+        // new sessions): the appends' connection is made anew, once per loss, and a multi-host
+        // URL's target_session_attrs then finds the primary. Health says so until the probe answers.
+        if (this.probe === null) {
+          const cut = cutConnections(this.appendSql);
+          this.logger.warn({ connections: cut, err: error }, 'the database refused an append as read-only: its connection is made anew');
+        }
+        this.lostConnection(error);
+      }
       for (const i of index) failures[i] = failure;
       return { baseOffsets, failures, buffers };
     }

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Acknowledgments, expectStoredExactly } from '../helpers/acknowledgments.js';
 import { canonical, RawStompClient, readTopic, until } from '../helpers/clients.js';
 import { httpBase, topicOffsets } from '../helpers/http.js';
+import { connect } from '../../src/postgres/connection.js';
 import { PostgresServer, serverRoot } from '../helpers/postgres-server.js';
 import { useServers } from '../helpers/server.js';
 
@@ -83,6 +84,31 @@ describe('cluster mode: fail-over to a synchronous standby', () => {
       }
     } finally {
       producer.close();
+    }
+  });
+
+  it('a session the primary ended in the middle of a statement: the next connection, tried on the standby first, goes on to the primary (unpatched postgres.js kept it on the standby)', async () => {
+    const { primary, url } = await pair();
+    const sql = connect(url, 1, 'ended-session');
+    const admin = postgres(primary.url(), { max: 1, onnotice: () => {} });
+    try {
+      // On the primary; the pool's next connection tries the URL's next host, the standby, first.
+      expect((await sql`SELECT pg_is_in_recovery() AS standby`)[0]!.standby).toBe(false);
+      const sleeping = sql`SELECT pg_sleep(30)`.then(
+        () => 'answered',
+        (error: unknown) => (error as { code?: string }).code,
+      );
+      const [running] = await until('the statement to run', async () => {
+        const rows = await admin`SELECT pid FROM pg_stat_activity WHERE application_name = 'rill:ended-session' AND state = 'active'`;
+        return rows.length > 0 ? rows : undefined;
+      });
+      // The server sends an error (57P01) and closes: the statement fails as a connection lost.
+      await admin`SELECT pg_terminate_backend(${running!.pid as number})`;
+      expect(await sleeping).toBe('CONNECTION_CLOSED');
+      const [after] = await sql`SELECT pg_is_in_recovery() AS standby, inet_server_port() AS port`;
+      expect(after).toEqual({ standby: false, port: primary.port });
+    } finally {
+      await Promise.all([sql.end({ timeout: 1 }), admin.end()]);
     }
   });
 

@@ -437,6 +437,54 @@ describe('cluster mode: partitions in PostgreSQL', () => {
     }
   });
 
+  it('refuses appends retriably, storing nothing, while its sessions are read-only (a database made read-only, or a standby), and goes on over a new connection once writes are taken again', async () => {
+    const url = await createDatabase();
+    const name = new URL(url).pathname.slice(1);
+    const node = await onDatabase(url, { topics: { definitions: [{ name: 'ro', partitions: 1 }] } });
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    const producer = await RawStompClient.session(node.stompPort);
+    try {
+      const acks = new Acknowledgments(producer);
+      producer.send('SUBSCRIBE', { id: 'acks', destination: '/topic/acknowledgment/ro', receipt: 'subscribed' });
+      await producer.receipt('subscribed');
+      const send = (id: string) => producer.send('SEND', { destination: '/producer/publish/ro' }, canonical(id, 'k', id));
+      const answersTo = (id: string) => acks.all.filter((ack) => ack.messageID === id) as Array<Ack & { reason?: string }>;
+      send('before');
+      await until('the first acknowledged', () => answersTo('before').some((ack) => ack.status === 'ACK'));
+
+      // New sessions of the database refuse writes; the node's sessions are ended, and it connects anew into read-only ones.
+      await admin.unsafe(`ALTER DATABASE ${name} SET default_transaction_read_only = on`);
+      await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${name} AND pid <> pg_backend_pid()`;
+      let sent = 0;
+      // Sent again each time it was answered otherwise (a connection lost while the node connected anew, the message then in doubt).
+      const resendUntil = (what: string, done: (answers: Array<Ack & { reason?: string }>) => boolean) =>
+        until(what, () => {
+          const answers = answersTo('during');
+          if (done(answers)) return true;
+          if (answers.length === sent) {
+            send('during');
+            sent++;
+          }
+          return false;
+        });
+      const readOnly = (ack: Ack & { reason?: string }) => /read-only/.test(ack.reason ?? '');
+      await resendUntil('an append refused as read-only', (answers) => answers.some(readOnly));
+      expect(answersTo('during').find(readOnly)).toMatchObject({ status: 'FAILED', retriable: true });
+      expect(answersTo('during').find(readOnly)!.reason).toMatch(/nothing was written/);
+
+      // Writable again for new sessions: the connection the node appends over is still a read-only session, unless made anew.
+      await admin.unsafe(`ALTER DATABASE ${name} RESET default_transaction_read_only`);
+      await resendUntil('the resend acknowledged', (answers) => answers.some((ack) => ack.status === 'ACK'));
+      const stored = await readTopic(node, 'ro');
+      expectStoredExactly(acks.all, new Set(['before', 'during']), stored, (await topicOffsets(httpBase(node.httpPort), 'ro'))!);
+      expect(stored.map((m) => m.messageId)).toEqual(['before', 'during']);
+    } finally {
+      producer.close();
+      await admin.unsafe(`ALTER DATABASE ${name} RESET default_transaction_read_only`);
+      await admin.end();
+    }
+  });
+
   it('goes on over new connections when the old ones go silent without a reset (a dead host): an append given up on is cut, resends wait until the database answers again, and each message is stored once, whether the cut append had committed or never arrived', async () => {
     const url = await createDatabase();
     const database = new URL(url);

@@ -2,6 +2,7 @@ import type net from 'node:net';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { postgresPatched } from '../../../src/postgres/connection.js';
+import { until } from '../../helpers/clients.js';
 import { createDatabase } from '../../helpers/postgres.js';
 
 describe('postgres.js as installed', () => {
@@ -130,6 +131,88 @@ describe('postgres.js as installed', () => {
       for (let run = 0; run < 3; run++) expect((await parsed`SELECT data FROM kept WHERE ${1} = 1`)[0]!.data).toBe('parsed \\x616263');
     } finally {
       await parsed.end();
+    }
+  });
+  /** Starts a long statement on `sql`'s one connection and has the server end that session (an ErrorResponse, 57P01, then the close); resolves to how it failed. */
+  async function endedMidStatement(sql: postgres.Sql, admin: postgres.Sql, tag: string): Promise<unknown> {
+    const sleeping = sql`SELECT pg_sleep(30), ${tag}::text`.then(
+      () => 'answered',
+      (error: unknown) => error,
+    );
+    const [running] = await until(`the statement ${tag} to run`, async () => {
+      const rows = await admin`SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'`;
+      return rows.length > 0 ? rows : undefined;
+    });
+    await admin`SELECT pg_terminate_backend(${running!.pid as number})`;
+    // Unpatched, a first statement on a connection to several hosts never settled: at most a few seconds here.
+    return Promise.race([sleeping, new Promise((resolve) => setTimeout(resolve, 5_000, 'unanswered'))]);
+  }
+
+  it('answers the next statement on a new connection, not with the error the server sent before ending the last session (unpatched, that old error failed it)', async () => {
+    const url = await createDatabase();
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await sql`SELECT 1`;
+      const failed = await endedMidStatement(sql, admin, 'first');
+      expect((failed as { code?: string }).code).toBe('CONNECTION_CLOSED');
+      const [row] = await sql`SELECT 2 AS two`;
+      expect(row!.two).toBe(2);
+    } finally {
+      await Promise.all([sql.end(), admin.end()]);
+    }
+  });
+
+  it('fails the first statement of a connection to several hosts when the server ends its session (unpatched, it waited forever)', async () => {
+    const url = await createDatabase();
+    // The same server twice: a URL with more than one host.
+    const { host } = new URL(url);
+    const twice = url.replace(host, `${host},${host}`);
+    const sql = postgres(twice, { max: 1, onnotice: () => {} });
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const failed = await endedMidStatement(sql, admin, 'first of its connection');
+      expect((failed as { code?: string }).code).toBe('CONNECTION_CLOSED');
+      const [row] = await sql`SELECT 2 AS two`;
+      expect(row!.two).toBe(2);
+    } finally {
+      await Promise.all([sql.end({ timeout: 1 }), admin.end()]);
+    }
+  });
+  it('connects anew cleanly after a connection closed with a statement written but not yet sent (unpatched, the next connection never sent its start-up and waited for its connect timeout)', async () => {
+    const url = await createDatabase();
+    const pool = (sockets: net.Socket[]) =>
+      postgres(url, { max: 1, onnotice: () => {}, onsocket: (socket: net.Socket) => sockets.push(socket) } as postgres.Options<Record<string, never>> & {
+        onsocket: (socket: net.Socket) => void;
+      });
+    const otherSockets: net.Socket[] = [];
+    const sockets: net.Socket[] = [];
+    const other = pool(otherSockets);
+    const sql = pool(sockets);
+    try {
+      await other`SELECT 1`;
+      await sql`SELECT 1`;
+      // Both sockets close in one turn of the event loop, as when a server ends every session at once. Hearing of the first, a
+      // statement is written to the second before its close is heard: into the connection's buffer, which would go out at the next turn.
+      let lost: Promise<unknown> | null = null;
+      otherSockets[0]!.once('close', () => {
+        lost = sql`SELECT 2 AS two`.execute().then(
+          () => 'answered',
+          (error: unknown) => (error as { code?: string }).code,
+        );
+      });
+      // libuv calls the handles' close callbacks last closed first.
+      sockets[0]!.destroy();
+      otherSockets[0]!.destroy();
+      await until('the statement written as the socket closed', () => lost !== null);
+      expect(await lost).toBe('CONNECTION_CLOSED');
+      const next = sql`SELECT 3 AS three`.then(
+        (rows) => rows[0]!.three as number,
+        (error: unknown) => (error as { code?: string }).code,
+      );
+      expect(await Promise.race([next, new Promise((resolve) => setTimeout(resolve, 5_000, 'unanswered'))])).toBe(3);
+    } finally {
+      await Promise.all([sql.end({ timeout: 1 }), other.end({ timeout: 1 })]);
     }
   });
 });
