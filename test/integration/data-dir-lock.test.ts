@@ -62,7 +62,9 @@ describe('one data directory, one broker', () => {
   const tempDir = useTempDirs();
 
   it('refuses a second in-process broker on the same directory, which touches nothing; the first keeps serving', async () => {
-    const first = await servers.start({ topics: { definitions: [{ name: 'mine', partitions: 1 }] } });
+    // One broker worker: the server is up before all its workers are, and a second one still starting would write its
+    // journal after the snapshot below (a change the refused broker did not make).
+    const first = await servers.start({ brokers: { workers: 1 }, topics: { definitions: [{ name: 'mine', partitions: 1 }] } });
     await publish(first, 'mine', ['m-0', 'm-1', 'm-2']);
     expect(lockOf(first.dataDir)).toMatchObject({ pid: process.pid, hostname: os.hostname(), httpPort: first.httpPort, stompPort: first.stompPort });
     const before = snapshot(first.dataDir);
