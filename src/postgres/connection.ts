@@ -163,7 +163,8 @@ export function within<T>(query: Promise<T>, ms: number, what: string): Promise<
  * `npm install`): without it, a connection waiting for a primary tries the hosts in a tight loop,
  * a connection the server stopped answering cannot be cut, batches go both ways as hex text twice
  * their size, and a connection lost mid-statement can leave the next one stuck (its start-up never
- * sent) or on a standby (target_session_attrs skipped). An install with `--ignore-scripts` skips it.
+ * sent) or on a standby (target_session_attrs skipped), or stop the node with an uncaught error. An
+ * install with `--ignore-scripts` skips it.
  */
 export function postgresPatched(): boolean {
   try {
@@ -175,6 +176,8 @@ export function postgresPatched(): boolean {
       'return b.i32(x.length).bytes(x)',
       'x.parser === builtinTypes.bytea.parse',
       'nextWriteTimer = chunk = null',
+      'return fetchArrayTypes().catch(',
+      "return queryError(q, Errors.connection('CONNECTION_CLOSED', options))",
     ].every((change) => source.includes(change));
   } catch {
     return false;

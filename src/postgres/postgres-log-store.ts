@@ -33,6 +33,8 @@ import { TopicTable } from './topic-table.js';
 
 /** How often a node that lost the database tries it again. */
 const PROBE_INTERVAL_MS = 250;
+/** The least time between two reconnections of the appends' connection for a session refusing writes (see append). */
+const READ_ONLY_RECONNECT_MS = 1000;
 
 /**
  * How long a node holds the lease of retention or compaction before it must renew it (it does every
@@ -79,6 +81,8 @@ export class PostgresLogStore implements LogStore {
   private probe: NodeJS.Timeout | null = null;
   /** When the connection was last lost (this node's clock). */
   private lostAt = 0;
+  /** When the appends' connection was last made anew for refusing writes as read-only (this node's clock). */
+  private readOnlyCutAt = 0;
   /** How many times it was lost (a probe answers only for the losses before it asked). */
   private losses = 0;
   /** Reads given up on whose statements have not settled (see `answered`). */
@@ -458,9 +462,10 @@ export class PostgresLogStore implements LogStore {
       if (failure.code === 'storage-error') this.logger.error({ err: error }, 'append failed');
       if ((error as { code?: string }).code === '25006') {
         // A session refusing writes stays so (on a standby, or in a database made read-only for its
-        // new sessions): the appends' connection is made anew, once per loss, and a multi-host
-        // URL's target_session_attrs then finds the primary. Health says so until the probe answers.
-        if (this.probe === null) {
+        // new sessions): the appends' connection is made anew, at most once a second, and a
+        // multi-host URL's target_session_attrs then finds the primary. Health says so until the probe answers.
+        if (Date.now() - this.readOnlyCutAt >= READ_ONLY_RECONNECT_MS) {
+          this.readOnlyCutAt = Date.now();
           const cut = cutConnections(this.appendSql);
           this.logger.warn({ connections: cut, err: error }, 'the database refused an append as read-only: its connection is made anew');
         }

@@ -87,7 +87,7 @@ describe('cluster mode: fail-over to a synchronous standby', () => {
     }
   });
 
-  it('a session the primary ended in the middle of a statement: the next connection, tried on the standby first, goes on to the primary (unpatched postgres.js kept it on the standby)', async () => {
+  it('a session the primary ended in the middle of a statement: the next connection, tried on the standby first, goes on to the primary (unpatched postgres.js failed its first statement with the old error, and skipped the check that keeps it off a standby)', async () => {
     const { primary, url } = await pair();
     const sql = connect(url, 1, 'ended-session');
     const admin = postgres(primary.url(), { max: 1, onnotice: () => {} });
@@ -104,7 +104,7 @@ describe('cluster mode: fail-over to a synchronous standby', () => {
       });
       // The server sends an error (57P01) and closes: the statement fails as a connection lost.
       await admin`SELECT pg_terminate_backend(${running!.pid as number})`;
-      expect(await sleeping).toBe('CONNECTION_CLOSED');
+      expect(['CONNECTION_CLOSED', 'ECONNRESET']).toContain(await sleeping);
       const [after] = await sql`SELECT pg_is_in_recovery() AS standby, inet_server_port() AS port`;
       expect(after).toEqual({ standby: false, port: primary.port });
     } finally {
