@@ -177,7 +177,7 @@ export function postgresPatched(): boolean {
       'x.parser === builtinTypes.bytea.parse',
       'nextWriteTimer = chunk = null',
       'return fetchArrayTypes().catch(',
-      "return queryError(q, Errors.connection('CONNECTION_CLOSED', options))",
+      "return (queryError(q, Errors.connection('CONNECTION_CLOSED', options)), true)",
     ].every((change) => source.includes(change));
   } catch {
     return false;

@@ -81,8 +81,8 @@ export class PostgresLogStore implements LogStore {
   private probe: NodeJS.Timeout | null = null;
   /** When the connection was last lost (this node's clock). */
   private lostAt = 0;
-  /** When the appends' connection was last made anew for refusing writes as read-only (this node's clock). */
-  private readOnlyCutAt = 0;
+  /** When the appends' connection was last made anew for refusing writes as read-only (performance.now()). */
+  private readOnlyCutAt = Number.NEGATIVE_INFINITY;
   /** How many times it was lost (a probe answers only for the losses before it asked). */
   private losses = 0;
   /** Reads given up on whose statements have not settled (see `answered`). */
@@ -464,8 +464,8 @@ export class PostgresLogStore implements LogStore {
         // A session refusing writes stays so (on a standby, or in a database made read-only for its
         // new sessions): the appends' connection is made anew, at most once a second, and a
         // multi-host URL's target_session_attrs then finds the primary. Health says so until the probe answers.
-        if (Date.now() - this.readOnlyCutAt >= READ_ONLY_RECONNECT_MS) {
-          this.readOnlyCutAt = Date.now();
+        if (performance.now() - this.readOnlyCutAt >= READ_ONLY_RECONNECT_MS) {
+          this.readOnlyCutAt = performance.now();
           const cut = cutConnections(this.appendSql);
           this.logger.warn({ connections: cut, err: error }, 'the database refused an append as read-only: its connection is made anew');
         }
