@@ -141,7 +141,7 @@ export class PostgresLogStore implements LogStore {
     const nodeId = config.storage.nodeId ?? defaultNodeId(config);
     if (!postgresPatched()) {
       logger.warn(
-        'postgres.js is not patched (was npm install run with --ignore-scripts?): while there is no primary, each connection will retry the hosts in a tight loop, and after a fail-over a connection may stay stuck or on a standby; run npx patch-package in the install directory',
+        'postgres.js is not patched (was npm install run with --ignore-scripts?): while there is no primary, each connection will retry the hosts in a tight loop, and after a lost connection the next one may stay stuck or on a standby, or the node stop on an uncaught error; run npx patch-package in the install directory',
       );
     }
     const sql = connect(url!, maxConnections, nodeId);

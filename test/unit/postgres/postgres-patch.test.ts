@@ -134,19 +134,29 @@ describe('postgres.js as installed', () => {
       await parsed.end();
     }
   });
-  /** Starts a long statement on `sql`'s one connection and has the server end that session (an ErrorResponse, 57P01, then the close); resolves to how it failed. */
+  /** What `answer` settles to, or 'unanswered' after 5 s (unpatched, some of these statements never settled). */
+  function within5s<T>(answer: Promise<T>): Promise<T | 'unanswered'> {
+    return Promise.race([answer, new Promise<'unanswered'>((resolve) => setTimeout(resolve, 5_000, 'unanswered'))]);
+  }
+
+  /** Has the server end the session running the statement that starts with `prefix` (an ErrorResponse, 57P01, then the close), once it runs. */
+  async function endSessionRunning(admin: postgres.Sql, prefix: string): Promise<void> {
+    const [running] = await until(`the statement ${prefix} to run`, async () => {
+      const rows = await admin`
+        SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND starts_with(query, ${prefix}) AND state = 'active'`;
+      return rows.length > 0 ? rows : undefined;
+    });
+    await admin`SELECT pg_terminate_backend(${running!.pid as number})`;
+  }
+
+  /** Starts a long statement on `sql`'s one connection and has the server end that session; resolves to how it failed. */
   async function endedMidStatement(sql: postgres.Sql, admin: postgres.Sql, tag: string): Promise<unknown> {
     const sleeping = sql`SELECT pg_sleep(30), ${tag}::text`.then(
       () => 'answered',
       (error: unknown) => error,
     );
-    const [running] = await until(`the statement ${tag} to run`, async () => {
-      const rows = await admin`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'`;
-      return rows.length > 0 ? rows : undefined;
-    });
-    await admin`SELECT pg_terminate_backend(${running!.pid as number})`;
-    // Unpatched, a first statement on a connection to several hosts never settled: at most a few seconds here.
-    return Promise.race([sleeping, new Promise((resolve) => setTimeout(resolve, 5_000, 'unanswered'))]);
+    await endSessionRunning(admin, 'SELECT pg_sleep(30)');
+    return within5s(sleeping);
   }
 
   it('answers the next statement on a new connection, not with the error the server sent before ending the last session (unpatched, that old error failed it)', async () => {
@@ -213,7 +223,7 @@ describe('postgres.js as installed', () => {
         (rows) => rows[0]!.three as number,
         (error: unknown) => (error as { code?: string }).code,
       );
-      expect(await Promise.race([next, new Promise((resolve) => setTimeout(resolve, 5_000, 'unanswered'))])).toBe(3);
+      expect(await within5s(next)).toBe(3);
     } finally {
       await Promise.all([sql.end({ timeout: 1 }), other.end({ timeout: 1 })]);
     }
@@ -303,12 +313,7 @@ describe('postgres.js as installed', () => {
           () => 'committed',
           (error: unknown) => (error as { code?: string }).code,
         );
-      const [running] = await until('the statement to run', async () => {
-        const rows = await admin`
-          SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(30), ''in a transaction''%' AND state = 'active'`;
-        return rows.length > 0 ? rows : undefined;
-      });
-      await admin`SELECT pg_terminate_backend(${running!.pid as number})`;
+      await endSessionRunning(admin, "SELECT pg_sleep(30), 'in a transaction'");
       expect(['CONNECTION_CLOSED', 'ECONNRESET']).toContain(await transaction);
       // Once everything the failure set going has run (its ROLLBACK among it): a pool with its one connection lost for good would not answer.
       await new Promise((resolve) => setImmediate(resolve));
@@ -316,7 +321,7 @@ describe('postgres.js as installed', () => {
         (rows) => rows[0]!.two as number,
         (error: unknown) => (error as { code?: string }).code,
       );
-      expect(await Promise.race([next, new Promise((resolve) => setTimeout(resolve, 5_000, 'unanswered'))])).toBe(2);
+      expect(await within5s(next)).toBe(2);
       expect(uncaught).toEqual([]);
     } finally {
       process.off('uncaughtException', record);
