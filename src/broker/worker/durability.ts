@@ -127,6 +127,8 @@ export class Durability {
       failRolledBack(pending);
       pending.send(pending.reply);
     }
+    // After the answers, not before: no acknowledgment waits for zeros to be written.
+    this.journal.allocateAhead();
   }
 
   /**
@@ -143,6 +145,7 @@ export class Durability {
       for (const owned of logs) this.dirty.add(owned);
       this.logger.error({ err: error }, 'periodic journal fsync failed');
     }
+    this.journal.allocateAhead();
   }
 }
 

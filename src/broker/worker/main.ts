@@ -83,7 +83,9 @@ function append(request: RequestMessage<'append'>): void {
   for (let i = 0; i < request.partitionIds.length; i++) {
     const id = request.partitionIds[i]!;
     const batch = request.batches[i]!;
-    const outcome = diskSpace.allows(batch.byteLength, partitions.get(id)?.internal ?? false) ? partitions.append(id, batch, now) : reserveReached();
+    // The journal's allocation ahead takes space after the answers: it is counted as spent already.
+    const room = diskSpace.allows(batch.byteLength + journal.allocationDebtBytes, partitions.get(id)?.internal ?? false);
+    const outcome = room ? partitions.append(id, batch, now) : reserveReached();
     if ('code' in outcome) {
       baseOffsets.push(-1);
       failures.push(outcome);

@@ -5,6 +5,12 @@ import { failpointError, failpointsActive, noSpaceError, writeFailpoint } from '
 const JOURNAL_SUFFIX = '.journal';
 const SPARE_SUFFIX = '.spare';
 const ZEROS = Buffer.alloc(1024 * 1024);
+/**
+ * Zeros written per allocation step: one step runs after each group commit, on the worker's
+ * thread, so a step is kept short (about a tenth of a millisecond here) rather than one stall of
+ * a whole MiB; a step a commit is still more than a commit writes unless batches pass 256 KiB.
+ */
+const ALLOCATION_STEP_BYTES = 256 * 1024;
 
 export function journalFileName(sequence: number): string {
   return String(sequence).padStart(20, '0') + JOURNAL_SUFFIX;
@@ -120,19 +126,24 @@ export class JournalFile {
   }
 
   /**
-   * Keeps `aheadBytes` allocated past the write position (without passing `capacity`), writing
-   * zeros in chunks of 1 MiB; returns whether the file grew (then its new size wants an fdatasync,
-   * which the caller starts in the background).
+   * Moves toward `aheadBytes` allocated past the write position (without passing `capacity`) by
+   * one step of zeros; returns whether the file grew (then its new size wants an fdatasync, which
+   * the caller starts in the background).
    */
   allocateAhead(aheadBytes: number, capacity: number): boolean {
     const goal = Math.min(capacity, this.position + aheadBytes);
     if (this.allocated >= goal) return false;
     const from = Math.max(this.allocated, this.position);
-    const length = Math.min(ZEROS.length, goal - from);
+    const length = Math.min(ALLOCATION_STEP_BYTES, goal - from);
     if (length <= 0) return false;
     fs.writeSync(this.fd, ZEROS, 0, length, from);
     this.allocated = from + length;
     return true;
+  }
+
+  /** The zeros `allocateAhead` has yet to write to reach its goal: space the disk must still give. */
+  allocationDebt(aheadBytes: number, capacity: number): number {
+    return Math.max(0, Math.min(capacity, this.position + aheadBytes) - Math.max(this.allocated, this.position));
   }
 
   /**

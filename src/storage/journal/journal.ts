@@ -99,7 +99,7 @@ export class Journal {
     for (const { sequence, keys } of takenOver) this.live.push({ sequence, file: null, logs: new Set(), keys: new Set(keys) });
     const file = this.newFile();
     this.live.push({ sequence: file.sequence, file, logs: new Set(), keys: new Set() });
-    this.allocate();
+    this.allocateAhead();
   }
 
   /**
@@ -191,8 +191,34 @@ export class Journal {
     }
     // Only now, every file and the directory being durable, do the records count as such.
     for (const { file, target } of pending) file.markSynced(target);
-    this.allocate();
     this.maybeCheckpoint();
+  }
+
+  /**
+   * Disk space the active file's allocation ahead will still take (written after the answers, so
+   * not yet seen by a look at free space): a writer keeping a reserve free counts it as spent.
+   */
+  get allocationDebtBytes(): number {
+    return this.active.file.allocationDebt(this.allocateAheadBytes, this.fileBytes);
+  }
+
+  /**
+   * Keeps the active file allocated ahead of its writes (zeros, a chunk at a time; the new size is
+   * synced in the background), so that the group commit's fdatasync writes data only. Not part of
+   * syncBlocking: the caller runs it once the answers that sync allowed are sent, so that writing
+   * zeros never delays an acknowledgment.
+   */
+  allocateAhead(): void {
+    if (this.closed || this.broken !== null) return;
+    const { file } = this.active;
+    try {
+      if (file.allocateAhead(this.allocateAheadBytes, this.fileBytes)) {
+        file.syncAllocation().catch((error: unknown) => this.logger.warn({ err: error, file: file.path }, 'journal allocation fsync failed'));
+      }
+    } catch (error) {
+      // Only a cost: the writes then grow the file themselves.
+      this.logger.debug({ err: error, file: file.path }, 'journal allocation failed');
+    }
   }
 
   /** The files with records not yet durable, and how far each is written now. */
@@ -246,19 +272,6 @@ export class Journal {
     const spare = this.spares.shift();
     this.directoryChanged = true;
     return spare === undefined ? JournalFile.create(this.directory, sequence) : JournalFile.reuse(this.directory, spare, sequence);
-  }
-
-  /** Keeps the active file allocated ahead of its writes; the new size is synced in the background. */
-  private allocate(): void {
-    const { file } = this.active;
-    try {
-      if (file.allocateAhead(this.allocateAheadBytes, this.fileBytes)) {
-        file.syncAllocation().catch((error: unknown) => this.logger.warn({ err: error, file: file.path }, 'journal allocation fsync failed'));
-      }
-    } catch (error) {
-      // Only a cost: the writes then grow the file themselves.
-      this.logger.debug({ err: error, file: file.path }, 'journal allocation failed');
-    }
   }
 
   /**
