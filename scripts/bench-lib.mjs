@@ -46,8 +46,8 @@ export function lines(child, onLine) {
 }
 
 /** A fresh data directory, and beside it (not inside, so that du of the directory is only the log) a config file when `config` is given. */
-export function scratch(config) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rill-bench-'));
+export function scratch(config, base = os.tmpdir()) {
+  const dataDir = fs.mkdtempSync(path.join(base, 'rill-bench-'));
   const configFile = config === undefined ? undefined : `${dataDir}.json`;
   if (configFile !== undefined) fs.writeFileSync(configFile, JSON.stringify(config));
   return {
@@ -123,6 +123,19 @@ export function sampleMax(measure, everyMs = 100) {
     clearInterval(timer);
     return Math.max(max, measure());
   };
+}
+
+/**
+ * A directory on a memory file system (tmpfs), where fsync costs nothing: Rill run there shows what
+ * its durable latency owes to the disk and what to the rest of the path. Null where there is none.
+ */
+export function memoryDirectory() {
+  try {
+    const mounts = fs.readFileSync('/proc/mounts', 'utf8');
+    return mounts.split('\n').some((line) => line.split(' ')[1] === '/dev/shm' && line.split(' ')[2] === 'tmpfs') ? '/dev/shm' : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Lets the disk settle between sections: what the previous one left dirty is written back before the next measures. */
