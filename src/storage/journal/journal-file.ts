@@ -60,6 +60,8 @@ export class JournalFile {
   syncedTo = 0;
   /** Bytes the file has (zeros or stale records): writes below this do not grow the file. */
   private allocated: number;
+  /** Between the allocation falling to half of what it keeps ahead and its being full again. */
+  private refilling = false;
   private closed = false;
   private syncsInFlight = 0;
 
@@ -126,18 +128,24 @@ export class JournalFile {
   }
 
   /**
-   * Moves toward `aheadBytes` allocated past the write position (without passing `capacity`) by
-   * one step of zeros; returns whether the file grew (then its new size wants an fdatasync, which
-   * the caller starts in the background).
+   * Keeps up to `aheadBytes` allocated past the write position (without passing `capacity`): once
+   * less than half of it is left, one step of zeros a call until it is all there again; returns
+   * whether the file grew (then its new size wants an fdatasync, which the caller starts in the
+   * background). Refilled in steps, never topped up by what the last commit wrote: a file that
+   * grows at every group commit makes every commit's fdatasync also commit the file system's own
+   * journal (the new size and blocks), twice the device flushes.
    */
   allocateAhead(aheadBytes: number, capacity: number): boolean {
     const goal = Math.min(capacity, this.position + aheadBytes);
     if (this.allocated >= goal) return false;
+    if (!this.refilling && this.allocated - this.position > aheadBytes / 2) return false;
+    this.refilling = true;
     const from = Math.max(this.allocated, this.position);
     const length = Math.min(ALLOCATION_STEP_BYTES, goal - from);
     if (length <= 0) return false;
     fs.writeSync(this.fd, ZEROS, 0, length, from);
     this.allocated = from + length;
+    if (this.allocated >= goal) this.refilling = false;
     return true;
   }
 

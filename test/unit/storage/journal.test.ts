@@ -247,6 +247,38 @@ describe('the write-ahead journal', () => {
   });
 });
 
+describe('allocation ahead of the journal writes', () => {
+  const tempDir = useTempDirs();
+
+  it('refills its zeros in steps once half is used, so that most group commits sync records into a file that did not grow', async () => {
+    const directory = tempDir();
+    const ahead = 1024 * 1024;
+    const journal = Journal.open(directory, { fileBytes: 16 * 1024 * 1024, allocateAheadBytes: ahead }, logger);
+    const [name] = fs.readdirSync(directory);
+    const sizeOf = () => fs.statSync(path.join(directory, name!)).size;
+    const records = new JournalRecordWriter();
+    let written = 0;
+    let grew = 0;
+    // 400 group commits of about 5 KB each (2 MB in all), as Durability runs them: sync, then allocate.
+    for (let commit = 0; commit < 400; commit++) {
+      records.reset();
+      records.add(encodeKey(PARTITIONS[0]!), batch(`c${commit}`, 5000));
+      journal.append(records, []);
+      written += records.byteLength;
+      journal.syncBlocking();
+      const before = sizeOf();
+      journal.allocateAhead();
+      if (sizeOf() !== before) grew++;
+      // The records always land in zeros written before them: a write never grows the file.
+      expect(before).toBeGreaterThan(written);
+    }
+    // Each refill is four steps of 256 KiB, one every half MiB written: about 20 in all, not one a commit.
+    expect(grew).toBeGreaterThan(4);
+    expect(grew).toBeLessThan(30);
+    await journal.close(false);
+  });
+});
+
 describe('partitions dropped from the journal (topics deleted)', () => {
   const tempDir = useTempDirs();
 
