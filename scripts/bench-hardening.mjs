@@ -279,28 +279,43 @@ server in the same run, and Rill again with its data directory on tmpfs, where a
 |---|---:|---:|---:|---|
 | bare ws server | ${fmt(ceiling.spanRate)} | 100 % | | |
 | Rill | ${fmt(result.spanRate)} | ${percent(result.spanRate, ceiling.spanRate)} | ≥ 60 % | ${met(share >= 0.6)} |
-${memoryRow}
+${memoryRow}${inMemory === null ? '' : `\n${windowArithmetic(ceiling.spanRate, result.spanRate, inMemory.spanRate)}\n`}
 ${WINDOW_BOUND}`;
+}
+
+/** Per window of 100, in this run: what the fsync adds, and how much of the rest would have to go for 60 %. */
+function windowArithmetic(bareRate, rillRate, memoryRate) {
+  const window = (rate) => (100 / rate) * 1000; // ms
+  const bare = window(bareRate);
+  const disk = window(rillRate) - window(memoryRate);
+  const rest = window(memoryRate) - bare;
+  const allowed = bare / 0.6 - bare - disk;
+  if (disk <= 0)
+    return `In this run the disk added nothing measurable to a window (${bare.toFixed(2)} ms on the bare server, ${window(rillRate).toFixed(2)} ms on Rill).`;
+  const cut = allowed <= 0 ? 'all of it, and more' : `${Math.max(0, Math.round((1 - allowed / rest) * 100))} %`;
+  return `In this run a window took ${bare.toFixed(2)} ms on the bare server and ${window(rillRate).toFixed(2)} ms on Rill, of which the disk (the difference from tmpfs) ${disk.toFixed(2)} ms. For 60 % a window may take ${(bare / 0.6).toFixed(2)} ms: with the fsync as it is, the rest of Rill's share (${rest.toFixed(2)} ms beyond the bare server's) would have to shrink by ${cut}.`;
 }
 
 /**
  * What bounds the window, from a trace of one run (timestamps in the producer, the gateway and the
  * broker worker; 2026-12-01). Kept beside the figures because they alone do not say it.
  */
-const WINDOW_BOUND = `What bounds it (traced on 2026-12-01, one window at the median): the producer takes about
-0.45 ms to send its 100 frames, and the bare server answers about 0.1 ms after the last one. Rill
-answers about 0.5 ms after it. While the producer sends, it and the gateway thread (parsing as the
-frames come, handing a batch to the broker worker every 15 or so) fill both cores, and the broker
-worker, woken for the first batch, gets a core only when the producer stops. Then it writes the
-window's batches (about 0.1 ms) and syncs the journal (0.2 ms); the answers cross back to the
-gateway and the RECEIPT reaches the producer in about 0.1 ms more. The tmpfs row takes the disk
-away: Rill is then at about the target (57 to 60 % of the bare server in the runs of that day). The
-fsync adds about 0.2 ms to a window of about 1 ms, so reaching 60 % with it would take the rest of
-Rill's share of the window (the worker's wait for a core, the gateway's own work per message, the
-hand-overs) down by more than half. Tried, and no better: the broker on the
-gateway's thread (with the fsync blocking it, 58,000 msgs/s against 75,000 to 81,000 for the
-worker thread in the same session; with the fsync on libuv's pool, 74,000); all the batches queued
-for a worker written with one journal write (about 0.03 ms a window, within the noise).
+const WINDOW_BOUND = `What bounds it (traced on 2026-12-01, windows at the median): the producer takes about 0.47 ms
+to send its 100 frames, and the bare server answers about 0.1 ms after the last one; Rill answers
+about 0.45 ms after it. While the producer sends, it and the gateway thread (parsing the frames as
+they come, handing the broker worker a batch every 10 or so) fill both cores, and the broker worker,
+woken for the first batch, gets a core only when the producer stops. Then it writes the window's
+ten or so batches (0.15 ms), syncs the journal (0.12 to 0.14 ms), and the answers reach the gateway
+and the RECEIPT the producer in about 0.15 ms more, each hand-over to a thread that sat idle on
+this virtual machine costing some 0.05 ms. The tmpfs row takes the disk away (57 to 63 % of the
+bare server in that day's runs; the paragraph above weighs the disk in this run). Until 2ec0607
+the journal grew at every group commit, so each fdatasync also committed ext4's own journal (1.95 device flushes per fsync, now 1.05) and took about 0.22 ms. Tried, and no
+better: the broker on the gateway's thread (with the fsync blocking it, 58,000 msgs/s against
+75,000 to 81,000 for the worker thread in the same session; with the fsync on libuv's pool,
+74,000); the batches queued for a worker written with one journal write and answered with one
+message (91,700 against 91,900 msgs/s, three runs each); the gateway polling its loop while an
+append is in flight, so that its core never sleeps (84,000 against 91,000: it takes the core the
+worker needs).
 `;
 
 /** Publish->deliver latency at 10,000 msgs/s to a group push subscriber, beside the bare server relaying the same frames. */
@@ -361,7 +376,7 @@ slower than 1 ms, the fsync was the longest part in a fifth; in the rest it was 
 worker to start on the batch (behind an fsync in progress, or for a core) or for the gateway to
 take the answer. The tmpfs row takes the fsync away and the p99 stays well over twice the bare
 relay's: the tail is the two threads taking turns on two cores shared with the producer and the
-subscriber, not the disk. Tried and measured no better: the broker on the gateway's thread (one
-thread, fsync blocking it: p99 1.8 to 2.0 ms on disk, 1.3 ms on tmpfs, against 1.9 to 2.3 ms
-for the worker thread in the same session).
+subscriber, and waking threads that sat idle, not the disk. Tried and measured no better: the
+broker on the gateway's thread (one thread, the fsync blocking it: p99 1.8 to 2.0 ms on disk,
+1.3 ms on tmpfs, against 1.9 to 2.3 ms for the worker thread in the same session).
 `;
