@@ -127,12 +127,15 @@ export function sampleMax(measure, everyMs = 100) {
 
 /**
  * A directory on a memory file system (tmpfs), where fsync costs nothing: Rill run there shows what
- * its durable latency owes to the disk and what to the rest of the path. Null where there is none.
+ * its durable latency owes to the disk and what to the rest of the path. Null where there is none
+ * with room for a run (a container's /dev/shm is often 64 MiB: journals alone take more).
  */
 export function memoryDirectory() {
   try {
     const mounts = fs.readFileSync('/proc/mounts', 'utf8');
-    return mounts.split('\n').some((line) => line.split(' ')[1] === '/dev/shm' && line.split(' ')[2] === 'tmpfs') ? '/dev/shm' : null;
+    if (!mounts.split('\n').some((line) => line.split(' ')[1] === '/dev/shm' && line.split(' ')[2] === 'tmpfs')) return null;
+    const { bavail, bsize } = fs.statfsSync('/dev/shm');
+    return bavail * bsize >= 1024 * 1024 * 1024 ? '/dev/shm' : null;
   } catch {
     return null;
   }

@@ -36,15 +36,20 @@ logger.debug({ ms: Math.round(performance.now() - recoveryStarted), files: recov
 // Under fsync, readers see only what is durable; otherwise what is written.
 const readableEnd = (log: PartitionLog): number => (storage.durability.mode === 'fsync' ? log.durableEndOffset : log.logEndOffset);
 const partitions = new OwnedPartitions(dataDir, logConfig, readableEnd, logger, recovered.logs, recovered.files.length > 0 ? recovered.journaledEnds : null);
-const journal = Journal.open(journalDirectory, { fileBytes: storage.journal.fileBytes }, logger, recovered.files, (key) => {
+const diskSpace = new DiskSpace(dataDir, storage.freeSpaceReserveBytes);
+/** Zeros written ahead in the journal are data to the reserve: never written into it. */
+function mayAllocate(bytes: number): boolean {
+  if (!diskSpace.allows(bytes, false)) return false;
+  diskSpace.written(bytes);
+  return true;
+}
+const journal = Journal.open(journalDirectory, { fileBytes: storage.journal.fileBytes, mayAllocate }, logger, recovered.files, (key) => {
   const owned = partitions.byJournalKey(key);
   if (owned !== undefined) return owned.log;
   return fs.existsSync(path.join(dataDir, key)) ? null : 'gone';
 });
 const durability = new Durability(storage.durability.mode, storage.durability.intervalMs, journal, logger);
 const journalRecords = new JournalRecordWriter();
-
-const diskSpace = new DiskSpace(dataDir, storage.freeSpaceReserveBytes);
 
 function reserveReached(): WorkerFailure {
   const freeMiB = (diskSpace.freeBytes / 2 ** 20).toFixed(1);
@@ -83,9 +88,7 @@ function append(request: RequestMessage<'append'>): void {
   for (let i = 0; i < request.partitionIds.length; i++) {
     const id = request.partitionIds[i]!;
     const batch = request.batches[i]!;
-    // The journal's allocation ahead takes space after the answers: it is counted as spent already.
-    const room = diskSpace.allows(batch.byteLength + journal.allocationDebtBytes, partitions.get(id)?.internal ?? false);
-    const outcome = room ? partitions.append(id, batch, now) : reserveReached();
+    const outcome = diskSpace.allows(batch.byteLength, partitions.get(id)?.internal ?? false) ? partitions.append(id, batch, now) : reserveReached();
     if ('code' in outcome) {
       baseOffsets.push(-1);
       failures.push(outcome);

@@ -6,9 +6,9 @@ const JOURNAL_SUFFIX = '.journal';
 const SPARE_SUFFIX = '.spare';
 const ZEROS = Buffer.alloc(1024 * 1024);
 /**
- * Zeros written per allocation step: one step runs after each group commit, on the worker's
- * thread, so a step is kept short (about a tenth of a millisecond here) rather than one stall of
- * a whole MiB; a step a commit is still more than a commit writes unless batches pass 256 KiB.
+ * Zeros written per allocation step. A step runs after a group commit's answers, on the worker's
+ * thread, while the allocation refills: short (about a tenth of a millisecond here) rather than
+ * one stall of a whole MiB, and far more than a commit writes unless its batches pass 256 KiB.
  */
 const ALLOCATION_STEP_BYTES = 256 * 1024;
 
@@ -49,9 +49,9 @@ export function listJournalFiles(directory: string): { live: number[]; spares: n
 
 /**
  * One file of a broker worker's journal, written from its start. Its bytes are allocated ahead
- * of the writes (zeros written in the background, or a whole file reused): an fdatasync then has
- * only data to write, not the file's size, which is what keeps the group commit near the disk's
- * own latency.
+ * of the writes (zeros written after a group commit's answers, or a whole file reused): an
+ * fdatasync then has only data to write, not the file's size, which is what keeps the group
+ * commit near the disk's own latency.
  */
 export class JournalFile {
   /** Where the next record goes. */
@@ -62,8 +62,6 @@ export class JournalFile {
   private allocated: number;
   /** Between the allocation falling to half of what it keeps ahead and its being full again. */
   private refilling = false;
-  private closed = false;
-  private syncsInFlight = 0;
 
   private constructor(
     readonly path: string,
@@ -129,29 +127,27 @@ export class JournalFile {
 
   /**
    * Keeps up to `aheadBytes` allocated past the write position (without passing `capacity`): once
-   * less than half of it is left, one step of zeros a call until it is all there again; returns
-   * whether the file grew (then its new size wants an fdatasync, which the caller starts in the
-   * background). Refilled in steps, never topped up by what the last commit wrote: a file that
+   * half of it or less is left, one step of zeros a call until it is within a step of full again;
+   * `mayWrite` is asked first (a free-space reserve may refuse). Returns whether zeros were
+   * written. Refilled in whole steps, never topped up by what the last commit wrote: a file that
    * grows at every group commit makes every commit's fdatasync also commit the file system's own
-   * journal (the new size and blocks), twice the device flushes.
+   * journal (the new size and blocks), twice the device flushes. The zeros are not synced here:
+   * the next group commit's fdatasync makes them durable with its records (an fdatasync of its
+   * own, beside the group commit's on the same file, could take a write error that belongs to
+   * the group commit's records, and the group commit would then report success).
    */
-  allocateAhead(aheadBytes: number, capacity: number): boolean {
-    const goal = Math.min(capacity, this.position + aheadBytes);
-    if (this.allocated >= goal) return false;
+  allocateAhead(aheadBytes: number, capacity: number, mayWrite: (bytes: number) => boolean): boolean {
+    if (this.allocated >= capacity) return false;
+    const step = Math.min(ALLOCATION_STEP_BYTES, aheadBytes);
     if (!this.refilling && this.allocated - this.position > aheadBytes / 2) return false;
-    this.refilling = true;
     const from = Math.max(this.allocated, this.position);
-    const length = Math.min(ALLOCATION_STEP_BYTES, goal - from);
-    if (length <= 0) return false;
-    fs.writeSync(this.fd, ZEROS, 0, length, from);
-    this.allocated = from + length;
-    if (this.allocated >= goal) this.refilling = false;
-    return true;
-  }
-
-  /** The zeros `allocateAhead` has yet to write to reach its goal: space the disk must still give. */
-  allocationDebt(aheadBytes: number, capacity: number): number {
-    return Math.max(0, Math.min(capacity, this.position + aheadBytes) - Math.max(this.allocated, this.position));
+    const length = Math.min(step, capacity - from);
+    if (length <= 0 || !mayWrite(length)) return false;
+    this.refilling = true;
+    const count = fs.writeSync(this.fd, ZEROS, 0, length, from);
+    this.allocated = from + count;
+    if (count === 0 || this.allocated >= capacity || this.allocated - this.position > aheadBytes - step) this.refilling = false;
+    return count > 0;
   }
 
   /**
@@ -172,11 +168,6 @@ export class JournalFile {
     if (target > this.syncedTo) this.syncedTo = target;
   }
 
-  /** An fdatasync of what is allocated, not counted as making records durable (after `allocateAhead`). */
-  syncAllocation(): Promise<void> {
-    return this.fdatasync();
-  }
-
   /**
    * After a failed sync, what was written since the last good one may or may not be on disk: it
    * is overwritten with zeros and that made durable (without the failpoint: this is the repair),
@@ -193,26 +184,12 @@ export class JournalFile {
     this.position = this.syncedTo;
   }
 
-  /** Closes the file once no fdatasync is running on it. */
   close(): void {
-    this.closed = true;
-    if (this.syncsInFlight === 0) fs.closeSync(this.fd);
+    fs.closeSync(this.fd);
   }
 
   /** Renames the live file `sequence` of `directory` to a spare. */
   static retireClosed(directory: string, sequence: number): void {
     fs.renameSync(path.join(directory, journalFileName(sequence)), path.join(directory, spareFileName(sequence)));
-  }
-
-  private fdatasync(): Promise<void> {
-    this.syncsInFlight++;
-    return new Promise<void>((resolve, reject) =>
-      fs.fdatasync(this.fd, (error) => {
-        this.syncsInFlight--;
-        if (this.closed && this.syncsInFlight === 0) fs.closeSync(this.fd);
-        if (error) reject(error);
-        else resolve();
-      }),
-    );
   }
 }

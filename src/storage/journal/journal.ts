@@ -18,8 +18,10 @@ export interface JournalOptions {
   fileBytes: number;
   /** Spare files kept for reuse. */
   spareFiles?: number;
-  /** Bytes kept allocated past the write position. */
+  /** Bytes kept allocated past the write position at most (refilled once half of them is used). */
   allocateAheadBytes?: number;
+  /** Asked before zeros are written ahead: a free-space reserve may refuse them (the writes then grow the file themselves). */
+  mayAllocate?: (bytes: number) => boolean;
 }
 
 /**
@@ -58,8 +60,8 @@ export type LogResolver = (key: string) => JournaledLog | 'gone' | null;
  * spare and reused. After a crash, `replayJournal` writes into the segments whatever the journal
  * holds that they lost.
  *
- * Files are allocated ahead of the writes (zeros, or a reused file), so the group commit's
- * fdatasync writes data only.
+ * Files are allocated ahead of the writes (zeros, refilled in steps, or a reused file), so that
+ * the group commit's fdatasync writes data only, but for the commit after each step of zeros.
  */
 export class Journal {
   private readonly live: LiveFile[] = [];
@@ -75,6 +77,7 @@ export class Journal {
   private readonly fileBytes: number;
   private readonly spareFiles: number;
   private readonly allocateAheadBytes: number;
+  private readonly mayAllocate: (bytes: number) => boolean;
   /** Partitions deleted while these files may hold their records (replay skips those records). */
   private readonly dropped: DroppedPartitions;
 
@@ -88,6 +91,7 @@ export class Journal {
     this.fileBytes = options.fileBytes;
     this.spareFiles = options.spareFiles ?? 2;
     this.allocateAheadBytes = Math.min(options.allocateAheadBytes ?? 4 * 1024 * 1024, options.fileBytes);
+    this.mayAllocate = options.mayAllocate ?? (() => true);
     const { live, spares } = listJournalFiles(directory);
     const expected = takenOver.map((file) => file.sequence).join();
     if (live.join() !== expected) throw new Error(`${directory} holds journal files that were not replayed (${live.join()}; taken over: ${expected})`);
@@ -195,16 +199,8 @@ export class Journal {
   }
 
   /**
-   * Disk space the active file's allocation ahead will still take (written after the answers, so
-   * not yet seen by a look at free space): a writer keeping a reserve free counts it as spent.
-   */
-  get allocationDebtBytes(): number {
-    return this.active.file.allocationDebt(this.allocateAheadBytes, this.fileBytes);
-  }
-
-  /**
-   * Keeps the active file allocated ahead of its writes (zeros, a chunk at a time; the new size is
-   * synced in the background), so that the group commit's fdatasync writes data only. Not part of
+   * Keeps the active file allocated ahead of its writes (zeros, a step at a time, made durable by
+   * the next group commit), so that most group commits' fdatasyncs write data only. Not part of
    * syncBlocking: the caller runs it once the answers that sync allowed are sent, so that writing
    * zeros never delays an acknowledgment.
    */
@@ -212,9 +208,7 @@ export class Journal {
     if (this.closed || this.broken !== null) return;
     const { file } = this.active;
     try {
-      if (file.allocateAhead(this.allocateAheadBytes, this.fileBytes)) {
-        file.syncAllocation().catch((error: unknown) => this.logger.warn({ err: error, file: file.path }, 'journal allocation fsync failed'));
-      }
+      file.allocateAhead(this.allocateAheadBytes, this.fileBytes, this.mayAllocate);
     } catch (error) {
       // Only a cost: the writes then grow the file themselves.
       this.logger.debug({ err: error, file: file.path }, 'journal allocation failed');

@@ -249,32 +249,70 @@ describe('the write-ahead journal', () => {
 
 describe('allocation ahead of the journal writes', () => {
   const tempDir = useTempDirs();
+  const records = new JournalRecordWriter();
+
+  /** The file's size now, `directory` holding one journal file. */
+  const sizeOf = (directory: string) => fs.statSync(path.join(directory, fs.readdirSync(directory)[0]!)).size;
+
+  /** One append of about 5 KB and its group commit's sync (Durability allocates after it); returns the bytes journaled. */
+  function commit(journal: Journal, n: number): number {
+    records.reset();
+    records.add(encodeKey(PARTITIONS[0]!), batch(`c${n}`, 5000));
+    journal.append(records, []);
+    journal.syncBlocking();
+    return records.byteLength;
+  }
 
   it('refills its zeros in steps once half is used, so that most group commits sync records into a file that did not grow', async () => {
     const directory = tempDir();
     const ahead = 1024 * 1024;
     const journal = Journal.open(directory, { fileBytes: 16 * 1024 * 1024, allocateAheadBytes: ahead }, logger);
-    const [name] = fs.readdirSync(directory);
-    const sizeOf = () => fs.statSync(path.join(directory, name!)).size;
-    const records = new JournalRecordWriter();
     let written = 0;
     let grew = 0;
     // 400 group commits of about 5 KB each (2 MB in all), as Durability runs them: sync, then allocate.
-    for (let commit = 0; commit < 400; commit++) {
-      records.reset();
-      records.add(encodeKey(PARTITIONS[0]!), batch(`c${commit}`, 5000));
-      journal.append(records, []);
-      written += records.byteLength;
-      journal.syncBlocking();
-      const before = sizeOf();
+    for (let n = 0; n < 400; n++) {
+      written += commit(journal, n);
+      const before = sizeOf(directory);
       journal.allocateAhead();
-      if (sizeOf() !== before) grew++;
+      if (sizeOf(directory) !== before) grew++;
       // The records always land in zeros written before them: a write never grows the file.
       expect(before).toBeGreaterThan(written);
     }
-    // Each refill is four steps of 256 KiB, one every half MiB written: about 20 in all, not one a commit.
+    // Four whole steps of 256 KiB at first, then two each time half of the MiB is used: about 12 in all, not one a commit.
     expect(grew).toBeGreaterThan(4);
-    expect(grew).toBeLessThan(30);
+    expect(grew).toBeLessThan(20);
+    await journal.close(false);
+  });
+
+  it('writes no zeros that mayAllocate refuses (a free-space reserve), and the records still go in', async () => {
+    const directory = tempDir();
+    let allow = true;
+    const asked: number[] = [];
+    const journal = Journal.open(
+      directory,
+      {
+        fileBytes: 16 * 1024 * 1024,
+        allocateAheadBytes: 1024 * 1024,
+        mayAllocate: (bytes) => {
+          asked.push(bytes);
+          return allow;
+        },
+      },
+      logger,
+    );
+    expect(sizeOf(directory)).toBe(256 * 1024);
+    allow = false;
+    let written = 0;
+    for (let n = 0; n < 100; n++) {
+      written += commit(journal, n);
+      journal.allocateAhead();
+    }
+    // Asked every time, refused every time: the file is what the records made it, no zeros past them.
+    expect(asked.length).toBeGreaterThan(50);
+    expect(sizeOf(directory)).toBe(written);
+    allow = true;
+    journal.allocateAhead();
+    expect(sizeOf(directory)).toBe(written + 256 * 1024);
     await journal.close(false);
   });
 });
