@@ -44,7 +44,13 @@ export interface CleanReport {
   recordsRemoved: number;
 }
 
-const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * What the cleaner reads, and then works through on the broker worker's thread, before it gives
+ * the thread back to appends: 64 KiB of small records (an offsets topic's commits) take about a
+ * millisecond; 1 MiB held appends for 30 to 50 ms, every run (p99.9 of publish-to-deliver 40 ms).
+ * A batch larger than this is still read whole.
+ */
+const READ_CHUNK_BYTES = 64 * 1024;
 /** Kept records of consecutive batches are gathered into batches of about this many bytes. */
 const GATHERED_BATCH_BYTES = 1024 * 1024;
 /** A log is cleaned again once the segments added since its last cleaning are this share of its cleanable bytes (Kafka's min.cleanable.dirty.ratio). */
